@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IChallengeBoard} from "./interfaces/IChallengeBoard.sol";
+import {IMinerRegistry} from "./interfaces/IMinerRegistry.sol";
+import {Clock} from "./utils/Clock.sol";
+
+/// @title ChallengeBoard
+/// @notice Validators' hardware challenge results, on chain. See {IChallengeBoard}.
+/// @dev Unlike Prime's, failed challenges are recorded on chain (with a reason hash), every validator's
+///      result hash is kept, and one validator cannot validate a node alone unless the admin sets the
+///      required approvals to one.
+contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
+    /// @notice Role of the accounts that challenge nodes and report the results.
+    bytes32 public constant VALIDATOR_ROLE = keccak256("VALIDATOR_ROLE");
+
+    /// @notice Registry of the nodes challenged.
+    IMinerRegistry public immutable registry;
+    /// @notice Distinct approvals in one round that validate a node.
+    uint16 public requiredApprovals;
+    /// @notice Time after a rejection before a new round may be requested.
+    uint64 public retryCooldown;
+
+    mapping(address node => NodeChallenge) private _challenges;
+    mapping(address node => mapping(uint32 round => mapping(address validator => bytes32))) private _reports;
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE (grants VALIDATOR_ROLE, sets parameters).
+    /// @param registry_ MinerRegistry.
+    /// @param requiredApprovals_ Approvals that validate a node (>= 1).
+    /// @param retryCooldown_ Seconds between a rejection and a new round.
+    constructor(address admin, IMinerRegistry registry_, uint16 requiredApprovals_, uint64 retryCooldown_) {
+        registry = registry_;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+        _setRequiredApprovals(requiredApprovals_);
+        _setRetryCooldown(retryCooldown_);
+    }
+
+    /// @inheritdoc IChallengeBoard
+    function reportChallenge(address node, bool approved, bytes32 resultHash) external onlyRole(VALIDATOR_ROLE) {
+        if (resultHash == bytes32(0)) revert ChallengeBoardEmptyResultHash();
+        uint64 capsId = registry.capsIdOf(node);
+        if (capsId == 0) revert ChallengeBoardNodeNotRegistered(node);
+
+        NodeChallenge storage challenge = _challenges[node];
+        if (challenge.capsId != capsId) _startRound(node, challenge, capsId);
+        uint32 round = challenge.round;
+        if (challenge.status != ChallengeStatus.Pending) revert ChallengeBoardRoundClosed(node, round, challenge.status);
+        if (_reports[node][round][msg.sender] != bytes32(0)) {
+            revert ChallengeBoardAlreadyReported(node, round, msg.sender);
+        }
+        _reports[node][round][msg.sender] = resultHash;
+
+        if (approved) {
+            uint16 approvals = challenge.approvals + 1;
+            challenge.approvals = approvals;
+            emit ChallengeApproved(node, round, msg.sender, resultHash, approvals);
+            if (approvals >= requiredApprovals) {
+                challenge.status = ChallengeStatus.Validated;
+                emit NodeValidated(node, round, capsId);
+            }
+        } else {
+            challenge.status = ChallengeStatus.Rejected;
+            challenge.rejectedAt = _clock();
+            challenge.rejectedBy = msg.sender;
+            challenge.rejectReason = resultHash;
+            emit ChallengeRejected(node, round, msg.sender, resultHash);
+        }
+    }
+
+    /// @inheritdoc IChallengeBoard
+    function requestNewRound(address node) external {
+        address provider = registry.providerOf(node);
+        if (provider == address(0)) revert ChallengeBoardNodeNotRegistered(node);
+        if (msg.sender != node && msg.sender != provider) revert ChallengeBoardNotNodeOrProvider(node, msg.sender);
+        NodeChallenge storage challenge = _challenges[node];
+        uint64 capsId = registry.capsIdOf(node);
+        // A changed declaration starts its own round at the next report; nothing to retry.
+        if (challenge.capsId != capsId || challenge.status != ChallengeStatus.Rejected) {
+            revert ChallengeBoardNotRejected(node, challenge.capsId == capsId ? challenge.status : ChallengeStatus.None);
+        }
+        uint64 availableAt = challenge.rejectedAt + retryCooldown;
+        if (_clock() < availableAt) revert ChallengeBoardCooldownActive(node, availableAt);
+        _startRound(node, challenge, capsId);
+    }
+
+    /// @notice Sets the approvals that validate a node (admin only); applies to the next approval.
+    /// @param requiredApprovals_ New number, >= 1.
+    function setRequiredApprovals(uint16 requiredApprovals_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setRequiredApprovals(requiredApprovals_);
+    }
+
+    /// @notice Sets the cooldown between a rejection and a new round (admin only).
+    /// @param retryCooldown_ Seconds.
+    function setRetryCooldown(uint64 retryCooldown_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setRetryCooldown(retryCooldown_);
+    }
+
+    /// @inheritdoc IChallengeBoard
+    function isValidated(address node) external view returns (bool) {
+        NodeChallenge storage challenge = _challenges[node];
+        return challenge.status == ChallengeStatus.Validated && challenge.capsId == registry.capsIdOf(node);
+    }
+
+    /// @inheritdoc IChallengeBoard
+    function challengeOf(address node) external view returns (NodeChallenge memory) {
+        return _challenges[node];
+    }
+
+    /// @inheritdoc IChallengeBoard
+    function reportOf(address node, uint32 round, address validator) external view returns (bytes32) {
+        return _reports[node][round][validator];
+    }
+
+    function _startRound(address node, NodeChallenge storage challenge, uint64 capsId) private {
+        uint32 round = challenge.round + 1;
+        challenge.capsId = capsId;
+        challenge.round = round;
+        challenge.status = ChallengeStatus.Pending;
+        challenge.approvals = 0;
+        if (challenge.rejectedAt != 0) {
+            challenge.rejectedAt = 0;
+            challenge.rejectedBy = address(0);
+            challenge.rejectReason = bytes32(0);
+        }
+        emit ChallengeRoundStarted(node, round, capsId);
+    }
+
+    function _setRequiredApprovals(uint16 requiredApprovals_) private {
+        if (requiredApprovals_ == 0) revert ChallengeBoardInvalidRequiredApprovals(requiredApprovals_);
+        requiredApprovals = requiredApprovals_;
+        emit RequiredApprovalsUpdated(requiredApprovals_);
+    }
+
+    function _setRetryCooldown(uint64 retryCooldown_) private {
+        retryCooldown = retryCooldown_;
+        emit RetryCooldownUpdated(retryCooldown_);
+    }
+}

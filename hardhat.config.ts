@@ -1,0 +1,60 @@
+import { createRequire } from "node:module";
+import hardhatToolboxMochaEthers from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
+import { configVariable, defineConfig } from "hardhat/config";
+
+// Hardhat would download solc, and these machines (and many CI runners) have no
+// route to the compiler mirror. The `solc` npm package ships solcjs; we point
+// every build profile at it so a build never needs the network.
+const require = createRequire(import.meta.url);
+const solcPath = require.resolve("solc/soljson.js");
+const solcVersion: string = require("solc/package.json").version;
+
+// One compiler setting for tests, gas reports and deployments, so that the gas
+// figures we publish are the gas users pay.
+const compiler = {
+  version: solcVersion,
+  path: solcPath,
+  settings: {
+    evmVersion: "cancun",
+    viaIR: true,
+    optimizer: { enabled: true, runs: 200 },
+  },
+};
+
+export default defineConfig({
+  plugins: [hardhatToolboxMochaEthers],
+  solidity: {
+    profiles: {
+      default: compiler,
+      production: compiler,
+    },
+  },
+  paths: {
+    tests: { mocha: "test" },
+  },
+  typechain: {
+    outDir: "typechain-types",
+  },
+  networks: {
+    hardhatMainnet: { type: "edr-simulated", chainType: "l1" },
+    localhost: {
+      type: "http",
+      chainType: "generic",
+      url: "http://127.0.0.1:8545",
+    },
+    arbitrumSepolia: {
+      type: "http",
+      chainType: "generic",
+      chainId: 421614,
+      url: configVariable("ARBITRUM_SEPOLIA_RPC_URL"),
+      accounts: [configVariable("DEPLOYER_PRIVATE_KEY")],
+    },
+    arbitrumOne: {
+      type: "http",
+      chainType: "generic",
+      chainId: 42161,
+      url: configVariable("ARBITRUM_ONE_RPC_URL"),
+      accounts: [configVariable("DEPLOYER_PRIVATE_KEY")],
+    },
+  },
+});

@@ -1,0 +1,15 @@
+import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
+import ChallengeBoardModule from "./ChallengeBoard.js";
+import MinerRegistryModule from "./MinerRegistry.js";
+import TrainingRunsModule from "./TrainingRuns.js";
+
+/**
+ * The whole computenet system. Tests, the gas report, the devnet and real deployments all deploy
+ * through this one module, so what auditors read is what runs.
+ */
+export default buildModule("ComputenetModule", (m) => {
+  const { token, registry } = m.useModule(MinerRegistryModule);
+  const { challengeBoard } = m.useModule(ChallengeBoardModule);
+  const { trainingRuns } = m.useModule(TrainingRunsModule);
+  return { token, registry, challengeBoard, trainingRuns };
+});

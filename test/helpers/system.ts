@@ -1,0 +1,230 @@
+/**
+ * The system under test, deployed through the same Ignition module as production, plus the few
+ * actions most tests need (a registered node, an open run, a validated member).
+ */
+import type { NetworkConnection } from "hardhat/types/network";
+import ComputenetModule from "../../ignition/modules/Computenet.js";
+import type { ChallengeBoard, ComputeToken, MinerRegistry, TrainingRuns } from "../../typechain-types/index.js";
+import {
+  type Capabilities,
+  TOKEN,
+  gpuModel,
+  signInvite,
+  signNodeConsent,
+} from "../../scripts/lib/protocol.js";
+import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
+
+export const MIN_STAKE_BASE = 100n * TOKEN;
+export const MIN_STAKE_PER_GPU = 250n * TOKEN;
+export const UNBONDING_DELAY = 7n * 24n * 3600n;
+export const REQUIRED_APPROVALS = 2n;
+export const RETRY_COOLDOWN = 3600n;
+export const HOUR = 3600n;
+
+export const H100 = gpuModel("H100-80GB");
+export const A100 = gpuModel("A100-40GB");
+
+/** An 8×H100 node. */
+export const H100_NODE: Capabilities = {
+  gpuCount: 8,
+  gpuModel: H100,
+  gpuMemoryMB: 81_920,
+  cpuCores: 64,
+  ramMB: 512_000,
+  storageGB: 2_000,
+};
+
+/** A CPU-only node. */
+export const CPU_NODE: Capabilities = {
+  gpuCount: 0,
+  gpuModel: gpuModel(""),
+  gpuMemoryMB: 0,
+  cpuCores: 4,
+  ramMB: 8_192,
+  storageGB: 100,
+};
+
+export function minStakeFor(caps: Capabilities): bigint {
+  return MIN_STAKE_BASE + MIN_STAKE_PER_GPU * BigInt(caps.gpuCount);
+}
+
+export interface System {
+  token: ComputeToken;
+  registry: MinerRegistry;
+  challengeBoard: ChallengeBoard;
+  trainingRuns: TrainingRuns;
+  chainId: bigint;
+  admin: HardhatEthersSigner;
+  treasury: HardhatEthersSigner;
+  validators: HardhatEthersSigner[];
+  buyer: HardhatEthersSigner;
+  master: HardhatEthersSigner;
+  providers: HardhatEthersSigner[];
+  nodes: HardhatEthersSigner[];
+  stranger: HardhatEthersSigner;
+  slasher: HardhatEthersSigner;
+  escrowAgent: HardhatEthersSigner;
+}
+
+/** Deploys the whole system with test parameters and funds the actors (tokens and approvals). */
+export async function deploySystem(connection: NetworkConnection): Promise<System> {
+  const { ethers, ignition } = connection;
+  const signers = await ethers.getSigners();
+  const [admin, treasury, v1, v2, v3, buyer, master, p1, p2, n1, n2, n3, n4, n5, n6, stranger, slasher, escrowAgent] =
+    signers;
+  const deployed = await ignition.deploy(ComputenetModule, {
+    parameters: {
+      MinerRegistryModule: {
+        treasury: treasury.address,
+        minStakeBase: MIN_STAKE_BASE,
+        minStakePerGpu: MIN_STAKE_PER_GPU,
+        unbondingDelay: UNBONDING_DELAY,
+      },
+      ChallengeBoardModule: { requiredApprovals: REQUIRED_APPROVALS, retryCooldown: RETRY_COOLDOWN },
+    },
+  });
+  const token = deployed.token as unknown as ComputeToken;
+  const registry = deployed.registry as unknown as MinerRegistry;
+  const challengeBoard = deployed.challengeBoard as unknown as ChallengeBoard;
+  const trainingRuns = deployed.trainingRuns as unknown as TrainingRuns;
+
+  const validators = [v1, v2, v3];
+  for (const v of validators) {
+    await challengeBoard.connect(admin).grantRole(await challengeBoard.VALIDATOR_ROLE(), v.address);
+  }
+  await registry.connect(admin).grantRole(await registry.SLASHER_ROLE(), slasher.address);
+  await trainingRuns.connect(admin).grantRole(await trainingRuns.ESCROW_ROLE(), escrowAgent.address);
+
+  const funded = [buyer, p1, p2, n1, n2, n3, n4, n5, n6, stranger];
+  for (const account of funded) {
+    await token.connect(admin).transfer(account.address, 1_000_000n * TOKEN);
+    await token.connect(account).approve(await registry.getAddress(), ethers.MaxUint256);
+    await token.connect(account).approve(await trainingRuns.getAddress(), ethers.MaxUint256);
+  }
+
+  return {
+    token,
+    registry,
+    challengeBoard,
+    trainingRuns,
+    chainId: (await ethers.provider.getNetwork()).chainId,
+    admin,
+    treasury,
+    validators,
+    buyer,
+    master,
+    providers: [p1, p2],
+    nodes: [n1, n2, n3, n4, n5, n6],
+    stranger,
+    slasher,
+    escrowAgent,
+  };
+}
+
+/** Far enough in the future for any test. */
+export async function farDeadline(connection: NetworkConnection): Promise<bigint> {
+  return BigInt(await connection.networkHelpers.time.latest()) + 30n * 24n * HOUR;
+}
+
+/** The node's consent signature for `provider` with the node's current nonce. */
+export async function consentFor(
+  sys: System,
+  node: HardhatEthersSigner,
+  provider: string,
+  deadline: bigint,
+): Promise<string> {
+  return signNodeConsent(
+    node,
+    { chainId: sys.chainId, verifyingContract: await sys.registry.getAddress() },
+    { provider, nonce: await sys.registry.nonces(node.address), deadline },
+  );
+}
+
+/** Registers `node` under `provider` with `caps` and `stake` (default: the minimum). */
+export async function registerNode(
+  connection: NetworkConnection,
+  sys: System,
+  provider: HardhatEthersSigner,
+  node: HardhatEthersSigner,
+  caps: Capabilities = H100_NODE,
+  stake: bigint = minStakeFor(caps),
+) {
+  const deadline = await farDeadline(connection);
+  const signature = await consentFor(sys, node, provider.address, deadline);
+  return sys.registry.connect(provider).registerNode(node.address, caps, stake, deadline, signature);
+}
+
+export interface RunOptions {
+  master?: string;
+  pricePerUnit?: bigint;
+  maxMembers?: number;
+  budget?: bigint;
+  discoveryURI?: string;
+  requirements?: {
+    minGpuCount: number;
+    minGpuMemoryMB: number;
+    minCpuCores: number;
+    minRamMB: number;
+    minStorageGB: number;
+    allowedGpuModels: string[];
+  };
+}
+
+export const H100_REQUIREMENTS = {
+  minGpuCount: 8,
+  minGpuMemoryMB: 81_920,
+  minCpuCores: 64,
+  minRamMB: 512_000,
+  minStorageGB: 2_000,
+  allowedGpuModels: [H100],
+};
+
+export function runParams(sys: System, options: RunOptions = {}) {
+  return {
+    master: options.master ?? sys.master.address,
+    pricePerUnit: options.pricePerUnit ?? 2n * TOKEN,
+    maxMembers: options.maxMembers ?? 3,
+    budget: options.budget ?? 10_000n * TOKEN,
+    discoveryURI: options.discoveryURI ?? "https://discovery.computenet.test",
+    requirements: options.requirements ?? H100_REQUIREMENTS,
+  };
+}
+
+/** Creates a run by the buyer; returns its id. */
+export async function createRun(sys: System, options: RunOptions = {}): Promise<bigint> {
+  await sys.trainingRuns.connect(sys.buyer).createRun(runParams(sys, options));
+  return sys.trainingRuns.runCount();
+}
+
+/** Has the required number of validators approve `node`. */
+export async function validateNode(sys: System, node: string) {
+  for (let i = 0n; i < REQUIRED_APPROVALS; i++) {
+    await sys.challengeBoard
+      .connect(sys.validators[Number(i)])
+      .reportChallenge(node, true, `0x${(i + 1n).toString(16).padStart(64, "0")}`);
+  }
+}
+
+/** The run master's invite signature. */
+export async function inviteFor(
+  sys: System,
+  signer: HardhatEthersSigner,
+  invite: { runId: bigint; node: string; nonce: bigint; expiry: bigint },
+): Promise<string> {
+  return signInvite(signer, { chainId: sys.chainId, verifyingContract: await sys.trainingRuns.getAddress() }, invite);
+}
+
+/** Registers `node` for `runId`, validates it and makes it a member with a fresh invite. */
+export async function joinRun(
+  connection: NetworkConnection,
+  sys: System,
+  runId: bigint,
+  node: HardhatEthersSigner,
+  nonce: bigint,
+) {
+  await sys.trainingRuns.connect(node).registerForRun(runId, node.address);
+  if (!(await sys.challengeBoard.isValidated(node.address))) await validateNode(sys, node.address);
+  const expiry = await farDeadline(connection);
+  const signature = await inviteFor(sys, sys.master, { runId, node: node.address, nonce, expiry });
+  return sys.trainingRuns.connect(node).acceptInvite(runId, node.address, nonce, expiry, signature);
+}
