@@ -36,11 +36,12 @@ export default defineConfig({
     outDir: "typechain-types",
   },
   networks: {
-    hardhatMainnet: { type: "edr-simulated", chainType: "l1" },
+    // A `npx hardhat node --hostname 127.0.0.1` (or `npm run node`); LOCALHOST_RPC_URL points elsewhere
+    // (the devnet and the deploy test use other ports).
     localhost: {
       type: "http",
       chainType: "generic",
-      url: "http://127.0.0.1:8545",
+      url: process.env.LOCALHOST_RPC_URL ?? "http://127.0.0.1:8545",
     },
     arbitrumSepolia: {
       type: "http",

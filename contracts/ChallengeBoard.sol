@@ -30,6 +30,7 @@ contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
     /// @param requiredApprovals_ Approvals that validate a node (>= 1).
     /// @param retryCooldown_ Seconds between a rejection and a new round.
     constructor(address admin, IMinerRegistry registry_, uint16 requiredApprovals_, uint64 retryCooldown_) {
+        if (admin == address(0) || address(registry_) == address(0)) revert ChallengeBoardZeroAddress();
         registry = registry_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setRequiredApprovals(requiredApprovals_);
@@ -39,11 +40,15 @@ contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
     /// @inheritdoc IChallengeBoard
     function reportChallenge(address node, bool approved, bytes32 resultHash) external onlyRole(VALIDATOR_ROLE) {
         if (resultHash == bytes32(0)) revert ChallengeBoardEmptyResultHash();
-        uint64 capsId = registry.capsIdOf(node);
+        (address provider, uint64 capsId) = registry.registrationOf(node);
         if (capsId == 0) revert ChallengeBoardNodeNotRegistered(node);
+        if (msg.sender == node || msg.sender == provider) revert ChallengeBoardSelfReport(node, msg.sender);
 
         NodeChallenge storage challenge = _challenges[node];
-        if (challenge.capsId != capsId) _startRound(node, challenge, capsId);
+        if (challenge.capsId != capsId) {
+            if (challenge.status == ChallengeStatus.Rejected) _checkCooldown(node, challenge);
+            _startRound(node, challenge, capsId);
+        }
         uint32 round = challenge.round;
         if (challenge.status != ChallengeStatus.Pending) revert ChallengeBoardRoundClosed(node, round, challenge.status);
         if (_reports[node][round][msg.sender] != bytes32(0)) {
@@ -70,17 +75,15 @@ contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
 
     /// @inheritdoc IChallengeBoard
     function requestNewRound(address node) external {
-        address provider = registry.providerOf(node);
+        (address provider, uint64 capsId) = registry.registrationOf(node);
         if (provider == address(0)) revert ChallengeBoardNodeNotRegistered(node);
         if (msg.sender != node && msg.sender != provider) revert ChallengeBoardNotNodeOrProvider(node, msg.sender);
         NodeChallenge storage challenge = _challenges[node];
-        uint64 capsId = registry.capsIdOf(node);
         // A changed declaration starts its own round at the next report; nothing to retry.
         if (challenge.capsId != capsId || challenge.status != ChallengeStatus.Rejected) {
             revert ChallengeBoardNotRejected(node, challenge.capsId == capsId ? challenge.status : ChallengeStatus.None);
         }
-        uint64 availableAt = challenge.rejectedAt + retryCooldown;
-        if (_clock() < availableAt) revert ChallengeBoardCooldownActive(node, availableAt);
+        _checkCooldown(node, challenge);
         _startRound(node, challenge, capsId);
     }
 
@@ -110,6 +113,11 @@ contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
     /// @inheritdoc IChallengeBoard
     function reportOf(address node, uint32 round, address validator) external view returns (bytes32) {
         return _reports[node][round][validator];
+    }
+
+    function _checkCooldown(address node, NodeChallenge storage challenge) private view {
+        uint64 availableAt = challenge.rejectedAt + retryCooldown;
+        if (_clock() < availableAt) revert ChallengeBoardCooldownActive(node, availableAt);
     }
 
     function _startRound(address node, NodeChallenge storage challenge, uint64 capsId) private {

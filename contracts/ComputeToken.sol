@@ -25,6 +25,7 @@ contract ComputeToken is ERC20Capped, ERC20Permit, AccessControl, IComputeToken 
         ERC20Capped(supplyCap)
         ERC20Permit("Computenet")
     {
+        if (admin == address(0)) revert ComputeTokenZeroAddress();
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _mint(initialHolder, initialSupply);
     }

@@ -13,6 +13,7 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {IMinerRegistry} from "./interfaces/IMinerRegistry.sol";
 import {ITrainingRuns} from "./interfaces/ITrainingRuns.sol";
+import {AddressPages} from "./utils/AddressPages.sol";
 import {Clock} from "./utils/Clock.sol";
 import {SelfPermit} from "./utils/SelfPermit.sol";
 
@@ -329,20 +330,19 @@ contract MinerRegistry is
     }
 
     /// @inheritdoc IMinerRegistry
+    function registrationOf(address node) external view returns (address provider, uint64 capsId) {
+        NodeRecord storage record = _nodes[node];
+        return (record.provider, record.capsId);
+    }
+
+    /// @inheritdoc IMinerRegistry
     function nodeCountOf(address provider) external view returns (uint256) {
         return _providerNodes[provider].length;
     }
 
     /// @inheritdoc IMinerRegistry
-    function nodesOf(address provider, uint256 offset, uint256 limit) external view returns (address[] memory nodes) {
-        address[] storage list = _providerNodes[provider];
-        if (offset >= list.length) return nodes;
-        uint256 end = offset + limit;
-        if (end > list.length || end < offset) end = list.length;
-        nodes = new address[](end - offset);
-        for (uint256 i = offset; i < end; ++i) {
-            nodes[i - offset] = list[i];
-        }
+    function nodesOf(address provider, uint256 offset, uint256 limit) external view returns (address[] memory) {
+        return AddressPages.page(_providerNodes[provider], offset, limit);
     }
 
     /// @inheritdoc IMinerRegistry

@@ -13,6 +13,7 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 import {IChallengeBoard} from "./interfaces/IChallengeBoard.sol";
 import {IMinerRegistry} from "./interfaces/IMinerRegistry.sol";
 import {ITrainingRuns} from "./interfaces/ITrainingRuns.sol";
+import {AddressPages} from "./utils/AddressPages.sol";
 import {Clock} from "./utils/Clock.sol";
 import {SelfPermit} from "./utils/SelfPermit.sol";
 
@@ -387,15 +388,8 @@ contract TrainingRuns is
     }
 
     /// @inheritdoc ITrainingRuns
-    function membersOf(uint256 runId, uint256 offset, uint256 limit) external view returns (address[] memory members) {
-        address[] storage list = _members[runId];
-        if (offset >= list.length) return members;
-        uint256 end = offset + limit;
-        if (end > list.length || end < offset) end = list.length;
-        members = new address[](end - offset);
-        for (uint256 i = offset; i < end; ++i) {
-            members[i - offset] = list[i];
-        }
+    function membersOf(uint256 runId, uint256 offset, uint256 limit) external view returns (address[] memory) {
+        return AddressPages.page(_members[runId], offset, limit);
     }
 
     /// @inheritdoc ITrainingRuns

@@ -36,6 +36,10 @@ interface IChallengeBoard {
 
     /// @notice The node is not registered in the MinerRegistry.
     error ChallengeBoardNodeNotRegistered(address node);
+    /// @notice A zero address where an account or contract is needed.
+    error ChallengeBoardZeroAddress();
+    /// @notice `validator` is the node itself or its provider: nobody validates their own hardware.
+    error ChallengeBoardSelfReport(address node, address validator);
     /// @notice `validator` already reported on this round of `node`.
     error ChallengeBoardAlreadyReported(address node, uint32 round, address validator);
     /// @notice The node's current round is already decided (`status` is Validated or Rejected).
@@ -44,7 +48,8 @@ interface IChallengeBoard {
     error ChallengeBoardEmptyResultHash();
     /// @notice A new round is only possible after a rejection of the current declaration.
     error ChallengeBoardNotRejected(address node, ChallengeStatus status);
-    /// @notice The retry cooldown runs until `availableAt`.
+    /// @notice The retry cooldown after a rejection runs until `availableAt` (it also holds when the node
+    ///         changed its capabilities since: a new declaration does not skip it).
     error ChallengeBoardCooldownActive(address node, uint64 availableAt);
     /// @notice `caller` is neither the node nor its provider.
     error ChallengeBoardNotNodeOrProvider(address node, address caller);
@@ -64,8 +69,10 @@ interface IChallengeBoard {
     /// @notice The cooldown between a rejection and a new round changed.
     event RetryCooldownUpdated(uint64 cooldown);
 
-    /// @notice Reports the result of a challenge of `node` (VALIDATOR_ROLE only), at most once per
-    ///         validator per round. Starts a new round first when the node's capabilities changed.
+    /// @notice Reports the result of a challenge of `node` (VALIDATOR_ROLE only, never on the validator's own
+    ///         node or a node of its own provider account), at most once per validator per round. Starts a
+    ///         new round first when the node's capabilities changed, unless the node was rejected less than
+    ///         the retry cooldown ago.
     /// @param node Node challenged.
     /// @param approved Whether the node passed.
     /// @param resultHash Hash of the challenge and its result (approve) or of the reason (reject); non-zero.

@@ -7,6 +7,9 @@ import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC2
 /// @title IComputeToken
 /// @notice The computenet token: stake, run escrow and epoch rewards are paid in it.
 interface IComputeToken is IERC20, IERC20Permit {
+    /// @notice The admin must not be the zero address.
+    error ComputeTokenZeroAddress();
+
     /// @notice Mints `amount` to `to`; only holders of MINTER_ROLE (the reward vault), never above the cap.
     /// @param to Receiver.
     /// @param amount Amount in wei of the token.

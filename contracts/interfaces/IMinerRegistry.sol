@@ -207,6 +207,13 @@ interface IMinerRegistry {
     /// @return Capability id.
     function capsIdOf(address node) external view returns (uint64);
 
+    /// @notice The provider and current capability declaration id of `node` (zeros if not registered), in
+    ///         one call for contracts that need both.
+    /// @param node Node address.
+    /// @return provider Provider address.
+    /// @return capsId Capability id.
+    function registrationOf(address node) external view returns (address provider, uint64 capsId);
+
     /// @notice Number of nodes registered by `provider`.
     /// @param provider Provider address.
     /// @return Count.

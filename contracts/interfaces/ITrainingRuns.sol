@@ -192,7 +192,8 @@ interface ITrainingRuns {
     /// @param runId Run.
     function cancelRun(uint256 runId) external;
 
-    /// @notice Adds `amount` (pulled from the caller) to an open run's escrow. Anyone may fund a run.
+    /// @notice Adds `amount` (pulled from the caller) to an open run's escrow. Anyone may fund a run; what is
+    ///         unspent when the run ends is refunded to the buyer, not to the funder.
     /// @param runId Run.
     /// @param amount Amount.
     function fundRun(uint256 runId, uint256 amount) external;

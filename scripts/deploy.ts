@@ -1,0 +1,123 @@
+/**
+ * Deploys the whole computenet system with the Ignition module `ComputenetModule` and writes
+ * `deployments/<network>.json` (chain id, each contract's address and creation block).
+ *
+ *   npm run deploy -- --network localhost|arbitrumSepolia|arbitrumOne
+ *
+ * Module parameters are read from `ignition/parameters/<network>.json` when that file exists.
+ * Re-running against the same chain resumes the same Ignition deployment: nothing is deployed twice.
+ * On a local Hardhat node (chain 31337) the deployment id includes the node's genesis hash, so a
+ * restarted node gets a fresh deployment instead of Ignition's journal of a chain that is gone.
+ * COMPUTENET_DEPLOYMENTS_ROOT writes `<root>/deployments/<network>.json` elsewhere (used by tests).
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { listTransactions } from "@nomicfoundation/ignition-core";
+import { network } from "hardhat";
+import ComputenetModule from "../ignition/modules/Computenet.js";
+import {
+  CONTRACT_NAMES,
+  type ContractName,
+  type DeployedContract,
+  type Deployment,
+  deploymentPath,
+  writeDeployment,
+} from "./lib/deployments.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const LOCAL_CHAIN_ID = 31337;
+
+const connection = await network.create();
+const { ethers, ignition, networkName, networkConfig, artifacts } = connection;
+const chainId = Number((await ethers.provider.getNetwork()).chainId);
+const inProcess = networkConfig.type === "edr-simulated";
+
+let deploymentId = `chain-${chainId}`;
+if (chainId === LOCAL_CHAIN_ID && !inProcess) {
+  const genesis = await ethers.provider.getBlock(0);
+  deploymentId = `localhost-${genesis!.hash!.slice(2, 12)}`;
+}
+const parametersFile = path.join(root, "ignition", "parameters", `${networkName}.json`);
+const parameters = existsSync(parametersFile) ? parametersFile : {};
+
+console.log(
+  `Deploying computenet to ${networkName} (chain ${chainId})` +
+    (typeof parameters === "string" ? ` with ${path.relative(root, parameters)}` : " with default parameters"),
+);
+const deployed = await ignition.deploy(ComputenetModule, {
+  parameters,
+  deploymentId: inProcess ? undefined : deploymentId,
+  displayUi: !inProcess && process.stdout.isTTY === true,
+});
+
+const addresses: Record<ContractName, string> = {
+  ComputeToken: await deployed.token.getAddress(),
+  MinerRegistry: await deployed.registry.getAddress(),
+  ChallengeBoard: await deployed.challengeBoard.getAddress(),
+  TrainingRuns: await deployed.trainingRuns.getAddress(),
+};
+
+/** Creation block of each contract, from the transactions Ignition recorded in its journal. */
+async function creationBlocks(): Promise<Record<string, number>> {
+  const blocks: Record<string, number> = {};
+  const deploymentDir = path.join(root, "ignition", "deployments", deploymentId);
+  const transactions = await listTransactions(deploymentDir, {
+    loadArtifact: (name: string) => artifacts.readArtifact(name),
+  });
+  for (const tx of transactions) {
+    if (tx.address === undefined || tx.status !== "SUCCESS") continue;
+    const receipt = await ethers.provider.getTransactionReceipt(tx.txHash);
+    if (receipt !== null) blocks[ethers.getAddress(tx.address)] = receipt.blockNumber;
+  }
+  return blocks;
+}
+
+const contracts = {} as Record<ContractName, DeployedContract>;
+if (inProcess) {
+  for (const name of CONTRACT_NAMES) contracts[name] = { address: addresses[name], block: 0 };
+} else {
+  const blocks = await creationBlocks();
+  for (const name of CONTRACT_NAMES) {
+    const block = blocks[addresses[name]];
+    if (block === undefined) throw new Error(`no creation transaction recorded for ${name} at ${addresses[name]}`);
+    if ((await ethers.provider.getCode(addresses[name])) === "0x") throw new Error(`${name} at ${addresses[name]} has no code`);
+    contracts[name] = { address: addresses[name], block };
+  }
+}
+
+const deployment: Deployment = {
+  network: networkName,
+  chainId,
+  deploymentId,
+  deployedAt: new Date().toISOString(),
+  startBlock: Math.min(...CONTRACT_NAMES.map((name) => contracts[name].block)),
+  contracts,
+};
+
+const registry = deployed.registry;
+const board = deployed.challengeBoard;
+const token = deployed.token;
+const fmt = (wei: bigint) => `${ethers.formatUnits(wei, 18)} CNET`;
+console.log("");
+console.log(`computenet on ${networkName} (chain ${chainId})`);
+for (const name of CONTRACT_NAMES) {
+  console.log(`  ${name.padEnd(15)} ${contracts[name].address}  block ${contracts[name].block}`);
+}
+console.log(`  token supply     ${fmt(await token.totalSupply())} (cap ${fmt(await token.cap())})`);
+console.log(
+  `  minimum stake    ${fmt(await registry.minStakeBase())} + ${fmt(await registry.minStakePerGpu())} per GPU; ` +
+    `unbonding ${Number(await registry.unbondingDelay()) / 3600} h; treasury ${await registry.treasury()}`,
+);
+console.log(
+  `  challenges       ${await board.requiredApprovals()} approval(s) validate a node; ` +
+    `retry after ${Number(await board.retryCooldown())} s`,
+);
+
+if (inProcess) {
+  console.log("\nIn-process network: the chain ends with this process, so no deployment file was written.");
+} else {
+  const file = deploymentPath(process.env.COMPUTENET_DEPLOYMENTS_ROOT ?? root, networkName);
+  await writeDeployment(file, deployment);
+  console.log(`\nWrote ${path.relative(process.cwd(), file)}`);
+}

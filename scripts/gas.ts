@@ -1,0 +1,400 @@
+/**
+ * `npm run gas`: gas of every user-facing function, measured on the in-process Hardhat network with the
+ * same compiler settings and Ignition module as production. Prints a table and writes docs/gas.md.
+ *
+ * "first" is the first call of its kind in a fresh system (cold counters and lists); "repeat" is the
+ * same call again in the steady state (another node, run or validator doing the same thing). Figures
+ * are `receipt.gasUsed`: nothing here is typed by hand.
+ */
+import { writeFile, mkdir } from "node:fs/promises";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { network } from "hardhat";
+import type { ContractTransactionResponse, Signature } from "ethers";
+import {
+  CPU_NODE,
+  H100_NODE,
+  consentFor,
+  createRun,
+  deploySystem,
+  farDeadline,
+  inviteFor,
+  joinRun,
+  minStakeFor,
+  registerNode,
+  runParams,
+  validateNode,
+} from "../test/helpers/system.js";
+import { ROOT } from "./lib/processes.js";
+
+const connection = await network.create();
+const { ethers, networkHelpers } = connection;
+const sys = await deploySystem(connection);
+const { token, registry, challengeBoard: board, trainingRuns: runs, buyer, master, escrowAgent, slasher } = sys;
+const [p1, p2] = sys.providers;
+const [n1, n2, n3, n4, n5, n6] = sys.nodes;
+
+interface Row {
+  contract: string;
+  fn: string;
+  first: bigint;
+  repeat?: bigint;
+  note: string;
+}
+const rows: Row[] = [];
+
+async function gasOf(tx: Promise<ContractTransactionResponse>): Promise<bigint> {
+  const receipt = await (await tx).wait();
+  return receipt!.gasUsed;
+}
+
+async function measure(
+  contract: string,
+  fn: string,
+  note: string,
+  first: () => Promise<ContractTransactionResponse>,
+  repeat?: () => Promise<ContractTransactionResponse>,
+) {
+  const row: Row = { contract, fn, note, first: await gasOf(first()) };
+  if (repeat) row.repeat = await gasOf(repeat());
+  rows.push(row);
+}
+
+async function permitSignature(owner: typeof buyer, spender: string, value: bigint, deadline: bigint): Promise<Signature> {
+  const domain = {
+    name: await token.name(),
+    version: "1",
+    chainId: sys.chainId,
+    verifyingContract: await token.getAddress(),
+  };
+  const types = {
+    Permit: [
+      { name: "owner", type: "address" },
+      { name: "spender", type: "address" },
+      { name: "value", type: "uint256" },
+      { name: "nonce", type: "uint256" },
+      { name: "deadline", type: "uint256" },
+    ],
+  };
+  const nonce = await token.nonces(owner.address);
+  return ethers.Signature.from(
+    await owner.signTypedData(domain, types, { owner: owner.address, spender, value, nonce, deadline }),
+  );
+}
+
+const registryAddress = await registry.getAddress();
+const runsAddress = await runs.getAddress();
+
+// ---------------------------------------------------------------- ComputeToken
+await measure(
+  "ComputeToken",
+  "transfer",
+  "to a new holder / to an existing holder",
+  () => token.connect(p1).transfer(slasher.address, 1n),
+  () => token.connect(p1).transfer(slasher.address, 1n),
+);
+await measure(
+  "ComputeToken",
+  "approve",
+  "new allowance / changed allowance",
+  () => token.connect(p1).approve(slasher.address, 1n),
+  () => token.connect(p1).approve(slasher.address, 2n),
+);
+
+// ---------------------------------------------------------------- MinerRegistry
+await measure(
+  "MinerRegistry",
+  "registerNode",
+  "8-GPU node with minimum stake: provider's first node / another node of the same provider",
+  () => registerNode(connection, sys, p1, n1, H100_NODE),
+  () => registerNode(connection, sys, p1, n2, H100_NODE),
+);
+{
+  const deadline = await farDeadline(connection);
+  const stake = minStakeFor(H100_NODE);
+  const multicallRegister = async (node: typeof n1) => {
+    await token.connect(p2).approve(registryAddress, 0n);
+    const permit = await permitSignature(p2, registryAddress, stake, deadline);
+    const consent = await consentFor(sys, node, p2.address, deadline);
+    return registry
+      .connect(p2)
+      .multicall([
+        registry.interface.encodeFunctionData("selfPermit", [stake, deadline, permit.v, permit.r, permit.s]),
+        registry.interface.encodeFunctionData("registerNode", [node.address, H100_NODE, stake, deadline, consent]),
+      ]);
+  };
+  await measure(
+    "MinerRegistry",
+    "multicall(selfPermit, registerNode)",
+    "register with an ERC-2612 permit instead of approve, one transaction",
+    () => multicallRegister(n3),
+    () => multicallRegister(n4),
+  );
+  await token.connect(p2).approve(registryAddress, ethers.MaxUint256);
+}
+await measure(
+  "MinerRegistry",
+  "stake",
+  "top up",
+  () => registry.connect(p1).stake(n1.address, 10n ** 18n),
+  () => registry.connect(p1).stake(n1.address, 10n ** 18n),
+);
+await measure(
+  "MinerRegistry",
+  "unstake",
+  "first unbonding entry / second entry",
+  () => registry.connect(p1).unstake(n1.address, 10n ** 17n),
+  () => registry.connect(p1).unstake(n1.address, 10n ** 17n),
+);
+await networkHelpers.time.increase(8 * 24 * 3600);
+await measure("MinerRegistry", "withdraw", "two matured entries", () => registry.connect(p1).withdraw(n1.address));
+await measure(
+  "MinerRegistry",
+  "updateCapabilities",
+  "node in no open run",
+  () => registry.connect(p1).updateCapabilities(n2.address, { ...H100_NODE, storageGB: 4_000 }),
+  () => registry.connect(p1).updateCapabilities(n2.address, { ...H100_NODE, storageGB: 6_000 }),
+);
+await measure(
+  "MinerRegistry",
+  "slash",
+  "from active stake, to the treasury",
+  () => registry.connect(slasher).slash(n1.address, 10n ** 18n, ethers.id("evidence-1")),
+  () => registry.connect(slasher).slash(n1.address, 10n ** 18n, ethers.id("evidence-2")),
+);
+await registry.connect(p1).stake(n1.address, 10n * 10n ** 18n); // back above the minimum
+await measure(
+  "MinerRegistry",
+  "deregisterNode",
+  "stake enters unbonding; provider's list compacted",
+  () => registry.connect(p2).deregisterNode(n3.address),
+  () => registry.connect(p2).deregisterNode(n4.address),
+);
+
+// ---------------------------------------------------------------- ChallengeBoard
+await registerNode(connection, sys, p2, n5, CPU_NODE);
+await registerNode(connection, sys, p2, n6, CPU_NODE);
+const [v1, v2, v3] = sys.validators;
+await measure(
+  "ChallengeBoard",
+  "reportChallenge (approve)",
+  "first approval, opens the round / second approval, validates the node",
+  () => board.connect(v1).reportChallenge(n1.address, true, ethers.id("result-1")),
+  () => board.connect(v2).reportChallenge(n1.address, true, ethers.id("result-2")),
+);
+await board.connect(v1).reportChallenge(n5.address, true, ethers.id("result-n5"));
+await measure(
+  "ChallengeBoard",
+  "reportChallenge (reject)",
+  "rejects a node with a reason hash (round already open / opening the round)",
+  () => board.connect(v3).reportChallenge(n5.address, false, ethers.id("reason-n5")),
+  () => board.connect(v3).reportChallenge(n6.address, false, ethers.id("reason-n6")),
+);
+await networkHelpers.time.increase(3601);
+await measure(
+  "ChallengeBoard",
+  "requestNewRound",
+  "after the cooldown",
+  () => board.connect(n5).requestNewRound(n5.address),
+  () => board.connect(n6).requestNewRound(n6.address),
+);
+
+// ---------------------------------------------------------------- TrainingRuns
+await measure(
+  "TrainingRuns",
+  "createRun",
+  "H100 requirements (one allowed model), budget escrowed: first run / another run",
+  () => runs.connect(buyer).createRun(runParams(sys)),
+  () => runs.connect(buyer).createRun(runParams(sys)),
+);
+const runA = 1n;
+const runB = 2n;
+{
+  const budget = 10_000n * 10n ** 18n;
+  const deadline = await farDeadline(connection);
+  const createWithPermit = async () => {
+    await token.connect(buyer).approve(runsAddress, 0n);
+    const permit = await permitSignature(buyer, runsAddress, budget, deadline);
+    return runs
+      .connect(buyer)
+      .multicall([
+        runs.interface.encodeFunctionData("selfPermit", [budget, deadline, permit.v, permit.r, permit.s]),
+        runs.interface.encodeFunctionData("createRun", [runParams(sys, { budget })]),
+      ]);
+  };
+  await measure(
+    "TrainingRuns",
+    "multicall(selfPermit, createRun)",
+    "create a run with an ERC-2612 permit instead of approve",
+    createWithPermit,
+    createWithPermit,
+  );
+  await token.connect(buyer).approve(runsAddress, ethers.MaxUint256);
+}
+await measure(
+  "TrainingRuns",
+  "startRun",
+  "Pending -> Active",
+  () => runs.connect(buyer).startRun(runA),
+  () => runs.connect(master).startRun(runB),
+);
+await measure(
+  "TrainingRuns",
+  "fundRun",
+  "add to escrow",
+  () => runs.connect(buyer).fundRun(runA, 10n ** 18n),
+  () => runs.connect(buyer).fundRun(runA, 10n ** 18n),
+);
+await measure(
+  "TrainingRuns",
+  "registerForRun",
+  "8-GPU node meets every requirement: node's first run / node already in another run",
+  () => runs.connect(n1).registerForRun(runA, n1.address),
+  () => runs.connect(n1).registerForRun(runB, n1.address),
+);
+await validateNode(sys, n2.address);
+await runs.connect(n2).registerForRun(runA, n2.address);
+await runs.connect(n2).registerForRun(runB, n2.address);
+{
+  const expiry = await farDeadline(connection);
+  const accept = async (runId: bigint, node: typeof n1, nonce: bigint) => {
+    const signature = await inviteFor(sys, master, { runId, node: node.address, nonce, expiry });
+    return runs.connect(node).acceptInvite(runId, node.address, nonce, expiry, signature);
+  };
+  await measure(
+    "TrainingRuns",
+    "acceptInvite",
+    "validated node joins with the master's EIP-712 invite: first member / run already has members",
+    () => accept(runA, n1, 1n),
+    () => accept(runA, n2, 2n),
+  );
+  await measure(
+    "TrainingRuns",
+    "acceptInvite (node already member of another run)",
+    "same node joins a second run",
+    () => accept(runB, n1, 1n),
+    () => accept(runB, n2, 2n),
+  );
+}
+await measure(
+  "TrainingRuns",
+  "revokeInvite",
+  "master revokes an unused nonce",
+  () => runs.connect(master).revokeInvite(runA, 100n),
+  () => runs.connect(master).revokeInvite(runA, 101n),
+);
+await measure(
+  "TrainingRuns",
+  "setMaster",
+  "buyer rotates the master key",
+  () => runs.connect(buyer).setMaster(runB, master.address),
+  () => runs.connect(buyer).setMaster(runB, master.address),
+);
+await measure(
+  "TrainingRuns",
+  "setDiscoveryURI",
+  "buyer moves discovery",
+  () => runs.connect(buyer).setDiscoveryURI(runB, "https://discovery-2.computenet.test"),
+  () => runs.connect(buyer).setDiscoveryURI(runB, "https://discovery-3.computenet.test"),
+);
+await measure(
+  "TrainingRuns",
+  "reserveEscrow",
+  "ESCROW_ROLE sets escrow aside for recorded work",
+  () => runs.connect(escrowAgent).reserveEscrow(runA, 100n * 10n ** 18n),
+  () => runs.connect(escrowAgent).reserveEscrow(runA, 100n * 10n ** 18n),
+);
+await measure(
+  "TrainingRuns",
+  "payFromEscrow",
+  "ESCROW_ROLE pays a node from reserved escrow",
+  () => runs.connect(escrowAgent).payFromEscrow(runA, n1.address, 10n ** 18n),
+  () => runs.connect(escrowAgent).payFromEscrow(runA, n2.address, 10n ** 18n),
+);
+await measure(
+  "TrainingRuns",
+  "releaseEscrow",
+  "ESCROW_ROLE returns reserved escrow to available (run open)",
+  () => runs.connect(escrowAgent).releaseEscrow(runA, 10n ** 18n),
+  () => runs.connect(escrowAgent).releaseEscrow(runA, 10n ** 18n),
+);
+await measure(
+  "TrainingRuns",
+  "eject",
+  "master removes a member",
+  () => runs.connect(master).eject(runB, n1.address, ethers.id("missed heartbeats")),
+  () => runs.connect(master).eject(runB, n2.address, ethers.id("missed heartbeats")),
+);
+await measure(
+  "TrainingRuns",
+  "leaveRun",
+  "a member leaves",
+  () => runs.connect(n1).leaveRun(runA, n1.address),
+  () => runs.connect(n2).leaveRun(runA, n2.address),
+);
+await measure(
+  "TrainingRuns",
+  "completeRun",
+  "refunds the unreserved escrow to the buyer",
+  () => runs.connect(buyer).completeRun(runA),
+  () => runs.connect(master).completeRun(runB),
+);
+const runC = await createRun(sys);
+const runD = await createRun(sys);
+await measure(
+  "TrainingRuns",
+  "cancelRun",
+  "refunds the escrow",
+  () => runs.connect(buyer).cancelRun(runC),
+  () => runs.connect(buyer).cancelRun(runD),
+);
+
+// ---------------------------------------------------------------- report
+const require = createRequire(import.meta.url);
+const solcVersion: string = require("solc/package.json").version;
+const fmt = (n: bigint | undefined) => (n === undefined ? "" : n.toLocaleString("en-US"));
+const find = (fn: string) => rows.find((r) => r.fn === fn)!;
+
+// Prime Intellect's figures for the same protocol steps (their contracts at commit a1156fe, solc 0.8.28,
+// viaIR, optimizer runs 100, steady-state repeat calls), from ../shared/REFERENCE material of issue 5.
+const reference = [
+  { step: "register a node with stake", ours: find("registerNode").repeat!, prime: 438_163n },
+  { step: "record a validator's approval", ours: find("reportChallenge (approve)").repeat!, prime: 110_970n },
+  { step: "create a training run", ours: find("createRun").repeat!, prime: 1_830_882n },
+  { step: "join a run with a master's invite", ours: find("acceptInvite").repeat!, prime: 203_407n },
+];
+
+const lines: string[] = [];
+lines.push("# Gas per user-facing function");
+lines.push("");
+lines.push(
+  `Generated by \`npm run gas\` (scripts/gas.ts) on ${new Date().toISOString().slice(0, 10)}: \`receipt.gasUsed\` on Hardhat's ` +
+    `in-process network, solc ${solcVersion}, viaIR, optimizer runs 200, evm cancun — the settings of every build and deployment. ` +
+    "\"first\" is the first call of its kind in a fresh system; \"repeat\" the same call in the steady state.",
+);
+lines.push("");
+lines.push("| contract | function | first | repeat | conditions |");
+lines.push("|---|---|---:|---:|---|");
+for (const row of rows) {
+  lines.push(`| ${row.contract} | \`${row.fn}\` | ${fmt(row.first)} | ${fmt(row.repeat)} | ${row.note} |`);
+}
+lines.push("");
+lines.push("## Against the reference system");
+lines.push("");
+lines.push(
+  "Prime Intellect's protocol contracts pay, for the same steps (their figures: steady-state repeat calls, " +
+    "solc 0.8.28, viaIR, optimizer runs 100):",
+);
+lines.push("");
+lines.push("| step | computenet | Prime | ratio |");
+lines.push("|---|---:|---:|---:|");
+for (const r of reference) {
+  lines.push(`| ${r.step} | ${fmt(r.ours)} | ${fmt(r.prime)} | ${(Number(r.ours) / Number(r.prime)).toFixed(2)} |`);
+}
+lines.push("");
+
+const out = path.join(ROOT, "docs", "gas.md");
+await mkdir(path.dirname(out), { recursive: true });
+await writeFile(out, `${lines.join("\n")}`);
+console.log(lines.join("\n"));
+console.log(`Wrote ${path.relative(process.cwd(), out)}`);

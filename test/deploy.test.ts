@@ -1,0 +1,111 @@
+/**
+ * The deploy script against a real `hardhat node` over JSON-RPC: what `npm run deploy -- --network
+ * localhost` does for operators, checked from the outside.
+ */
+import { expect } from "chai";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { JsonRpcProvider } from "ethers";
+import { network } from "hardhat";
+import ComputenetModule from "../ignition/modules/Computenet.js";
+import {
+  type ChallengeBoard,
+  type MinerRegistry,
+  MinerRegistry__factory,
+  TrainingRuns__factory,
+} from "../typechain-types/index.js";
+import { CONTRACT_NAMES, parseDeployment, readDeployment } from "../scripts/lib/deployments.js";
+import { freePort, type HardhatNode, runHardhat, startHardhatNode } from "../scripts/lib/processes.js";
+
+describe("deploy script (npm run deploy -- --network localhost)", function () {
+  this.timeout(180_000);
+  let node: HardhatNode;
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "computenet-deploy-"));
+    node = await startHardhatNode(await freePort(), path.join(dir, "node.log"));
+  });
+
+  after(async () => {
+    await node?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const deploy = () =>
+    runHardhat(["run", "scripts/deploy.ts", "--network", "localhost"], {
+      LOCALHOST_RPC_URL: node.url,
+      COMPUTENET_DEPLOYMENTS_ROOT: dir,
+    });
+
+  it("deploys every contract and records addresses that hold code from their creation block on", async () => {
+    const output = await deploy();
+    expect(output).to.include("computenet on localhost (chain 31337)");
+    const deployment = await readDeployment(path.join(dir, "deployments", "localhost.json"));
+    expect(deployment.chainId).to.equal(31337);
+    expect(deployment.network).to.equal("localhost");
+    const provider = new JsonRpcProvider(node.url);
+    for (const name of CONTRACT_NAMES) {
+      const { address, block } = deployment.contracts[name];
+      expect(await provider.getCode(address, block), `${name} code at its block`).to.not.equal("0x");
+      expect(await provider.getCode(address, block - 1), `${name} code before its block`).to.equal("0x");
+    }
+    expect(deployment.startBlock).to.equal(Math.min(...CONTRACT_NAMES.map((n) => deployment.contracts[n].block)));
+
+    // The registry was linked to TrainingRuns by the module's call.
+    const registry = MinerRegistry__factory.connect(deployment.contracts.MinerRegistry.address, provider);
+    expect(await registry.trainingRuns()).to.equal(deployment.contracts.TrainingRuns.address);
+    const runs = TrainingRuns__factory.connect(deployment.contracts.TrainingRuns.address, provider);
+    expect(await runs.registry()).to.equal(deployment.contracts.MinerRegistry.address);
+    provider.destroy();
+  });
+
+  it("resumes the same deployment when run again against the same node", async () => {
+    const file = path.join(dir, "deployments", "localhost.json");
+    const first = await readDeployment(file);
+    const provider = new JsonRpcProvider(node.url);
+    const blockBefore = await provider.getBlockNumber();
+    await deploy();
+    const second = await readDeployment(file);
+    expect(second.contracts).to.deep.equal(first.contracts);
+    expect(await provider.getBlockNumber()).to.equal(blockBefore);
+    provider.destroy();
+  });
+
+  it("refuses a deployment file with a missing or malformed field, naming it", async () => {
+    const file = path.join(dir, "deployments", "localhost.json");
+    const good = JSON.parse(await readFile(file, "utf8"));
+    expect(() => parseDeployment({ ...good, chainId: 0 })).to.throw("`chainId` must be a positive integer");
+    expect(() =>
+      parseDeployment({ ...good, contracts: { ...good.contracts, TrainingRuns: { address: "0x12", block: 1 } } }),
+    ).to.throw("contracts.TrainingRuns.address is not an address");
+    const { MinerRegistry: _, ...withoutRegistry } = good.contracts;
+    expect(() => parseDeployment({ ...good, contracts: withoutRegistry })).to.throw("contracts.MinerRegistry is missing");
+    const broken = path.join(dir, "broken.json");
+    await writeFile(broken, "{ not json");
+    const error = await readDeployment(broken).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error?.message).to.include(`cannot read deployment ${broken}`);
+  });
+});
+
+describe("Ignition parameter files (ignition/parameters/<network>.json)", () => {
+  for (const name of ["arbitrumSepolia", "arbitrumOne"]) {
+    it(`deploys the system with ${name}.json and applies its values`, async () => {
+      const file = path.join(import.meta.dirname, "..", "ignition", "parameters", `${name}.json`);
+      const values = JSON.parse(await readFile(file, "utf8"));
+      const toBigInt = (v: string) => BigInt(v.replace(/n$/, ""));
+      const { ignition } = await network.create();
+      const deployed = await ignition.deploy(ComputenetModule, { parameters: file });
+      const registry = deployed.registry as unknown as MinerRegistry;
+      const board = deployed.challengeBoard as unknown as ChallengeBoard;
+      expect(await registry.unbondingDelay()).to.equal(toBigInt(values.MinerRegistryModule.unbondingDelay));
+      expect(await registry.minStakePerGpu()).to.equal(toBigInt(values.MinerRegistryModule.minStakePerGpu));
+      expect(await board.requiredApprovals()).to.equal(toBigInt(values.ChallengeBoardModule.requiredApprovals));
+      expect(await board.retryCooldown()).to.equal(toBigInt(values.ChallengeBoardModule.retryCooldown));
+    });
+  }
+});
