@@ -196,7 +196,8 @@ contract MinerRegistry is
         for (uint256 i; i < length; ++i) {
             Unbonding memory entry = queue[i];
             if (entry.releaseAt <= now_) {
-                matured[maturedCount++] = entry;
+                matured[maturedCount] = entry;
+                ++maturedCount;
             } else {
                 if (kept != i) queue[kept] = entry;
                 ++kept;
