@@ -10,7 +10,7 @@ import { network } from "hardhat";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import type { ComputeToken } from "../typechain-types/index.js";
 import { deploySystem } from "./helpers/system.js";
-import { TOKEN } from "../scripts/lib/protocol.js";
+import { PERMIT_TYPES, TOKEN } from "../scripts/lib/protocol.js";
 
 const connection = await network.create();
 const { ethers, networkHelpers } = connection;
@@ -21,15 +21,6 @@ const SUPPLY_CAP = 1_000_000_000n * TOKEN;
 /** What deploySystem hands out of the initial supply: 1 M to each of ten actors. */
 const FIXTURE_FUNDING = 10n * 1_000_000n * TOKEN;
 
-const PERMIT_TYPES = {
-  Permit: [
-    { name: "owner", type: "address" },
-    { name: "spender", type: "address" },
-    { name: "value", type: "uint256" },
-    { name: "nonce", type: "uint256" },
-    { name: "deadline", type: "uint256" },
-  ],
-};
 
 async function computeTokenFixture() {
   const sys = await deploySystem(connection);

@@ -34,6 +34,7 @@ import {
   deploySystem,
   farDeadline,
   minStakeFor,
+  permitFor,
   registerNode,
 } from "./helpers/system.js";
 import {
@@ -146,29 +147,7 @@ async function deployRegistry(
 
 /** ERC-2612 permit of `owner` for the registry. */
 async function signPermit(sys: System, owner: HardhatEthersSigner, value: bigint, deadline: bigint) {
-  const domain = {
-    name: await sys.token.name(),
-    version: "1",
-    chainId: sys.chainId,
-    verifyingContract: await addr(sys.token),
-  };
-  const types = {
-    Permit: [
-      { name: "owner", type: "address" },
-      { name: "spender", type: "address" },
-      { name: "value", type: "uint256" },
-      { name: "nonce", type: "uint256" },
-      { name: "deadline", type: "uint256" },
-    ],
-  };
-  const message = {
-    owner: owner.address,
-    spender: await addr(sys.registry),
-    value,
-    nonce: await sys.token.nonces(owner.address),
-    deadline,
-  };
-  return Signature.from(await owner.signTypedData(domain, types, message));
+  return permitFor(sys, owner, await addr(sys.registry), value, deadline);
 }
 
 // ------------------------------------------------------------------ tests

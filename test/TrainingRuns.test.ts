@@ -26,6 +26,7 @@ import {
   farDeadline,
   inviteFor,
   joinRun,
+  permitFor as tokenPermitFor,
   registerNode,
   runParams,
   validateNode,
@@ -135,26 +136,7 @@ async function runsOf(sys: System, node: string): Promise<bigint[]> {
 /** An ERC-2612 permit of `owner` for TrainingRuns, split for `selfPermit`. */
 async function permitFor(sys: System, owner: HardhatEthersSigner, value: bigint) {
   const deadline = await farDeadline(connection);
-  const signature = await owner.signTypedData(
-    { name: "Computenet", version: "1", chainId: sys.chainId, verifyingContract: await sys.token.getAddress() },
-    {
-      Permit: [
-        { name: "owner", type: "address" },
-        { name: "spender", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "nonce", type: "uint256" },
-        { name: "deadline", type: "uint256" },
-      ],
-    },
-    {
-      owner: owner.address,
-      spender: await sys.trainingRuns.getAddress(),
-      value,
-      nonce: await sys.token.nonces(owner.address),
-      deadline,
-    },
-  );
-  const { v, r, s } = ethers.Signature.from(signature);
+  const { v, r, s } = await tokenPermitFor(sys, owner, await sys.trainingRuns.getAddress(), value, deadline);
   return { value, deadline, v, r, s };
 }
 

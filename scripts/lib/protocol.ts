@@ -2,11 +2,24 @@
  * The protocol's typed data and units, shared by tests, scripts and (later) keepers: one definition of
  * what a node's consent and a master's invite look like, so signer and verifier cannot drift apart.
  */
-import { encodeBytes32String, type Signer, type TypedDataDomain } from "ethers";
+import { Signature, encodeBytes32String, type Signer, type TypedDataDomain } from "ethers";
 
 /** EIP-712 domain names and versions, as set in the contracts' constructors. */
 export const REGISTRY_DOMAIN = { name: "computenet.MinerRegistry", version: "1" } as const;
 export const RUNS_DOMAIN = { name: "computenet.TrainingRuns", version: "1" } as const;
+
+/** EIP-712 domain of ComputeToken's ERC-2612 permit. */
+export const TOKEN_DOMAIN = { name: "Computenet", version: "1" } as const;
+
+export const PERMIT_TYPES = {
+  Permit: [
+    { name: "owner", type: "address" },
+    { name: "spender", type: "address" },
+    { name: "value", type: "uint256" },
+    { name: "nonce", type: "uint256" },
+    { name: "deadline", type: "uint256" },
+  ],
+};
 
 export const NODE_CONSENT_TYPES = {
   NodeConsent: [
@@ -75,4 +88,14 @@ export async function signInvite(
 ): Promise<string> {
   const domain: TypedDataDomain = { ...RUNS_DOMAIN, ...target };
   return master.signTypedData(domain, INVITE_TYPES, invite);
+}
+
+/** `owner`'s ERC-2612 permit for `spender` (ComputeToken), split into v, r, s for `selfPermit`. */
+export async function signPermit(
+  owner: Signer,
+  target: DomainTarget,
+  permit: { spender: string; value: bigint; nonce: bigint; deadline: bigint },
+): Promise<Signature> {
+  const domain: TypedDataDomain = { ...TOKEN_DOMAIN, ...target };
+  return Signature.from(await owner.signTypedData(domain, PERMIT_TYPES, { ...permit, owner: await owner.getAddress() }));
 }

@@ -11,6 +11,7 @@ import {
   gpuModel,
   signInvite,
   signNodeConsent,
+  signPermit,
 } from "../../scripts/lib/protocol.js";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 
@@ -148,8 +149,9 @@ export async function registerNode(
   node: HardhatEthersSigner,
   caps: Capabilities = H100_NODE,
   stake: bigint = minStakeFor(caps),
+  deadline?: bigint,
 ) {
-  const deadline = await farDeadline(connection);
+  deadline ??= await farDeadline(connection);
   const signature = await consentFor(sys, node, provider.address, deadline);
   return sys.registry.connect(provider).registerNode(node.address, caps, stake, deadline, signature);
 }
@@ -227,4 +229,13 @@ export async function joinRun(
   const expiry = await farDeadline(connection);
   const signature = await inviteFor(sys, sys.master, { runId, node: node.address, nonce, expiry });
   return sys.trainingRuns.connect(node).acceptInvite(runId, node.address, nonce, expiry, signature);
+}
+
+/** `owner`'s ERC-2612 permit of `value` for `spender` at its current token nonce. */
+export async function permitFor(sys: System, owner: HardhatEthersSigner, spender: string, value: bigint, deadline: bigint) {
+  return signPermit(
+    owner,
+    { chainId: sys.chainId, verifyingContract: await sys.token.getAddress() },
+    { spender, value, nonce: await sys.token.nonces(owner.address), deadline },
+  );
 }
