@@ -14,7 +14,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { listTransactions } from "@nomicfoundation/ignition-core";
-import { network } from "hardhat";
+import { artifacts, network } from "hardhat";
 import ComputenetModule from "../ignition/modules/Computenet.js";
 import {
   CONTRACT_NAMES,
@@ -29,7 +29,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const LOCAL_CHAIN_ID = 31337;
 
 const connection = await network.create();
-const { ethers, ignition, networkName, networkConfig, artifacts } = connection;
+const { ethers, ignition, networkName, networkConfig } = connection;
 const chainId = Number((await ethers.provider.getNetwork()).chainId);
 const inProcess = networkConfig.type === "edr-simulated";
 

@@ -212,7 +212,7 @@ describe("MinerRegistry", () => {
       expect(info.provider).to.equal(p1.address);
       expect(info.capsId).to.equal(1n);
       expect(info.stake).to.equal(stake);
-      expect(info.capabilities.toArray()).to.deep.equal(capsTuple(H100_NODE));
+      expect([...info.capabilities]).to.deep.equal(capsTuple(H100_NODE));
       expect(await registry.isRegistered(n1.address)).to.equal(true);
       expect(await registry.hasMinimumStake(n1.address)).to.equal(true);
       expect(await registry.providerOf(n1.address)).to.equal(p1.address);
@@ -455,7 +455,7 @@ describe("MinerRegistry", () => {
         .withArgs(n1.address, before + 1n, capsTuple(caps));
       const info = await registry.getNode(n1.address);
       expect(info.capsId).to.equal(before + 1n);
-      expect(info.capabilities.toArray()).to.deep.equal(capsTuple(caps));
+      expect([...info.capabilities]).to.deep.equal(capsTuple(caps));
       expect(info.stake).to.equal(H100_MIN);
       expect(info.provider).to.equal(p1.address);
     });
