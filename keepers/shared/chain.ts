@@ -1,0 +1,249 @@
+/**
+ * Chain connection for keepers: provider, optional wallet, the four computenet contracts from
+ * `deployments/<network>.json` through TypeChain factories, and an event follower with a persisted
+ * cursor (a restarted keeper resumes after the last block it fully handled: no event missed).
+ */
+import {
+  type BaseContract,
+  type Interface,
+  JsonRpcProvider,
+  type Log,
+  type LogDescription,
+  NonceManager,
+  type Provider,
+  type Signer,
+  Wallet,
+} from "ethers";
+import { readDeployment, type Deployment } from "../../scripts/lib/deployments.js";
+import {
+  ChallengeBoard__factory,
+  ComputeToken__factory,
+  MinerRegistry__factory,
+  TrainingRuns__factory,
+  type ChallengeBoard,
+  type ComputeToken,
+  type MinerRegistry,
+  type TrainingRuns,
+} from "../../typechain-types/index.js";
+import type { Logger } from "./log.js";
+import type { KeeperStore } from "./store.js";
+
+export interface Contracts {
+  token: ComputeToken;
+  registry: MinerRegistry;
+  challengeBoard: ChallengeBoard;
+  trainingRuns: TrainingRuns;
+}
+
+/** The chain's current block number, uncached (ethers caches getBlockNumber() for a polling interval). */
+export async function headBlock(provider: JsonRpcProvider): Promise<number> {
+  return Number(await provider.send("eth_blockNumber", []));
+}
+
+export interface Chain {
+  provider: JsonRpcProvider;
+  chainId: bigint;
+  deployment: Deployment;
+  /** The keeper's key (wrapped in a NonceManager for sending), when it has one. */
+  wallet?: Wallet;
+  signer?: Signer;
+  contracts: Contracts;
+}
+
+/** All the contracts' interfaces, to decode logs and custom errors from any of them. */
+export function contractInterfaces(): Interface[] {
+  return [
+    ComputeToken__factory.createInterface(),
+    MinerRegistry__factory.createInterface(),
+    ChallengeBoard__factory.createInterface(),
+    TrainingRuns__factory.createInterface(),
+  ];
+}
+
+export async function connectChain(options: {
+  rpcUrl: string;
+  deploymentFile: string;
+  privateKey?: string;
+  pollingIntervalMs?: number;
+}): Promise<Chain> {
+  const deployment = await readDeployment(options.deploymentFile);
+  const provider = new JsonRpcProvider(options.rpcUrl, undefined, {
+    staticNetwork: true,
+    pollingInterval: options.pollingIntervalMs ?? 1000,
+  });
+  let chainId: bigint;
+  try {
+    chainId = BigInt(await provider.send("eth_chainId", []));
+  } catch (error) {
+    provider.destroy();
+    throw new Error(`cannot reach the RPC node at ${options.rpcUrl}: ${(error as Error).message}`);
+  }
+  if (chainId !== BigInt(deployment.chainId)) {
+    provider.destroy();
+    throw new Error(
+      `chain id mismatch: ${options.rpcUrl} is chain ${chainId}, ${options.deploymentFile} is for chain ${deployment.chainId}`,
+    );
+  }
+  const wallet = options.privateKey ? new Wallet(options.privateKey, provider) : undefined;
+  const signer = wallet ? new NonceManager(wallet) : undefined;
+  const runner: Signer | Provider = signer ?? provider;
+  const c = deployment.contracts;
+  return {
+    provider,
+    chainId,
+    deployment,
+    wallet,
+    signer,
+    contracts: {
+      token: ComputeToken__factory.connect(c.ComputeToken.address, runner),
+      registry: MinerRegistry__factory.connect(c.MinerRegistry.address, runner),
+      challengeBoard: ChallengeBoard__factory.connect(c.ChallengeBoard.address, runner),
+      trainingRuns: TrainingRuns__factory.connect(c.TrainingRuns.address, runner),
+    },
+  };
+}
+
+export interface ChainEvent {
+  contract: "ComputeToken" | "MinerRegistry" | "ChallengeBoard" | "TrainingRuns";
+  name: string;
+  args: LogDescription["args"];
+  blockNumber: number;
+  logIndex: number;
+  transactionHash: string;
+}
+
+export interface EventFollowerOptions {
+  chain: Chain;
+  store: KeeperStore;
+  /** Cursor name in the store (one per follower). */
+  name: string;
+  logger: Logger;
+  handle: (event: ChainEvent) => Promise<void>;
+  /** Contracts whose logs to follow (default: all four). */
+  contracts?: ChainEvent["contract"][];
+  pollMs?: number;
+  /** Blocks to stay behind the head (reorg safety on real networks; 0 on a local node). */
+  confirmations?: number;
+  /** Largest block range per eth_getLogs request. */
+  maxRange?: number;
+}
+
+/**
+ * Follows the contracts' logs from the persisted cursor (or the deployment's start block) to the head,
+ * in block and log order, calling `handle` for each. The cursor advances only past blocks whose every
+ * log was handled; a handler that throws stops the batch and the block is retried at the next poll, so
+ * delivery is at-least-once and handlers must be idempotent (they check chain state before acting).
+ */
+export class EventFollower {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private stopped = false;
+  private readonly byAddress = new Map<string, { name: ChainEvent["contract"]; contract: BaseContract }>();
+  private readonly waiters: Array<{ block: number; resolve: () => void }> = [];
+
+  constructor(private readonly options: EventFollowerOptions) {
+    const { contracts } = options.chain;
+    const all: Array<[ChainEvent["contract"], BaseContract]> = [
+      ["ComputeToken", contracts.token],
+      ["MinerRegistry", contracts.registry],
+      ["ChallengeBoard", contracts.challengeBoard],
+      ["TrainingRuns", contracts.trainingRuns],
+    ];
+    for (const [name, contract] of all) {
+      if (options.contracts && !options.contracts.includes(name)) continue;
+      const address = options.chain.deployment.contracts[name].address.toLowerCase();
+      this.byAddress.set(address, { name, contract });
+    }
+  }
+
+  /** Last block fully handled. */
+  get cursor(): number {
+    return this.options.store.cursor(this.options.name)?.block ?? this.options.chain.deployment.startBlock - 1;
+  }
+
+  start(): void {
+    this.stopped = false;
+    const loop = async () => {
+      if (this.stopped) return;
+      await this.poll();
+      if (!this.stopped) this.timer = setTimeout(loop, this.options.pollMs ?? 500);
+    };
+    void loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Resolves once every block up to `block` has been handled. */
+  waitFor(block: number): Promise<void> {
+    if (this.cursor >= block) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ block, resolve }));
+  }
+
+  /** One catch-up pass; returns the number of events handled. Safe to call concurrently (serialised). */
+  async poll(): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    const log = this.options.logger;
+    let handled = 0;
+    try {
+      const head = (await headBlock(this.options.chain.provider)) - (this.options.confirmations ?? 0);
+      let from = this.cursor + 1;
+      const maxRange = this.options.maxRange ?? 2000;
+      while (from <= head && !this.stopped) {
+        const to = Math.min(head, from + maxRange - 1);
+        const logs = await this.options.chain.provider.getLogs({
+          address: [...this.byAddress.keys()],
+          fromBlock: from,
+          toBlock: to,
+        });
+        logs.sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
+        let lastBlock = from - 1;
+        for (const entry of logs) {
+          if (entry.blockNumber !== lastBlock && lastBlock >= from) this.advance(lastBlock);
+          lastBlock = entry.blockNumber;
+          const event = this.decode(entry);
+          if (event) {
+            await this.options.handle(event);
+            handled++;
+          }
+        }
+        this.advance(to);
+        from = to + 1;
+      }
+    } catch (error) {
+      log.warn({ err: (error as Error).message, cursor: this.cursor }, "event follower: poll failed; retrying");
+    } finally {
+      this.running = false;
+    }
+    return handled;
+  }
+
+  private advance(block: number): void {
+    if (block <= this.cursor) return;
+    this.options.store.setCursor(this.options.name, { block });
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      if (this.waiters[i].block <= block) {
+        this.waiters[i].resolve();
+        this.waiters.splice(i, 1);
+      }
+    }
+  }
+
+  private decode(entry: Log): ChainEvent | undefined {
+    const target = this.byAddress.get(entry.address.toLowerCase());
+    if (!target) return undefined;
+    const parsed = target.contract.interface.parseLog({ topics: [...entry.topics], data: entry.data });
+    if (!parsed) return undefined;
+    return {
+      contract: target.name,
+      name: parsed.name,
+      args: parsed.args,
+      blockNumber: entry.blockNumber,
+      logIndex: entry.index,
+      transactionHash: entry.transactionHash,
+    };
+  }
+}

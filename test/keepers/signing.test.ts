@@ -1,0 +1,212 @@
+/**
+ * Signed requests between keepers: what the signature covers, and that the native recovery agrees
+ * with ethers' reference implementation.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { expect } from "chai";
+import { Wallet, getBytes, hashMessage, verifyMessage } from "ethers";
+import {
+  AuthError,
+  HEADER_ADDRESS,
+  HEADER_NONCE,
+  HEADER_SIGNATURE,
+  HEADER_TIMESTAMP,
+  MemoryNonceStore,
+  type IncomingRequest,
+  canonicalQuery,
+  canonicalRequest,
+  recoverAddressFast,
+  recoverMessageSigner,
+  signRequest,
+  verifyRequest,
+} from "../../keepers/shared/signing.js";
+import { KeeperStore } from "../../keepers/shared/store.js";
+
+const CHAIN = 31337n;
+const AUDIENCE = "discovery";
+
+function incoming(
+  headers: Record<string, string>,
+  over: Partial<Omit<IncomingRequest, "header">> = {},
+): IncomingRequest {
+  return {
+    method: over.method ?? "GET",
+    path: over.path ?? "/nodes/0xabc",
+    query: over.query ?? "run=1&b=2",
+    body: over.body ?? "",
+    header: (name) => headers[name.toLowerCase()],
+  };
+}
+
+async function signed(wallet: Wallet, over: { timestamp?: number; nonce?: string } = {}) {
+  return signRequest(wallet, {
+    chainId: CHAIN,
+    audience: AUDIENCE,
+    method: "GET",
+    path: "/nodes/0xabc",
+    query: "b=2&run=1",
+    body: "",
+    ...over,
+  });
+}
+
+function refusal(fn: () => unknown): AuthError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof AuthError) return error;
+    throw error;
+  }
+  throw new Error("expected an AuthError");
+}
+
+describe("signed keeper requests", () => {
+  const wallet = Wallet.createRandom();
+
+  describe("canonical form", () => {
+    it("orders query parameters so that the same query in another order signs the same", () => {
+      expect(canonicalQuery("b=2&a=1&a=0")).to.equal("a=0&a=1&b=2");
+      expect(canonicalQuery("")).to.equal("");
+      expect(canonicalQuery("x=a%20b")).to.equal("x=a%20b");
+    });
+
+    it("covers chain, audience, method, path, query, body hash, timestamp and nonce", () => {
+      const base = { chainId: 1n, audience: "0xAb", method: "get", path: "/p", query: "q=1", body: "{}", timestamp: 5, nonce: "n" };
+      const text = canonicalRequest(base);
+      expect(text.split("\n")).to.deep.equal([
+        "computenet-request-v1",
+        "chain:1",
+        "audience:0xab",
+        "method:GET",
+        "path:/p",
+        "query:q=1",
+        "body-sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+        "timestamp:5",
+        "nonce:n",
+      ]);
+      for (const change of [{ chainId: 2n }, { audience: "0xac" }, { method: "POST" }, { path: "/q" }, { query: "q=2" }, { body: "{ }" }, { timestamp: 6 }, { nonce: "m" }]) {
+        expect(canonicalRequest({ ...base, ...change }), JSON.stringify(change, (_k, v) => (typeof v === "bigint" ? String(v) : v))).to.not.equal(text);
+      }
+    });
+  });
+
+  describe("native recovery", () => {
+    it("recovers the same signer as ethers.verifyMessage for many messages", async () => {
+      for (let i = 0; i < 25; i++) {
+        const message = `message ${i} ${"x".repeat(i * 7)}`;
+        const signature = await wallet.signMessage(message);
+        expect(recoverMessageSigner(message, signature)).to.equal(verifyMessage(message, signature));
+        expect(recoverMessageSigner(message, signature)).to.equal(wallet.address);
+      }
+    });
+
+    it("returns null for malformed signatures instead of throwing", () => {
+      const digest = getBytes(hashMessage("m"));
+      expect(recoverAddressFast(digest, `0x${"00".repeat(64)}`)).to.equal(null); // 64 bytes
+      expect(recoverAddressFast(digest, `0x${"00".repeat(64)}1b`)).to.equal(null); // r = s = 0
+      expect(recoverAddressFast(digest, `0x${"11".repeat(64)}05`)).to.equal(null); // bad v
+    });
+  });
+
+  describe("verifyRequest", () => {
+    it("accepts a fresh request and returns its signer, whatever the query order", async () => {
+      const headers = await signed(wallet);
+      expect(verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() })).to.equal(wallet.address);
+    });
+
+    it("refuses a replay of the same request (GET included)", async () => {
+      const nonces = new MemoryNonceStore();
+      const headers = await signed(wallet);
+      verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces });
+      const error = refusal(() => verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces }));
+      expect(error.status).to.equal(401);
+      expect(error.message).to.equal("nonce already used: replayed request");
+    });
+
+    it("refuses a timestamp outside the allowed skew, in the past and in the future, at the boundary", async () => {
+      const now = 1_000_000;
+      const opts = { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore(), maxSkewSec: 60, now: () => now };
+      expect(verifyRequest(incoming(await signed(wallet, { timestamp: now - 60 })), opts)).to.equal(wallet.address);
+      expect(verifyRequest(incoming(await signed(wallet, { timestamp: now + 60 })), opts)).to.equal(wallet.address);
+      for (const timestamp of [now - 61, now + 61]) {
+        const headers = await signed(wallet, { timestamp });
+        const error = refusal(() => verifyRequest(incoming(headers), opts));
+        expect(error.status).to.equal(401);
+        expect(error.message).to.equal(`stale or future timestamp: ${timestamp} is more than 60 s from ${now}`);
+      }
+    });
+
+    it("refuses a request whose path, query, body, method, chain or audience differ from what was signed", async () => {
+      const cases: Array<[string, Partial<Omit<IncomingRequest, "header">>, { chainId?: bigint; audience?: string }]> = [
+        ["path", { path: "/nodes/0xdef" }, {}],
+        ["query", { query: "run=2&b=2" }, {}],
+        ["extra query", { query: "run=1&b=2&c=3" }, {}],
+        ["body", { body: "{}" }, {}],
+        ["method", { method: "DELETE" }, {}],
+        ["chain", {}, { chainId: 1n }],
+        ["audience", {}, { audience: "0x0000000000000000000000000000000000000001" }],
+      ];
+      for (const [what, over, opts] of cases) {
+        const headers = await signed(wallet);
+        const error = refusal(() =>
+          verifyRequest(incoming(headers, over), {
+            chainId: opts.chainId ?? CHAIN,
+            audience: opts.audience ?? AUDIENCE,
+            nonces: new MemoryNonceStore(),
+          }),
+        );
+        expect(error.status, what).to.equal(401);
+        expect(error.message, what).to.match(/^signature does not match the request/);
+      }
+    });
+
+    it("refuses a request claiming another address than its signer", async () => {
+      const headers = { ...(await signed(wallet)), [HEADER_ADDRESS]: Wallet.createRandom().address };
+      expect(refusal(() => verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() })).message).to.match(
+        /^signature does not match/,
+      );
+    });
+
+    it("refuses missing or malformed headers with a reason naming the header", async () => {
+      const good = await signed(wallet);
+      const cases: Array<[Record<string, string>, RegExp]> = [
+        [{ ...good, [HEADER_SIGNATURE]: "" }, /^missing signature headers/],
+        [{ ...good, [HEADER_ADDRESS]: "0x123" }, /x-cn-address is not an address/],
+        [{ ...good, [HEADER_TIMESTAMP]: "soon" }, /x-cn-timestamp is not a unix timestamp/],
+        [{ ...good, [HEADER_NONCE]: "ABC" }, /x-cn-nonce must be 32 lowercase hex characters/],
+        [{ ...good, [HEADER_SIGNATURE]: "0x1234" }, /x-cn-signature must be a 65-byte hex signature/],
+      ];
+      for (const [headers, reason] of cases) {
+        expect(refusal(() => verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() })).message).to.match(reason);
+      }
+    });
+
+    it("does not burn the nonce of a forged request", async () => {
+      const nonces = new MemoryNonceStore();
+      const headers = await signed(wallet);
+      refusal(() => verifyRequest(incoming(headers, { path: "/other" }), { chainId: CHAIN, audience: AUDIENCE, nonces }));
+      expect(verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces })).to.equal(wallet.address);
+    });
+  });
+
+  describe("SQLite nonce store", () => {
+    it("remembers used nonces across a restart of the keeper (reopened file)", async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "cn-nonce-"));
+      const file = path.join(dir, "keeper.sqlite");
+      const future = Math.floor(Date.now() / 1000) + 60;
+      const first = new KeeperStore(file);
+      expect(first.use(wallet.address, "a".repeat(32), future)).to.equal(true);
+      first.close();
+      const second = new KeeperStore(file);
+      expect(second.use(wallet.address, "a".repeat(32), future)).to.equal(false);
+      expect(second.use(wallet.address, "b".repeat(32), future)).to.equal(true);
+      // Another address may use the same nonce: nonces are per signer.
+      expect(second.use(Wallet.createRandom().address, "a".repeat(32), future)).to.equal(true);
+      second.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  });
+});
+
