@@ -50,7 +50,7 @@ describe("keeper HTTP layer (real loopback HTTP)", () => {
   it("refuses an unsigned request with 401 and the reason", async () => {
     const response = await fetch(`${base}/echo`);
     expect(response.status).to.equal(401);
-    expect((await response.json()).error).to.match(/^missing signature headers/);
+    expect(((await response.json()) as { error: string }).error).to.match(/^missing signature headers/);
   });
 
   it("refuses a captured GET replayed as is", async () => {
@@ -59,14 +59,14 @@ describe("keeper HTTP layer (real loopback HTTP)", () => {
     expect(first.status).to.equal(200);
     const replay = await fetch(`${base}/echo?a=1`, { headers });
     expect(replay.status).to.equal(401);
-    expect((await replay.json()).error).to.equal("nonce already used: replayed request");
+    expect(((await replay.json()) as { error: string }).error).to.equal("nonce already used: replayed request");
   });
 
   it("refuses a captured request whose query was changed, or sent to another audience", async () => {
     const headers = await signRequest(allowed, { chainId: CHAIN, audience: AUDIENCE, method: "GET", path: "/echo", query: "a=1", body: "" });
     const tampered = await fetch(`${base}/echo?a=2`, { headers });
     expect(tampered.status).to.equal(401);
-    expect((await tampered.json()).error).to.match(/^signature does not match the request/);
+    expect(((await tampered.json()) as { error: string }).error).to.match(/^signature does not match the request/);
     const forOther = await new SignedClient(Wallet.createRandom(), CHAIN).request("GET", `${base}/echo`, { audience: "0x0000000000000000000000000000000000000001" });
     expect(forOther.status).to.equal(401);
   });
@@ -80,16 +80,16 @@ describe("keeper HTTP layer (real loopback HTTP)", () => {
   it("refuses malformed JSON with 400 and a body over the limit with 413, before checking signatures", async () => {
     const bad = await fetch(`${base}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: "{nope" });
     expect(bad.status).to.equal(400);
-    expect((await bad.json()).error).to.equal("body is not valid JSON");
+    expect(((await bad.json()) as { error: string }).error).to.equal("body is not valid JSON");
     const huge = await fetch(`${base}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ x: "y".repeat(2048) }) });
     expect(huge.status).to.equal(413);
-    expect((await huge.json()).error).to.equal("body too large");
+    expect(((await huge.json()) as { error: string }).error).to.equal("body too large");
   });
 
   it("answers 404 with the route for unknown paths", async () => {
     const response = await fetch(`${base}/nowhere`);
     expect(response.status).to.equal(404);
-    expect((await response.json()).error).to.equal("no route GET /nowhere");
+    expect(((await response.json()) as { error: string }).error).to.equal("no route GET /nowhere");
   });
 
   it("limits requests per signer address with 429, without affecting other signers", async () => {

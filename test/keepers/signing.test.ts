@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { Wallet, getBytes, hashMessage, verifyMessage } from "ethers";
+import { type Signer, Wallet, getBytes, hashMessage, verifyMessage } from "ethers";
 import {
   AuthError,
   HEADER_ADDRESS,
@@ -40,7 +40,7 @@ function incoming(
   };
 }
 
-async function signed(wallet: Wallet, over: { timestamp?: number; nonce?: string } = {}) {
+async function signed(wallet: Signer, over: { timestamp?: number; nonce?: string } = {}) {
   return signRequest(wallet, {
     chainId: CHAIN,
     audience: AUDIENCE,
