@@ -14,11 +14,17 @@ import {Clock} from "./utils/Clock.sol";
 contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
     /// @notice Role of the accounts that challenge nodes and report the results.
     bytes32 public constant VALIDATOR_ROLE = keccak256("VALIDATOR_ROLE");
+    /// @notice Upper bound of the approval and rejection quorums.
+    uint16 public constant MAX_QUORUM = 64;
+    /// @notice Upper bound of the retry cooldown.
+    uint64 public constant MAX_RETRY_COOLDOWN = 30 days;
 
     /// @notice Registry of the nodes challenged.
     IMinerRegistry public immutable registry;
     /// @notice Distinct approvals in one round that validate a node.
     uint16 public requiredApprovals;
+    /// @notice Distinct rejections in one round that reject a node.
+    uint16 public requiredRejections;
     /// @notice Time after a rejection before a new round may be requested.
     uint64 public retryCooldown;
 
@@ -27,21 +33,33 @@ contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE (grants VALIDATOR_ROLE, sets parameters).
     /// @param registry_ MinerRegistry.
-    /// @param requiredApprovals_ Approvals that validate a node (>= 1).
-    /// @param retryCooldown_ Seconds between a rejection and a new round.
-    constructor(address admin, IMinerRegistry registry_, uint16 requiredApprovals_, uint64 retryCooldown_) {
+    /// @param requiredApprovals_ Approvals that validate a node, in [1, MAX_QUORUM].
+    /// @param requiredRejections_ Rejections that reject a node, in [1, MAX_QUORUM].
+    /// @param retryCooldown_ Seconds between a rejection and a new round, at most MAX_RETRY_COOLDOWN.
+    constructor(
+        address admin,
+        IMinerRegistry registry_,
+        uint16 requiredApprovals_,
+        uint16 requiredRejections_,
+        uint64 retryCooldown_
+    ) {
         if (admin == address(0) || address(registry_) == address(0)) revert ChallengeBoardZeroAddress();
         registry = registry_;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
         _setRequiredApprovals(requiredApprovals_);
+        _setRequiredRejections(requiredRejections_);
         _setRetryCooldown(retryCooldown_);
     }
 
     /// @inheritdoc IChallengeBoard
-    function reportChallenge(address node, bool approved, bytes32 resultHash) external onlyRole(VALIDATOR_ROLE) {
+    function reportChallenge(address node, uint64 capsId, bool approved, bytes32 resultHash)
+        external
+        onlyRole(VALIDATOR_ROLE)
+    {
         if (resultHash == bytes32(0)) revert ChallengeBoardEmptyResultHash();
-        (address provider, uint64 capsId) = registry.registrationOf(node);
-        if (capsId == 0) revert ChallengeBoardNodeNotRegistered(node);
+        (address provider, uint64 current) = registry.registrationOf(node);
+        if (current == 0) revert ChallengeBoardNodeNotRegistered(node);
+        if (capsId != current) revert ChallengeBoardStaleDeclaration(node, capsId, current);
         if (msg.sender == node || msg.sender == provider) revert ChallengeBoardSelfReport(node, msg.sender);
 
         NodeChallenge storage challenge = _challenges[node];
@@ -65,12 +83,24 @@ contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
                 emit NodeValidated(node, round, capsId);
             }
         } else {
-            challenge.status = ChallengeStatus.Rejected;
-            challenge.rejectedAt = _clock();
-            challenge.rejectedBy = msg.sender;
-            challenge.rejectReason = resultHash;
-            emit ChallengeRejected(node, round, msg.sender, resultHash);
+            uint16 rejections = challenge.rejections + 1;
+            challenge.rejections = rejections;
+            emit ChallengeRejected(node, round, msg.sender, resultHash, rejections);
+            if (rejections >= requiredRejections) {
+                _reject(challenge, msg.sender, resultHash);
+                emit NodeRejected(node, round, capsId);
+            }
         }
+    }
+
+    /// @inheritdoc IChallengeBoard
+    function revokeValidation(address node, bytes32 reasonHash) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        NodeChallenge storage challenge = _challenges[node];
+        if (challenge.status != ChallengeStatus.Validated || challenge.capsId != registry.capsIdOf(node)) {
+            revert ChallengeBoardNotValidated(node);
+        }
+        _reject(challenge, msg.sender, reasonHash);
+        emit ValidationRevoked(node, challenge.round, msg.sender, reasonHash);
     }
 
     /// @inheritdoc IChallengeBoard
@@ -88,9 +118,15 @@ contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
     }
 
     /// @notice Sets the approvals that validate a node (admin only); applies to the next approval.
-    /// @param requiredApprovals_ New number, >= 1.
+    /// @param requiredApprovals_ New number, in [1, MAX_QUORUM].
     function setRequiredApprovals(uint16 requiredApprovals_) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _setRequiredApprovals(requiredApprovals_);
+    }
+
+    /// @notice Sets the rejections that reject a node (admin only); applies to the next rejection.
+    /// @param requiredRejections_ New number, in [1, MAX_QUORUM].
+    function setRequiredRejections(uint16 requiredRejections_) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setRequiredRejections(requiredRejections_);
     }
 
     /// @notice Sets the cooldown between a rejection and a new round (admin only).
@@ -126,6 +162,7 @@ contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
         challenge.round = round;
         challenge.status = ChallengeStatus.Pending;
         challenge.approvals = 0;
+        challenge.rejections = 0;
         if (challenge.rejectedAt != 0) {
             challenge.rejectedAt = 0;
             challenge.rejectedBy = address(0);
@@ -134,13 +171,33 @@ contract ChallengeBoard is IChallengeBoard, AccessControl, Clock {
         emit ChallengeRoundStarted(node, round, capsId);
     }
 
+    function _reject(NodeChallenge storage challenge, address by, bytes32 reasonHash) private {
+        challenge.status = ChallengeStatus.Rejected;
+        challenge.rejectedAt = _clock();
+        challenge.rejectedBy = by;
+        challenge.rejectReason = reasonHash;
+    }
+
+    function _checkQuorum(uint16 quorum) private pure {
+        if (quorum == 0 || quorum > MAX_QUORUM) revert ChallengeBoardInvalidQuorum(quorum, MAX_QUORUM);
+    }
+
     function _setRequiredApprovals(uint16 requiredApprovals_) private {
-        if (requiredApprovals_ == 0) revert ChallengeBoardInvalidRequiredApprovals(requiredApprovals_);
+        _checkQuorum(requiredApprovals_);
         requiredApprovals = requiredApprovals_;
         emit RequiredApprovalsUpdated(requiredApprovals_);
     }
 
+    function _setRequiredRejections(uint16 requiredRejections_) private {
+        _checkQuorum(requiredRejections_);
+        requiredRejections = requiredRejections_;
+        emit RequiredRejectionsUpdated(requiredRejections_);
+    }
+
     function _setRetryCooldown(uint64 retryCooldown_) private {
+        if (retryCooldown_ > MAX_RETRY_COOLDOWN) {
+            revert ChallengeBoardInvalidRetryCooldown(retryCooldown_, MAX_RETRY_COOLDOWN);
+        }
         retryCooldown = retryCooldown_;
         emit RetryCooldownUpdated(retryCooldown_);
     }

@@ -39,6 +39,8 @@ contract MinerRegistry is
     uint256 public constant MAX_UNBONDING_ENTRIES = 8;
     /// @notice Upper bound on the unbonding delay.
     uint64 public constant MAX_UNBONDING_DELAY = 90 days;
+    /// @notice Upper bound on each minimum-stake parameter (keeps `minimumStake` far from overflow).
+    uint256 public constant MAX_STAKE_PARAMETER = type(uint128).max;
     /// @notice EIP-712 type of the node key's consent to be registered by a provider.
     bytes32 public constant NODE_CONSENT_TYPEHASH =
         keccak256("NodeConsent(address provider,address node,uint256 nonce,uint256 deadline)");
@@ -113,6 +115,7 @@ contract MinerRegistry is
         _checkCapabilities(capabilities);
         uint256 minimum = minimumStake(capabilities.gpuCount);
         if (stakeAmount < minimum) revert MinerRegistryStakeBelowMinimum(node, stakeAmount, minimum);
+        _checkNoUnbondingForOthers(node);
 
         bytes32 digest = _hashTypedDataV4(
             keccak256(abi.encode(NODE_CONSENT_TYPEHASH, msg.sender, node, _useNonce(node), deadline))
@@ -215,6 +218,14 @@ contract MinerRegistry is
         }
     }
 
+    // ------------------------------------------------------------------ node keys
+
+    /// @inheritdoc IMinerRegistry
+    function cancelConsent() external {
+        uint256 nonce = _useNonce(msg.sender);
+        emit ConsentCancelled(msg.sender, nonce);
+    }
+
     // ------------------------------------------------------------------ protocol roles
 
     /// @inheritdoc IMinerRegistry
@@ -249,7 +260,7 @@ contract MinerRegistry is
         }
 
         slashed = fromStake + fromUnbonding;
-        if (slashed == 0) revert MinerRegistryNothingToSlash(node);
+        if (slashed == 0) return 0;
         address to = treasury;
         emit Slashed(node, msg.sender, fromStake, fromUnbonding, reason, to);
         token.safeTransfer(to, slashed);
@@ -403,7 +414,19 @@ contract MinerRegistry is
         emit UnbondingStarted(node, beneficiary, amount, releaseAt);
     }
 
+    function _checkNoUnbondingForOthers(address node) private view {
+        Unbonding[] storage queue = _unbonding[node];
+        uint256 length = queue.length; // <= MAX_UNBONDING_ENTRIES
+        for (uint256 i; i < length; ++i) {
+            address beneficiary = queue[i].beneficiary;
+            if (beneficiary != msg.sender) revert MinerRegistryNodeUnbondingForOther(node, beneficiary);
+        }
+    }
+
     function _setMinimumStake(uint256 base, uint256 perGpu) private {
+        if (base > MAX_STAKE_PARAMETER || perGpu > MAX_STAKE_PARAMETER) {
+            revert MinerRegistryInvalidMinimumStake(base, perGpu, MAX_STAKE_PARAMETER);
+        }
         minStakeBase = base;
         minStakePerGpu = perGpu;
         emit MinimumStakeUpdated(base, perGpu);

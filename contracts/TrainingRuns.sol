@@ -43,7 +43,7 @@ contract TrainingRuns is
     uint256 public constant MAX_DISCOVERY_URI_LENGTH = 256;
     /// @notice EIP-712 type of a master's invite.
     bytes32 public constant INVITE_TYPEHASH =
-        keccak256("Invite(uint256 runId,address node,uint256 nonce,uint256 expiry)");
+        keccak256("Invite(uint256 runId,address node,uint256 generation,uint256 nonce,uint256 expiry)");
 
     /// @dev Storage layout of a run; the first two slots hold everything `registerForRun` reads.
     struct RunRecord {
@@ -65,11 +65,13 @@ contract TrainingRuns is
         bytes32[] allowedGpuModels;
     }
 
-    /// @dev A node's participation in a run and its positions in the two lists that hold it.
+    /// @dev A node's participation in a run, its positions in the two lists that hold it, and its invite
+    ///      generation (kept when the participation ends, so that older invites stay void).
     struct ParticipationRecord {
         Participation status;
         uint32 memberIndex;
         uint8 runIndex;
+        uint32 generation;
     }
 
     /// @notice Token of the escrow.
@@ -159,7 +161,7 @@ contract TrainingRuns is
 
     /// @inheritdoc ITrainingRuns
     function completeRun(uint256 runId) external nonReentrant {
-        RunRecord storage run = _checkBuyerOrMaster(runId);
+        RunRecord storage run = _checkBuyer(runId);
         if (run.status != RunStatus.Active) revert TrainingRunsInvalidStatus(runId, run.status);
         run.status = RunStatus.Completed;
         uint128 refund = _available(run);
@@ -413,7 +415,13 @@ contract TrainingRuns is
 
     /// @inheritdoc ITrainingRuns
     function inviteDigest(uint256 runId, address node, uint256 nonce, uint256 expiry) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(INVITE_TYPEHASH, runId, node, nonce, expiry)));
+        uint256 generation = _participation[runId][node].generation;
+        return _hashTypedDataV4(keccak256(abi.encode(INVITE_TYPEHASH, runId, node, generation, nonce, expiry)));
+    }
+
+    /// @inheritdoc ITrainingRuns
+    function inviteGenerationOf(uint256 runId, address node) external view returns (uint256) {
+        return _participation[runId][node].generation;
     }
 
     /// @inheritdoc ITrainingRuns
@@ -528,7 +536,10 @@ contract TrainingRuns is
         runs[runIndex] = movedRun;
         _participation[movedRun][node].runIndex = runIndex;
         runs.pop();
-        delete _participation[runId][node];
+        participation.status = Participation.None;
+        participation.memberIndex = 0;
+        participation.runIndex = 0;
+        ++participation.generation;
     }
 
     /// @dev Drops the node's entries for ended runs (bounded by MAX_RUNS_PER_NODE), so a node is never

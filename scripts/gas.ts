@@ -165,16 +165,16 @@ await measure(
   "ChallengeBoard",
   "reportChallenge (approve)",
   "first approval, opens the round / second approval, validates the node",
-  () => board.connect(v1).reportChallenge(n1.address, true, ethers.id("result-1")),
-  () => board.connect(v2).reportChallenge(n1.address, true, ethers.id("result-2")),
+  async () => board.connect(v1).reportChallenge(n1.address, await registry.capsIdOf(n1.address), true, ethers.id("result-1")),
+  async () => board.connect(v2).reportChallenge(n1.address, await registry.capsIdOf(n1.address), true, ethers.id("result-2")),
 );
-await board.connect(v1).reportChallenge(n5.address, true, ethers.id("result-n5"));
+await board.connect(v1).reportChallenge(n5.address, await registry.capsIdOf(n5.address), true, ethers.id("result-n5"));
 await measure(
   "ChallengeBoard",
   "reportChallenge (reject)",
   "rejects a node with a reason hash (round already open / opening the round)",
-  () => board.connect(v3).reportChallenge(n5.address, false, ethers.id("reason-n5")),
-  () => board.connect(v3).reportChallenge(n6.address, false, ethers.id("reason-n6")),
+  async () => board.connect(v3).reportChallenge(n5.address, await registry.capsIdOf(n5.address), false, ethers.id("reason-n5")),
+  async () => board.connect(v3).reportChallenge(n6.address, await registry.capsIdOf(n6.address), false, ethers.id("reason-n6")),
 );
 await networkHelpers.time.increase(3601);
 await measure(
@@ -323,7 +323,7 @@ await measure(
   "completeRun",
   "refunds the unreserved escrow to the buyer",
   () => runs.connect(buyer).completeRun(runA),
-  () => runs.connect(master).completeRun(runB),
+  () => runs.connect(buyer).completeRun(runB),
 );
 const runC = await createRun(sys);
 const runD = await createRun(sys);

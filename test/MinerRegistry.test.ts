@@ -57,6 +57,7 @@ async function systemFixture() {
 const DAY = 24n * HOUR;
 const MAX_UNBONDING_DELAY = 90n * DAY;
 const MAX_UNBONDING_ENTRIES = 8n;
+const MAX_STAKE_PARAMETER = 2n ** 128n - 1n;
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 const REASON = id("evidence: fake GPU");
 const CPU_MIN = minStakeFor(CPU_NODE);
@@ -131,15 +132,15 @@ function recovered(sys: System, registryAddress: string, consent: object, signat
 
 async function deployRegistry(
   sys: System,
-  args: { admin?: string; token?: string; treasury?: string; delay?: bigint } = {},
+  args: { admin?: string; token?: string; treasury?: string; base?: bigint; perGpu?: bigint; delay?: bigint } = {},
 ) {
   const factory = await ethers.getContractFactory("MinerRegistry");
   const contract = await factory.deploy(
     args.admin ?? sys.admin.address,
     args.token ?? (await addr(sys.token)),
     args.treasury ?? sys.treasury.address,
-    MIN_STAKE_BASE,
-    MIN_STAKE_PER_GPU,
+    args.base ?? MIN_STAKE_BASE,
+    args.perGpu ?? MIN_STAKE_PER_GPU,
     args.delay ?? UNBONDING_DELAY,
   );
   return contract as unknown as MinerRegistry;
@@ -165,6 +166,7 @@ describe("MinerRegistry", () => {
       expect(await registry.trainingRuns()).to.equal(await addr(sys.trainingRuns));
       expect(await registry.MAX_UNBONDING_ENTRIES()).to.equal(MAX_UNBONDING_ENTRIES);
       expect(await registry.MAX_UNBONDING_DELAY()).to.equal(MAX_UNBONDING_DELAY);
+      expect(await registry.MAX_STAKE_PARAMETER()).to.equal(MAX_STAKE_PARAMETER);
     });
 
     it("emits TreasuryUpdated, MinimumStakeUpdated and UnbondingDelayUpdated at deployment", async () => {
@@ -182,6 +184,26 @@ describe("MinerRegistry", () => {
       for (const args of [{ admin: ZeroAddress }, { token: ZeroAddress }, { treasury: ZeroAddress }]) {
         await expect(deployRegistry(sys, args)).to.be.revertedWithCustomError(factory, "MinerRegistryZeroAddress");
       }
+    });
+
+    it("reverts with InvalidMinimumStake when the base or the per-GPU minimum exceeds uint128, accepts exactly uint128 max", async () => {
+      const { sys } = await setup();
+      const factory = await ethers.getContractFactory("MinerRegistry");
+      const cases: [bigint, bigint][] = [
+        [MAX_STAKE_PARAMETER + 1n, 0n],
+        [0n, MAX_STAKE_PARAMETER + 1n],
+        [MaxUint256, MaxUint256],
+      ];
+      for (const [base, perGpu] of cases) {
+        await expect(deployRegistry(sys, { base, perGpu }))
+          .to.be.revertedWithCustomError(factory, "MinerRegistryInvalidMinimumStake")
+          .withArgs(base, perGpu, MAX_STAKE_PARAMETER);
+      }
+      const bare = await deployRegistry(sys, { base: MAX_STAKE_PARAMETER, perGpu: MAX_STAKE_PARAMETER });
+      expect(await bare.minStakeBase()).to.equal(MAX_STAKE_PARAMETER);
+      expect(await bare.minStakePerGpu()).to.equal(MAX_STAKE_PARAMETER);
+      // The largest formula value does not overflow.
+      expect(await bare.minimumStake(65_535n)).to.equal(MAX_STAKE_PARAMETER * 65_536n);
     });
 
     it("reverts with InvalidUnbondingDelay for 0 and for more than 90 days, accepts exactly 90 days", async () => {
@@ -246,6 +268,60 @@ describe("MinerRegistry", () => {
       await expect(register(sys, p2, n1))
         .to.be.revertedWithCustomError(registry, "MinerRegistryNodeAlreadyRegistered")
         .withArgs(n1.address);
+    });
+
+    it("reverts with NodeUnbondingForOther while the previous provider has any entry unbonding, without using the consent", async () => {
+      const { sys, registry, p1, p2, n1 } = await setup();
+      await register(sys, p1, n1, CPU_NODE, CPU_MIN + 10n);
+      const oldCapsId = await registry.capsIdOf(n1.address);
+      const t1 = await nextBlockAt();
+      await registry.connect(p1).unstake(n1.address, 10n);
+      await nextBlockAt(DAY);
+      await registry.connect(p1).deregisterNode(n1.address);
+      expect((await registry.unbondingOf(n1.address)).length).to.equal(2);
+      const nonce = await registry.nonces(n1.address);
+      await expect(register(sys, p2, n1, CPU_NODE))
+        .to.be.revertedWithCustomError(registry, "MinerRegistryNodeUnbondingForOther")
+        .withArgs(n1.address, p1.address);
+      expect(await registry.nonces(n1.address)).to.equal(nonce);
+      expect(await registry.isRegistered(n1.address)).to.equal(false);
+
+      // The first entry matured and was withdrawn; the second still unbonds for p1.
+      await time.setNextBlockTimestamp(t1 + UNBONDING_DELAY);
+      await expect(registry.withdraw(n1.address, { gasLimit: 500_000n })).to.emit(registry, "Withdrawn").withArgs(n1.address, p1.address, 10n);
+      expect((await registry.unbondingOf(n1.address)).length).to.equal(1);
+      await expect(register(sys, p2, n1, CPU_NODE))
+        .to.be.revertedWithCustomError(registry, "MinerRegistryNodeUnbondingForOther")
+        .withArgs(n1.address, p1.address);
+
+      // Once everything is withdrawn, p2 may register the node.
+      await time.increase(DAY);
+      await expect(registry.withdraw(n1.address)).to.emit(registry, "Withdrawn").withArgs(n1.address, p1.address, CPU_MIN);
+      expect(await registry.unbondingOf(n1.address)).to.deep.equal([]);
+      await expect(register(sys, p2, n1, CPU_NODE))
+        .to.emit(registry, "NodeRegistered")
+        .withArgs(p2.address, n1.address, oldCapsId + 1n, capsTuple(CPU_NODE), CPU_MIN);
+      expect(await registry.providerOf(n1.address)).to.equal(p2.address);
+      expect(await registry.nonces(n1.address)).to.equal(nonce + 1n);
+    });
+
+    it("lets the same provider register its node again while its own funds unbond; the entries stay", async () => {
+      const { sys, registry, p1, n1 } = await setup();
+      await register(sys, p1, n1, CPU_NODE);
+      const t = await nextBlockAt();
+      await registry.connect(p1).deregisterNode(n1.address);
+      await expect(register(sys, p1, n1, CPU_NODE)).to.emit(registry, "NodeRegistered");
+      expect(await registry.providerOf(n1.address)).to.equal(p1.address);
+      expect(await entries(registry, n1.address)).to.deep.equal([[p1.address, t + UNBONDING_DELAY, CPU_MIN]]);
+    });
+
+    it("lets another provider register the node once the previous provider's entries were slashed away", async () => {
+      const { sys, registry, p1, p2, n1 } = await setup();
+      await register(sys, p1, n1, CPU_NODE);
+      await registry.connect(p1).deregisterNode(n1.address);
+      await registry.connect(sys.slasher).slash(n1.address, CPU_MIN, REASON);
+      expect(await registry.unbondingOf(n1.address)).to.deep.equal([]);
+      await expect(register(sys, p2, n1, CPU_NODE)).to.emit(registry, "NodeRegistered");
     });
 
     it("reverts with StakeBelowMinimum when the stake is one wei short of base + perGpu * gpuCount", async () => {
@@ -434,6 +510,59 @@ describe("MinerRegistry", () => {
     });
   });
 
+  describe("cancelConsent", () => {
+    it("uses up the caller's current nonce and emits ConsentCancelled with it", async () => {
+      const { registry, n1 } = await setup();
+      await expect(registry.connect(n1).cancelConsent()).to.emit(registry, "ConsentCancelled").withArgs(n1.address, 0n);
+      expect(await registry.nonces(n1.address)).to.equal(1n);
+      await expect(registry.connect(n1).cancelConsent()).to.emit(registry, "ConsentCancelled").withArgs(n1.address, 1n);
+      expect(await registry.nonces(n1.address)).to.equal(2n);
+    });
+
+    it("voids a consent signed before it (InvalidNodeSignature); a new consent with the next nonce works", async () => {
+      const { sys, registry, p1, n1 } = await setup();
+      const deadline = await farDeadline(connection);
+      const signed = await consentFor(sys, n1, p1.address, deadline); // nonce 0
+      await registry.connect(n1).cancelConsent();
+      const expected = recovered(
+        sys,
+        await addr(registry),
+        { provider: p1.address, node: n1.address, nonce: 1n, deadline },
+        signed,
+      );
+      expect(expected).to.not.equal(n1.address);
+      await expect(registry.connect(p1).registerNode(n1.address, H100_NODE, H100_MIN, deadline, signed))
+        .to.be.revertedWithCustomError(registry, "MinerRegistryInvalidNodeSignature")
+        .withArgs(n1.address, expected);
+
+      const fresh = await signNodeConsent(
+        n1,
+        { chainId: sys.chainId, verifyingContract: await addr(registry) },
+        { provider: p1.address, nonce: 1n, deadline },
+      );
+      await expect(registry.connect(p1).registerNode(n1.address, H100_NODE, H100_MIN, deadline, fresh))
+        .to.emit(registry, "NodeRegistered")
+        .withArgs(p1.address, n1.address, 1n, capsTuple(H100_NODE), H100_MIN);
+      expect(await registry.nonces(n1.address)).to.equal(2n);
+    });
+
+    it("only touches the caller's nonce: a provider or a stranger cannot void a node's consent", async () => {
+      const { sys, registry, p1, n1 } = await setup();
+      const deadline = await farDeadline(connection);
+      const signed = await consentFor(sys, n1, p1.address, deadline);
+      for (const caller of [p1, sys.stranger]) {
+        await expect(registry.connect(caller).cancelConsent())
+          .to.emit(registry, "ConsentCancelled")
+          .withArgs(caller.address, 0n);
+      }
+      expect(await registry.nonces(n1.address)).to.equal(0n);
+      await expect(registry.connect(p1).registerNode(n1.address, H100_NODE, H100_MIN, deadline, signed)).to.emit(
+        registry,
+        "NodeRegistered",
+      );
+    });
+  });
+
   describe("domainSeparator", () => {
     it("is the EIP-712 domain (computenet.MinerRegistry, 1, chain id, registry)", async () => {
       const { sys, registry } = await setup();
@@ -548,19 +677,26 @@ describe("MinerRegistry", () => {
       expect(await registry.nodeCountOf(p1.address)).to.equal(0n);
     });
 
-    it("lets another provider register the node again with a fresh consent and a new capsId", async () => {
+    it("lets another provider register the node again, once the unbonded stake is withdrawn, with a fresh consent and a new capsId", async () => {
       const { sys, registry, p1, p2, n1 } = await setup();
       await register(sys, p1, n1, CPU_NODE);
       const oldCapsId = await registry.capsIdOf(n1.address);
       await registry.connect(p1).deregisterNode(n1.address);
+      await time.increase(UNBONDING_DELAY);
+      // The previous provider's unbonding entry pays the previous provider.
+      await expect(registry.connect(p2).withdraw(n1.address)).to.changeTokenBalances(
+        ethers,
+        sys.token,
+        [p1, p2],
+        [CPU_MIN, 0n],
+      );
       await expect(register(sys, p2, n1, CPU_NODE))
         .to.emit(registry, "NodeRegistered")
         .withArgs(p2.address, n1.address, oldCapsId + 1n, capsTuple(CPU_NODE), CPU_MIN);
       expect(await registry.providerOf(n1.address)).to.equal(p2.address);
       expect(await registry.nodesOf(p2.address, 0n, 10n)).to.deep.equal([n1.address]);
       expect(await registry.nodeCountOf(p1.address)).to.equal(0n);
-      // The previous provider's unbonding entry still pays the previous provider.
-      expect((await registry.unbondingOf(n1.address))[0].beneficiary).to.equal(p1.address);
+      expect(await registry.unbondingOf(n1.address)).to.deep.equal([]);
     });
 
     it("reverts with NodeNotRegistered and NotProvider", async () => {
@@ -784,16 +920,18 @@ describe("MinerRegistry", () => {
       expect(await entries(registry, n1.address)).to.deep.equal([c]);
     });
 
-    it("can be called by anyone but always pays the beneficiary, also after the node re-registered elsewhere", async () => {
+    it("can be called by anyone but always pays the beneficiary, also after the node was registered again", async () => {
       const { sys, registry, p1, p2, n1 } = await setup();
       await register(sys, p1, n1, CPU_NODE);
       await registry.connect(p1).deregisterNode(n1.address);
-      await register(sys, p2, n1, CPU_NODE);
+      await register(sys, p1, n1, CPU_NODE, CPU_MIN + 5n); // its own provider, while the old stake unbonds
       await time.increase(UNBONDING_DELAY);
       const tx = registry.connect(p2).withdraw(n1.address);
       await expect(tx).to.emit(registry, "Withdrawn").withArgs(n1.address, p1.address, CPU_MIN);
       await expect(tx).to.changeTokenBalances(ethers, sys.token, [p1, p2, registry], [CPU_MIN, 0n, -CPU_MIN]);
-      expect((await registry.getNode(n1.address)).stake).to.equal(CPU_MIN);
+      // The new registration's stake is untouched.
+      expect((await registry.getNode(n1.address)).stake).to.equal(CPU_MIN + 5n);
+      expect(await registry.unbondingOf(n1.address)).to.deep.equal([]);
     });
   });
 
@@ -858,9 +996,11 @@ describe("MinerRegistry", () => {
         [-(CPU_MIN + 40n), CPU_MIN + 40n],
       );
       expect(await registry.unbondingOf(n1.address)).to.deep.equal([]);
-      await expect(registry.connect(sys.slasher).slash(n1.address, 1n, REASON))
-        .to.be.revertedWithCustomError(registry, "MinerRegistryNothingToSlash")
-        .withArgs(n1.address);
+      // Nothing left: a further slash takes 0 and does nothing.
+      expect(await registry.connect(sys.slasher).slash.staticCall(n1.address, 1n, REASON)).to.equal(0n);
+      const again = registry.connect(sys.slasher).slash(n1.address, 1n, REASON);
+      await expect(again).to.not.emit(registry, "Slashed");
+      await expect(again).to.changeTokenBalances(ethers, sys.token, [registry, sys.treasury], [0n, 0n]);
     });
 
     it("still reaches the unbonding funds of a deregistered node", async () => {
@@ -876,11 +1016,11 @@ describe("MinerRegistry", () => {
       await expect(registry.withdraw(n1.address)).to.changeTokenBalances(ethers, sys.token, [p1], [CPU_MIN - 10n]);
     });
 
-    it("reaches a previous provider's unbonding entry once the current provider's stake is exhausted (queue is per node)", async () => {
-      const { sys, registry, p1, p2, n1 } = await setup();
+    it("reaches the unbonding entry of an earlier registration once the current stake is exhausted (queue is per node)", async () => {
+      const { sys, registry, p1, n1 } = await setup();
       await register(sys, p1, n1, CPU_NODE);
       await registry.connect(p1).deregisterNode(n1.address);
-      await register(sys, p2, n1, CPU_NODE);
+      await register(sys, p1, n1, CPU_NODE);
       await expect(registry.connect(sys.slasher).slash(n1.address, CPU_MIN + 5n, REASON))
         .to.emit(registry, "Slashed")
         .withArgs(n1.address, sys.slasher.address, CPU_MIN, 5n, REASON, sys.treasury.address);
@@ -915,15 +1055,35 @@ describe("MinerRegistry", () => {
       expect(await registry.hasMinimumStake(n1.address)).to.equal(true);
     });
 
-    it("reverts with ZeroAmount and NothingToSlash", async () => {
-      const { sys, registry, n1 } = await setup();
+    it("reverts with ZeroAmount", async () => {
+      const { sys, registry, p1, n1 } = await setup();
+      await register(sys, p1, n1, CPU_NODE);
       await expect(registry.connect(sys.slasher).slash(n1.address, 0n, REASON)).to.be.revertedWithCustomError(
         registry,
         "MinerRegistryZeroAmount",
       );
-      await expect(registry.connect(sys.slasher).slash(n1.address, 1n, REASON))
-        .to.be.revertedWithCustomError(registry, "MinerRegistryNothingToSlash")
-        .withArgs(n1.address);
+      expect((await registry.getNode(n1.address)).stake).to.equal(CPU_MIN);
+    });
+
+    it("returns 0 without a revert, an event or a transfer when the node has nothing left (unknown, or fully slashed)", async () => {
+      const { sys, registry, p1, n1, n2 } = await setup();
+      const registryAddress = await addr(registry);
+      // A node never registered.
+      expect(await registry.connect(sys.slasher).slash.staticCall(n2.address, 1n, REASON)).to.equal(0n);
+      const unknown = registry.connect(sys.slasher).slash(n2.address, 1n, REASON);
+      await expect(unknown).to.not.emit(registry, "Slashed");
+      await expect(unknown).to.changeTokenBalances(ethers, sys.token, [registry, sys.treasury], [0n, 0n]);
+      // A registered node whose stake was slashed to 0, with no unbonding entry.
+      await register(sys, p1, n1, CPU_NODE);
+      await registry.connect(sys.slasher).slash(n1.address, CPU_MIN, REASON);
+      const treasuryBefore = await sys.token.balanceOf(sys.treasury.address);
+      const registryBefore = await sys.token.balanceOf(registryAddress);
+      expect(await registry.connect(sys.slasher).slash.staticCall(n1.address, MaxUint256, REASON)).to.equal(0n);
+      await expect(registry.connect(sys.slasher).slash(n1.address, MaxUint256, REASON)).to.not.emit(registry, "Slashed");
+      expect(await sys.token.balanceOf(sys.treasury.address)).to.equal(treasuryBefore);
+      expect(await sys.token.balanceOf(registryAddress)).to.equal(registryBefore);
+      expect((await registry.getNode(n1.address)).stake).to.equal(0n);
+      expect(await registry.isRegistered(n1.address)).to.equal(true);
     });
 
     it("is refused to anyone without SLASHER_ROLE, including the admin and the provider", async () => {
@@ -950,6 +1110,27 @@ describe("MinerRegistry", () => {
       await registry.connect(sys.admin).setMinimumStake(H100_MIN + 1n, 0n);
       expect(await registry.isRegistered(n1.address)).to.equal(true);
       expect(await registry.hasMinimumStake(n1.address)).to.equal(false);
+    });
+
+    it("setMinimumStake refuses a base or a per-GPU minimum above uint128 (InvalidMinimumStake) and accepts uint128 max", async () => {
+      const { sys, registry } = await setup();
+      const cases: [bigint, bigint][] = [
+        [MAX_STAKE_PARAMETER + 1n, 0n],
+        [0n, MAX_STAKE_PARAMETER + 1n],
+        [MIN_STAKE_BASE, MaxUint256],
+        [MaxUint256, MaxUint256],
+      ];
+      for (const [base, perGpu] of cases) {
+        await expect(registry.connect(sys.admin).setMinimumStake(base, perGpu))
+          .to.be.revertedWithCustomError(registry, "MinerRegistryInvalidMinimumStake")
+          .withArgs(base, perGpu, MAX_STAKE_PARAMETER);
+      }
+      expect(await registry.minStakeBase()).to.equal(MIN_STAKE_BASE);
+      expect(await registry.minStakePerGpu()).to.equal(MIN_STAKE_PER_GPU);
+      await expect(registry.connect(sys.admin).setMinimumStake(MAX_STAKE_PARAMETER, MAX_STAKE_PARAMETER))
+        .to.emit(registry, "MinimumStakeUpdated")
+        .withArgs(MAX_STAKE_PARAMETER, MAX_STAKE_PARAMETER);
+      expect(await registry.minimumStake(65_535n)).to.equal(MAX_STAKE_PARAMETER * 65_536n);
     });
 
     it("setUnbondingDelay emits UnbondingDelayUpdated, accepts (0, 90 days] and applies to new entries only", async () => {

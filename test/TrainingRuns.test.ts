@@ -374,15 +374,26 @@ describe("TrainingRuns", () => {
   });
 
   describe("completeRun", () => {
-    it("lets the master complete; the refund of available escrow goes to the buyer", async () => {
+    it("lets the buyer complete; the refund of available escrow goes to the buyer", async () => {
       const sys = await networkHelpers.loadFixture(systemFixture);
       const tr = sys.trainingRuns;
       const runId = await createRun(sys, { budget: 300n });
       await tr.connect(sys.master).startRun(runId);
-      const tx = tr.connect(sys.master).completeRun(runId);
-      await expect(tx).to.emit(tr, "RunCompleted").withArgs(runId, sys.master.address, 300n);
+      const tx = tr.connect(sys.buyer).completeRun(runId);
+      await expect(tx).to.emit(tr, "RunCompleted").withArgs(runId, sys.buyer.address, 300n);
       await expect(tx).to.changeTokenBalances(ethers, sys.token, [sys.buyer, sys.master, tr], [300n, 0n, -300n]);
       expect((await tr.getRun(runId)).status).to.equal(BigInt(RunStatus.Completed));
+    });
+
+    it("refuses the master, which may still start the run (NotBuyer)", async () => {
+      const sys = await networkHelpers.loadFixture(systemFixture);
+      const tr = sys.trainingRuns;
+      const runId = await createRun(sys, { budget: 300n });
+      await expect(tr.connect(sys.master).startRun(runId)).to.emit(tr, "RunStarted").withArgs(runId, sys.master.address);
+      await expect(tr.connect(sys.master).completeRun(runId))
+        .to.be.revertedWithCustomError(tr, "TrainingRunsNotBuyer").withArgs(runId, sys.master.address);
+      expect((await tr.getRun(runId)).status).to.equal(BigInt(RunStatus.Active));
+      await expectEscrow(sys, runId, { deposited: 300n, paid: 0n, refunded: 0n, reserved: 0n, available: 300n });
     });
 
     it("completes a run with nothing to refund without a transfer", async () => {
@@ -406,17 +417,17 @@ describe("TrainingRuns", () => {
       await expect(tr.completeRun(b)).to.be.revertedWithCustomError(tr, "TrainingRunsInvalidStatus").withArgs(b, RunStatus.Cancelled);
     });
 
-    it("refuses a stranger and a replaced master (NotBuyerOrMaster)", async () => {
+    it("refuses a stranger, a replaced master and the new master (NotBuyer)", async () => {
       const sys = await networkHelpers.loadFixture(systemFixture);
       const tr = sys.trainingRuns;
       const runId = await createRun(sys);
       await tr.connect(sys.buyer).startRun(runId);
       await tr.connect(sys.buyer).setMaster(runId, sys.stranger.address);
-      await expect(tr.connect(sys.master).completeRun(runId))
-        .to.be.revertedWithCustomError(tr, "TrainingRunsNotBuyerOrMaster").withArgs(runId, sys.master.address);
-      await expect(tr.connect(sys.validators[0]).completeRun(runId))
-        .to.be.revertedWithCustomError(tr, "TrainingRunsNotBuyerOrMaster").withArgs(runId, sys.validators[0].address);
-      await expect(tr.connect(sys.stranger).completeRun(runId)).to.emit(tr, "RunCompleted");
+      for (const caller of [sys.master, sys.validators[0], sys.stranger]) {
+        await expect(tr.connect(caller).completeRun(runId))
+          .to.be.revertedWithCustomError(tr, "TrainingRunsNotBuyer").withArgs(runId, caller.address);
+      }
+      await expect(tr.connect(sys.buyer).completeRun(runId)).to.emit(tr, "RunCompleted");
     });
   });
 
@@ -708,6 +719,11 @@ describe("TrainingRuns", () => {
       expect(await tr.activeRunCount(n1.address)).to.equal(14n);
       expect(await tr.participationOf(ids[0], n1.address)).to.equal(BigInt(Participation.None));
       expect(await members(sys, ids[0])).to.deep.equal([]);
+      // Pruning ends the participation like a leave: the pruned runs' invite generations moved on.
+      for (const [i, id] of ids.entries()) {
+        expect(await tr.inviteGenerationOf(id, n1.address)).to.equal([0, 7, 15].includes(i) ? 1n : 0n);
+      }
+      expect(await tr.inviteGenerationOf(extra, n1.address)).to.equal(0n);
       // The positions were rewritten correctly: the node can leave every remaining run.
       for (const id of open) await tr.connect(n1).leaveRun(id, n1.address);
       expect(await runsOf(sys, n1.address)).to.deep.equal([]);
@@ -867,7 +883,7 @@ describe("TrainingRuns", () => {
         const signature = await signInvite(
           sys.master,
           { chainId: sys.chainId + 1n, verifyingContract: await sys.trainingRuns.getAddress() },
-          { runId, node: n1.address, nonce: 1n, expiry },
+          { runId, node: n1.address, generation: 0n, nonce: 1n, expiry },
         );
         await expect(accept(signature, expiry))
           .to.be.revertedWithCustomError(sys.trainingRuns, "TrainingRunsInvalidInviteSignature")
@@ -887,7 +903,7 @@ describe("TrainingRuns", () => {
         const signature = await signInvite(
           sys.master,
           { chainId: sys.chainId, verifyingContract: await other.getAddress() },
-          { runId, node: n1.address, nonce: 1n, expiry },
+          { runId, node: n1.address, generation: 0n, nonce: 1n, expiry },
         );
         await expect(accept(signature, expiry))
           .to.be.revertedWithCustomError(sys.trainingRuns, "TrainingRunsInvalidInviteSignature")
@@ -945,6 +961,113 @@ describe("TrainingRuns", () => {
           .withArgs(runId, n1.address, newMaster.address);
         const fresh = await invite(sys, newMaster, runId, n1.address, 1n);
         await expect(accept(fresh.signature, fresh.expiry)).to.emit(sys.trainingRuns, "NodeJoined").withArgs(runId, n1.address, 1n);
+      });
+    });
+
+    describe("invite generation (InvalidInviteSignature for invites of an earlier participation)", () => {
+      it("refuses an invite issued before an ejection once the node registered again, and accepts a fresh one", async () => {
+        const sys = await networkHelpers.loadFixture(systemFixture);
+        const tr = sys.trainingRuns;
+        const [n1] = sys.nodes;
+        const runId = await openRun(sys);
+        await registeredAndValidated(sys, runId, n1);
+        const before = await invite(sys, sys.master, runId, n1.address, 7n);
+        await tr.connect(sys.master).eject(runId, n1.address, REASON);
+        await tr.connect(n1).registerForRun(runId, n1.address);
+        expect(await tr.inviteGenerationOf(runId, n1.address)).to.equal(1n);
+
+        await expect(tr.connect(n1).acceptInvite(runId, n1.address, 7n, before.expiry, before.signature))
+          .to.be.revertedWithCustomError(tr, "TrainingRunsInvalidInviteSignature")
+          .withArgs(runId, n1.address, sys.master.address);
+        expect(await tr.isInviteNonceUsed(runId, 7n)).to.equal(false);
+        expect(await tr.participationOf(runId, n1.address)).to.equal(BigInt(Participation.Registered));
+
+        const fresh = await invite(sys, sys.master, runId, n1.address, 8n);
+        await expect(tr.connect(n1).acceptInvite(runId, n1.address, 8n, fresh.expiry, fresh.signature))
+          .to.emit(tr, "NodeJoined").withArgs(runId, n1.address, 8n);
+      });
+
+      it("refuses a spare invite of an ejected member once it registered again (the ejection cannot be undone by the node)", async () => {
+        const { sys, runId } = await networkHelpers.loadFixture(membersFixture);
+        const tr = sys.trainingRuns;
+        const [n1] = sys.nodes;
+        // The master had sent n1 a second invite while it was a member (generation 0).
+        const spare = await invite(sys, sys.master, runId, n1.address, 50n);
+        await tr.connect(sys.master).eject(runId, n1.address, REASON);
+        await tr.connect(sys.providers[0]).registerForRun(runId, n1.address);
+        for (const caller of [n1, sys.providers[0]]) {
+          await expect(tr.connect(caller).acceptInvite(runId, n1.address, 50n, spare.expiry, spare.signature))
+            .to.be.revertedWithCustomError(tr, "TrainingRunsInvalidInviteSignature")
+            .withArgs(runId, n1.address, sys.master.address);
+        }
+        expect(await tr.isMember(runId, n1.address)).to.equal(false);
+        expect(await members(sys, runId)).to.not.include(n1.address);
+      });
+
+      it("refuses an invite issued before the node left once it registered again, and accepts a fresh one", async () => {
+        const sys = await networkHelpers.loadFixture(systemFixture);
+        const tr = sys.trainingRuns;
+        const [n1] = sys.nodes;
+        const runId = await openRun(sys);
+        await registeredAndValidated(sys, runId, n1);
+        const before = await invite(sys, sys.master, runId, n1.address, 3n);
+        await tr.connect(n1).leaveRun(runId, n1.address);
+        await tr.connect(n1).registerForRun(runId, n1.address);
+        await expect(tr.connect(n1).acceptInvite(runId, n1.address, 3n, before.expiry, before.signature))
+          .to.be.revertedWithCustomError(tr, "TrainingRunsInvalidInviteSignature")
+          .withArgs(runId, n1.address, sys.master.address);
+        const fresh = await invite(sys, sys.master, runId, n1.address, 3n);
+        await expect(tr.connect(n1).acceptInvite(runId, n1.address, 3n, fresh.expiry, fresh.signature))
+          .to.emit(tr, "NodeJoined").withArgs(runId, n1.address, 3n);
+      });
+
+      it("accepts only the current generation: an older or a future one is refused", async () => {
+        const sys = await networkHelpers.loadFixture(systemFixture);
+        const tr = sys.trainingRuns;
+        const [n1] = sys.nodes;
+        const runId = await openRun(sys);
+        await registeredAndValidated(sys, runId, n1);
+        // A future generation is refused too, at generation 0.
+        const expiry = await farDeadline(connection);
+        const ahead = await inviteFor(sys, sys.master, { runId, node: n1.address, nonce: 1n, expiry, generation: 1n });
+        await expect(tr.connect(n1).acceptInvite(runId, n1.address, 1n, expiry, ahead))
+          .to.be.revertedWithCustomError(tr, "TrainingRunsInvalidInviteSignature")
+          .withArgs(runId, n1.address, sys.master.address);
+        await tr.connect(n1).leaveRun(runId, n1.address);
+        await tr.connect(n1).registerForRun(runId, n1.address);
+        await tr.connect(n1).leaveRun(runId, n1.address);
+        await tr.connect(n1).registerForRun(runId, n1.address);
+        expect(await tr.inviteGenerationOf(runId, n1.address)).to.equal(2n);
+        for (const generation of [0n, 1n, 3n]) {
+          const signature = await inviteFor(sys, sys.master, { runId, node: n1.address, nonce: 1n, expiry, generation });
+          await expect(tr.connect(n1).acceptInvite(runId, n1.address, 1n, expiry, signature))
+            .to.be.revertedWithCustomError(tr, "TrainingRunsInvalidInviteSignature")
+            .withArgs(runId, n1.address, sys.master.address);
+        }
+        const current = await inviteFor(sys, sys.master, { runId, node: n1.address, nonce: 1n, expiry, generation: 2n });
+        await expect(tr.connect(n1).acceptInvite(runId, n1.address, 1n, expiry, current))
+          .to.emit(tr, "NodeJoined").withArgs(runId, n1.address, 1n);
+      });
+
+      it("refuses an invite issued before an ejection even after the node re-registered in the registry and was validated again", async () => {
+        const sys = await networkHelpers.loadFixture(systemFixture);
+        const tr = sys.trainingRuns;
+        const [p1] = sys.providers;
+        const [n1] = sys.nodes;
+        const runId = await openRun(sys);
+        await registeredAndValidated(sys, runId, n1);
+        const before = await invite(sys, sys.master, runId, n1.address, 4n);
+        await tr.connect(sys.master).eject(runId, n1.address, REASON);
+        await sys.registry.connect(p1).deregisterNode(n1.address);
+        await registerNode(connection, sys, p1, n1, CPU_NODE);
+        await validateNode(sys, n1.address);
+        await tr.connect(n1).registerForRun(runId, n1.address);
+        await expect(tr.connect(n1).acceptInvite(runId, n1.address, 4n, before.expiry, before.signature))
+          .to.be.revertedWithCustomError(tr, "TrainingRunsInvalidInviteSignature")
+          .withArgs(runId, n1.address, sys.master.address);
+        const fresh = await invite(sys, sys.master, runId, n1.address, 5n);
+        await expect(tr.connect(n1).acceptInvite(runId, n1.address, 5n, fresh.expiry, fresh.signature))
+          .to.emit(tr, "NodeJoined").withArgs(runId, n1.address, 5n);
       });
     });
 
@@ -1103,6 +1226,52 @@ describe("TrainingRuns", () => {
         .to.be.revertedWithCustomError(tr, "TrainingRunsNotMaster").withArgs(runId, sys.buyer.address);
       await expect(tr.connect(sys.master).eject(runId, n4.address, REASON))
         .to.be.revertedWithCustomError(tr, "TrainingRunsInvalidParticipation").withArgs(runId, n4.address, Participation.None);
+    });
+  });
+
+  describe("inviteGenerationOf", () => {
+    it("is 0 for a node never in the run and stays 0 while it registers and joins", async () => {
+      const sys = await networkHelpers.loadFixture(systemFixture);
+      const tr = sys.trainingRuns;
+      const [n1] = sys.nodes;
+      expect(await tr.inviteGenerationOf(99n, n1.address)).to.equal(0n); // unknown run: no revert
+      const runId = await openRun(sys);
+      expect(await tr.inviteGenerationOf(runId, n1.address)).to.equal(0n);
+      await registerNode(connection, sys, sys.providers[0], n1, CPU_NODE);
+      await joinRun(connection, sys, runId, n1, 1n);
+      expect(await tr.inviteGenerationOf(runId, n1.address)).to.equal(0n);
+    });
+
+    it("increments at every leave (as a member or registered) and every ejection, for that run and node only", async () => {
+      const { sys, runId } = await networkHelpers.loadFixture(membersFixture);
+      const tr = sys.trainingRuns;
+      const [n1, n2, n3] = sys.nodes;
+      const other = await openRun(sys);
+      await tr.connect(n1).registerForRun(other, n1.address);
+
+      await tr.connect(n1).leaveRun(runId, n1.address); // member leaves
+      expect(await tr.inviteGenerationOf(runId, n1.address)).to.equal(1n);
+      await tr.connect(n1).registerForRun(runId, n1.address);
+      expect(await tr.inviteGenerationOf(runId, n1.address)).to.equal(1n);
+      await tr.connect(sys.master).eject(runId, n1.address, REASON); // registered node ejected
+      expect(await tr.inviteGenerationOf(runId, n1.address)).to.equal(2n);
+      await tr.connect(n1).registerForRun(runId, n1.address);
+      await tr.connect(sys.providers[0]).leaveRun(runId, n1.address); // registered node taken out by its provider
+      expect(await tr.inviteGenerationOf(runId, n1.address)).to.equal(3n);
+      await tr.connect(sys.master).eject(runId, n2.address, REASON); // member ejected
+      expect(await tr.inviteGenerationOf(runId, n2.address)).to.equal(1n);
+
+      expect(await tr.inviteGenerationOf(other, n1.address)).to.equal(0n);
+      expect(await tr.inviteGenerationOf(runId, n3.address)).to.equal(0n);
+      expect(await tr.isMember(runId, n3.address)).to.equal(true);
+    });
+
+    it("increments when the node leaves an ended run", async () => {
+      const { sys, runId } = await networkHelpers.loadFixture(membersFixture);
+      const [n1] = sys.nodes;
+      await endRun(sys, runId, RunStatus.Completed);
+      await sys.trainingRuns.connect(n1).leaveRun(runId, n1.address);
+      expect(await sys.trainingRuns.inviteGenerationOf(runId, n1.address)).to.equal(1n);
     });
   });
 
@@ -1376,19 +1545,39 @@ describe("TrainingRuns", () => {
       expect(await tr.isInviteNonceUsed(99n, 0n)).to.equal(false);
     });
 
-    it("inviteDigest equals the EIP-712 hash of the Invite in this contract's domain", async () => {
+    it("inviteDigest equals the EIP-712 hash of the Invite (generation 0 for a node never in the run) in this contract's domain", async () => {
       const sys = await networkHelpers.loadFixture(systemFixture);
       const tr = sys.trainingRuns;
       const domain = { ...RUNS_DOMAIN, chainId: sys.chainId, verifyingContract: await tr.getAddress() };
-      const value = { runId: 7n, node: sys.nodes[0].address, nonce: 3n, expiry: 1_700_000_000n };
+      const value = { runId: 7n, node: sys.nodes[0].address, generation: 0n, nonce: 3n, expiry: 1_700_000_000n };
       expect(await tr.inviteDigest(value.runId, value.node, value.nonce, value.expiry))
         .to.equal(ethers.TypedDataEncoder.hash(domain, INVITE_TYPES, value));
       expect(await tr.domainSeparator()).to.equal(ethers.TypedDataEncoder.hashDomain(domain));
-      expect(await tr.INVITE_TYPEHASH()).to.equal(ethers.id("Invite(uint256 runId,address node,uint256 nonce,uint256 expiry)"));
+      expect(await tr.INVITE_TYPEHASH()).to.equal(
+        ethers.id("Invite(uint256 runId,address node,uint256 generation,uint256 nonce,uint256 expiry)"),
+      );
+      expect(ethers.TypedDataEncoder.from(INVITE_TYPES).encodeType("Invite")).to.equal(
+        "Invite(uint256 runId,address node,uint256 generation,uint256 nonce,uint256 expiry)",
+      );
       const d = await tr.eip712Domain();
       expect([d.name, d.version, d.chainId, d.verifyingContract]).to.deep.equal([
         RUNS_DOMAIN.name, RUNS_DOMAIN.version, sys.chainId, await tr.getAddress(),
       ]);
+    });
+
+    it("inviteDigest uses the node's current generation, which changes after a leave", async () => {
+      const { sys, runId } = await networkHelpers.loadFixture(membersFixture);
+      const tr = sys.trainingRuns;
+      const [n1] = sys.nodes;
+      const domain = { ...RUNS_DOMAIN, chainId: sys.chainId, verifyingContract: await tr.getAddress() };
+      const value = { runId, node: n1.address, nonce: 9n, expiry: 1_700_000_000n };
+      const digest = () => tr.inviteDigest(runId, n1.address, value.nonce, value.expiry);
+      const atGeneration0 = ethers.TypedDataEncoder.hash(domain, INVITE_TYPES, { ...value, generation: 0n });
+      expect(await digest()).to.equal(atGeneration0);
+      await tr.connect(n1).leaveRun(runId, n1.address);
+      const atGeneration1 = ethers.TypedDataEncoder.hash(domain, INVITE_TYPES, { ...value, generation: 1n });
+      expect(await digest()).to.equal(atGeneration1);
+      expect(atGeneration1).to.not.equal(atGeneration0);
     });
 
     it("runCount counts every run created, cancelled ones included", async () => {

@@ -105,6 +105,8 @@ describe("Ignition parameter files (ignition/parameters/<network>.json)", () => 
       expect(await registry.unbondingDelay()).to.equal(toBigInt(values.MinerRegistryModule.unbondingDelay));
       expect(await registry.minStakePerGpu()).to.equal(toBigInt(values.MinerRegistryModule.minStakePerGpu));
       expect(await board.requiredApprovals()).to.equal(toBigInt(values.ChallengeBoardModule.requiredApprovals));
+      expect(values.ChallengeBoardModule.requiredRejections).to.equal("2n");
+      expect(await board.requiredRejections()).to.equal(toBigInt(values.ChallengeBoardModule.requiredRejections));
       expect(await board.retryCooldown()).to.equal(toBigInt(values.ChallengeBoardModule.retryCooldown));
     });
   }

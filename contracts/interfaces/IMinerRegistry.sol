@@ -83,8 +83,11 @@ interface IMinerRegistry {
     error MinerRegistryNodeInActiveRuns(address node, uint256 activeRuns);
     /// @notice No unbonding entry of the node has matured.
     error MinerRegistryNothingToWithdraw(address node);
-    /// @notice The node has neither stake nor unbonding funds to slash.
-    error MinerRegistryNothingToSlash(address node);
+    /// @notice The node still has funds unbonding for `beneficiary`, another provider: it can be registered
+    ///         by someone else only once they are withdrawn, so that slashing never mixes two providers' funds.
+    error MinerRegistryNodeUnbondingForOther(address node, address beneficiary);
+    /// @notice A minimum stake parameter exceeds `max`.
+    error MinerRegistryInvalidMinimumStake(uint256 base, uint256 perGpu, uint256 max);
     /// @notice The TrainingRuns contract was already set (it is set once at deployment).
     error MinerRegistryTrainingRunsAlreadySet(address current);
     /// @notice The TrainingRuns contract is not set yet.
@@ -123,6 +126,8 @@ interface IMinerRegistry {
     event TreasuryUpdated(address indexed treasury);
     /// @notice The TrainingRuns contract consulted before deregistration was set.
     event TrainingRunsSet(address indexed trainingRuns);
+    /// @notice The node key voided its consent nonce `nonce`: a consent signed with it can no longer be used.
+    event ConsentCancelled(address indexed node, uint256 nonce);
 
     /// @notice Registers `node` for the caller (the provider) and stakes `stakeAmount` pulled from the caller.
     /// @dev Caller must have approved (or `selfPermit`-ed in a multicall) the stake. The node signs the
@@ -170,12 +175,17 @@ interface IMinerRegistry {
     function withdraw(address node) external returns (uint256 paid);
 
     /// @notice Takes up to `amount` from a node: active stake first, then its unbonding entries (newest
-    ///         first). Only SLASHER_ROLE; the funds go to the treasury, never to the caller.
+    ///         first). Only SLASHER_ROLE; the funds go to the treasury, never to the caller. Returns 0 (no event,
+    ///         no revert) when the node has nothing left, so a dispute resolution calling it never gets stuck.
     /// @param node Node address (registered or not).
     /// @param amount Maximum amount to take.
     /// @param reason Hash of the evidence or reason.
     /// @return slashed Amount actually taken.
     function slash(address node, uint256 amount, bytes32 reason) external returns (uint256 slashed);
+
+    /// @notice Voids the caller's (a node key's) current consent nonce, so a consent it signed but no longer
+    ///         wants used cannot register it.
+    function cancelConsent() external;
 
     /// @notice Minimum active stake for a node with `gpuCount` GPUs.
     /// @param gpuCount Number of GPUs.

@@ -100,7 +100,7 @@ interface ITrainingRuns {
     error TrainingRunsNotBuyer(uint256 runId, address caller);
     /// @notice `caller` is not the run's master.
     error TrainingRunsNotMaster(uint256 runId, address caller);
-    /// @notice `caller` is neither the run's buyer nor its master.
+    /// @notice `caller` is neither the run's buyer nor its master (`startRun`).
     error TrainingRunsNotBuyerOrMaster(uint256 runId, address caller);
     /// @notice `caller` is neither the node nor its provider.
     error TrainingRunsNotNodeOrProvider(address node, address caller);
@@ -184,7 +184,8 @@ interface ITrainingRuns {
     /// @param runId Run.
     function startRun(uint256 runId) external;
 
-    /// @notice Active -> Completed (buyer or master); refunds the unreserved escrow to the buyer.
+    /// @notice Active -> Completed (buyer only: a leaked master key must not end the run); refunds the
+    ///         unreserved escrow to the buyer.
     /// @param runId Run.
     function completeRun(uint256 runId) external;
 
@@ -215,9 +216,12 @@ interface ITrainingRuns {
     function registerForRun(uint256 runId, address node) external;
 
     /// @notice Makes a registered, validated node a member with the master's invite (the node or its
-    ///         provider). The invite is the EIP-712 message `Invite(uint256 runId,address node,uint256 nonce,uint256 expiry)`
-    ///         in the domain `("computenet.TrainingRuns", "1", chainId, this)`, signed by the run's current
-    ///         master (an EOA or an ERC-1271 contract); each nonce of a run is usable once.
+    ///         provider). The invite is the EIP-712 message
+    ///         `Invite(uint256 runId,address node,uint256 generation,uint256 nonce,uint256 expiry)` in the domain
+    ///         `("computenet.TrainingRuns", "1", chainId, this)`, signed by the run's current master (an EOA or
+    ///         an ERC-1271 contract). Each nonce of a run is usable once, and `generation` must be the node's
+    ///         current `inviteGenerationOf(runId, node)`, which every leave or ejection increments: invites
+    ///         issued before a node was ejected cannot bring it back.
     /// @param runId Run.
     /// @param node Node.
     /// @param nonce Invite nonce.
@@ -315,7 +319,13 @@ interface ITrainingRuns {
     /// @return True when used.
     function isInviteNonceUsed(uint256 runId, uint256 nonce) external view returns (bool);
 
-    /// @notice The EIP-712 digest a master signs for an invite.
+    /// @notice The invite generation of `node` in the run: starts at 0, +1 at every leave, ejection or prune.
+    /// @param runId Run.
+    /// @param node Node.
+    /// @return The generation an invite must carry.
+    function inviteGenerationOf(uint256 runId, address node) external view returns (uint256);
+
+    /// @notice The EIP-712 digest a master signs for an invite, at the node's current invite generation.
     /// @param runId Run.
     /// @param node Node.
     /// @param nonce Invite nonce.

@@ -137,6 +137,7 @@ export interface EventFollowerOptions {
 export class EventFollower {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  private inFlight: Promise<number> = Promise.resolve(0);
   private stopped = false;
   private readonly byAddress = new Map<string, { name: ChainEvent["contract"]; contract: BaseContract }>();
   private readonly waiters: Array<{ block: number; resolve: () => void }> = [];
@@ -171,9 +172,11 @@ export class EventFollower {
     void loop();
   }
 
-  stop(): void {
+  /** Stops polling; resolves once a pass in flight has finished (so the store can be closed after). */
+  async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    await this.inFlight.catch(() => 0);
   }
 
   /** Resolves once every block up to `block` has been handled. */
@@ -183,9 +186,14 @@ export class EventFollower {
   }
 
   /** One catch-up pass; returns the number of events handled. Safe to call concurrently (serialised). */
-  async poll(): Promise<number> {
-    if (this.running) return 0;
+  poll(): Promise<number> {
+    if (this.running) return this.inFlight;
     this.running = true;
+    this.inFlight = this.pass();
+    return this.inFlight;
+  }
+
+  private async pass(): Promise<number> {
     const log = this.options.logger;
     let handled = 0;
     try {
@@ -214,7 +222,7 @@ export class EventFollower {
         from = to + 1;
       }
     } catch (error) {
-      log.warn({ err: (error as Error).message, cursor: this.cursor }, "event follower: poll failed; retrying");
+      if (!this.stopped) log.warn({ err: (error as Error).message }, "event follower: poll failed; retrying at the next poll");
     } finally {
       this.running = false;
     }

@@ -34,6 +34,7 @@ export const INVITE_TYPES = {
   Invite: [
     { name: "runId", type: "uint256" },
     { name: "node", type: "address" },
+    { name: "generation", type: "uint256" },
     { name: "nonce", type: "uint256" },
     { name: "expiry", type: "uint256" },
   ],
@@ -80,11 +81,14 @@ export async function signNodeConsent(
   return node.signTypedData(domain, NODE_CONSENT_TYPES, { ...consent, node: await node.getAddress() });
 }
 
-/** A run master's invite of `node` (`TrainingRuns.acceptInvite`). */
+/**
+ * A run master's invite of `node` (`TrainingRuns.acceptInvite`). `generation` is the node's current
+ * `inviteGenerationOf(runId, node)`: it changes when the node leaves or is ejected, voiding older invites.
+ */
 export async function signInvite(
   master: Signer,
   target: DomainTarget,
-  invite: { runId: bigint; node: string; nonce: bigint; expiry: bigint },
+  invite: { runId: bigint; node: string; generation: bigint; nonce: bigint; expiry: bigint },
 ): Promise<string> {
   const domain: TypedDataDomain = { ...RUNS_DOMAIN, ...target };
   return master.signTypedData(domain, INVITE_TYPES, invite);

@@ -19,6 +19,7 @@ export const MIN_STAKE_BASE = 100n * TOKEN;
 export const MIN_STAKE_PER_GPU = 250n * TOKEN;
 export const UNBONDING_DELAY = 7n * 24n * 3600n;
 export const REQUIRED_APPROVALS = 2n;
+export const REQUIRED_REJECTIONS = 1n;
 export const RETRY_COOLDOWN = 3600n;
 export const HOUR = 3600n;
 
@@ -81,7 +82,11 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
         minStakePerGpu: MIN_STAKE_PER_GPU,
         unbondingDelay: UNBONDING_DELAY,
       },
-      ChallengeBoardModule: { requiredApprovals: REQUIRED_APPROVALS, retryCooldown: RETRY_COOLDOWN },
+      ChallengeBoardModule: {
+        requiredApprovals: REQUIRED_APPROVALS,
+        requiredRejections: REQUIRED_REJECTIONS,
+        retryCooldown: RETRY_COOLDOWN,
+      },
     },
   });
   const token = deployed.token as unknown as ComputeToken;
@@ -198,22 +203,28 @@ export async function createRun(sys: System, options: RunOptions = {}): Promise<
   return sys.trainingRuns.runCount();
 }
 
-/** Has the required number of validators approve `node`. */
+/** Has the required number of validators approve `node`'s current declaration. */
 export async function validateNode(sys: System, node: string) {
+  const capsId = await sys.registry.capsIdOf(node);
   for (let i = 0n; i < REQUIRED_APPROVALS; i++) {
     await sys.challengeBoard
       .connect(sys.validators[Number(i)])
-      .reportChallenge(node, true, `0x${(i + 1n).toString(16).padStart(64, "0")}`);
+      .reportChallenge(node, capsId, true, `0x${(i + 1n).toString(16).padStart(64, "0")}`);
   }
 }
 
-/** The run master's invite signature. */
+/** An invite signature by `signer`, at the node's current invite generation unless one is given. */
 export async function inviteFor(
   sys: System,
   signer: HardhatEthersSigner,
-  invite: { runId: bigint; node: string; nonce: bigint; expiry: bigint },
+  invite: { runId: bigint; node: string; nonce: bigint; expiry: bigint; generation?: bigint },
 ): Promise<string> {
-  return signInvite(signer, { chainId: sys.chainId, verifyingContract: await sys.trainingRuns.getAddress() }, invite);
+  const generation = invite.generation ?? (await sys.trainingRuns.inviteGenerationOf(invite.runId, invite.node));
+  return signInvite(
+    signer,
+    { chainId: sys.chainId, verifyingContract: await sys.trainingRuns.getAddress() },
+    { ...invite, generation },
+  );
 }
 
 /** Registers `node` for `runId`, validates it and makes it a member with a fresh invite. */

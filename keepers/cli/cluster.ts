@@ -1,0 +1,273 @@
+/**
+ * A whole computenet network on one machine, each keeper a separate process with its own log file:
+ * the devnet's engine and the integration tests' harness (a small Testermint). It starts a local Hardhat
+ * node, deploys the system, grants the development roles, opens a run, and starts, kills and restarts
+ * keepers on request.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import path from "node:path";
+import { Wallet } from "ethers";
+import { type Chain, connectChain, contractInterfaces } from "../shared/chain.js";
+import { SignedClient } from "../shared/http.js";
+import { createLogger } from "../shared/log.js";
+import { TxSender } from "../shared/tx.js";
+import { type DevKeys, devKeys, setupDevChain } from "../../scripts/lib/dev-setup.js";
+import { type HardhatNode, ROOT, freePort, runHardhat, startHardhatNode, stopProcess } from "../../scripts/lib/processes.js";
+
+const CLI = path.join(ROOT, "keepers", "cli", "computenet.ts");
+
+export interface RunRequirements {
+  minGpuCount: number;
+  minGpuMemoryMB: number;
+  minCpuCores: number;
+  minRamMB: number;
+  minStorageGB: number;
+  allowedGpuModels: string[];
+}
+
+export const DEVNET_REQUIREMENTS: RunRequirements = {
+  minGpuCount: 0,
+  minGpuMemoryMB: 0,
+  minCpuCores: 1,
+  minRamMB: 512,
+  minStorageGB: 1,
+  allowedGpuModels: [],
+};
+
+export interface ClusterOptions {
+  logDir: string;
+  /** JSON-RPC port of the Hardhat node (default: a free port). */
+  rpcPort?: number;
+  /** Fixed keeper ports (devnet) or free ports (tests). */
+  fixedPorts?: boolean;
+  /** Where deployments/localhost.json goes (default: the project root). */
+  deploymentsRoot?: string;
+  heartbeatSec?: number;
+  requirements?: RunRequirements;
+}
+
+/** A keeper running as a child process, its output in `<logDir>/<name>.log`. */
+export class KeeperProcess {
+  private output = "";
+  private readonly waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    log: WriteStream,
+  ) {
+    const onData = (chunk: Buffer) => {
+      log.write(chunk);
+      this.output += chunk.toString();
+      if (this.output.length > 4_000_000) this.output = this.output.slice(-2_000_000);
+      for (let i = this.waiters.length - 1; i >= 0; i--) {
+        const match = this.output.match(this.waiters[i].pattern);
+        if (match) {
+          this.waiters[i].resolve(match[0]);
+          this.waiters.splice(i, 1);
+        }
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.stderr!.on("data", onData);
+    this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+  }
+
+  /** Everything the process printed so far (bounded). */
+  get text(): string {
+    return this.output;
+  }
+
+  /** Resolves with the first match of `pattern` in the output; rejects after `timeoutMs` or if the process exits. */
+  waitFor(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
+    const found = this.output.match(pattern);
+    if (found) return Promise.resolve(found[0]);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name}: no ${pattern} within ${timeoutMs} ms`)), timeoutMs);
+      const waiter = {
+        pattern,
+        resolve: (line: string) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      };
+      this.waiters.push(waiter);
+      void this.exited.then((code) => {
+        if (this.waiters.includes(waiter)) {
+          clearTimeout(timer);
+          reject(new Error(`${this.name} exited (code ${code}) before printing ${pattern}`));
+        }
+      });
+    });
+  }
+
+  /** SIGKILL: the crash case. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill("SIGKILL");
+    await this.exited;
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period. */
+  stop(): Promise<void> {
+    return stopProcess(this.child, 10_000);
+  }
+}
+
+export class Cluster {
+  readonly keys: DevKeys = devKeys();
+  readonly processes = new Map<string, KeeperProcess>();
+  node!: HardhatNode;
+  admin!: Chain;
+  deploymentFile!: string;
+  runId!: bigint;
+  discoveryUrl!: string;
+  masterUrl!: string;
+  private readonly ports = new Map<string, number>();
+
+  private constructor(readonly options: ClusterOptions) {}
+
+  /** Chain, deployment, roles and an open, started run whose master is the development master key. */
+  static async start(options: ClusterOptions, progress: (text: string) => void = () => {}): Promise<Cluster> {
+    const cluster = new Cluster(options);
+    mkdirSync(options.logDir, { recursive: true });
+    const rpcPort = options.rpcPort ?? (await freePort());
+    progress(`starting hardhat node on 127.0.0.1:${rpcPort} ...`);
+    cluster.node = await startHardhatNode(rpcPort, path.join(options.logDir, "hardhat-node.log"));
+    try {
+      progress("deploying the system with Ignition ...");
+      const root = options.deploymentsRoot ?? ROOT;
+      await runHardhat(["run", "scripts/deploy.ts", "--network", "localhost"], {
+        LOCALHOST_RPC_URL: cluster.node.url,
+        COMPUTENET_DEPLOYMENTS_ROOT: root,
+      });
+      cluster.deploymentFile = path.join(root, "deployments", "localhost.json");
+      cluster.admin = await cluster.connect(cluster.keys.admin);
+      await setupDevChain(cluster.admin, cluster.keys);
+      cluster.discoveryUrl = `http://127.0.0.1:${await cluster.port("discovery", 8700)}`;
+      cluster.masterUrl = `http://127.0.0.1:${await cluster.port("master", 8720)}`;
+      cluster.runId = await cluster.createRun(options.requirements ?? DEVNET_REQUIREMENTS);
+      progress(`run ${cluster.runId} created and started by the buyer`);
+      return cluster;
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+  }
+
+  connect(privateKey?: string): Promise<Chain> {
+    return connectChain({ rpcUrl: this.node.url, deploymentFile: this.deploymentFile, privateKey, pollingIntervalMs: 200 });
+  }
+
+  get masterAddress(): string {
+    return new Wallet(this.keys.master).address;
+  }
+
+  nodeAddress(i: number): string {
+    return new Wallet(this.keys.nodes[i]).address;
+  }
+
+  private async port(name: string, fixed: number): Promise<number> {
+    let port = this.ports.get(name);
+    if (port === undefined) {
+      port = this.options.fixedPorts ? fixed : await freePort();
+      this.ports.set(name, port);
+    }
+    return port;
+  }
+
+  private async createRun(requirements: RunRequirements): Promise<bigint> {
+    const buyer = await this.connect(this.keys.buyer);
+    try {
+      const tx = new TxSender({ logger: createLogger({ component: "cluster", level: "warn" }), interfaces: contractInterfaces(), signer: buyer.signer as never });
+      const runs = buyer.contracts.trainingRuns;
+      const budget = 10_000n * 10n ** 18n;
+      await tx.send("approve", () => buyer.contracts.token.approve(runs.getAddress(), budget));
+      const receipt = await tx.send("createRun", () =>
+        runs.createRun({ master: this.masterAddress, pricePerUnit: 10n ** 18n, maxMembers: 10, budget, discoveryURI: this.discoveryUrl, requirements }),
+      );
+      const runId = receipt.logs.map((l) => runs.interface.parseLog(l)).find((e) => e?.name === "RunCreated")!.args.runId as bigint;
+      await tx.send("startRun", () => runs.startRun(runId));
+      return runId;
+    } finally {
+      buyer.provider.destroy();
+    }
+  }
+
+  private common(name: string): string[] {
+    return ["--rpc-url", this.node.url, "--deployment", this.deploymentFile, "--poll-ms", "250", "--data-dir", path.join(this.options.logDir, name)];
+  }
+
+  /** Starts `computenet <args>` as a child process named `name` (log: <logDir>/<name>.log). */
+  spawn(name: string, args: string[], env: Record<string, string> = {}): KeeperProcess {
+    const log = createWriteStream(path.join(this.options.logDir, `${name}.log`), { flags: "a" });
+    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const keeper = new KeeperProcess(name, child, log);
+    this.processes.set(name, keeper);
+    return keeper;
+  }
+
+  async startDiscovery(): Promise<KeeperProcess> {
+    const port = await this.port("discovery", 8700);
+    const p = this.spawn("discovery", ["discovery", ...this.common("discovery"), "--port", String(port)]);
+    await p.waitFor(/discovery listening on \S+/);
+    return p;
+  }
+
+  async startValidator(i = 0, extra: string[] = []): Promise<KeeperProcess> {
+    const name = `validator-${i + 1}`;
+    const port = await this.port(name, 8710 + i);
+    const p = this.spawn(name, ["validator", ...this.common(name), "--port", String(port), "--discovery-url", this.discoveryUrl, "--challenge-n", "128", ...extra], {
+      CN_PRIVATE_KEY: this.keys.validators[i],
+    });
+    await p.waitFor(/validator listening on \S+/);
+    return p;
+  }
+
+  async startMaster(extra: string[] = []): Promise<KeeperProcess> {
+    const port = await this.port("master", 8720);
+    const heartbeat = String(this.options.heartbeatSec ?? 2);
+    const p = this.spawn(
+      "master",
+      ["master", ...this.common("master"), "--port", String(port), "--run-id", String(this.runId), "--discovery-url", this.discoveryUrl, "--heartbeat-interval-sec", heartbeat, "--reconcile-ms", "1000", ...extra],
+      { CN_PRIVATE_KEY: this.keys.master },
+    );
+    await p.waitFor(/master listening on \S+/);
+    return p;
+  }
+
+  /** Miner i (0-based): provider key i pays, node key i identifies. Resolves once it listens (or exits). */
+  async startMiner(i: number, extra: string[] = [], env: Record<string, string> = {}, waitListening = true): Promise<KeeperProcess> {
+    const name = `miner-${i + 1}`;
+    const port = await this.port(name, 8731 + i);
+    const heartbeat = String(this.options.heartbeatSec ?? 2);
+    const p = this.spawn(
+      name,
+      ["miner", ...this.common(name), "--port", String(port), "--run-id", String(this.runId), "--discovery-url", this.discoveryUrl, "--heartbeat-interval-sec", heartbeat, ...extra],
+      { CN_PRIVATE_KEY: this.keys.providers[i], CN_NODE_KEY: this.keys.nodes[i], ...env },
+    );
+    if (waitListening) await p.waitFor(/miner listening on \S+/, 120_000);
+    return p;
+  }
+
+  /** The buyer's signed client for the master's API. */
+  buyer(): { call<T>(method: string, pathAndQuery: string, body?: unknown): Promise<T>; request<T>(method: string, pathAndQuery: string, body?: unknown): Promise<{ status: number; body: T }> } {
+    const client = new SignedClient(new Wallet(this.keys.buyer), this.admin.chainId);
+    const audience = this.masterAddress;
+    return {
+      call: (method, p, body) => client.call(method, `${this.masterUrl}${p}`, { audience, body }),
+      request: (method, p, body) => client.request(method, `${this.masterUrl}${p}`, { audience, body }),
+    };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.processes.values()].map((p) => p.stop()));
+    this.admin?.provider.destroy();
+    await this.node?.stop();
+  }
+}

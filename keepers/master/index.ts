@@ -1,0 +1,397 @@
+/**
+ * The master keeper: coordinates one training run. It follows the run's events, invites registered and
+ * validated nodes, takes their heartbeats, ejects the dead, hands the buyer's tasks to healthy members and
+ * stores the files their tasks sync back. See nodes.ts (state machine), tasks.ts, files.ts, routes.ts.
+ *
+ *   startMaster(options)  programmatic start (tests, devnet), options already validated
+ *   masterCommand()       `computenet master`: flags + env, validation, key loading, signal handling
+ */
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { Command, Option } from "commander";
+import { type NonceManager, getAddress } from "ethers";
+import { z } from "zod";
+import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
+import { COMMON_OPTIONS, ConfigError, type OptionNames, addCommonOptions, commonSchema, loadPrivateKey, parseConfig } from "../shared/config.js";
+import { SignedClient, listen } from "../shared/http.js";
+import { Lifecycle } from "../shared/lifecycle.js";
+import { type Logger, createLogger, subsystem } from "../shared/log.js";
+import { createMetrics } from "../shared/metrics.js";
+import { KeeperStore } from "../shared/store.js";
+import { TxSender } from "../shared/tx.js";
+import { decodeRevert } from "../shared/tx.js";
+import { RunStatus } from "../../scripts/lib/protocol.js";
+import { DiscoveryClient } from "./discovery.js";
+import { FileStore } from "./files.js";
+import { type MasterNode, NodeTracker, type Transition } from "./nodes.js";
+import { buildApp } from "./routes.js";
+import { type MasterTask, TaskBook } from "./tasks.js";
+
+export const MASTER_DEFAULTS = {
+  port: 8720,
+  dataDir: "data/master",
+  heartbeatIntervalSec: 30,
+  unhealthyAfterMisses: 2,
+  deadAfterMisses: 4,
+  inviteExpirySec: 1000,
+  reconcileMs: 2000,
+  maxFileBytes: 64 * 1024 * 1024,
+} as const;
+
+export interface MasterOptions {
+  rpcUrl: string;
+  /** deployments/<network>.json. */
+  deployment: string;
+  /** Holds master.sqlite (node states, tasks, files, event cursor, request nonces) and blobs/. */
+  dataDir: string;
+  host: string;
+  /** 0: any free port. */
+  port: number;
+  pollMs?: number;
+  confirmations?: number;
+  logLevel?: string;
+  /** The run master's key (0x + 64 hex). */
+  privateKey: string;
+  runId: bigint;
+  /** Base URL of the discovery service. */
+  discoveryUrl: string;
+  /** Where miners reach this master (sent in invites); default http://<host>:<bound port>. */
+  publicUrl?: string;
+  heartbeatIntervalSec?: number;
+  unhealthyAfterMisses?: number;
+  deadAfterMisses?: number;
+  inviteExpirySec?: number;
+  reconcileMs?: number;
+  maxFileBytes?: number;
+  /** Defaults to a pino logger on stdout with component "master" and node = the master's address. */
+  logger?: Logger;
+}
+
+export interface MasterService {
+  /** Where the HTTP API listens. */
+  url: string;
+  /** The URL given to miners in invites. */
+  publicUrl: string;
+  /** The master's address (the audience of requests to it). */
+  address: string;
+  runId: bigint;
+  logger: Logger;
+  nodes(): MasterNode[];
+  node(address: string): MasterNode | undefined;
+  /** State changes in order (all nodes, or one). */
+  transitions(node?: string): Transition[];
+  tasks(): MasterTask[];
+  task(taskId: string): MasterTask | undefined;
+  /** Runs one reconcile pass now (discovery, invites). */
+  reconcile(): Promise<void>;
+  /** Handles every event up to the chain head now. */
+  syncChain(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startMaster(options: MasterOptions): Promise<MasterService> {
+  const settings = {
+    heartbeatIntervalSec: options.heartbeatIntervalSec ?? MASTER_DEFAULTS.heartbeatIntervalSec,
+    unhealthyAfterMisses: options.unhealthyAfterMisses ?? MASTER_DEFAULTS.unhealthyAfterMisses,
+    deadAfterMisses: options.deadAfterMisses ?? MASTER_DEFAULTS.deadAfterMisses,
+    inviteExpirySec: options.inviteExpirySec ?? MASTER_DEFAULTS.inviteExpirySec,
+    reconcileMs: options.reconcileMs ?? MASTER_DEFAULTS.reconcileMs,
+    maxFileBytes: options.maxFileBytes ?? MASTER_DEFAULTS.maxFileBytes,
+  };
+  if (settings.deadAfterMisses <= settings.unhealthyAfterMisses) {
+    throw new ConfigError([`deadAfterMisses (${settings.deadAfterMisses}) must be greater than unhealthyAfterMisses (${settings.unhealthyAfterMisses})`]);
+  }
+  const runId = options.runId;
+  const chain = await connectChain({
+    rpcUrl: options.rpcUrl,
+    deploymentFile: options.deployment,
+    privateKey: options.privateKey,
+    pollingIntervalMs: options.pollMs,
+  });
+  const wallet = chain.wallet!;
+  const address = wallet.address;
+  const logger = options.logger ?? createLogger({ component: "master", node: address, level: options.logLevel });
+  const startup = subsystem(logger, "Startup");
+  let store: KeeperStore | undefined;
+  let server: Server | undefined;
+  try {
+    const run = await readRun(chain, runId);
+    if (getAddress(run.master) !== address) {
+      throw new ConfigError([
+        `the key (CN_PRIVATE_KEY or ${COMMON_OPTIONS.keyFile.flag}) is ${address}, which is not the master of run ${runId}: its master is ${getAddress(run.master)}`,
+      ]);
+    }
+    if (run.status !== RunStatus.Pending && run.status !== RunStatus.Active) {
+      startup.warn({ runId: runId.toString(), status: run.status }, "the run has ended: the master serves reads but invites and ejects nothing");
+    }
+
+    store = new KeeperStore(path.join(options.dataDir, "master.sqlite"));
+    claimDataDir(store, options.dataDir, { chainId: chain.chainId.toString(), trainingRuns: chain.deployment.contracts.TrainingRuns.address, runId: runId.toString(), master: address });
+
+    const metrics = createMetrics("master");
+    const client = new SignedClient(wallet, chain.chainId);
+    const tx = new TxSender({ logger, interfaces: contractInterfaces(), signer: chain.signer as NonceManager });
+    const files = new FileStore(store.db, options.dataDir, subsystem(logger, "Storage"));
+    let tasks: TaskBook | undefined;
+    const runView = { buyer: getAddress(run.buyer), master: getAddress(run.master), status: run.status };
+    // The public URL depends on the bound port; the tracker reads it when it first invites.
+    let publicUrl = options.publicUrl ?? "";
+    const nodeOptions = {
+      db: store.db,
+      chain,
+      wallet,
+      runId,
+      run: runView,
+      client,
+      discovery: new DiscoveryClient(client, options.discoveryUrl.replace(/\/+$/, "")),
+      tx,
+      logger,
+      metrics,
+      get publicUrl() {
+        return publicUrl;
+      },
+      ...settings,
+      onNodeDown: (node: string, reason: string) => void tasks?.failActive(node, reason),
+    };
+    const nodes = new NodeTracker(nodeOptions);
+    tasks = new TaskBook({
+      db: store.db,
+      runId,
+      client,
+      log: subsystem(logger, "Tasks"),
+      metrics,
+      healthyMembers: () => nodes.healthyMembers(),
+      allNodes: () => nodes.all(),
+    });
+    const follower = new EventFollower({
+      chain,
+      store,
+      name: `master-run-${runId}`,
+      logger: subsystem(logger, "Chain"),
+      handle: (event) => nodes.handleEvent(event),
+      contracts: ["TrainingRuns", "ChallengeBoard"],
+      pollMs: options.pollMs,
+      confirmations: options.confirmations,
+    });
+
+    const app = buildApp({
+      runId,
+      address,
+      chainId: chain.chainId,
+      nodes,
+      tasks,
+      files,
+      client,
+      nonces: store,
+      logger,
+      metrics,
+      maxFileBytes: settings.maxFileBytes,
+      health: () => ({ runId: runId.toString(), master: address, cursor: follower.cursor, nodes: nodes.all().length }),
+    });
+
+    // Catch up with the chain before serving: node states are then as the events left them.
+    const before = follower.cursor;
+    await follower.poll();
+    startup.info({ fromBlock: before + 1, toBlock: follower.cursor, nodes: nodes.all().length }, "caught up with the chain");
+
+    server = await listen(app, options.port, options.host);
+    const port = (server.address() as AddressInfo).port;
+    const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
+    publicUrl ||= url;
+
+    // Event polling is driven here (not by follower.start) so that stop() can wait for the poll in flight.
+    let stopped = false;
+    let pollTimer: NodeJS.Timeout | undefined;
+    let polling: Promise<unknown> = Promise.resolve();
+    const pollLoop = () => {
+      if (stopped) return;
+      polling = follower.poll().finally(() => {
+        if (!stopped) pollTimer = setTimeout(pollLoop, options.pollMs ?? 500);
+      });
+    };
+    pollLoop();
+    nodes.start();
+    startup.info(
+      { url, publicUrl, runId: runId.toString(), buyer: runView.buyer, discoveryUrl: options.discoveryUrl, ...settings },
+      "master started",
+    );
+
+    const listening = server;
+    const openStore = store;
+    let stopping: Promise<void> | undefined;
+    return {
+      url,
+      publicUrl,
+      address,
+      runId,
+      logger,
+      nodes: () => nodes.all(),
+      node: (n) => nodes.get(n),
+      transitions: (n) => nodes.transitions(n),
+      tasks: () => tasks!.list(),
+      task: (id) => tasks!.get(id),
+      reconcile: () => nodes.reconcile(),
+      syncChain: async () => {
+        await polling;
+        await follower.poll();
+      },
+      stop() {
+        stopping ??= (async () => {
+          stopped = true;
+          if (pollTimer) clearTimeout(pollTimer);
+          await nodes.stop();
+          await polling.catch(() => undefined);
+          await closeGracefully(listening);
+          openStore.close();
+          chain.provider.destroy();
+          startup.info({ runId: runId.toString() }, "master stopped");
+        })();
+        return stopping;
+      },
+    };
+  } catch (error) {
+    if (server) await closeGracefully(server);
+    store?.close();
+    chain.provider.destroy();
+    throw error;
+  }
+}
+
+async function readRun(chain: Chain, runId: bigint): Promise<{ buyer: string; master: string; status: number }> {
+  try {
+    const info = await chain.contracts.trainingRuns.getRun(runId);
+    return { buyer: info.buyer, master: info.master, status: Number(info.status) };
+  } catch (error) {
+    const data = (error as { data?: string }).data;
+    const decoded = decodeRevert(data, contractInterfaces());
+    if (decoded?.name === "TrainingRunsUnknownRun") {
+      throw new ConfigError([`--run-id (CN_RUN_ID): run ${runId} does not exist on chain ${chain.chainId}`]);
+    }
+    throw error;
+  }
+}
+
+/** A data dir serves one master of one run on one deployment: refuse to mix states. */
+function claimDataDir(store: KeeperStore, dataDir: string, identity: Record<string, string>): void {
+  const key = "master:identity";
+  const text = JSON.stringify(identity);
+  const existing = store.get(key);
+  if (existing === undefined) store.set(key, text);
+  else if (existing !== text) {
+    throw new ConfigError([`${COMMON_OPTIONS.dataDir.flag}: ${dataDir} holds the state of another master, run or deployment (${existing}); use another data dir`]);
+  }
+}
+
+/** Stops accepting, lets requests in flight finish (bounded), then drops what is left. */
+function closeGracefully(server: Server, timeoutMs = 3_000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.closeAllConnections();
+      resolve();
+    }, timeoutMs);
+    timer.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+// ------------------------------------------------------------------ command
+
+const MASTER_OPTIONS: OptionNames = {
+  ...COMMON_OPTIONS,
+  runId: { flag: "--run-id", env: "CN_RUN_ID" },
+  discoveryUrl: { flag: "--discovery-url", env: "CN_DISCOVERY_URL" },
+  publicUrl: { flag: "--public-url", env: "CN_PUBLIC_URL" },
+  heartbeatIntervalSec: { flag: "--heartbeat-interval-sec", env: "CN_HEARTBEAT_INTERVAL_SEC" },
+  unhealthyAfterMisses: { flag: "--unhealthy-after-misses", env: "CN_UNHEALTHY_AFTER_MISSES" },
+  deadAfterMisses: { flag: "--dead-after-misses", env: "CN_DEAD_AFTER_MISSES" },
+  inviteExpirySec: { flag: "--invite-expiry-sec", env: "CN_INVITE_EXPIRY_SEC" },
+  reconcileMs: { flag: "--reconcile-ms", env: "CN_RECONCILE_MS" },
+  maxFileBytes: { flag: "--max-file-bytes", env: "CN_MAX_FILE_BYTES" },
+};
+
+const whole = (min: number, max: number) =>
+  z.coerce
+    .number({ error: "must be a number" })
+    .int("must be a whole number")
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+const httpUrl = z
+  .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
+  .refine((value) => {
+    try {
+      const url = new URL(value);
+      return (url.protocol === "http:" || url.protocol === "https:") && url.username === "" && url.password === "";
+    } catch {
+      return false;
+    }
+  }, "must be an http(s) URL without credentials");
+
+export const masterSchema = commonSchema
+  .extend({
+    runId: z
+      .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
+      .regex(/^[1-9][0-9]{0,77}$/, "must be a positive decimal integer (the run's id)")
+      .transform((value) => BigInt(value)),
+    discoveryUrl: httpUrl,
+    publicUrl: httpUrl.optional(),
+    heartbeatIntervalSec: whole(1, 86_400),
+    unhealthyAfterMisses: whole(1, 1_000),
+    deadAfterMisses: whole(2, 1_000),
+    inviteExpirySec: whole(10, 30 * 86_400),
+    reconcileMs: whole(100, 3_600_000),
+    maxFileBytes: whole(1, 1024 * 1024 * 1024),
+  })
+  .refine((c) => c.deadAfterMisses > c.unhealthyAfterMisses, {
+    path: ["deadAfterMisses"],
+    message: "must be greater than --unhealthy-after-misses",
+  });
+
+export type MasterConfig = z.infer<typeof masterSchema>;
+
+/** `computenet master`. */
+export function masterCommand(): Command {
+  const command = new Command("master").description(
+    "coordinate one training run: invite validated nodes, take heartbeats, eject dead nodes, serve the buyer's tasks and files",
+  );
+  addCommonOptions(command, { port: MASTER_DEFAULTS.port, dataDir: MASTER_DEFAULTS.dataDir });
+  const o = MASTER_OPTIONS;
+  const d = MASTER_DEFAULTS;
+  command
+    .addOption(new Option(`${o.runId.flag} <id>`, "the training run this master coordinates (required)").env(o.runId.env!))
+    .addOption(new Option(`${o.discoveryUrl.flag} <url>`, "discovery service base URL (required)").env(o.discoveryUrl.env!))
+    .addOption(new Option(`${o.publicUrl.flag} <url>`, "URL miners reach this master at (default http://<host>:<port>)").env(o.publicUrl.env!))
+    .addOption(new Option(`${o.heartbeatIntervalSec.flag} <sec>`, "expected heartbeat interval").env(o.heartbeatIntervalSec.env!).default(String(d.heartbeatIntervalSec)))
+    .addOption(new Option(`${o.unhealthyAfterMisses.flag} <n>`, "missed intervals before a node is Unhealthy").env(o.unhealthyAfterMisses.env!).default(String(d.unhealthyAfterMisses)))
+    .addOption(new Option(`${o.deadAfterMisses.flag} <n>`, "missed intervals before a node is Dead and ejected").env(o.deadAfterMisses.env!).default(String(d.deadAfterMisses)))
+    .addOption(new Option(`${o.inviteExpirySec.flag} <sec>`, "lifetime of an invite").env(o.inviteExpirySec.env!).default(String(d.inviteExpirySec)))
+    .addOption(new Option(`${o.reconcileMs.flag} <ms>`, "interval of the discovery / invite pass").env(o.reconcileMs.env!).default(String(d.reconcileMs)))
+    .addOption(new Option(`${o.maxFileBytes.flag} <bytes>`, "largest file a node may upload").env(o.maxFileBytes.env!).default(String(d.maxFileBytes)))
+    .action(async (raw: Record<string, unknown>) => {
+      let service: MasterService;
+      try {
+        const config = parseConfig(masterSchema, raw, MASTER_OPTIONS);
+        const privateKey = loadPrivateKey({ keyFile: config.keyFile, required: true })!;
+        service = await startMaster({ ...config, privateKey });
+      } catch (error) {
+        if (error instanceof ConfigError) {
+          process.stderr.write(`${error.message}\n`);
+          process.exitCode = 2;
+        } else {
+          process.stderr.write(`master: cannot start: ${(error as Error).message}\n`);
+          process.exitCode = 1;
+        }
+        return;
+      }
+      const lifecycle = new Lifecycle(service.logger);
+      lifecycle.onStop("master", () => service.stop());
+      lifecycle.installSignalHandlers();
+      console.log(`master listening on ${service.url}`);
+    });
+  return command;
+}

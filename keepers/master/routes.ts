@@ -1,0 +1,247 @@
+/**
+ * The master's HTTP API (keepers/PROTOCOL.md, audience = the master's address): heartbeats from member
+ * nodes, the buyer's task, node and file reads, and the nodes' file uploads. Every permission is read
+ * from chain state (membership, the run's buyer, the task's node), never from the request.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import express, { type NextFunction, type Request, type Response } from "express";
+import { z } from "zod";
+import { HttpError, createApp, finishApp, requireSignature } from "../shared/http.js";
+import { type Logger, subsystem } from "../shared/log.js";
+import type { Metrics } from "../shared/metrics.js";
+import type { NonceStore } from "../shared/signing.js";
+import type { SignedClient } from "../shared/http.js";
+import { TASK_ID_PATTERN } from "../miner/task-spec.js";
+import { type FileStore, SHA256_PATTERN, fileNameFromHeader, fileNameProblem } from "./files.js";
+import type { NodeTracker } from "./nodes.js";
+import { type MasterTask, type TaskBook, taskStatusSchema, taskView, zodProblems } from "./tasks.js";
+
+export interface RouteContext {
+  runId: bigint;
+  /** The master's address (the audience of its requests). */
+  address: string;
+  chainId: bigint;
+  nodes: NodeTracker;
+  tasks: TaskBook;
+  files: FileStore;
+  client: SignedClient;
+  nonces: NonceStore;
+  logger: Logger;
+  metrics: Metrics;
+  maxFileBytes: number;
+  health: () => Record<string, unknown>;
+}
+
+const heartbeatSchema = z.object({
+  runId: z.union([z.string().regex(/^(0|[1-9][0-9]{0,77})$/, "must be a decimal integer"), z.number().int().min(0)]),
+  node: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be an address"),
+  tasks: z.array(taskStatusSchema).max(1000, "at most 1000 task statuses").default([]),
+  sentAt: z.union([z.string().max(64), z.number()]),
+});
+
+const missingSchema = z.object({
+  files: z
+    .array(
+      z.object({
+        name: z.string(),
+        sha256: z.string().regex(SHA256_PATTERN, "must be 64 lowercase hex characters"),
+        size: z.number().int().min(0),
+      }),
+    )
+    .max(10_000, "at most 10000 files per request"),
+});
+
+export function buildApp(ctx: RouteContext): express.Express {
+  const { runId, logger, nodes, tasks, files } = ctx;
+  const heartbeatLog = subsystem(logger, "Heartbeat");
+  const tasksLog = subsystem(logger, "Tasks");
+  const storageLog = subsystem(logger, "Storage");
+  const signed = requireSignature({
+    chainId: ctx.chainId,
+    audience: ctx.address.toLowerCase(),
+    nonces: ctx.nonces,
+    rateLimit: { max: 1200, windowMs: 60_000 },
+  });
+  const refusedHeartbeats = ctx.metrics.counter("master_heartbeats_refused_total", "Heartbeats refused, by reason", ["reason"]);
+
+  const requireBuyer = (req: Request, _res: Response, next: NextFunction) => {
+    if (req.signer!.toLowerCase() !== nodes.run.buyer.toLowerCase()) {
+      return next(new HttpError(403, `${req.signer} is not the buyer of run ${runId}`));
+    }
+    next();
+  };
+
+  const taskParam = (req: Request): MasterTask => {
+    const taskId = String(req.params.taskId);
+    if (!TASK_ID_PATTERN.test(taskId)) throw new HttpError(400, "taskId must match [A-Za-z0-9_-]{1,64}");
+    const task = tasks.get(taskId);
+    if (!task) throw new HttpError(404, `no task ${taskId} in run ${runId}`);
+    return task;
+  };
+
+  /** The task, when the signer is the node it was sent to. */
+  const taskOfSigner = (req: Request): MasterTask => {
+    const task = taskParam(req);
+    if (task.node.toLowerCase() !== req.signer!.toLowerCase()) {
+      throw new HttpError(403, `${req.signer} is not the node task ${task.taskId} was sent to`);
+    }
+    return task;
+  };
+
+  const app = createApp({ logger, metrics: ctx.metrics, bodyLimit: "1mb", health: ctx.health });
+
+  // ---------------------------------------------------------------- heartbeats (member nodes)
+  app.post("/heartbeat", signed, async (req, res) => {
+    const signer = req.signer!;
+    const refuse = (status: number, reason: string, label: string): never => {
+      refusedHeartbeats.inc({ reason: label });
+      heartbeatLog.warn({ miner: signer, status, reason }, "heartbeat refused");
+      throw new HttpError(status, reason);
+    };
+    const parsed = heartbeatSchema.safeParse(req.json);
+    if (!parsed.success) refuse(400, zodProblems(parsed.error), "malformed");
+    const body = parsed.data!;
+    if (body.node.toLowerCase() !== signer.toLowerCase()) {
+      refuse(403, `heartbeat for node ${body.node} signed by ${signer}: a node heartbeats only for itself`, "other_node");
+    }
+    if (BigInt(body.runId) !== runId) refuse(403, `this master coordinates run ${runId}, not run ${body.runId}`, "other_run");
+    if (nodes.run.master.toLowerCase() !== ctx.address.toLowerCase()) {
+      refuse(403, `${ctx.address} is no longer the master of run ${runId} (it is ${nodes.run.master})`, "not_master");
+    }
+    if (!(await nodes.isMember(signer))) refuse(403, `${signer} is not a member of run ${runId}`, "not_member");
+    const state = nodes.recordHeartbeat(signer, String(body.sentAt));
+    tasks.applyStatuses(signer, body.tasks, "heartbeat");
+    res.json({ ok: true, state });
+  });
+
+  // ---------------------------------------------------------------- tasks (buyer)
+  app.post("/tasks", signed, requireBuyer, async (req, res) => {
+    const created = await tasks.create(req.json);
+    res.status(201).json(created);
+  });
+
+  app.get("/tasks", signed, requireBuyer, (_req, res) => {
+    res.json({ tasks: tasks.list().map(taskView) });
+  });
+
+  app.get("/tasks/:taskId", signed, requireBuyer, async (req, res) => {
+    const task = taskParam(req);
+    const { task: fresh, refreshError } = await tasks.refresh(task, nodes.get(task.node));
+    if (refreshError) tasksLog.info({ taskId: task.taskId, miner: task.node, err: refreshError }, "status not refreshed from the node; answering the last known one");
+    res.json({ ...taskView(fresh), ...(refreshError ? { refreshError } : {}) });
+  });
+
+  app.get("/tasks/:taskId/logs", signed, requireBuyer, async (req, res) => {
+    const task = taskParam(req);
+    const tail = req.query.tail;
+    if (tail !== undefined && (typeof tail !== "string" || !/^[0-9]{1,6}$/.test(tail))) {
+      throw new HttpError(400, "tail must be a whole number of lines (at most 999999)");
+    }
+    const node = nodes.get(task.node);
+    if (!node?.endpoint) throw new HttpError(502, `no endpoint known for node ${task.node}`);
+    const url = `${node.endpoint}/tasks/${task.taskId}/logs${tail !== undefined ? `?tail=${tail}` : ""}`;
+    let answer;
+    try {
+      answer = await ctx.client.request<{ stdout?: unknown; stderr?: unknown; error?: string }>("GET", url, { audience: task.node.toLowerCase() });
+    } catch (error) {
+      throw new HttpError(502, `node ${task.node} did not answer for the logs: ${(error as Error).message}`);
+    }
+    if (answer.status !== 200) {
+      throw new HttpError(502, `node ${task.node} answered ${answer.status} for the logs: ${answer.body?.error ?? ""}`.trim());
+    }
+    const { stdout, stderr } = answer.body ?? {};
+    if (typeof stdout !== "string" || typeof stderr !== "string") throw new HttpError(502, `node ${task.node} answered malformed logs`);
+    tasksLog.debug({ taskId: task.taskId, miner: task.node, stdoutBytes: stdout.length, stderrBytes: stderr.length }, "logs proxied");
+    res.json({ taskId: task.taskId, node: task.node, stdout, stderr });
+  });
+
+  app.get("/nodes", signed, requireBuyer, (_req, res) => {
+    res.json({
+      nodes: nodes.all().map((n) => ({
+        node: n.node,
+        state: n.state,
+        participation: n.participation,
+        lastHeartbeat: n.lastHeartbeat === null ? null : new Date(n.lastHeartbeat).toISOString(),
+        stateSince: new Date(n.stateSince).toISOString(),
+        tasks: tasks.activeTaskIds(n.node),
+      })),
+    });
+  });
+
+  // ---------------------------------------------------------------- files
+  app.post("/tasks/:taskId/files/missing", signed, (req, res) => {
+    const task = taskOfSigner(req);
+    const parsed = missingSchema.safeParse(req.json);
+    if (!parsed.success) throw new HttpError(400, zodProblems(parsed.error));
+    parsed.data.files.forEach((f, i) => {
+      const problem = fileNameProblem(f.name);
+      if (problem) throw new HttpError(400, `body.files.${i}.name: ${problem}`);
+    });
+    res.json({ missing: files.missing(task.taskId, parsed.data.files) });
+  });
+
+  app.get("/tasks/:taskId/files", signed, requireBuyer, (req, res) => {
+    const task = taskParam(req);
+    res.json({
+      files: files.list(task.taskId).map((f) => ({ name: f.name, sha256: f.sha256, size: f.size, uploadedAt: new Date(f.uploadedAt).toISOString() })),
+    });
+  });
+
+  app.get("/tasks/:taskId/files/:sha256", signed, requireBuyer, (req, res, next) => {
+    const task = taskParam(req);
+    const sha256 = String(req.params.sha256);
+    if (!SHA256_PATTERN.test(sha256)) throw new HttpError(400, "sha256 must be 64 lowercase hex characters");
+    const file = files.find(task.taskId, sha256);
+    const size = file ? files.blobSize(sha256) : undefined;
+    if (!file || size === undefined) throw new HttpError(404, `task ${task.taskId} has no file ${sha256}`);
+    res.status(200).set({ "content-type": "application/octet-stream", "content-length": String(size) });
+    const stream = createReadStream(files.blobPath(sha256));
+    stream.on("error", next);
+    stream.pipe(res);
+  });
+
+  finishApp(app, logger);
+
+  // The upload route is the only one allowed large bodies: it gets its own raw parser in front of the
+  // shared app (whose parser keeps every other route at 1 MB).
+  const outer = express();
+  outer.disable("x-powered-by");
+  outer.set("query parser", "simple");
+  outer.put(
+    "/tasks/:taskId/files/:sha256",
+    express.raw({ type: () => true, limit: ctx.maxFileBytes }),
+    (req: Request, _res: Response, next: NextFunction) => {
+      req.rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      req.json = undefined;
+      next();
+    },
+    signed,
+    async (req, res) => {
+      const task = taskOfSigner(req);
+      const sha256 = String(req.params.sha256);
+      if (!SHA256_PATTERN.test(sha256)) throw new HttpError(400, "sha256 must be 64 lowercase hex characters");
+      const header = req.header("x-cn-file-name");
+      if (header === undefined) throw new HttpError(400, "header x-cn-file-name (the file's relative name) is required");
+      const name = fileNameFromHeader(header);
+      const problem = fileNameProblem(name);
+      if (problem) {
+        storageLog.warn({ taskId: task.taskId, miner: req.signer, name: JSON.stringify(name), problem }, "file refused: bad name");
+        throw new HttpError(400, `x-cn-file-name ${problem}`);
+      }
+      const type = (req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+      if (type !== "application/octet-stream") throw new HttpError(400, "content-type must be application/octet-stream");
+      const bytes = req.rawBody!;
+      const actual = createHash("sha256").update(bytes).digest("hex");
+      if (actual !== sha256) {
+        storageLog.warn({ taskId: task.taskId, miner: req.signer, name, claimed: sha256, actual, size: bytes.length }, "file refused: hash mismatch");
+        throw new HttpError(400, `the body hashes to ${actual}, not ${sha256}`);
+      }
+      const { stored, size } = await files.put(task.taskId, name, sha256, bytes);
+      res.json({ sha256, size, stored });
+    },
+  );
+  outer.use(app);
+  finishApp(outer, logger);
+  return outer;
+}

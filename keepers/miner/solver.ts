@@ -1,0 +1,187 @@
+/**
+ * Solves validators' hardware challenges in a worker thread: an n = 1024 product takes seconds of CPU
+ * (keepers/shared/challenge.ts), and the HTTP API, heartbeats and event follower must keep running
+ * meanwhile. One worker, one challenge at a time (a second one would only share the same cores), with a
+ * bounded queue so that a flood of challenges is refused instead of queued forever.
+ *
+ * The worker imports challenge.ts itself. Run from TypeScript sources (tsx, the test runner), the module
+ * hooks of the parent thread do not reach a worker, so it registers tsx's ESM hooks first; compiled to
+ * JavaScript it imports challenge.js directly. If no worker can start, challenges are solved inline.
+ */
+import { Worker } from "node:worker_threads";
+import { type ChallengeParams, encodeResult, solveChallenge } from "../shared/challenge.js";
+import type { Logger } from "../shared/log.js";
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+(async () => {
+  if (workerData.loader) {
+    const { register } = await import(workerData.loader);
+    register();
+  }
+  const challenge = await import(workerData.module);
+  parentPort.on("message", ({ id, params }) => {
+    try {
+      parentPort.postMessage({ id, result: challenge.encodeResult(challenge.solveChallenge(params)) });
+    } catch (error) {
+      parentPort.postMessage({ id, error: String((error && error.message) || error) });
+    }
+  });
+  parentPort.postMessage({ ready: true });
+})().catch((error) => parentPort.postMessage({ failed: String((error && error.stack) || error) }));
+`;
+
+export class QueueFullError extends Error {
+  constructor(readonly pending: number) {
+    super(`${pending} challenges are already waiting; try again later`);
+    this.name = "QueueFullError";
+  }
+}
+
+interface Job {
+  params: ChallengeParams;
+  resolve: (result: string) => void;
+  reject: (error: Error) => void;
+}
+
+export class ChallengeSolver {
+  private worker: Worker | undefined;
+  private workerReady: Promise<Worker | undefined> | undefined;
+  private readonly queue: Job[] = [];
+  private busy = false;
+  private closed = false;
+  private nextId = 1;
+  solved = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly options: { maxQueued?: number; timeoutMs?: number } = {},
+  ) {}
+
+  /** `encodeResult(solveChallenge(params))`, computed off the main thread. */
+  solve(params: ChallengeParams): Promise<string> {
+    if (this.closed) return Promise.reject(new Error("solver closed"));
+    const maxQueued = this.options.maxQueued ?? 4;
+    if (this.queue.length >= maxQueued) return Promise.reject(new QueueFullError(this.queue.length));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ params, resolve, reject });
+      void this.drain();
+    });
+  }
+
+  /** Starts the worker ahead of the first challenge, whose deadline should not pay for it. */
+  warm(): void {
+    void this.ensureWorker();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of this.queue.splice(0)) job.reject(new Error("solver closed"));
+    const worker = this.worker;
+    this.worker = undefined;
+    if (worker) await worker.terminate();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      for (let job = this.queue.shift(); job; job = this.queue.shift()) {
+        try {
+          job.resolve(await this.run(job.params));
+          this.solved++;
+        } catch (error) {
+          job.reject(error as Error);
+        }
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private async run(params: ChallengeParams): Promise<string> {
+    const worker = await this.ensureWorker();
+    if (!worker) return encodeResult(solveChallenge(params));
+    const id = this.nextId++;
+    const timeoutMs = this.options.timeoutMs ?? 120_000;
+    return new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        // A stuck worker is replaced: terminate it and start afresh with the next challenge.
+        void worker.terminate();
+        if (this.worker === worker) this.worker = undefined;
+        this.workerReady = undefined;
+        reject(new Error(`challenge ${params.challengeId}: not solved within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onMessage = (message: { id?: number; result?: string; error?: string }) => {
+        if (message.id !== id) return;
+        cleanup();
+        if (message.error !== undefined) reject(new Error(message.error));
+        else resolve(message.result!);
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        if (this.worker === worker) this.worker = undefined;
+        this.workerReady = undefined;
+        reject(new Error(`challenge worker exited with code ${code}`));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        worker.off("message", onMessage);
+        worker.off("exit", onExit);
+      };
+      worker.on("message", onMessage);
+      worker.on("exit", onExit);
+      worker.postMessage({ id, params });
+    });
+  }
+
+  private ensureWorker(): Promise<Worker | undefined> {
+    this.workerReady ??= this.startWorker();
+    return this.workerReady;
+  }
+
+  private async startWorker(): Promise<Worker | undefined> {
+    const fromSources = import.meta.url.endsWith(".ts");
+    let loader: string | undefined;
+    if (fromSources) {
+      try {
+        loader = import.meta.resolve("tsx/esm/api");
+      } catch {
+        this.logger.warn({ subsystem: "Validation" }, "tsx not found: solving challenges on the main thread");
+        return undefined;
+      }
+    }
+    const module = new URL(`../shared/challenge.${fromSources ? "ts" : "js"}`, import.meta.url).href;
+    try {
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { loader, module } });
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("worker did not start within 30 s")), 30_000);
+        worker.once("message", (message: { ready?: boolean; failed?: string }) => {
+          clearTimeout(timer);
+          if (message.ready) resolve();
+          else reject(new Error(message.failed ?? "worker failed to start"));
+        });
+        worker.once("error", (error) => {
+          clearTimeout(timer);
+          reject(error);
+        });
+      });
+      worker.unref();
+      // After start-up an uncaught error ends the worker: its exit handler fails the job in flight.
+      worker.on("error", (error) => this.logger.error({ subsystem: "Validation", err: error.message }, "challenge worker crashed"));
+      if (this.closed) {
+        await worker.terminate();
+        return undefined;
+      }
+      this.worker = worker;
+      return worker;
+    } catch (error) {
+      this.logger.warn(
+        { subsystem: "Validation", err: (error as Error).message },
+        "challenge worker unavailable: solving challenges on the main thread",
+      );
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * What a buyer's task may ask of a miner's Docker engine, and the checks that keep it inside those
+ * bounds. Every field is validated before anything touches the engine or the disk: taskId and runId
+ * become a container name and a host path, so their charsets are the first line of defence.
+ */
+import { z } from "zod";
+
+export interface TaskSpec {
+  /** [A-Za-z0-9_-]{1,64}; unique per miner, names the container and the storage folder. */
+  taskId: string;
+  /** The training run, as a decimal uint256. */
+  runId: string;
+  /** Local image reference; pulled only if absent and the runtime allows pulls. */
+  image: string;
+  /** argv given to the image (after its ENTRYPOINT, if any); no shell unless the task asks for one. */
+  command: string[];
+  env?: Record<string, string>;
+  /** Hard memory limit (swap included), in MiB. */
+  memoryMB: number;
+  /** CPU quota in cores (fractions allowed). */
+  cpus: number;
+  /** NVIDIA GPUs to pass through; none when 0 or absent. */
+  gpus?: number;
+  /** Restarts after a non-zero exit, with exponential backoff; default 0. */
+  maxRestarts?: number;
+  /** "none" (default) or "host", and "host" only where the runtime allows it. */
+  network?: "none" | "host";
+}
+
+/** A spec after validation, with defaults filled in. */
+export type ValidTaskSpec = Required<Omit<TaskSpec, "env">> & { env: Record<string, string> };
+
+export const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+// uint256 fits in 78 decimal digits; no leading zeros so that one run has one folder.
+export const RUN_ID_PATTERN = /^(0|[1-9][0-9]{0,77})$/;
+const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// A Docker image reference has no whitespace or control characters; the engine checks the rest.
+const IMAGE_PATTERN = /^[^\s\x00-\x1f]{1,255}$/;
+/** Docker refuses containers with less memory than this. */
+export const MIN_MEMORY_MB = 6;
+/** Docker's smallest CPU quota. */
+export const MIN_CPUS = 0.01;
+/** Keeps a crash-looping task from occupying the node indefinitely. */
+export const MAX_RESTARTS = 100;
+
+const noNul = (s: string) => !s.includes("\0");
+
+const taskSpecSchema = z
+  .object({
+    taskId: z.string().regex(TASK_ID_PATTERN, "must match [A-Za-z0-9_-]{1,64}"),
+    runId: z.string().regex(RUN_ID_PATTERN, "must be a decimal integer without leading zeros"),
+    image: z.string().regex(IMAGE_PATTERN, "must be a non-empty image reference without whitespace"),
+    command: z
+      .array(z.string().refine(noNul, "must not contain NUL characters"))
+      .min(1, "must be a non-empty array of strings")
+      .refine((argv) => argv[0] !== "", "the program (first element) must not be empty"),
+    env: z
+      .record(
+        z.string().regex(ENV_KEY_PATTERN, "names must match [A-Za-z_][A-Za-z0-9_]*"),
+        z.string().refine(noNul, "must not contain NUL characters"),
+      )
+      .default({}),
+    memoryMB: z
+      .number()
+      .int("must be a whole number of MiB")
+      .min(MIN_MEMORY_MB, `must be at least ${MIN_MEMORY_MB} (the engine's minimum)`),
+    cpus: z.number().min(MIN_CPUS, `must be at least ${MIN_CPUS}`).max(1024),
+    gpus: z.number().int("must be a whole number").min(0).max(64).default(0),
+    maxRestarts: z.number().int("must be a whole number").min(0).max(MAX_RESTARTS).default(0),
+    network: z.enum(["none", "host"]).default("none"),
+  })
+  .strict();
+
+/**
+ * Returns the spec with defaults filled in, or throws an Error whose message starts with the name of
+ * the first bad field (`TaskSpec.memoryMB: ...`).
+ */
+export function validateTaskSpec(spec: unknown): ValidTaskSpec {
+  const result = taskSpecSchema.safeParse(spec);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const field = issue.path.map(String).join(".");
+  // A bad env name is reported by zod as a generic "invalid key"; its nested issue says why.
+  const message = issue.code === "invalid_key" ? issue.issues[0]?.message ?? issue.message : issue.message;
+  throw new Error(`invalid TaskSpec${field ? `.${field}` : ""}: ${message}`);
+}

@@ -1,0 +1,51 @@
+/**
+ * A real local chain for keeper tests: a `hardhat node` on a free port, the system deployed by the
+ * deploy script, roles granted and tokens handed out as on the devnet. One per test file.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { type Chain, connectChain } from "../../../keepers/shared/chain.js";
+import { type DevKeys, devKeys, setupDevChain } from "../../../scripts/lib/dev-setup.js";
+import { freePort, type HardhatNode, runHardhat, startHardhatNode } from "../../../scripts/lib/processes.js";
+
+export interface DevChain {
+  node: HardhatNode;
+  dir: string;
+  rpcUrl: string;
+  deploymentFile: string;
+  keys: DevKeys;
+  /** Connected with the admin key. */
+  admin: Chain;
+  /** A new connection with `privateKey` (close it with `.provider.destroy()`). */
+  connect(privateKey?: string): Promise<Chain>;
+  stop(): Promise<void>;
+}
+
+export async function startDevChain(): Promise<DevChain> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "cn-devchain-"));
+  const node = await startHardhatNode(await freePort(), path.join(dir, "hardhat-node.log"));
+  await runHardhat(["run", "scripts/deploy.ts", "--network", "localhost"], {
+    LOCALHOST_RPC_URL: node.url,
+    COMPUTENET_DEPLOYMENTS_ROOT: dir,
+  });
+  const deploymentFile = path.join(dir, "deployments", "localhost.json");
+  const keys = devKeys();
+  const connect = (privateKey?: string) => connectChain({ rpcUrl: node.url, deploymentFile, privateKey, pollingIntervalMs: 100 });
+  const admin = await connect(keys.admin);
+  await setupDevChain(admin, keys);
+  return {
+    node,
+    dir,
+    rpcUrl: node.url,
+    deploymentFile,
+    keys,
+    admin,
+    connect,
+    async stop() {
+      admin.provider.destroy();
+      await node.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
