@@ -482,7 +482,7 @@ export function minerOptionsFrom(config: MinerConfig, keys: { providerKey: strin
 export function minerCommand(): Command {
   const o = MINER_OPTIONS;
   const option = (key: string, args: string, description: string) => new Option(`${o[key].flag}${args ? ` ${args}` : ""}`, description).env(o[key].env!);
-  const command = addCommonOptions(new Command("miner"), { port: DEFAULT_MINER_PORT, dataDir: ".computenet/miner" })
+  const command = addCommonOptions(new Command("miner"), { port: DEFAULT_MINER_PORT, dataDir: "data/miner" })
     .description("run a compute provider's node: register, answer challenges, accept invites, run tasks, heartbeat, sync files")
     .addOption(option("nodeKeyFile", "<file>", "file holding the node key (or set CN_NODE_KEY); default: the provider key"))
     .addOption(option("runId", "<id>", "the training run to serve"))

@@ -4,7 +4,9 @@
  * `computenet` process with its own log file, real Docker containers for tasks. Each scenario checks
  * chain state and the keepers' APIs.
  */
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
+import { promisify } from "node:util";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -18,6 +20,16 @@ import { signRequest } from "../../keepers/shared/signing.js";
 import { signInvite } from "../../scripts/lib/protocol.js";
 
 const DEMO_IMAGE = "computenet/busybox:latest";
+const CLI = path.join(import.meta.dirname, "..", "..", "keepers", "cli", "computenet.ts");
+
+/** Runs the `computenet` CLI as a buyer would; returns its parsed `--json` output. */
+async function cli<T>(args: string[], env: Record<string, string>): Promise<T> {
+  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", CLI, ...args, "--json"], {
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+  });
+  return JSON.parse(stdout.trim().split("\n").pop()!) as T;
+}
 
 async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000, everyMs = 500): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -125,6 +137,19 @@ describe("integration: the whole network as separate processes", function () {
       expect(bytes.status).to.equal(200);
       expect(createHash("sha256").update(String(bytes.body)).digest("hex")).to.equal(sha);
     }
+
+    // The buyer's CLI sees the same run, nodes and tasks.
+    const env = { CN_PRIVATE_KEY: cluster.keys.buyer, CN_RPC_URL: cluster.node.url, CN_DEPLOYMENT: cluster.deploymentFile };
+    const master = ["--master-url", cluster.masterUrl, "--run-id", String(cluster.runId)];
+    const run = await cli<{ status: string; members: string[] }>(["run", "show", String(cluster.runId)], env);
+    expect(run.status).to.equal("Active");
+    expect(run.members.map((m) => m.toLowerCase()).sort()).to.deep.equal(nodes.map((n) => n.toLowerCase()).sort());
+    const listed = await cli<{ tasks: Array<{ taskId: string; state: string }> }>(["task", "list", ...master], env);
+    expect(listed.tasks.filter((t) => t.state === "completed").map((t) => t.taskId).sort()).to.deep.equal(submitted.map((t) => t.taskId).sort());
+    const status = await cli<{ state: string; exitCode: number }>(["task", "status", submitted[0].taskId, ...master], env);
+    expect(status).to.include({ state: "completed", exitCode: 0 });
+    const cliNodes = await cli<{ nodes: NodeView[] }>(["nodes", ...master], env);
+    expect(cliNodes.nodes.filter((n) => n.state === "Healthy")).to.have.length(3);
   });
 
   it("6. a miner below the run's requirements refuses to register and prints what is missing", async () => {
