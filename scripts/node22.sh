@@ -37,4 +37,9 @@ fi
 
 export PATH="$root/node_modules/.bin:$PATH"
 cd "$root"
+# The keepers import the TypeChain bindings, which the first build generates.
+if [ ! -f "$root/typechain-types/index.ts" ] && [ "${1:-}" != "hardhat" ]; then
+  echo "[computenet] building the contracts and their TypeChain bindings ..." >&2
+  hardhat build >&2
+fi
 exec "$@"

@@ -19,8 +19,7 @@ import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { createMetrics } from "../shared/metrics.js";
 import { KeeperStore } from "../shared/store.js";
-import { TxSender } from "../shared/tx.js";
-import { decodeRevert } from "../shared/tx.js";
+import { TxSender, decodeRevert } from "../shared/tx.js";
 import { RunStatus } from "../../scripts/lib/protocol.js";
 import { DiscoveryClient } from "./discovery.js";
 import { FileStore } from "./files.js";
@@ -193,7 +192,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     // Catch up with the chain before serving: node states are then as the events left them.
     const before = follower.cursor;
     await follower.poll();
-    startup.info({ fromBlock: before + 1, toBlock: follower.cursor, nodes: nodes.all().length }, "caught up with the chain");
+    startup.info({ cursorBefore: before, cursor: follower.cursor, nodes: nodes.all().length }, "caught up with the chain");
 
     server = await listen(app, options.port, options.host);
     const port = (server.address() as AddressInfo).port;

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { type Wallet, getAddress, id } from "ethers";
-import type { Chain, ChainEvent } from "../shared/chain.js";
+import { type Chain, type ChainEvent, headBlock } from "../shared/chain.js";
 import type { SignedClient } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
@@ -495,15 +495,20 @@ export class NodeTracker {
       let record = this.records.get(entry.node);
       if (!record) {
         // Discovery says so, but the chain decides: only a node in the run on chain is tracked.
+        const asOf = await headBlock(chain.provider);
         const participation = PARTICIPATION[Number(await chain.contracts.trainingRuns.participationOf(runId, entry.node))];
-        if (participation === "None") continue;
-        record = this.newRecord(entry.node, participation);
-        if (participation === "Member") {
-          record.state = "Invited";
-          record.joinedAt = Date.now();
+        // The event follower may have created the record while we asked the chain: never replace it.
+        record = this.records.get(entry.node);
+        if (!record) {
+          if (participation === "None") continue;
+          record = this.newRecord(entry.node, participation, asOf);
+          if (participation === "Member") {
+            record.state = "Invited";
+            record.joinedAt = Date.now();
+          }
+          this.records.set(entry.node, record);
+          this.logTransition(record, null, record.state, `listed by discovery as ${entry.participation}, ${participation} on chain`, this.onboarding);
         }
-        this.records.set(entry.node, record);
-        this.logTransition(record, null, record.state, `listed by discovery as ${entry.participation}, ${participation} on chain`, this.onboarding);
       }
       if (record.endpoint !== entry.endpoint) {
         this.onboarding.info({ miner: entry.node, endpoint: entry.endpoint, previous: record.endpoint }, "node endpoint from discovery");
@@ -662,13 +667,18 @@ export class NodeTracker {
   async isMember(node: string): Promise<boolean> {
     const record = this.records.get(node);
     if (record?.participation === "Member") return true;
+    const asOf = await headBlock(this.options.chain.provider);
     const member = await this.options.chain.contracts.trainingRuns.isMember(this.options.runId, node);
     if (member) {
-      const current = this.records.get(node) ?? this.newRecord(node, "Member");
+      const current = this.records.get(node) ?? this.newRecord(node, "Member", asOf);
+      if (current.eventBlock < asOf) {
+        current.eventBlock = asOf;
+        current.eventIndex = Number.MAX_SAFE_INTEGER;
+      }
       this.records.set(node, current);
       current.participation = "Member";
       current.joinedAt ??= Date.now();
-      if (WATCHED.has(current.state) && current.state !== "Discovered") this.save(current);
+      if (WATCHED.has(current.state)) this.save(current);
       else this.transition(current, "Invited", "member on chain (seen before its NodeJoined event)", this.onboarding);
     }
     return member;
@@ -783,7 +793,11 @@ export class NodeTracker {
 
   // ------------------------------------------------------------------ storage
 
-  private newRecord(node: string, participation: ParticipationName): MasterNode {
+  /**
+   * A node record; `asOfBlock` when it was built from a chain read made at that block or later (events up
+   * to that block are then already reflected and are skipped when they arrive).
+   */
+  private newRecord(node: string, participation: ParticipationName, asOfBlock?: number): MasterNode {
     const now = Date.now();
     return {
       node,
@@ -802,8 +816,8 @@ export class NodeTracker {
       lastSentAt: null,
       ejectedAt: null,
       ejectTx: null,
-      eventBlock: -1,
-      eventIndex: -1,
+      eventBlock: asOfBlock ?? -1,
+      eventIndex: asOfBlock === undefined ? -1 : Number.MAX_SAFE_INTEGER,
     };
   }
 

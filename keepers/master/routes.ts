@@ -89,6 +89,23 @@ export function buildApp(ctx: RouteContext): express.Express {
     return task;
   };
 
+  /**
+   * Answers a 5xx the master expects (no healthy node, an unreachable miner) itself, logged as a warning
+   * with its figures: the shared error handler would log it as an internal error.
+   */
+  const expected = async (res: Response, log: Logger, work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (error) {
+      if (error instanceof HttpError && error.status >= 500) {
+        log.warn({ status: error.status, reason: error.message }, "request answered with an upstream or capacity error");
+        res.status(error.status).json({ error: error.message });
+        return;
+      }
+      throw error;
+    }
+  };
+
   const app = createApp({ logger, metrics: ctx.metrics, bodyLimit: "1mb", health: ctx.health });
 
   // ---------------------------------------------------------------- heartbeats (member nodes)
@@ -117,8 +134,10 @@ export function buildApp(ctx: RouteContext): express.Express {
 
   // ---------------------------------------------------------------- tasks (buyer)
   app.post("/tasks", signed, requireBuyer, async (req, res) => {
-    const created = await tasks.create(req.json);
-    res.status(201).json(created);
+    await expected(res, tasksLog, async () => {
+      const created = await tasks.create(req.json);
+      res.status(201).json(created);
+    });
   });
 
   app.get("/tasks", signed, requireBuyer, (_req, res) => {
@@ -132,7 +151,7 @@ export function buildApp(ctx: RouteContext): express.Express {
     res.json({ ...taskView(fresh), ...(refreshError ? { refreshError } : {}) });
   });
 
-  app.get("/tasks/:taskId/logs", signed, requireBuyer, async (req, res) => {
+  app.get("/tasks/:taskId/logs", signed, requireBuyer, (req, res) => expected(res, tasksLog, async () => {
     const task = taskParam(req);
     const tail = req.query.tail;
     if (tail !== undefined && (typeof tail !== "string" || !/^[0-9]{1,6}$/.test(tail))) {
@@ -154,7 +173,7 @@ export function buildApp(ctx: RouteContext): express.Express {
     if (typeof stdout !== "string" || typeof stderr !== "string") throw new HttpError(502, `node ${task.node} answered malformed logs`);
     tasksLog.debug({ taskId: task.taskId, miner: task.node, stdoutBytes: stdout.length, stderrBytes: stderr.length }, "logs proxied");
     res.json({ taskId: task.taskId, node: task.node, stdout, stderr });
-  });
+  }));
 
   app.get("/nodes", signed, requireBuyer, (_req, res) => {
     res.json({

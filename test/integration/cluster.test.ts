@@ -18,6 +18,7 @@ import { LABEL_NODE } from "../../keepers/miner/docker-runtime.js";
 import { SignedClient } from "../../keepers/shared/http.js";
 import { signRequest } from "../../keepers/shared/signing.js";
 import { signInvite } from "../../scripts/lib/protocol.js";
+import { requireDocker } from "../keepers/support/docker.js";
 
 const DEMO_IMAGE = "computenet/busybox:latest";
 const CLI = path.join(import.meta.dirname, "..", "..", "keepers", "cli", "computenet.ts");
@@ -74,7 +75,8 @@ describe("integration: the whole network as separate processes", function () {
     return c.queryFilter(filter(...args));
   };
 
-  before(async () => {
+  before(async function () {
+    await requireDocker(this);
     dir = await mkdtemp(path.join(os.tmpdir(), "cn-cluster-"));
     cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1 });
     await cluster.startDiscovery();

@@ -19,6 +19,7 @@ import {
   type TaskSpec,
   demultiplex,
 } from "../../keepers/miner/docker-runtime.js";
+import { requireDocker } from "./support/docker.js";
 
 const IMAGE = "computenet/busybox:latest";
 const NODE = `0x${randomBytes(20).toString("hex")}`;
@@ -85,10 +86,7 @@ describe("DockerRuntime", function () {
   this.timeout(20_000);
 
   before(async function () {
-    if (!(await DockerRuntime.available(docker))) {
-      throw new Error("no Docker engine on this machine: run `bash scripts/docker-engine.sh` first");
-    }
-    await docker.getImage(IMAGE).inspect(); // fails with a clear 404 when the test image is missing
+    await requireDocker(this);
     storageRoot = mkdtempSync(path.join(tmpdir(), "cn-docker-runtime-"));
   });
 

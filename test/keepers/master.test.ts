@@ -587,6 +587,12 @@ describe("master keeper (real hardhat node, real HTTP, real SQLite)", function (
       expect(refused.status, name).to.equal(400);
       expect(refused.body.error).to.equal(`x-cn-file-name ${reason}`);
     }
+    // Only the upload route takes large bodies: the others keep the 1 MB limit.
+    const hugeList = await node.request<{ error: string }>("POST", `${base}/missing`, {
+      audience: masterAddress,
+      body: { files: [{ name: "x".repeat(1_200_000), sha256: hash, size: 1 }] },
+    });
+    expect(hugeList.status).to.equal(413);
     const newline = await node.request<{ error: string }>("POST", `${base}/missing`, { audience: masterAddress, body: { files: [{ name: "a\nb", sha256: hash, size: 1 }] } });
     expect(newline.status).to.equal(400);
     expect(newline.body.error).to.equal("body.files.0.name: must not contain control characters");
@@ -729,6 +735,29 @@ describe("master keeper (real hardhat node, real HTTP, real SQLite)", function (
     expect(states(node)).to.deep.equal(["Discovered", "Invited", "Healthy"]);
     const again = logs.find((l) => l.subsystem === "Onboarding" && l.miner === node && String(l.msg).includes("expired"));
     expect(again).to.include({ nonce: second.body.nonce });
+  });
+
+  it("stops taking heartbeats while the buyer has moved the run to another master, and resumes when it is back", async () => {
+    const asBuyer = await dev.connect(dev.keys.buyer);
+    const runs = asBuyer.contracts.trainingRuns;
+    const miner = miners[0];
+    const replacement = Wallet.createRandom().address;
+    try {
+      const answered = miner.heartbeatAnswers.length;
+      await (await runs.setMaster(runId, replacement)).wait();
+      const refused = await until("a heartbeat refused by the replaced master", () =>
+        miner.heartbeatAnswers.slice(answered).find((a) => a.status === 403),
+      );
+      expect((refused.body as { error: string }).error).to.equal(`${masterAddress} is no longer the master of run ${runId} (it is ${replacement})`);
+      expect(logs.some((l) => l.subsystem === "Onboarding" && l.newMaster === replacement && l.level === "error")).to.equal(true);
+    } finally {
+      await (await runs.setMaster(runId, masterAddress)).wait();
+      asBuyer.provider.destroy();
+    }
+    const resumed = miner.heartbeatAnswers.length;
+    await until("heartbeats accepted again", () => miner.heartbeatAnswers.slice(resumed).find((a) => a.status === 200));
+    await until("every member Healthy again", () => master.nodes().filter((n) => n.participation === "Member").every((n) => n.state === "Healthy"));
+    expect(await nodeEvents("NodeEjected", miner.address)).to.have.length(0);
   });
 
   it("runs as a command: exit code 2 with the reason for bad flags or a key that is not the master; prints its URL when ready and stops on SIGTERM", async () => {

@@ -29,6 +29,7 @@ import { type MinerOptions, type MinerService, RequirementsNotMetError, startMin
 import { freePort } from "../../scripts/lib/processes.js";
 import { Participation, signInvite } from "../../scripts/lib/protocol.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
+import { requireDocker } from "./support/docker.js";
 
 const IMAGE = "computenet/busybox:latest";
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
@@ -412,7 +413,8 @@ describe("miner keeper (real chain, Docker and HTTP)", function () {
     expect(await nonceOf(provider)).to.equal(nonceBefore);
   });
 
-  it("runs the master's task in a container, serves its status and logs, and syncs its output to the master", async () => {
+  it("runs the master's task in a container, serves its status and logs, and syncs its output to the master", async function () {
+    await requireDocker(this);
     const client = masterClient();
     const taskId = `t-${randomBytes(4).toString("hex")}`;
     const spec = {
@@ -462,7 +464,8 @@ describe("miner keeper (real chain, Docker and HTTP)", function () {
     expect((await client.request("GET", `${miner!.url}/tasks/nope`, { audience: node.toLowerCase() })).status).to.equal(404);
   });
 
-  it("syncs nested and UTF-8 named files, sends only what the master lacks, and never follows a symbolic link", async () => {
+  it("syncs nested and UTF-8 named files, sends only what the master lacks, and never follows a symbolic link", async function () {
+    await requireDocker(this);
     const taskId = `files-${randomBytes(4).toString("hex")}`;
     // The master already holds one of the files (an earlier, interrupted sync): it must not come again.
     master.files.push({ taskId, name: "sub/résumé.txt", sha256: sha256("deep\n"), bytes: Buffer.from("deep\n") });
@@ -476,7 +479,8 @@ describe("miner keeper (real chain, Docker and HTTP)", function () {
     expect(master.puts - putsBefore).to.equal(2);
   });
 
-  it("after a restart on the same data dir: registers nothing again, adopts its running container and resumes heartbeats", async () => {
+  it("after a restart on the same data dir: registers nothing again, adopts its running container and resumes heartbeats", async function () {
+    await requireDocker(this);
     const client = masterClient();
     const taskId = `long-${randomBytes(4).toString("hex")}`;
     const spec = { taskId, runId: runId.toString(), image: IMAGE, command: ["sleep", "60"], memoryMB: 32, cpus: 0.2 };

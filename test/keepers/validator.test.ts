@@ -452,7 +452,8 @@ describe("validator keeper (real hardhat node, signed HTTP, SQLite)", function (
       expect(rejected).to.have.length(0);
       expect(approved).to.have.length(1);
       expect(miner.challenges).to.have.length(1);
-      expect(validator.candidates.get(node)).to.equal(undefined);
+      // The report is on chain before the validator drops the candidate from its queue.
+      await until("the candidate dropped from the queue", async () => validator.candidates.get(node) === undefined);
     });
 
     it("never challenges a node of which it is the provider", async () => {
