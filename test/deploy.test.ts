@@ -15,8 +15,8 @@ import {
   MinerRegistry__factory,
   TrainingRuns__factory,
 } from "../typechain-types/index.js";
-import { CONTRACT_NAMES, parseDeployment, readDeployment } from "../scripts/lib/deployments.js";
-import { freePort, type HardhatNode, runHardhat, startHardhatNode } from "../scripts/lib/processes.js";
+import { CONTRACT_NAMES, parseDeployment, readDeployment, removeLocalJournal } from "../scripts/lib/deployments.js";
+import { ROOT, freePort, type HardhatNode, runHardhat, startHardhatNode } from "../scripts/lib/processes.js";
 
 describe("deploy script (npm run deploy -- --network localhost)", function () {
   this.timeout(180_000);
@@ -30,6 +30,9 @@ describe("deploy script (npm run deploy -- --network localhost)", function () {
 
   after(async () => {
     await node?.stop();
+    const file = path.join(dir, "deployments", "localhost.json");
+    const deployment = await readDeployment(file).catch(() => undefined);
+    if (deployment) await removeLocalJournal(ROOT, deployment.deploymentId);
     await rm(dir, { recursive: true, force: true });
   });
 

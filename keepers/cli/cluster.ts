@@ -12,6 +12,7 @@ import { type Chain, connectChain, contractInterfaces } from "../shared/chain.js
 import { SignedClient } from "../shared/http.js";
 import { createLogger } from "../shared/log.js";
 import { TxSender } from "../shared/tx.js";
+import { removeLocalJournal } from "../../scripts/lib/deployments.js";
 import { type DevKeys, devKeys, setupDevChain } from "../../scripts/lib/dev-setup.js";
 import { type HardhatNode, ROOT, freePort, runHardhat, startHardhatNode, stopProcess } from "../../scripts/lib/processes.js";
 
@@ -267,7 +268,9 @@ export class Cluster {
 
   async stop(): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop()));
+    const deploymentId = this.admin?.deployment.deploymentId;
     this.admin?.provider.destroy();
     await this.node?.stop();
+    if (deploymentId) await removeLocalJournal(ROOT, deploymentId);
   }
 }

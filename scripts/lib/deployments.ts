@@ -2,7 +2,7 @@
  * `deployments/<network>.json`: where each computenet contract lives on a network and from which
  * block its events start. Written by `npm run deploy`, read by keepers, scripts and tests.
  */
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { getAddress } from "ethers";
 
@@ -84,4 +84,13 @@ export async function writeDeployment(file: string, deployment: Deployment): Pro
   const tmp = `${file}.tmp-${process.pid}`;
   await writeFile(tmp, `${JSON.stringify(deployment, null, 2)}\n`);
   await rename(tmp, file);
+}
+
+/**
+ * Removes Ignition's journal of a deployment to a throw-away local node (`localhost-<genesis>`): once the
+ * node is stopped the chain is gone and the journal is of no use. Real networks' journals are kept.
+ */
+export async function removeLocalJournal(root: string, deploymentId: string): Promise<void> {
+  if (!/^localhost-[0-9a-f]+$/.test(deploymentId)) return;
+  await rm(path.join(root, "ignition", "deployments", deploymentId), { recursive: true, force: true });
 }

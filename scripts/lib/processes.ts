@@ -106,8 +106,11 @@ export function stopProcess(child: ChildProcess, graceMs = 5_000): Promise<void>
   });
 }
 
-/** Runs `hardhat <args>` to completion; resolves with its output, rejects with it on a non-zero exit. */
-export function runHardhat(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+/**
+ * Runs `hardhat <args>` to completion; resolves with its output, rejects with it on a non-zero exit or
+ * when it takes longer than `timeoutMs` (then it is killed).
+ */
+export function runHardhat(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [HARDHAT, ...args], {
       cwd: ROOT,
@@ -117,8 +120,13 @@ export function runHardhat(args: string[], env: NodeJS.ProcessEnv = {}): Promise
     let output = "";
     child.stdout!.on("data", (chunk) => (output += chunk));
     child.stderr!.on("data", (chunk) => (output += chunk));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`hardhat ${args.join(" ")} did not finish within ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
     child.once("error", reject);
     child.once("exit", (code) => {
+      clearTimeout(timer);
       if (code === 0) resolve(output);
       else reject(new Error(`hardhat ${args.join(" ")} exited with ${code}:\n${output}`));
     });

@@ -13,7 +13,8 @@ import { createLogger } from "../../keepers/shared/log.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
 import { TxRevertedError, TxSender } from "../../keepers/shared/tx.js";
 import { devPrivateKey } from "../../scripts/lib/dev-accounts.js";
-import { freePort, type HardhatNode, runHardhat, startHardhatNode } from "../../scripts/lib/processes.js";
+import { removeLocalJournal } from "../../scripts/lib/deployments.js";
+import { ROOT, freePort, type HardhatNode, runHardhat, startHardhatNode } from "../../scripts/lib/processes.js";
 
 const silent = createLogger({ component: "test", level: "silent" });
 
@@ -38,6 +39,7 @@ describe("keeper chain layer (real hardhat node)", function () {
   after(async () => {
     chain?.provider.destroy();
     await node?.stop();
+    if (chain) await removeLocalJournal(ROOT, chain.deployment.deploymentId);
     await rm(dir, { recursive: true, force: true });
   });
 

@@ -7,7 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { type Chain, connectChain } from "../../../keepers/shared/chain.js";
 import { type DevKeys, devKeys, setupDevChain } from "../../../scripts/lib/dev-setup.js";
-import { freePort, type HardhatNode, runHardhat, startHardhatNode } from "../../../scripts/lib/processes.js";
+import { removeLocalJournal } from "../../../scripts/lib/deployments.js";
+import { ROOT, freePort, type HardhatNode, runHardhat, startHardhatNode } from "../../../scripts/lib/processes.js";
 
 export interface DevChain {
   node: HardhatNode;
@@ -25,15 +26,22 @@ export interface DevChain {
 export async function startDevChain(): Promise<DevChain> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "cn-devchain-"));
   const node = await startHardhatNode(await freePort(), path.join(dir, "hardhat-node.log"));
-  await runHardhat(["run", "scripts/deploy.ts", "--network", "localhost"], {
-    LOCALHOST_RPC_URL: node.url,
-    COMPUTENET_DEPLOYMENTS_ROOT: dir,
-  });
   const deploymentFile = path.join(dir, "deployments", "localhost.json");
   const keys = devKeys();
   const connect = (privateKey?: string) => connectChain({ rpcUrl: node.url, deploymentFile, privateKey, pollingIntervalMs: 100 });
-  const admin = await connect(keys.admin);
-  await setupDevChain(admin, keys);
+  let admin: Chain;
+  try {
+    await runHardhat(["run", "scripts/deploy.ts", "--network", "localhost"], {
+      LOCALHOST_RPC_URL: node.url,
+      COMPUTENET_DEPLOYMENTS_ROOT: dir,
+    });
+    admin = await connect(keys.admin);
+    await setupDevChain(admin, keys);
+  } catch (error) {
+    await node.stop();
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
   return {
     node,
     dir,
@@ -45,6 +53,7 @@ export async function startDevChain(): Promise<DevChain> {
     async stop() {
       admin.provider.destroy();
       await node.stop();
+      await removeLocalJournal(ROOT, admin.deployment.deploymentId);
       await rm(dir, { recursive: true, force: true });
     },
   };
