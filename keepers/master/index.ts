@@ -13,7 +13,7 @@ import { Command, Option } from "commander";
 import { type NonceManager, getAddress } from "ethers";
 import { z } from "zod";
 import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
-import { COMMON_OPTIONS, ConfigError, type OptionNames, addCommonOptions, commonSchema, loadPrivateKey, parseConfig } from "../shared/config.js";
+import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig } from "../shared/config.js";
 import { SignedClient, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
@@ -313,12 +313,6 @@ const MASTER_OPTIONS: OptionNames = {
   maxFileBytes: { flag: "--max-file-bytes", env: "CN_MAX_FILE_BYTES" },
 };
 
-const whole = (min: number, max: number) =>
-  z.coerce
-    .number({ error: "must be a number" })
-    .int("must be a whole number")
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
 
 const httpUrl = z
   .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
@@ -339,12 +333,12 @@ export const masterSchema = commonSchema
       .transform((value) => BigInt(value)),
     discoveryUrl: httpUrl,
     publicUrl: httpUrl.optional(),
-    heartbeatIntervalSec: whole(1, 86_400),
-    unhealthyAfterMisses: whole(1, 1_000),
-    deadAfterMisses: whole(2, 1_000),
-    inviteExpirySec: whole(10, 30 * 86_400),
-    reconcileMs: whole(100, 3_600_000),
-    maxFileBytes: whole(1, 1024 * 1024 * 1024),
+    heartbeatIntervalSec: integerOption(1, 86_400),
+    unhealthyAfterMisses: integerOption(1, 1_000),
+    deadAfterMisses: integerOption(2, 1_000),
+    inviteExpirySec: integerOption(10, 30 * 86_400),
+    reconcileMs: integerOption(100, 3_600_000),
+    maxFileBytes: integerOption(1, 1024 * 1024 * 1024),
   })
   .refine((c) => c.deadAfterMisses > c.unhealthyAfterMisses, {
     path: ["deadAfterMisses"],

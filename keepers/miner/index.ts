@@ -22,7 +22,7 @@ import { Gauge, type Registry } from "prom-client";
 import { z } from "zod";
 import type { Capabilities } from "../../scripts/lib/protocol.js";
 import { EventFollower, connectChain, contractInterfaces, headBlock } from "../shared/chain.js";
-import { COMMON_OPTIONS, ConfigError, type OptionNames, addCommonOptions, commonSchema, loadPrivateKey, parseConfig } from "../shared/config.js";
+import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig } from "../shared/config.js";
 import { SignedClient, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
@@ -363,12 +363,6 @@ export const MINER_OPTIONS: OptionNames = {
   maxChallengeN: { flag: "--max-challenge-n", env: "CN_MAX_CHALLENGE_N" },
 };
 
-const integer = (min: number, max: number) =>
-  z.coerce
-    .number({ error: "must be a number" })
-    .int("must be an integer")
-    .min(min, `must be at least ${min}`)
-    .max(max, `must be at most ${max}`);
 
 const flag = z
   .union([z.boolean(), z.string()])
@@ -405,7 +399,7 @@ export const minerSchema = commonSchema.extend({
   publicUrl: endpointUrl.optional(),
   stake: z.string().regex(/^[0-9]{1,78}$/, "must be an amount in token wei (decimal digits)").optional(),
   storageRoot: z.string().min(1, "must not be empty").optional(),
-  heartbeatIntervalSec: integer(1, 3600),
+  heartbeatIntervalSec: integerOption(1, 3600),
   gpuModel: z
     .string()
     .min(1, "must not be empty")
@@ -414,12 +408,12 @@ export const minerSchema = commonSchema.extend({
   allowHostNetwork: flag,
   allowPull: flag,
   dockerSocket: z.string().min(1, "must not be empty"),
-  cpuCores: integer(1, 0xffff).optional(),
-  ramMb: integer(1, 0xffff_ffff).optional(),
-  storageGb: integer(0, 0xffff_ffff).optional(),
-  gpuCount: integer(0, 0xffff).optional(),
-  gpuMemoryMb: integer(0, 0xffff_ffff).optional(),
-  maxChallengeN: integer(1, 4096).optional(),
+  cpuCores: integerOption(1, 0xffff).optional(),
+  ramMb: integerOption(1, 0xffff_ffff).optional(),
+  storageGb: integerOption(0, 0xffff_ffff).optional(),
+  gpuCount: integerOption(0, 0xffff).optional(),
+  gpuMemoryMb: integerOption(0, 0xffff_ffff).optional(),
+  maxChallengeN: integerOption(1, 4096).optional(),
 });
 
 export type MinerConfig = z.infer<typeof minerSchema>;

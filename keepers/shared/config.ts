@@ -53,7 +53,8 @@ export function addCommonOptions(command: Command, defaults: { port: number; dat
     );
 }
 
-const intFromString = (min: number, max: number) =>
+/** A whole number in [min, max], from a flag's or env variable's text, with messages naming the bounds. */
+export const integerOption = (min: number, max: number) =>
   z.coerce.number({ error: "must be a number" }).int("must be an integer").min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
 
 export const commonSchema = z.object({
@@ -62,9 +63,9 @@ export const commonSchema = z.object({
   dataDir: z.string().min(1, "must not be empty"),
   keyFile: z.string().min(1).optional(),
   host: z.string().min(1, "must not be empty"),
-  port: intFromString(0, 65535),
-  pollMs: intFromString(50, 60_000),
-  confirmations: intFromString(0, 1000),
+  port: integerOption(0, 65535),
+  pollMs: integerOption(50, 60_000),
+  confirmations: integerOption(0, 1000),
   logLevel: z.enum(["trace", "debug", "info", "warn", "error"]),
 });
 

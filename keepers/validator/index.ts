@@ -13,7 +13,7 @@ import type { NonceManager } from "ethers";
 import { z } from "zod";
 import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
 import { DEFAULT_MAX_CHALLENGE_N, DEFAULT_MAX_CHALLENGE_ROUNDS } from "../shared/challenge.js";
-import { COMMON_OPTIONS, ConfigError, type OptionNames, addCommonOptions, commonSchema, loadPrivateKey, parseConfig } from "../shared/config.js";
+import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig } from "../shared/config.js";
 import { closeServer, createApp, finishApp, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
@@ -249,20 +249,18 @@ export const VALIDATOR_OPTIONS: OptionNames = {
   pendingPollMs: { flag: "--pending-poll-ms", env: "CN_PENDING_POLL_MS" },
 };
 
-const intFromString = (min: number, max: number) =>
-  z.coerce.number({ error: "must be a number" }).int("must be an integer").min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
 
 export const validatorSchema = commonSchema.extend({
   discoveryUrl: z.url({
     protocol: /^https?$/,
     error: (issue) => (issue.input === undefined ? "is required (discovery's base URL, e.g. http://127.0.0.1:8700)" : "must be an http(s) URL"),
   }),
-  challengeN: intFromString(1, DEFAULT_MAX_CHALLENGE_N),
-  challengeRounds: intFromString(1, DEFAULT_MAX_CHALLENGE_ROUNDS),
-  challengeDeadlineMs: intFromString(100, 600_000),
-  challengeAttempts: intFromString(1, 20),
-  challengeRetryDelayMs: intFromString(0, 600_000),
-  pendingPollMs: intFromString(100, 3_600_000),
+  challengeN: integerOption(1, DEFAULT_MAX_CHALLENGE_N),
+  challengeRounds: integerOption(1, DEFAULT_MAX_CHALLENGE_ROUNDS),
+  challengeDeadlineMs: integerOption(100, 600_000),
+  challengeAttempts: integerOption(1, 20),
+  challengeRetryDelayMs: integerOption(0, 600_000),
+  pendingPollMs: integerOption(100, 3_600_000),
 });
 
 export type ValidatorConfig = z.infer<typeof validatorSchema>;
