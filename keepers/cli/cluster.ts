@@ -230,13 +230,14 @@ export class Cluster {
     return p;
   }
 
-  async startMaster(extra: string[] = []): Promise<KeeperProcess> {
-    const port = await this.port("master", 8720);
+  /** The run's master (the development master key), or another master process with `key` under `name`. */
+  async startMaster(extra: string[] = [], key = this.keys.master, name = "master"): Promise<KeeperProcess> {
+    const port = await this.port(name, 8720);
     const heartbeat = String(this.options.heartbeatSec ?? 2);
     const p = this.spawn(
-      "master",
-      ["master", ...this.common("master"), "--port", String(port), "--run-id", String(this.runId), "--discovery-url", this.discoveryUrl, "--heartbeat-interval-sec", heartbeat, "--reconcile-ms", "1000", ...extra],
-      { CN_PRIVATE_KEY: this.keys.master },
+      name,
+      ["master", ...this.common(name), "--port", String(port), "--run-id", String(this.runId), "--discovery-url", this.discoveryUrl, "--heartbeat-interval-sec", heartbeat, "--reconcile-ms", "1000", ...extra],
+      { CN_PRIVATE_KEY: key },
     );
     await p.waitFor(/master listening on \S+/);
     return p;

@@ -141,7 +141,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
           const head = await headBlock(chain.provider);
           return { cursor: follower.cursor, head, lag: Math.max(0, head - confirmations - follower.cursor) };
         } catch (error) {
-          return { status: "degraded", cursor: follower.cursor, head: null, lag: null, error: `chain unreachable: ${(error as Error).message}` };
+          return { status: "degraded", cursor: follower.cursor, head: null, lag: null, error: `chain unreachable: ${(error as { shortMessage?: string }).shortMessage ?? "RPC error"}` };
         }
       },
     });

@@ -189,6 +189,8 @@ export class NodeTracker {
   private readonly intervalMs: number;
   private readonly inviteRetryMs: number;
   private readonly inviting = new Set<string>();
+  /** Members introduced during their current silence: one introduction per silence, not one per pass. */
+  private readonly introduced = new Set<string>();
   private readonly ejecting = new Set<string>();
   private readonly ejectRetryAt = new Map<string, number>();
   private readonly inflight = new Set<Promise<unknown>>();
@@ -449,6 +451,7 @@ export class NodeTracker {
           await this.refreshRun();
           await this.refreshEndpoints();
           await this.inviteDue();
+          await this.introduceDue();
         } catch (error) {
           this.onboarding.warn({ err: (error as Error).message }, "reconcile pass failed; retrying at the next one");
         }
@@ -537,6 +540,57 @@ export class NodeTracker {
       (r) => r.participation === "Registered" && (r.state === "Discovered" || r.state === "Invited") && !this.inviting.has(r.node),
     );
     await Promise.allSettled(due.map((r) => this.track(this.maybeInvite(r))));
+  }
+
+  /**
+   * Members not heard from for two intervals — this master replaced another one (MasterChanged), was
+   * switched back to, or restarted and they lost its URL — are sent a signed invite too, once per silence. They are members already, so they accept it without a
+   * transaction and start heartbeating here; without it they would go silent and be ejected.
+   */
+  private async introduceDue(): Promise<void> {
+    const graceMs = 2 * this.options.heartbeatIntervalSec * 1000;
+    const now = Date.now();
+    const due = [...this.records.values()].filter(
+      (r) =>
+        r.participation === "Member" &&
+        (r.lastHeartbeat === null || now - r.lastHeartbeat >= graceMs) &&
+        r.endpoint !== null &&
+        (r.joinedAt === null || now - r.joinedAt >= graceMs) &&
+        r.state !== "Dead" &&
+        !this.introduced.has(r.node) &&
+        !this.inviting.has(r.node),
+    );
+    await Promise.allSettled(due.map((r) => this.track(this.introduce(r))));
+  }
+
+  private async introduce(record: MasterNode): Promise<void> {
+    if (!this.canAct) return;
+    const { chain, runId } = this.options;
+    const runs = chain.contracts.trainingRuns;
+    this.inviting.add(record.node);
+    this.introduced.add(record.node);
+    try {
+      if (!(await runs.isMember(runId, record.node))) return;
+      const nonce = await this.freshNonce();
+      const generation = await runs.inviteGenerationOf(runId, record.node);
+      const expiry = BigInt(this.chainNowSec() + this.options.inviteExpirySec);
+      const signature = await signInvite(
+        this.options.wallet,
+        { chainId: chain.chainId, verifyingContract: chain.deployment.contracts.TrainingRuns.address },
+        { runId, node: record.node, generation, nonce, expiry },
+      );
+      const answer = await this.options.client.request<{ alreadyMember?: boolean; error?: string }>("POST", `${record.endpoint}/invite`, {
+        audience: record.node.toLowerCase(),
+        body: { runId: runId.toString(), nonce: nonce.toString(), expiry: expiry.toString(), generation: generation.toString(), signature, masterUrl: this.options.publicUrl },
+      });
+      const figures = { miner: record.node, status: answer.status, alreadyMember: answer.body?.alreadyMember ?? null };
+      if (answer.status >= 200 && answer.status < 300) this.onboarding.info(figures, "member that never heartbeated here introduced to this master");
+      else this.onboarding.warn({ ...figures, error: answer.body?.error }, "introducing a member to this master failed; retrying later");
+    } catch (error) {
+      this.onboarding.warn({ miner: record.node, err: (error as Error).message }, "introducing a member to this master failed; retrying later");
+    } finally {
+      this.inviting.delete(record.node);
+    }
   }
 
   private async maybeInvite(record: MasterNode): Promise<void> {
@@ -691,6 +745,7 @@ export class NodeTracker {
     const now = Date.now();
     const previous = record.lastHeartbeat;
     record.lastHeartbeat = now;
+    this.introduced.delete(record.node);
     record.lastSentAt = sentAt;
     this.metrics.heartbeats.inc();
     const sinceMs = previous === null ? null : now - previous;

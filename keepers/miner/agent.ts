@@ -140,7 +140,7 @@ export class MinerAgent {
       runId: options.runId,
       node: this.node,
       intervalMs: options.heartbeatIntervalMs,
-      tasks: () => (this.dockerAvailable ? options.runtime.list().filter((task) => task.runId === options.runId.toString()) : []),
+      tasks: () => (this.dockerAvailable ? heartbeatTasks(options.runtime.list(), options.runId.toString()) : []),
     });
     this.sync = new StorageSync({
       client: options.client,
@@ -635,4 +635,15 @@ export class MinerAgent {
 
 function isFinal(task: TaskStatus): boolean {
   return task.state === "completed" || task.state === "failed" || task.state === "stopped";
+}
+
+/**
+ * Tasks a heartbeat reports: this run's active ones, and final ones from the last ten minutes (the master
+ * has learnt those long since), at most 200 — a heartbeat stays small however many tasks a node has run.
+ */
+export function heartbeatTasks(tasks: TaskStatus[], runId: string, now = Date.now()): TaskStatus[] {
+  const recent = now - 10 * 60_000;
+  return tasks
+    .filter((t) => t.runId === runId && (t.finishedAt === null || Date.parse(t.finishedAt) >= recent))
+    .slice(-200);
 }

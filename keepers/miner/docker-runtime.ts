@@ -8,7 +8,7 @@
  * asks for it), no capabilities, no privilege escalation, hard memory and CPU limits, and one bind mount:
  * the task's storage folder at /data.
  */
-import { mkdir } from "node:fs/promises";
+import { chown, mkdir } from "node:fs/promises";
 import path from "node:path";
 import Dockerode from "dockerode";
 import { RUN_ID_PATTERN, TASK_ID_PATTERN, type TaskSpec, type ValidTaskSpec, validateTaskSpec } from "./task-spec.js";
@@ -59,7 +59,18 @@ export interface DockerRuntimeOptions {
    * (a wiped data folder, an earlier devnet) is removed, not adopted as a task this miner never received.
    */
   instance?: string;
+  /** Largest memory / CPU share one task may ask for (the node's declared RAM and cores); default unbounded. */
+  maxMemoryMB?: number;
+  maxCpus?: number;
 }
+
+/**
+ * Tasks run as this unprivileged user (nobody:nogroup), never as root: even a file it marks setuid in its
+ * storage folder grants nothing on the host. The storage folder is given to this user, mode 0700.
+ */
+export const TASK_USER = { uid: 65534, gid: 65534 };
+/** Processes one task may create (a fork bomb stops there). */
+export const TASK_PIDS_LIMIT = 1024;
 
 export const LABEL_NODE = "computenet.node";
 export const LABEL_RUN = "computenet.run";
@@ -101,6 +112,8 @@ export class DockerRuntime {
   private readonly stopGraceSec: number;
   private readonly tasks = new Map<string, TrackedTask>();
   private readonly instance: string;
+  private readonly maxMemoryMB: number | undefined;
+  private readonly maxCpus: number | undefined;
   /** Aborts the long-polling container waits when the runtime closes. */
   private readonly closing = new AbortController();
 
@@ -127,6 +140,8 @@ export class DockerRuntime {
     this.backoffMaxMs = options.backoffMaxMs ?? 60_000;
     this.stopGraceSec = options.stopGraceSec ?? 10;
     this.instance = options.instance ?? "";
+    this.maxMemoryMB = options.maxMemoryMB;
+    this.maxCpus = options.maxCpus;
   }
 
   /** Whether a Docker engine answers; false (never a throw) when there is none or it does not reply. */
@@ -153,6 +168,12 @@ export class DockerRuntime {
     if (known) {
       await known.starting;
       return this.snapshot(known);
+    }
+    if (this.maxMemoryMB !== undefined && valid.memoryMB > this.maxMemoryMB) {
+      throw new Error(`invalid TaskSpec.memoryMB: ${valid.memoryMB} is more than this node has (${this.maxMemoryMB})`);
+    }
+    if (this.maxCpus !== undefined && valid.cpus > this.maxCpus) {
+      throw new Error(`invalid TaskSpec.cpus: ${valid.cpus} is more than this node has (${this.maxCpus})`);
     }
     if (valid.network === "host" && !this.allowHostNetwork) {
       throw new Error(
@@ -343,7 +364,8 @@ export class DockerRuntime {
     const { taskId, runId } = spec;
     try {
       const dataDir = this.storagePath(runId, taskId);
-      await mkdir(dataDir, { recursive: true });
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      if (process.getuid?.() === 0) await chown(dataDir, TASK_USER.uid, TASK_USER.gid);
       if (!(await this.ensureImage(task, spec.image))) return;
       if (task.stopRequested) return this.finish(task, "stopped");
       const container = await this.createContainer(spec, dataDir);
@@ -401,6 +423,9 @@ export class DockerRuntime {
       NanoCpus: Math.round(spec.cpus * 1e9),
       Privileged: false,
       CapDrop: ["ALL"],
+      PidsLimit: TASK_PIDS_LIMIT,
+      // Bounded logs: a task printing without end cannot fill the node's disk.
+      LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } },
       SecurityOpt: ["no-new-privileges"],
       ReadonlyRootfs: false,
       // A tiny init as PID 1 forwards SIGTERM (a bare PID 1 ignores it) and reaps zombies, so stop() ends
@@ -413,6 +438,7 @@ export class DockerRuntime {
     return this.docker.createContainer({
       name: this.containerName(spec.taskId),
       Image: spec.image,
+      User: `${TASK_USER.uid}:${TASK_USER.gid}`,
       Cmd: spec.command,
       Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
       Labels: {

@@ -203,6 +203,8 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
       allowPull: options.allowPull ?? false,
       logger,
       instance: installationId(store),
+      maxMemoryMB: capabilities.ramMB,
+      maxCpus: capabilities.cpuCores,
     });
     cleanups.push({ name: "docker runtime", run: () => runtime.close() });
     const client = new SignedClient(nodeWallet, chain.chainId, 15_000);

@@ -103,36 +103,64 @@ export class TxSender {
     build: () => Promise<ContractTransactionResponse>,
     fields: Record<string, unknown>,
   ): Promise<TransactionReceipt> {
-    const { logger, interfaces } = this.options;
+    const { logger } = this.options;
     const retries = this.options.retries ?? 5;
+    // Phase 1: estimate, sign and broadcast. Retried on transient failures; a revert is final.
+    let tx: ContractTransactionResponse;
     for (let attempt = 0; ; attempt++) {
       try {
-        const tx = await build();
+        tx = await build();
+        break;
+      } catch (error) {
+        this.throwIfReverted(label, error, fields);
+        await this.backOffOrThrow(label, error, attempt, retries, fields);
+      }
+    }
+    // Phase 2: the transaction has a hash. From here on it is only ever waited for, never built again,
+    // so a flaky RPC connection cannot turn one action into two transactions.
+    for (let attempt = 0; ; attempt++) {
+      try {
         const receipt = await tx.wait(this.options.confirmations ?? 1);
         if (receipt === null) throw new Error(`${label}: no receipt`);
         this.sent++;
         logger.info({ ...fields, tx: receipt.hash, block: receipt.blockNumber, gasUsed: receipt.gasUsed.toString() }, `${label}: confirmed`);
         return receipt;
       } catch (error) {
-        const decoded = decodeRevert(revertData(error), interfaces);
-        if (decoded || isError(error, "CALL_EXCEPTION")) {
-          this.failed++;
-          const reason = decoded?.text ?? (error as { shortMessage?: string }).shortMessage ?? String(error);
-          logger.warn({ ...fields, revert: reason }, `${label}: reverted: ${reason}`);
-          this.options.signer?.reset();
-          throw new TxRevertedError(label, decoded?.name, decoded?.args ?? {}, `${label} reverted: ${reason}`);
-        }
-        if (attempt >= retries || !isTransient(error)) {
-          this.failed++;
-          logger.error({ ...fields, err: (error as Error).message, attempt }, `${label}: failed`);
-          this.options.signer?.reset();
-          throw error;
-        }
-        const delay = Math.min(10_000, (this.options.retryDelayMs ?? 500) * 2 ** attempt);
-        logger.warn({ ...fields, err: (error as Error).message, attempt, delayMs: delay }, `${label}: transient failure, retrying`);
-        this.options.signer?.reset();
-        await new Promise((r) => setTimeout(r, delay));
+        this.throwIfReverted(label, error, { ...fields, tx: tx.hash });
+        await this.backOffOrThrow(label, error, attempt, retries, { ...fields, tx: tx.hash }, false);
       }
     }
+  }
+
+  private throwIfReverted(label: string, error: unknown, fields: Record<string, unknown>): void {
+    const decoded = decodeRevert(revertData(error), this.options.interfaces);
+    if (!decoded && !isError(error, "CALL_EXCEPTION")) return;
+    this.failed++;
+    const reason = decoded?.text ?? (error as { shortMessage?: string }).shortMessage ?? String(error);
+    this.options.logger.warn({ ...fields, revert: reason }, `${label}: reverted: ${reason}`);
+    this.options.signer?.reset();
+    throw new TxRevertedError(label, decoded?.name, decoded?.args ?? {}, `${label} reverted: ${reason}`);
+  }
+
+  /** Waits before the next attempt, or throws when `error` is not transient or the attempts are spent. */
+  private async backOffOrThrow(
+    label: string,
+    error: unknown,
+    attempt: number,
+    retries: number,
+    fields: Record<string, unknown>,
+    resetNonce = true,
+  ): Promise<void> {
+    const { logger } = this.options;
+    if (attempt >= retries || !isTransient(error)) {
+      this.failed++;
+      logger.error({ ...fields, err: (error as Error).message, attempt }, `${label}: failed`);
+      this.options.signer?.reset();
+      throw error;
+    }
+    const delay = Math.min(10_000, (this.options.retryDelayMs ?? 500) * 2 ** attempt);
+    logger.warn({ ...fields, err: (error as Error).message, attempt, delayMs: delay }, `${label}: transient failure, retrying`);
+    if (resetNonce) this.options.signer?.reset();
+    await new Promise((r) => setTimeout(r, delay));
   }
 }

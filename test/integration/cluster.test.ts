@@ -114,11 +114,11 @@ describe("integration: the whole network as separate processes", function () {
     const buyer = cluster.buyer();
     const submitted: Array<{ taskId: string; node: string; i: number }> = [];
     for (let i = 1; i <= 3; i++) {
-      const body = { image: DEMO_IMAGE, command: ["sh", "-c", `echo "task ${i} says hello"; echo "result ${i}" > /data/result.txt`], memoryMB: 64, cpus: 0.5 };
+      const body = { image: DEMO_IMAGE, command: ["sh", "-c", `echo "task ${i} says hello"; echo "result ${i}" > /data/result.txt; sleep 2`], memoryMB: 64, cpus: 0.5 };
       const created = await buyer.call<{ taskId: string; node: string }>("POST", "/tasks", body);
       submitted.push({ ...created, i });
     }
-    // Spread over the healthy nodes (fewest active tasks first).
+    // Spread over the healthy nodes (fewest active tasks first; each task runs 2 s, longer than dispatching all three).
     expect(new Set(submitted.map((s) => s.node.toLowerCase())).size).to.equal(3);
     for (const { taskId, i } of submitted) {
       const status = await waitUntil(`task ${taskId} completed`, async () => {
@@ -258,6 +258,39 @@ describe("integration: the whole network as separate processes", function () {
     });
     expect(invite.status).to.equal(403);
     expect(await runs.isInviteNonceUsed(cluster.runId, 777n)).to.equal(false);
+  });
+
+  it("7. the buyer rotates the run's master: the new master takes the members over without ejecting them", async () => {
+    const members = [0, 1, 2, 3].map((i) => cluster.nodeAddress(i));
+    const newKey = Wallet.createRandom().privateKey;
+    const newMaster = new Wallet(newKey).address;
+    const buyerChain = await cluster.connect(cluster.keys.buyer);
+    await (await buyerChain.contracts.trainingRuns.setMaster(cluster.runId, newMaster)).wait();
+    buyerChain.provider.destroy();
+    await master.stop();
+    const second = await cluster.startMaster(["--unhealthy-after-misses", "2", "--dead-after-misses", "4"], newKey, "master-2");
+    const url = (await second.waitFor(/master listening on \S+/)).split(" ").pop()!;
+    const buyer = new SignedClient(new Wallet(cluster.keys.buyer), cluster.admin.chainId);
+    await waitUntil("the members Healthy at the new master", async () => {
+      const { nodes } = await buyer.call<{ nodes: NodeView[] }>("GET", `${url}/nodes`, { audience: newMaster });
+      return members.every((m) => nodes.find((n) => n.node.toLowerCase() === m.toLowerCase())?.state === "Healthy");
+    });
+    for (const m of members) expect(await events("trainingRuns", "NodeEjected", m), `ejections of ${m}`).to.have.length(0);
+    // Back to the original master for the next scenario (its miners follow it again the same way).
+    const back = await cluster.connect(cluster.keys.buyer);
+    await (await back.contracts.trainingRuns.setMaster(cluster.runId, cluster.masterAddress)).wait();
+    back.provider.destroy();
+    await second.stop();
+    const switchedBack = Date.now();
+    master = await cluster.startMaster(["--unhealthy-after-misses", "2", "--dead-after-misses", "4"]);
+    await waitUntil("the members heartbeating to the original master again", async () => {
+      const { nodes } = await cluster.buyer().call<{ nodes: Array<NodeView & { lastHeartbeat: string | number | null }> }>("GET", "/nodes");
+      return members.every((m) => {
+        const n = nodes.find((x) => x.node.toLowerCase() === m.toLowerCase());
+        return n?.state === "Healthy" && n.lastHeartbeat !== null && new Date(n.lastHeartbeat).getTime() > switchedBack;
+      });
+    });
+    for (const m of members) expect(await events("trainingRuns", "NodeEjected", m)).to.have.length(0);
   });
 
   it("3. a miner killed during a task: Unhealthy, then Dead, ejected on chain, and its task reported failed", async () => {

@@ -158,6 +158,32 @@ describe("keeper chain layer (real hardhat node)", function () {
       keyed.provider.destroy();
     });
 
+    it("never sends a transaction again once it has a hash: a failure while waiting for the receipt is retried by waiting", async () => {
+      const keyed = await connectChain({ rpcUrl: node.url, deploymentFile, privateKey: devPrivateKey(3) });
+      const sender = new TxSender({ logger: silent, interfaces: contractInterfaces(), signer: keyed.signer as never, retryDelayMs: 10 });
+      const runs = keyed.contracts.trainingRuns;
+      const before = await runs.runCount();
+      let builds = 0;
+      const receipt = await sender.send("createRun", async () => {
+        builds++;
+        const tx = await runs.createRun(runParams(Wallet.createRandom().address));
+        const wait = tx.wait.bind(tx);
+        let failed = false;
+        tx.wait = async (confirms?: number) => {
+          if (!failed) {
+            failed = true;
+            throw new Error("fetch failed"); // the RPC connection dropped after the broadcast
+          }
+          return wait(confirms);
+        };
+        return tx;
+      });
+      expect(builds).to.equal(1);
+      expect(await runs.runCount()).to.equal(before + 1n);
+      expect(receipt.status).to.equal(1);
+      keyed.provider.destroy();
+    });
+
     it("decodes a revert into the contract's custom error with its arguments and does not retry it", async () => {
       const keyed = await connectChain({ rpcUrl: node.url, deploymentFile, privateKey: devPrivateKey(2) });
       const sender = new TxSender({ logger: silent, interfaces: contractInterfaces(), signer: keyed.signer as never });

@@ -4,7 +4,7 @@
  * it makes carries one of them as its `computenet.node` label: cleanup removes only those.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { inspect } from "node:util";
@@ -228,6 +228,11 @@ describe("DockerRuntime", function () {
       expect(host.CapDrop).to.deep.equal(["ALL"]);
       expect(host.CapAdd ?? []).to.deep.equal([]);
       expect(host.SecurityOpt).to.deep.equal(["no-new-privileges"]);
+      expect(inspect.Config.User).to.equal("65534:65534");
+      expect(host.PidsLimit).to.equal(1024);
+      expect(host.LogConfig).to.deep.equal({ Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } });
+      const folder = statSync(runtime.storageDir(spec.taskId));
+      expect([folder.uid, folder.gid, folder.mode & 0o777]).to.deep.equal([65534, 65534, 0o700]);
       expect(host.AutoRemove).to.equal(false);
       expect(host.Binds ?? []).to.deep.equal([]);
       expect(host.DeviceRequests ?? []).to.deep.equal([]);
@@ -238,6 +243,25 @@ describe("DockerRuntime", function () {
         Destination: "/data",
         RW: true,
       });
+    });
+
+    it("runs the task as an unprivileged user: a setuid file it makes in /data grants nothing on the host", async function () {
+      const runtime = newRuntime();
+      const spec = taskSpec({ command: ["sh", "-c", "id -u; cp /bin/busybox /data/x && chmod 4755 /data/x; ls -ln /data/x"] });
+      await runtime.start(spec);
+      const done = await runtime.wait(spec.taskId, 15_000);
+      expect(done.state).to.equal("completed");
+      const { stdout } = await runtime.logs(spec.taskId);
+      expect(stdout.split("\n")[0]).to.equal("65534");
+      const file = statSync(path.join(runtime.storageDir(spec.taskId), "x"));
+      expect(file.uid).to.equal(65534); // setuid to nobody, not to root
+    });
+
+    it("refuses a task asking for more memory or CPUs than the node has", async function () {
+      const runtime = newRuntime({ maxMemoryMB: 512, maxCpus: 2 });
+      await expectRejects(runtime.start(taskSpec({ memoryMB: 513 })), /^invalid TaskSpec\.memoryMB: 513 is more than this node has \(512\)$/);
+      await expectRejects(runtime.start(taskSpec({ cpus: 2.5 })), /^invalid TaskSpec\.cpus: 2\.5 is more than this node has \(2\)$/);
+      expect(await ownContainers()).to.have.length(0);
     });
 
     it("asks for NVIDIA GPUs only when the task wants some", async function () {

@@ -691,8 +691,11 @@ describe("master keeper (real hardhat node, real HTTP, real SQLite)", function (
     await until("third node Healthy", () => master.node(node2)?.state === "Healthy");
     expect(miner2.invites).to.have.length(1);
     await sleep(1_500);
-    expect(miner0.invites).to.have.length(1);
-    expect(miner1.invites).to.have.length(1);
+    // At most one more message to a member: an introduction (an invite it accepts without a transaction)
+    // when it went silent for two intervals (miner1 before its ejection; miner0 when its heartbeats did not
+    // reach the restarted master in time); never a second join.
+    expect(miner0.invites.length).to.be.within(1, 2);
+    expect(miner1.invites.length).to.be.within(1, 2);
     expect(await nodeEvents("NodeJoined", miner0.address)).to.have.length(1);
     expect(await nodeEvents("NodeEjected", miner1.address)).to.have.length(1);
     // The downtime did not count as missed heartbeats, and nothing happened to the nodes twice.
