@@ -3,6 +3,7 @@
  * nodes, the buyer's task, node and file reads, and the nodes' file uploads. Every permission is read
  * from chain state (membership, the run's buyer, the task's node), never from the request.
  */
+import { HEADER_ADDRESS, HEADER_TIMESTAMP } from "../shared/signing.js";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import express, { type NextFunction, type Request, type Response } from "express";
@@ -229,6 +230,25 @@ export function buildApp(ctx: RouteContext): express.Express {
   outer.set("query parser", "simple");
   outer.put(
     "/tasks/:taskId/files/:sha256",
+    // Before reading up to maxFileBytes: the claimed signer must be the task's node and the timestamp
+    // fresh, so a stranger cannot make the master buffer large bodies. The signature itself (which covers
+    // the body) is verified after, by `signed`.
+    (req: Request, _res: Response, next: NextFunction) => {
+      try {
+        const claimed = req.header(HEADER_ADDRESS);
+        const timestamp = Number(req.header(HEADER_TIMESTAMP));
+        if (!claimed || !Number.isFinite(timestamp) || Math.abs(Math.floor(Date.now() / 1000) - timestamp) > 60) {
+          throw new HttpError(401, "upload refused before its body: signature headers missing or stale");
+        }
+        const task = taskParam(req);
+        if (task.node.toLowerCase() !== claimed.toLowerCase()) {
+          throw new HttpError(403, `${claimed} is not the node task ${task.taskId} was sent to`);
+        }
+        next();
+      } catch (error) {
+        next(error);
+      }
+    },
     express.raw({ type: () => true, limit: ctx.maxFileBytes }),
     (req: Request, _res: Response, next: NextFunction) => {
       req.rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);

@@ -165,6 +165,8 @@ export class SignedClient {
     private readonly signer: Signer,
     private readonly chainId: bigint,
     private readonly timeoutMs = 10_000,
+    /** Largest answer read from a peer; a hostile peer cannot make us buffer more. */
+    private readonly maxResponseBytes = 16 * 1024 * 1024,
   ) {}
 
   async request<T = unknown>(
@@ -193,8 +195,10 @@ export class SignedClient {
       },
       body: body.length > 0 ? body : undefined,
       signal: AbortSignal.timeout(this.timeoutMs),
+      // A peer chooses its own endpoint: it must not bounce our signed request elsewhere.
+      redirect: "error",
     });
-    const text = await response.text();
+    const text = await readCapped(response, this.maxResponseBytes, `${method} ${url}`);
     let parsed: unknown = text;
     if ((response.headers.get("content-type") ?? "").includes("json")) {
       try {
@@ -219,4 +223,28 @@ export class SignedClient {
     }
     return response.body;
   }
+}
+
+/** The response body as text, refusing (and cancelling) one larger than `maxBytes`. */
+async function readCapped(response: globalThis.Response, maxBytes: number, what: string): Promise<string> {
+  const declared = Number(response.headers.get("content-length") ?? "0");
+  if (declared > maxBytes) {
+    await response.body?.cancel();
+    throw new HttpError(502, `${what}: answer of ${declared} bytes exceeds the ${maxBytes}-byte limit`);
+  }
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      throw new HttpError(502, `${what}: answer exceeds the ${maxBytes}-byte limit`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }

@@ -27,6 +27,8 @@ describe("keeper HTTP layer (real loopback HTTP)", () => {
     app.get("/echo", signed, (req, res) => res.json({ signer: req.signer, query: req.query }));
     app.post("/echo", signed, (req, res) => res.json({ signer: req.signer, body: req.json }));
     app.get("/private", signed, (req, _res, next) => next(new HttpError(403, `${req.signer} may not read this`)));
+    app.get("/huge", (_req, res) => res.type("text/plain").send("x".repeat(2 * 1024 * 1024)));
+    app.get("/redirect", (_req, res) => res.redirect(302, "/health"));
     finishApp(app, logger);
     server = await listen(app, 0, "127.0.0.1");
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -99,6 +101,15 @@ describe("keeper HTTP layer (real loopback HTTP)", () => {
     expect(statuses).to.deep.equal([200, 200, 200, 200, 200, 429, 429]);
     const other = await new SignedClient(Wallet.createRandom(), CHAIN).request("GET", `${base}/echo`, { audience: AUDIENCE });
     expect(other.status).to.equal(200);
+  });
+
+  it("SignedClient refuses an answer larger than its limit and does not follow redirects", async () => {
+    const small = new SignedClient(allowed, CHAIN, 10_000, 1024 * 1024);
+    const error = await small.request("GET", `${base}/huge`, { audience: AUDIENCE }).then(() => undefined, (e: HttpError) => e);
+    expect(error).to.be.instanceOf(HttpError);
+    expect(error!.message).to.match(/exceeds the 1048576-byte limit$/);
+    const redirected = await client.request("GET", `${base}/redirect`, { audience: AUDIENCE }).then(() => undefined, (e: Error) => e);
+    expect(redirected).to.be.instanceOf(Error);
   });
 
   it("SignedClient.call throws an HttpError carrying the server's reason", async () => {

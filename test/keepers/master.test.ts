@@ -556,6 +556,17 @@ describe("master keeper (real hardhat node, real HTTP, real SQLite)", function (
 
     const notAssigned = await put(content, hash, "out/model.bin", stranger);
     expect(notAssigned.status).to.equal(403);
+    expect(notAssigned.body.error).to.equal(`${strangerWallet.address} is not the node task ${firstTaskId} was sent to`);
+    // Refused on its headers before the body is read: unsigned, or claiming to be the node with a stale time.
+    const unsigned = await fetch(`${base}/${hash}`, { method: "PUT", body: content, headers: { "x-cn-file-name": "a.bin" } });
+    expect(unsigned.status).to.equal(401);
+    expect(((await unsigned.json()) as { error: string }).error).to.equal("upload refused before its body: signature headers missing or stale");
+    const stale = await fetch(`${base}/${hash}`, {
+      method: "PUT",
+      body: content,
+      headers: { "x-cn-file-name": "a.bin", "x-cn-address": miner.wallet.address, "x-cn-timestamp": String(Math.floor(Date.now() / 1000) - 3600) },
+    });
+    expect(stale.status).to.equal(401);
 
     const good = await put(content, hash, "out/model.bin");
     expect(good.status).to.equal(200);
