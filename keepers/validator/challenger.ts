@@ -37,7 +37,7 @@ export interface ChallengeSettings {
   deadlineMs: number;
   /** Tries when the node is unreachable or answers non-2xx, before rejecting it. */
   attempts: number;
-  /** Pause between those tries. */
+  /** Pause before the second try; it doubles before each later one (5 tries: 2+4+8+16 s = 30 s of tolerance). */
   retryDelayMs: number;
 }
 
@@ -45,7 +45,7 @@ export const DEFAULT_CHALLENGE_SETTINGS: ChallengeSettings = {
   n: DEFAULT_CHALLENGE_N,
   rounds: DEFAULT_CHALLENGE_ROUNDS,
   deadlineMs: 15_000,
-  attempts: 3,
+  attempts: 5,
   retryDelayMs: 2_000,
 };
 
@@ -262,7 +262,7 @@ export async function runChallenge(input: RunChallengeInput): Promise<Verdict> {
       }
       lastFailure = describeFetchError(error);
       logger.info({ ...figures, attempt, elapsedMs, err: lastFailure, endpoint: input.endpoint }, "challenge attempt failed: node unreachable");
-      if (attempt < settings.attempts) await sleep(settings.retryDelayMs, input.signal);
+      if (attempt < settings.attempts) await sleep(settings.retryDelayMs * 2 ** (attempt - 1), input.signal);
       continue;
     }
     const elapsedMs = Math.round(performance.now() - started);
@@ -277,7 +277,7 @@ export async function runChallenge(input: RunChallengeInput): Promise<Verdict> {
       }
       lastFailure = `HTTP ${status}${detail}`;
       logger.info({ ...figures, attempt, elapsedMs, status, err: lastFailure }, "challenge attempt failed: non-2xx answer");
-      if (attempt < settings.attempts) await sleep(settings.retryDelayMs, input.signal);
+      if (attempt < settings.attempts) await sleep(settings.retryDelayMs * 2 ** (attempt - 1), input.signal);
       continue;
     }
 

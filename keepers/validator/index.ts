@@ -45,7 +45,7 @@ export interface ValidatorOptions {
   /** Blocks to stay behind the head, and confirmations to wait for a report (default 0 / 1). */
   confirmations?: number;
   logLevel?: string;
-  /** Challenge size, Freivalds rounds, answer deadline, attempts and retry delay (defaults 256, 2, 15000, 3, 2000). */
+  /** Challenge size, Freivalds rounds, answer deadline, attempts and first retry delay (defaults 256, 2, 15000, 5, 2000; the delay doubles per try). */
   challengeN?: number;
   challengeRounds?: number;
   deadlineMs?: number;
@@ -279,7 +279,7 @@ export function validatorCommand(): Command {
     .addOption(
       new Option(`${o.challengeAttempts.flag} <n>`, "tries before rejecting an unreachable node (or one answering non-2xx)").env(o.challengeAttempts.env!).default(String(d.attempts)),
     )
-    .addOption(new Option(`${o.challengeRetryDelayMs.flag} <ms>`, "pause between those tries").env(o.challengeRetryDelayMs.env!).default(String(d.retryDelayMs)))
+    .addOption(new Option(`${o.challengeRetryDelayMs.flag} <ms>`, "pause before the second try (doubles before each later one)").env(o.challengeRetryDelayMs.env!).default(String(d.retryDelayMs)))
     .addOption(
       new Option(`${o.pendingPollMs.flag} <ms>`, "interval of discovery's pending-node poll").env(o.pendingPollMs.env!).default(String(DEFAULT_PENDING_POLL_MS)),
     )
