@@ -511,10 +511,32 @@ export class MinerAgent {
     }
     const known = this.options.runtime.status(spec.taskId);
     let status: TaskStatus;
-    try {
-      status = await this.options.runtime.start(spec);
-    } catch (error) {
-      throw new HttpError(400, (error as Error).message);
+    // Answer within a couple of seconds even when the engine is slow (an image pull, a busy daemon): the
+    // master must not time out and hand the task to another node while this one still starts it. A start
+    // that fails later is recorded in the task's status, which heartbeats report.
+    const starting = this.options.runtime.start(spec);
+    const early = await Promise.race([
+      starting.then(
+        (s) => ({ status: s }),
+        (error: Error) => ({ error }),
+      ),
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), START_ANSWER_MS).unref()),
+    ]);
+    if (early === undefined) {
+      starting.catch(() => undefined);
+      status = this.options.runtime.status(spec.taskId) ?? {
+        taskId: spec.taskId,
+        runId: spec.runId,
+        state: "pending",
+        exitCode: null,
+        restarts: 0,
+        startedAt: null,
+        finishedAt: null,
+      };
+    } else if ("error" in early) {
+      throw new HttpError(400, early.error.message);
+    } else {
+      status = early.status;
     }
     if (!known) {
       this.log.tasks.info(
@@ -641,6 +663,9 @@ function isFinal(task: TaskStatus): boolean {
  * Tasks a heartbeat reports: this run's active ones, and final ones from the last ten minutes (the master
  * has learnt those long since), at most 200 — a heartbeat stays small however many tasks a node has run.
  */
+/** Longest a `POST /tasks` waits for the container to start before answering with its current state. */
+const START_ANSWER_MS = 2_000;
+
 export function heartbeatTasks(tasks: TaskStatus[], runId: string, now = Date.now()): TaskStatus[] {
   const recent = now - 10 * 60_000;
   return tasks
