@@ -584,10 +584,16 @@ export class NodeTracker {
         body: { runId: runId.toString(), nonce: nonce.toString(), expiry: expiry.toString(), generation: generation.toString(), signature, masterUrl: this.options.publicUrl },
       });
       const figures = { miner: record.node, status: answer.status, alreadyMember: answer.body?.alreadyMember ?? null };
-      if (answer.status >= 200 && answer.status < 300) this.onboarding.info(figures, "member that never heartbeated here introduced to this master");
-      else this.onboarding.warn({ ...figures, error: answer.body?.error }, "introducing a member to this master failed; retrying later");
+      if (answer.status >= 200 && answer.status < 300) {
+        this.onboarding.info(figures, "silent member introduced to this master");
+      } else {
+        // A node that could not take it now (5xx, busy) is asked again at the next pass; a 4xx is its answer.
+        if (answer.status >= 500 || answer.status === 429) this.introduced.delete(record.node);
+        this.onboarding.warn({ ...figures, error: answer.body?.error }, "introducing a member to this master failed");
+      }
     } catch (error) {
-      this.onboarding.warn({ miner: record.node, err: (error as Error).message }, "introducing a member to this master failed; retrying later");
+      this.introduced.delete(record.node);
+      this.onboarding.warn({ miner: record.node, err: (error as Error).message }, "introducing a member to this master failed; retrying at the next pass");
     } finally {
       this.inviting.delete(record.node);
     }

@@ -111,6 +111,7 @@ export class MinerAgent {
   private readonly log: { registration: Logger; validation: Logger; onboarding: Logger; tasks: Logger; storage: Logger };
   private validatorRole: string | undefined;
   private inviteQueue: Promise<unknown> = Promise.resolve();
+  private invitesQueued = 0;
   private discoveryLoop: Promise<void> | undefined;
   private discoveryWake: (() => void) | undefined;
   private lastDockerProbe = 0;
@@ -395,9 +396,18 @@ export class MinerAgent {
 
   // --- invites -----------------------------------------------------------------------------------
 
-  /** Verifies the master's invite and accepts it on chain; one invite at a time. */
-  acceptInvite(signer: string, body: unknown): Promise<{ accepted: true; txHash: string | null; alreadyMember?: true }> {
-    const run = this.inviteQueue.then(() => this.handleInvite(signer, body));
+  /**
+   * Verifies the master's invite and accepts it on chain; one invite at a time. Only the run's master gets
+   * into the queue (a cached check, so a flood of strangers' invites costs neither chain reads nor a place
+   * in front of the real master's), and the queue is bounded.
+   */
+  async acceptInvite(signer: string, body: unknown): Promise<{ accepted: true; txHash: string | null; alreadyMember?: true }> {
+    // A cached "no" is read again from the chain: the run's master may have just been changed to `signer`.
+    const master = (await this.isMaster(this.runId, signer)) || (await this.options.chain.contracts.trainingRuns.isMaster(this.runId, signer));
+    if (!master) throw new HttpError(403, `${signer} is not the master of run ${this.runId}`);
+    if (this.invitesQueued >= MAX_QUEUED_INVITES) throw new HttpError(429, "too many invites being processed; retry later");
+    this.invitesQueued++;
+    const run = this.inviteQueue.then(() => this.handleInvite(signer, body)).finally(() => this.invitesQueued--);
     this.inviteQueue = run.catch(() => undefined);
     return run;
   }
@@ -663,6 +673,9 @@ function isFinal(task: TaskStatus): boolean {
  * Tasks a heartbeat reports: this run's active ones, and final ones from the last ten minutes (the master
  * has learnt those long since), at most 200 — a heartbeat stays small however many tasks a node has run.
  */
+/** Invites waiting their turn at once (they come from the run's master only). */
+const MAX_QUEUED_INVITES = 8;
+
 /** Longest a `POST /tasks` waits for the container to start before answering with its current state. */
 const START_ANSWER_MS = 2_000;
 
