@@ -313,7 +313,6 @@ const MASTER_OPTIONS: OptionNames = {
   maxFileBytes: { flag: "--max-file-bytes", env: "CN_MAX_FILE_BYTES" },
 };
 
-
 const httpUrl = z
   .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
   .refine((value) => {

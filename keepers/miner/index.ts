@@ -365,7 +365,6 @@ export const MINER_OPTIONS: OptionNames = {
   maxChallengeN: { flag: "--max-challenge-n", env: "CN_MAX_CHALLENGE_N" },
 };
 
-
 const flag = z
   .union([z.boolean(), z.string()])
   .optional()

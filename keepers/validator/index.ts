@@ -249,7 +249,6 @@ export const VALIDATOR_OPTIONS: OptionNames = {
   pendingPollMs: { flag: "--pending-poll-ms", env: "CN_PENDING_POLL_MS" },
 };
 
-
 export const validatorSchema = commonSchema.extend({
   discoveryUrl: z.url({
     protocol: /^https?$/,
