@@ -56,6 +56,7 @@ const addresses: Record<ContractName, string> = {
   MinerRegistry: await deployed.registry.getAddress(),
   ChallengeBoard: await deployed.challengeBoard.getAddress(),
   TrainingRuns: await deployed.trainingRuns.getAddress(),
+  EpochManager: await deployed.epochManager.getAddress(),
 };
 
 /** Creation block of each contract, from the transactions Ignition recorded in its journal. */
@@ -113,6 +114,17 @@ console.log(
   `  challenges       ${await board.requiredApprovals()} approval(s) validate a node; ` +
     `retry after ${Number(await board.retryCooldown())} s`,
 );
+{
+  const epochs = deployed.epochManager;
+  const epoch = await epochs.currentEpoch();
+  const p = await epochs.parametersOf(epoch === 0n ? 1n : epoch);
+  const h = (seconds: bigint) => `${Number(seconds) / 3600} h`;
+  console.log(
+    `  epochs           ${h(p.epochLength)} each (PoC ${h(p.pocDuration)}, PoC validation ${h(p.pocValidationDuration)}, ` +
+      `dispute ${h(p.disputeWindow)}, claim ${h(p.claimWindow)}); ` +
+      `genesis ${new Date(Number(await epochs.genesis()) * 1000).toISOString()}, now epoch ${epoch}`,
+  );
+}
 
 if (inProcess) {
   console.log("\nIn-process network: the chain ends with this process, so no deployment file was written.");

@@ -335,6 +335,47 @@ await measure(
   () => runs.connect(buyer).cancelRun(runD),
 );
 
+// ---------------------------------------------------------------- EpochManager
+const epochs = sys.epochManager;
+{
+  const nextStart = async () => epochs.epochStart((await epochs.currentEpoch()) + 1n);
+  await networkHelpers.time.setNextBlockTimestamp(await nextStart());
+  await measure(
+    "EpochManager",
+    "advance",
+    "fixes the PoC beacon: network's first advance, epochs since genesis skipped / next epoch, on time",
+    () => epochs.connect(n1).advance(),
+    async () => {
+      await networkHelpers.time.setNextBlockTimestamp(await nextStart());
+      return epochs.connect(n2).advance();
+    },
+  );
+  const epoch = await epochs.currentEpoch();
+  await measure(
+    "EpochManager",
+    "commitSeed",
+    "during the PoC phase: first node of the epoch / another node",
+    async () => epochs.connect(n1).commitSeed(epoch, await epochs.seedCommitment(ethers.id("seed-n1"), n1.address)),
+    async () => epochs.connect(n2).commitSeed(epoch, await epochs.seedCommitment(ethers.id("seed-n2"), n2.address)),
+  );
+  const parameters = { epochLength: 43_200, pocDuration: 1_800, pocValidationDuration: 1_800, disputeWindow: 7_200, claimWindow: 259_200 };
+  await measure(
+    "EpochManager",
+    "scheduleParameters",
+    "admin: a change from epoch current + 2 / replacing it in the same epoch",
+    () => epochs.connect(sys.admin).scheduleParameters(parameters),
+    () => epochs.connect(sys.admin).scheduleParameters({ ...parameters, claimWindow: 604_800 }),
+  );
+  await networkHelpers.time.increaseTo((await epochs.timelineOf(epoch)).disputeEnd);
+  await measure(
+    "EpochManager",
+    "fixClaimBeacon",
+    "once the epoch's Dispute phase is over: an earlier epoch / the epoch after it",
+    () => epochs.connect(n1).fixClaimBeacon(epoch - 1n),
+    () => epochs.connect(n2).fixClaimBeacon(epoch),
+  );
+}
+
 // ---------------------------------------------------------------- report
 const require = createRequire(import.meta.url);
 const solcVersion: string = require("solc/package.json").version;

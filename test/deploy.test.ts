@@ -11,6 +11,7 @@ import { network } from "hardhat";
 import ComputenetModule from "../ignition/modules/Computenet.js";
 import {
   type ChallengeBoard,
+  EpochManager__factory,
   type MinerRegistry,
   MinerRegistry__factory,
   TrainingRuns__factory,
@@ -61,6 +62,13 @@ describe("deploy script (npm run deploy -- --network localhost)", function () {
     expect(await registry.trainingRuns()).to.equal(deployment.contracts.TrainingRuns.address);
     const runs = TrainingRuns__factory.connect(deployment.contracts.TrainingRuns.address, provider);
     expect(await runs.registry()).to.equal(deployment.contracts.MinerRegistry.address);
+
+    // The epoch clock reads the same registry; with the default genesis, epoch 1 started at its creation.
+    const epochs = EpochManager__factory.connect(deployment.contracts.EpochManager.address, provider);
+    expect(await epochs.registry()).to.equal(deployment.contracts.MinerRegistry.address);
+    const created = await provider.getBlock(deployment.contracts.EpochManager.block);
+    expect(await epochs.genesis()).to.equal(BigInt(created!.timestamp));
+    expect(output).to.include("epochs           24 h each (PoC 1 h, PoC validation 1 h, dispute 6 h, claim 168 h)");
     provider.destroy();
   });
 

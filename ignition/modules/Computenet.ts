@@ -1,5 +1,6 @@
 import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
 import ChallengeBoardModule from "./ChallengeBoard.js";
+import EpochManagerModule from "./EpochManager.js";
 import MinerRegistryModule from "./MinerRegistry.js";
 import TrainingRunsModule from "./TrainingRuns.js";
 
@@ -11,5 +12,6 @@ export default buildModule("ComputenetModule", (m) => {
   const { token, registry } = m.useModule(MinerRegistryModule);
   const { challengeBoard } = m.useModule(ChallengeBoardModule);
   const { trainingRuns } = m.useModule(TrainingRunsModule);
-  return { token, registry, challengeBoard, trainingRuns };
+  const { epochManager } = m.useModule(EpochManagerModule);
+  return { token, registry, challengeBoard, trainingRuns, epochManager };
 });

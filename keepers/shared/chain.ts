@@ -1,5 +1,5 @@
 /**
- * Chain connection for keepers: provider, optional wallet, the four computenet contracts from
+ * Chain connection for keepers: provider, optional wallet, the computenet contracts from
  * `deployments/<network>.json` through TypeChain factories, and an event follower with a persisted
  * cursor (a restarted keeper resumes after the last block it fully handled: no event missed).
  */
@@ -18,10 +18,12 @@ import { readDeployment, type Deployment } from "../../scripts/lib/deployments.j
 import {
   ChallengeBoard__factory,
   ComputeToken__factory,
+  EpochManager__factory,
   MinerRegistry__factory,
   TrainingRuns__factory,
   type ChallengeBoard,
   type ComputeToken,
+  type EpochManager,
   type MinerRegistry,
   type TrainingRuns,
 } from "../../typechain-types/index.js";
@@ -33,6 +35,7 @@ export interface Contracts {
   registry: MinerRegistry;
   challengeBoard: ChallengeBoard;
   trainingRuns: TrainingRuns;
+  epochManager: EpochManager;
 }
 
 /** The chain's current block number, uncached (ethers caches getBlockNumber() for a polling interval). */
@@ -57,6 +60,7 @@ export function contractInterfaces(): Interface[] {
     MinerRegistry__factory.createInterface(),
     ChallengeBoard__factory.createInterface(),
     TrainingRuns__factory.createInterface(),
+    EpochManager__factory.createInterface(),
   ];
 }
 
@@ -99,12 +103,13 @@ export async function connectChain(options: {
       registry: MinerRegistry__factory.connect(c.MinerRegistry.address, runner),
       challengeBoard: ChallengeBoard__factory.connect(c.ChallengeBoard.address, runner),
       trainingRuns: TrainingRuns__factory.connect(c.TrainingRuns.address, runner),
+      epochManager: EpochManager__factory.connect(c.EpochManager.address, runner),
     },
   };
 }
 
 export interface ChainEvent {
-  contract: "ComputeToken" | "MinerRegistry" | "ChallengeBoard" | "TrainingRuns";
+  contract: "ComputeToken" | "MinerRegistry" | "ChallengeBoard" | "TrainingRuns" | "EpochManager";
   name: string;
   args: LogDescription["args"];
   blockNumber: number;
@@ -119,7 +124,7 @@ export interface EventFollowerOptions {
   name: string;
   logger: Logger;
   handle: (event: ChainEvent) => Promise<void>;
-  /** Contracts whose logs to follow (default: all four). */
+  /** Contracts whose logs to follow (default: all). */
   contracts?: ChainEvent["contract"][];
   pollMs?: number;
   /** Blocks to stay behind the head (reorg safety on real networks; 0 on a local node). */
@@ -149,6 +154,7 @@ export class EventFollower {
       ["MinerRegistry", contracts.registry],
       ["ChallengeBoard", contracts.challengeBoard],
       ["TrainingRuns", contracts.trainingRuns],
+      ["EpochManager", contracts.epochManager],
     ];
     for (const [name, contract] of all) {
       if (options.contracts && !options.contracts.includes(name)) continue;

@@ -6,7 +6,13 @@ import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { getAddress } from "ethers";
 
-export const CONTRACT_NAMES = ["ComputeToken", "MinerRegistry", "ChallengeBoard", "TrainingRuns"] as const;
+export const CONTRACT_NAMES = [
+  "ComputeToken",
+  "MinerRegistry",
+  "ChallengeBoard",
+  "TrainingRuns",
+  "EpochManager",
+] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];
 
 export interface DeployedContract {

@@ -51,6 +51,16 @@ export const RunStatus = { None: 0, Pending: 1, Active: 2, Completed: 3, Cancell
 export const Participation = { None: 0, Registered: 1, Member: 2 } as const;
 /** `IChallengeBoard.ChallengeStatus`. */
 export const ChallengeStatus = { None: 0, Pending: 1, Validated: 2, Rejected: 3 } as const;
+/** `IEpochManager.Phase`. */
+export const EpochPhase = { NotStarted: 0, PoC: 1, PoCValidation: 2, Work: 3, Dispute: 4, Claim: 5, Closed: 6 } as const;
+/** `IEpochManager.Parameter`. */
+export const EpochParameter = {
+  EpochLength: 0,
+  PocDuration: 1,
+  PocValidationDuration: 2,
+  DisputeWindow: 3,
+  ClaimWindow: 4,
+} as const;
 
 export interface Capabilities {
   gpuCount: number;

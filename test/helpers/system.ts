@@ -4,7 +4,13 @@
  */
 import type { NetworkConnection } from "hardhat/types/network";
 import ComputenetModule from "../../ignition/modules/Computenet.js";
-import type { ChallengeBoard, ComputeToken, MinerRegistry, TrainingRuns } from "../../typechain-types/index.js";
+import type {
+  ChallengeBoard,
+  ComputeToken,
+  EpochManager,
+  MinerRegistry,
+  TrainingRuns,
+} from "../../typechain-types/index.js";
 import {
   type Capabilities,
   TOKEN,
@@ -22,6 +28,15 @@ export const REQUIRED_APPROVALS = 2n;
 export const REQUIRED_REJECTIONS = 1n;
 export const RETRY_COOLDOWN = 3600n;
 export const HOUR = 3600n;
+export const DAY = 24n * HOUR;
+/** EpochManager parameters of the test system (the module's defaults, spelled out). */
+export const EPOCH_PARAMETERS = {
+  epochLength: DAY,
+  pocDuration: HOUR,
+  pocValidationDuration: HOUR,
+  disputeWindow: 6n * HOUR,
+  claimWindow: 7n * DAY,
+};
 
 export const H100 = gpuModel("H100-80GB");
 export const A100 = gpuModel("A100-40GB");
@@ -55,6 +70,7 @@ export interface System {
   registry: MinerRegistry;
   challengeBoard: ChallengeBoard;
   trainingRuns: TrainingRuns;
+  epochManager: EpochManager;
   chainId: bigint;
   admin: HardhatEthersSigner;
   treasury: HardhatEthersSigner;
@@ -87,12 +103,14 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
         requiredRejections: REQUIRED_REJECTIONS,
         retryCooldown: RETRY_COOLDOWN,
       },
+      EpochManagerModule: EPOCH_PARAMETERS,
     },
   });
   const token = deployed.token as unknown as ComputeToken;
   const registry = deployed.registry as unknown as MinerRegistry;
   const challengeBoard = deployed.challengeBoard as unknown as ChallengeBoard;
   const trainingRuns = deployed.trainingRuns as unknown as TrainingRuns;
+  const epochManager = deployed.epochManager as unknown as EpochManager;
 
   const validators = [v1, v2, v3];
   for (const v of validators) {
@@ -113,6 +131,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
     registry,
     challengeBoard,
     trainingRuns,
+    epochManager,
     chainId: (await ethers.provider.getNetwork()).chainId,
     admin,
     treasury,
