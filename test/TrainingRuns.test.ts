@@ -3,8 +3,8 @@
  *
  * One `describe` per external function, then cross-cutting scenarios (escrow accounting, membership
  * bookkeeping, the registry's deregistration guard). Every custom error is asserted with its exact
- * arguments. Not covered here: ERC-1271 masters (a contract master needs a mock contract, and this
- * suite may not add contracts).
+ * arguments. Smart-contract masters (ERC-1271) are covered with the test harness
+ * contracts/test/ERC1271Wallet.sol.
  */
 import { expect } from "chai";
 import { network } from "hardhat";

@@ -13,7 +13,7 @@ import { Command, Option } from "commander";
 import { Counter, Gauge } from "prom-client";
 import { z } from "zod";
 import { type Chain, EventFollower, connectChain, headBlock } from "../shared/chain.js";
-import { COMMON_OPTIONS, ConfigError, type OptionNames, addCommonOptions, commonSchema, parseConfig } from "../shared/config.js";
+import { COMMON_OPTIONS, ConfigError, type OptionNames, addCommonOptions, commonSchema, parseConfig, integerOption, optionNames } from "../shared/config.js";
 import { closeServer, createApp, finishApp, listen, requireSignature } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
@@ -278,21 +278,13 @@ function discoveryMetrics(metrics: Metrics, chain: Chain, index: DiscoveryIndex,
 
 // ------------------------------------------------------------------ command
 
-const DISCOVERY_OPTIONS: OptionNames = {
-  ...COMMON_OPTIONS,
-  maxSkewSec: { flag: "--max-skew-sec", env: "CN_MAX_SKEW_SEC" },
-  rateLimitMax: { flag: "--rate-limit-max", env: "CN_RATE_LIMIT_MAX" },
-  rateLimitWindowMs: { flag: "--rate-limit-window-ms", env: "CN_RATE_LIMIT_WINDOW_MS" },
-  bodyLimit: { flag: "--body-limit", env: "CN_BODY_LIMIT" },
-};
+const DISCOVERY_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("maxSkewSec", "rateLimitMax", "rateLimitWindowMs", "bodyLimit") };
 
-const int = (min: number, max: number) =>
-  z.coerce.number({ error: "must be a number" }).int("must be an integer").min(min, `must be at least ${min}`).max(max, `must be at most ${max}`);
 
 export const discoverySchema = commonSchema.extend({
-  maxSkewSec: int(1, 3600),
-  rateLimitMax: int(1, 1_000_000),
-  rateLimitWindowMs: int(100, 3_600_000),
+  maxSkewSec: integerOption(1, 3600),
+  rateLimitMax: integerOption(1, 1_000_000),
+  rateLimitWindowMs: integerOption(100, 3_600_000),
   bodyLimit: z
     .string()
     .regex(/^[1-9][0-9]{0,6}(b|kb|mb)$/i, 'must be a size like "16kb" (b, kb or mb)')

@@ -13,7 +13,7 @@ import { Command, Option } from "commander";
 import { type NonceManager, getAddress } from "ethers";
 import { z } from "zod";
 import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
-import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig } from "../shared/config.js";
+import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
 import { SignedClient, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
@@ -300,18 +300,7 @@ function closeGracefully(server: Server, timeoutMs = 3_000): Promise<void> {
 
 // ------------------------------------------------------------------ command
 
-const MASTER_OPTIONS: OptionNames = {
-  ...COMMON_OPTIONS,
-  runId: { flag: "--run-id", env: "CN_RUN_ID" },
-  discoveryUrl: { flag: "--discovery-url", env: "CN_DISCOVERY_URL" },
-  publicUrl: { flag: "--public-url", env: "CN_PUBLIC_URL" },
-  heartbeatIntervalSec: { flag: "--heartbeat-interval-sec", env: "CN_HEARTBEAT_INTERVAL_SEC" },
-  unhealthyAfterMisses: { flag: "--unhealthy-after-misses", env: "CN_UNHEALTHY_AFTER_MISSES" },
-  deadAfterMisses: { flag: "--dead-after-misses", env: "CN_DEAD_AFTER_MISSES" },
-  inviteExpirySec: { flag: "--invite-expiry-sec", env: "CN_INVITE_EXPIRY_SEC" },
-  reconcileMs: { flag: "--reconcile-ms", env: "CN_RECONCILE_MS" },
-  maxFileBytes: { flag: "--max-file-bytes", env: "CN_MAX_FILE_BYTES" },
-};
+const MASTER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("runId", "discoveryUrl", "publicUrl", "heartbeatIntervalSec", "unhealthyAfterMisses", "deadAfterMisses", "inviteExpirySec", "reconcileMs", "maxFileBytes") };
 
 const httpUrl = z
   .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })

@@ -22,7 +22,7 @@ import { Gauge, type Registry } from "prom-client";
 import { z } from "zod";
 import type { Capabilities } from "../../scripts/lib/protocol.js";
 import { EventFollower, connectChain, contractInterfaces, headBlock } from "../shared/chain.js";
-import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig } from "../shared/config.js";
+import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
 import { SignedClient, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
@@ -344,26 +344,7 @@ function registerGauges(registry: Registry, agent: MinerAgent, follower: EventFo
 
 // --- command line ------------------------------------------------------------------------------------
 
-export const MINER_OPTIONS: OptionNames = {
-  ...COMMON_OPTIONS,
-  nodeKeyFile: { flag: "--node-key-file", env: "CN_NODE_KEY_FILE" },
-  runId: { flag: "--run-id", env: "CN_RUN_ID" },
-  discoveryUrl: { flag: "--discovery-url", env: "CN_DISCOVERY_URL" },
-  publicUrl: { flag: "--public-url", env: "CN_PUBLIC_URL" },
-  stake: { flag: "--stake", env: "CN_STAKE" },
-  storageRoot: { flag: "--storage-root", env: "CN_STORAGE_ROOT" },
-  heartbeatIntervalSec: { flag: "--heartbeat-interval-sec", env: "CN_HEARTBEAT_INTERVAL_SEC" },
-  gpuModel: { flag: "--gpu-model", env: "CN_GPU_MODEL" },
-  allowHostNetwork: { flag: "--allow-host-network", env: "CN_ALLOW_HOST_NETWORK" },
-  allowPull: { flag: "--allow-pull", env: "CN_ALLOW_PULL" },
-  dockerSocket: { flag: "--docker-socket", env: "CN_DOCKER_SOCKET" },
-  cpuCores: { flag: "--cpu-cores", env: "CN_CPU_CORES" },
-  ramMb: { flag: "--ram-mb", env: "CN_RAM_MB" },
-  storageGb: { flag: "--storage-gb", env: "CN_STORAGE_GB" },
-  gpuCount: { flag: "--gpu-count", env: "CN_GPU_COUNT" },
-  gpuMemoryMb: { flag: "--gpu-memory-mb", env: "CN_GPU_MEMORY_MB" },
-  maxChallengeN: { flag: "--max-challenge-n", env: "CN_MAX_CHALLENGE_N" },
-};
+export const MINER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("nodeKeyFile", "runId", "discoveryUrl", "publicUrl", "stake", "storageRoot", "heartbeatIntervalSec", "gpuModel", "allowHostNetwork", "allowPull", "dockerSocket", "cpuCores", "ramMb", "storageGb", "gpuCount", "gpuMemoryMb", "maxChallengeN") };
 
 const flag = z
   .union([z.boolean(), z.string()])

@@ -16,6 +16,19 @@ export class ConfigError extends Error {
 /** How each config key is set: its flag and environment variable, for error messages. */
 export type OptionNames = Record<string, { flag: string; env?: string }>;
 
+/**
+ * Flag and environment names of keeper-specific config keys, derived from the key so that they cannot
+ * drift apart: `heartbeatIntervalSec` is `--heartbeat-interval-sec` and `CN_HEARTBEAT_INTERVAL_SEC`.
+ */
+export function optionNames(...keys: string[]): OptionNames {
+  const names: OptionNames = {};
+  for (const key of keys) {
+    const words = key.replace(/([A-Z])/g, " $1").toLowerCase().split(" ");
+    names[key] = { flag: `--${words.join("-")}`, env: `CN_${words.join("_").toUpperCase()}` };
+  }
+  return names;
+}
+
 export const COMMON_OPTIONS: OptionNames = {
   rpcUrl: { flag: "--rpc-url", env: "CN_RPC_URL" },
   deployment: { flag: "--deployment", env: "CN_DEPLOYMENT" },

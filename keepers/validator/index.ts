@@ -13,7 +13,7 @@ import type { NonceManager } from "ethers";
 import { z } from "zod";
 import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
 import { DEFAULT_MAX_CHALLENGE_N, DEFAULT_MAX_CHALLENGE_ROUNDS } from "../shared/challenge.js";
-import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig } from "../shared/config.js";
+import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
 import { closeServer, createApp, finishApp, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
@@ -238,16 +238,7 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
 
 // ------------------------------------------------------------------------------------------ command
 
-export const VALIDATOR_OPTIONS: OptionNames = {
-  ...COMMON_OPTIONS,
-  discoveryUrl: { flag: "--discovery-url", env: "CN_DISCOVERY_URL" },
-  challengeN: { flag: "--challenge-n", env: "CN_CHALLENGE_N" },
-  challengeRounds: { flag: "--challenge-rounds", env: "CN_CHALLENGE_ROUNDS" },
-  challengeDeadlineMs: { flag: "--challenge-deadline-ms", env: "CN_CHALLENGE_DEADLINE_MS" },
-  challengeAttempts: { flag: "--challenge-attempts", env: "CN_CHALLENGE_ATTEMPTS" },
-  challengeRetryDelayMs: { flag: "--challenge-retry-delay-ms", env: "CN_CHALLENGE_RETRY_DELAY_MS" },
-  pendingPollMs: { flag: "--pending-poll-ms", env: "CN_PENDING_POLL_MS" },
-};
+export const VALIDATOR_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("discoveryUrl", "challengeN", "challengeRounds", "challengeDeadlineMs", "challengeAttempts", "challengeRetryDelayMs", "pendingPollMs") };
 
 export const validatorSchema = commonSchema.extend({
   discoveryUrl: z.url({

@@ -551,7 +551,7 @@ describe("discovery keeper (real chain, real HTTP, real SQLite)", function () {
 
     function run(args: string[], onLine?: (line: string, child: ChildProcess) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
       return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, ["--import", "tsx", "keepers/discovery/main.ts", ...args], { cwd: ROOT, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(process.execPath, ["--import", "tsx", "keepers/cli/computenet.ts", "discovery", ...args], { cwd: ROOT, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
         let stdout = "";
         let stderr = "";
         const timer = setTimeout(() => {

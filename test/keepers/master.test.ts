@@ -780,7 +780,7 @@ describe("master keeper (real hardhat node, real HTTP, real SQLite)", function (
       for (const name of Object.keys(env)) if (name.startsWith("CN_")) delete env[name];
       if (key) env.CN_PRIVATE_KEY = key;
       // Node with tsx's loader, not the tsx CLI: its wrapper process relays signals with a race of its own.
-      const child = spawn(process.execPath, ["--import", "tsx", "keepers/master/main.ts", ...args], {
+      const child = spawn(process.execPath, ["--import", "tsx", "keepers/cli/computenet.ts", "master", ...args], {
         cwd: ROOT,
         env,
         stdio: ["ignore", "pipe", "pipe"],

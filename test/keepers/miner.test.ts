@@ -541,7 +541,7 @@ describe("miner keeper (real chain, Docker and HTTP)", function () {
   it("`miner` command: exits 2 naming a bad flag, 3 with the requirement report, and starts and stops cleanly", async () => {
     const spawnMiner = (args: string[], env: Record<string, string>, onStdout?: (text: string, kill: () => void) => void) =>
       new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "keepers/miner/main.ts"), ...args], {
+        const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "keepers/cli/computenet.ts"), "miner", ...args], {
           cwd: ROOT,
           env: { ...process.env, ...env, LOG_LEVEL: "error" },
         });
