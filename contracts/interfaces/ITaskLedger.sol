@@ -1,0 +1,250 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+/// @title ITaskLedger
+/// @notice Tasks of training runs, assigned on chain by power, validated by peers, disputed by power.
+///
+///         Enrollment: in the Work phase of epoch `e` (power final), anyone may enroll a member of a run that
+///         has power in `e`; the node then takes part in the run's draws of `e` with weight `powerOf(e, node)`.
+///         Enrollment appends one packed `(node, cumulative weight)` entry, so it costs the same for the first
+///         and the thousandth node.
+///
+///         Assignment: `createTask` (the run's master, Work phase) takes the next task id from a counter (a
+///         master cannot grind ids) and draws the assignee from `keccak256(pocBeacon(e), runId, taskId,
+///         attempt)` over the run's enrolled weight, by binary search over the cumulative weights (gas grows
+///         with log2 of the enrolled count). Anyone can recompute the draw (`drawAssignee`). A drawn node that
+///         has left the run since it enrolled is skipped by drawing again, at most MAX_DRAWS times. Residual
+///         influence: the master chooses when to create a task, but not its id or the beacon. The task's pay
+///         (`pricePerUnit × units`) is reserved in the run's escrow.
+///
+///         Validation duty: node `v` must validate task `t` of epoch `e` (executor `x`) when
+///         `uint256(keccak256(abi.encode(seed_v, t))) < min(1, k · power_v / (totalPower − power_x))` as a
+///         fraction of 2^256, where `seed_v` is the seed `v` committed for `e` and `k = validationKBps / 10000`.
+///         Only `v` knows its seed until it claims, so nobody can predict who checks what. Any node with power
+///         in `e` other than the executor may validate, once per task, until the end of the epoch's Dispute
+///         phase, never on a task already invalidated.
+///
+///         Disputes: a failed validation opens the task's dispute (the accuser's validation counts as its
+///         vote); later failed validations count as votes to invalidate, later successful ones as votes to
+///         uphold. Nodes with power in `e` other than the executor vote with that power. The dispute is
+///         decided as soon as one side holds more than half of `totalPower(e)` (invalidate) or at least half
+///         (uphold), or, at the end of the epoch's Dispute phase, for the task (upheld) unless invalidation
+///         already won. Invalidated: the executor loses the task's pay (released to the run's escrow) and
+///         `executorSlashBps` of its stake; the accuser receives `accuserRewardBps` of what was slashed.
+///         Upheld: the accuser loses `falseAccuserSlashBps` of its stake (Gonka never penalises one).
+///
+///         Work pay is credited to the executor per epoch and run when the task is completed, and paid by
+///         `payWork` (SETTLEMENT_ROLE) to the node's provider when it claims, or released back to the escrow
+///         by `releaseWork` when the claim expires.
+interface ITaskLedger {
+    /// @notice Lifecycle of a task: Assigned -> Completed -> (Invalidated), or Assigned -> Expired.
+    enum TaskStatus {
+        None,
+        Assigned,
+        Completed,
+        Invalidated,
+        Expired
+    }
+
+    /// @notice Lifecycle of a task's dispute.
+    enum DisputeStatus {
+        None,
+        Open,
+        Invalidated,
+        Upheld
+    }
+
+    /// @notice Parameters fixed at deployment (no change can ever land mid-epoch).
+    /// @param validationKBps k of the validation-duty rule, in basis points (20000 = k of 2).
+    /// @param executorSlashBps Share of an invalidated executor's stake slashed.
+    /// @param falseAccuserSlashBps Share of a false accuser's stake slashed.
+    /// @param accuserRewardBps Share of the executor's slashed stake paid to the accuser.
+    struct Parameters {
+        uint32 validationKBps;
+        uint16 executorSlashBps;
+        uint16 falseAccuserSlashBps;
+        uint16 accuserRewardBps;
+    }
+
+    /// @notice A task.
+    /// @param runId Run.
+    /// @param epoch Epoch it was created in (and is paid in).
+    /// @param status Status.
+    /// @param assignee Node drawn to execute it.
+    /// @param units Work units.
+    /// @param pay Reserved pay (`pricePerUnit × units` at creation).
+    /// @param specHash Hash of the task's specification (kept by the master).
+    /// @param resultHash Result hash reported by the assignee.
+    /// @param assigneePower Power of the assignee in `epoch` (saves reads in duty checks).
+    /// @param completedAt Time of completion (0 until then).
+    struct Task {
+        uint256 runId;
+        uint64 epoch;
+        TaskStatus status;
+        address assignee;
+        uint64 units;
+        uint128 pay;
+        bytes32 specHash;
+        bytes32 resultHash;
+        uint96 assigneePower;
+        uint64 completedAt;
+    }
+
+    /// @notice A task's dispute.
+    struct Dispute {
+        DisputeStatus status;
+        address accuser;
+        uint64 openedAt;
+        uint128 invalidWeight;
+        uint128 validWeight;
+    }
+
+    error TaskLedgerZeroAddress();
+    /// @notice A parameter outside its bounds.
+    error TaskLedgerInvalidParameters();
+    /// @notice The current epoch `epoch` is not in its Work phase (or was never advanced).
+    error TaskLedgerNotWorkPhase(uint64 epoch);
+    /// @notice The run is not Active.
+    error TaskLedgerRunNotActive(uint256 runId);
+    /// @notice Only the run's master may create its tasks.
+    error TaskLedgerNotMaster(uint256 runId, address caller);
+    /// @notice `node` is not a member of `runId`.
+    error TaskLedgerNotMember(uint256 runId, address node);
+    /// @notice `node` has no power in `epoch`.
+    error TaskLedgerNoPower(uint64 epoch, address node);
+    /// @notice `node` is already enrolled in `runId` for `epoch`.
+    error TaskLedgerAlreadyEnrolled(uint256 runId, uint64 epoch, address node);
+    /// @notice `node` is enrolled in MAX_RUNS_PER_EPOCH runs for `epoch` already.
+    error TaskLedgerTooManyRuns(uint64 epoch, address node);
+    /// @notice No enrolled member of `runId` could be drawn in `epoch`.
+    error TaskLedgerNoAssignee(uint256 runId, uint64 epoch);
+    /// @notice Zero work units or a zero spec hash.
+    error TaskLedgerInvalidTask();
+    /// @notice No such task.
+    error TaskLedgerUnknownTask(uint256 taskId);
+    /// @notice The task is in `status`, which does not allow the call.
+    error TaskLedgerInvalidStatus(uint256 taskId, TaskStatus status);
+    /// @notice Only the task's assignee may complete it.
+    error TaskLedgerNotAssignee(uint256 taskId, address caller);
+    /// @notice A zero result hash.
+    error TaskLedgerEmptyResult();
+    /// @notice Tasks of `epoch` can be completed only until its end (`deadline`).
+    error TaskLedgerCompletionClosed(uint256 taskId, uint64 deadline);
+    /// @notice The task's epoch has not ended yet (`endsAt`), so it cannot expire.
+    error TaskLedgerNotExpired(uint256 taskId, uint64 endsAt);
+    /// @notice Validations and votes on tasks of the task's epoch closed at `closedAt`.
+    error TaskLedgerValidationClosed(uint256 taskId, uint64 closedAt);
+    /// @notice The executor cannot validate or vote on its own task.
+    error TaskLedgerSelfValidation(uint256 taskId);
+    /// @notice `node` already validated (or voted on) the task.
+    error TaskLedgerAlreadyValidated(uint256 taskId, address node);
+    /// @notice The task has no open dispute.
+    error TaskLedgerNoOpenDispute(uint256 taskId);
+    /// @notice The dispute can be resolved only once one side won or the Dispute phase ended (`closesAt`).
+    error TaskLedgerDisputeUndecided(uint256 taskId, uint64 closesAt);
+    /// @notice The work of `node` for `epoch` was already paid or released.
+    error TaskLedgerWorkSettled(uint64 epoch, address node);
+
+    /// @notice `node` joined the draws of `runId` in `epoch` with `weight`; `cumulative` is the run's enrolled
+    ///         weight after it.
+    event NodeEnrolled(uint256 indexed runId, uint64 indexed epoch, address indexed node, uint256 weight, uint256 cumulative);
+    /// @notice Task `taskId` of `runId` was created in `epoch` and drawn to `assignee` (`draws` attempts).
+    event TaskCreated(
+        uint256 indexed taskId,
+        uint256 indexed runId,
+        address indexed assignee,
+        uint64 epoch,
+        bytes32 specHash,
+        uint64 units,
+        uint256 pay,
+        uint256 draws
+    );
+    event TaskCompleted(uint256 indexed taskId, address indexed assignee, bytes32 resultHash);
+    /// @notice The task was never completed in its epoch; its pay went back to the run's escrow.
+    event TaskExpired(uint256 indexed taskId, uint256 released);
+    /// @notice `validator` validated the task: `ok` says whether it reproduced the result.
+    event TaskValidated(uint256 indexed taskId, address indexed validator, bool ok, bytes32 evidenceHash, uint256 weight);
+    event DisputeOpened(uint256 indexed taskId, address indexed accuser, uint256 weight);
+    event DisputeVote(uint256 indexed taskId, address indexed voter, bool invalid, uint256 weight);
+    /// @notice The dispute was decided. `slashed` is taken from the executor (invalidated) or the accuser
+    ///         (upheld); `reward` is what the accuser received.
+    event DisputeResolved(
+        uint256 indexed taskId,
+        bool invalidated,
+        uint256 invalidWeight,
+        uint256 validWeight,
+        uint256 slashed,
+        uint256 reward
+    );
+    /// @notice Work of `node` for `epoch` on `runId` was paid to `provider`.
+    event WorkPaid(uint64 indexed epoch, address indexed node, uint256 indexed runId, address provider, uint256 amount);
+    /// @notice Unclaimed work of `node` for `epoch` on `runId` went back to the run's escrow.
+    event WorkReleased(uint64 indexed epoch, address indexed node, uint256 indexed runId, uint256 amount);
+
+    function enroll(uint256 runId, address node) external;
+
+    function createTask(uint256 runId, bytes32 specHash, uint64 units) external returns (uint256 taskId, address assignee);
+
+    function completeTask(uint256 taskId, bytes32 resultHash) external;
+
+    /// @notice Expires a task still Assigned after its epoch ended (anyone); its pay returns to the escrow.
+    function expireTask(uint256 taskId) external;
+
+    /// @notice Records the caller's validation of a Completed task; a failed one opens or joins its dispute.
+    function submitValidation(uint256 taskId, bool ok, bytes32 evidenceHash) external;
+
+    /// @notice Votes on the task's open dispute with the caller's power.
+    function vote(uint256 taskId, bool invalid) external;
+
+    /// @notice Resolves the task's dispute once decided (anyone).
+    function resolveDispute(uint256 taskId) external;
+
+    /// @notice Pays `node`'s work of `epoch` (all its runs, at most MAX_RUNS_PER_EPOCH) to its provider
+    ///         (SETTLEMENT_ROLE). Once per node and epoch.
+    /// @return total Amount paid.
+    function payWork(uint64 epoch, address node) external returns (uint256 total);
+
+    /// @notice Releases `node`'s unpaid work of `epoch` back to each run's escrow (SETTLEMENT_ROLE).
+    /// @return total Amount released.
+    function releaseWork(uint64 epoch, address node) external returns (uint256 total);
+
+    function parameters() external view returns (Parameters memory);
+
+    function taskOf(uint256 taskId) external view returns (Task memory);
+
+    function disputeOf(uint256 taskId) external view returns (Dispute memory);
+
+    /// @notice Number of tasks ever created (ids run from 1 to taskCount).
+    function taskCount() external view returns (uint256);
+
+    /// @notice Number of tasks created in `epoch`.
+    function epochTaskCount(uint64 epoch) external view returns (uint256);
+
+    /// @notice The `index`-th task created in `epoch`.
+    function epochTaskAt(uint64 epoch, uint256 index) external view returns (uint256 taskId);
+
+    /// @notice Whether `node` validated `taskId` (or voted on its dispute).
+    function hasValidated(uint256 taskId, address node) external view returns (bool);
+
+    /// @notice Enrolled members of `runId` in `epoch` and their total weight.
+    function enrollmentOf(uint256 runId, uint64 epoch) external view returns (uint256 count, uint256 totalWeight);
+
+    function isEnrolled(uint256 runId, uint64 epoch, address node) external view returns (bool);
+
+    /// @notice The node the draw of `taskId` in `runId` and `epoch` lands on at `attempt` (0-based), ignoring
+    ///         membership changes. Reverts when nobody is enrolled.
+    function drawAssignee(uint256 runId, uint64 epoch, uint256 taskId, uint256 attempt) external view returns (address);
+
+    /// @notice Whether `seed` obliges `validator` to validate `taskId` (the rule in the notice). False for the
+    ///         executor and for validators without power in the task's epoch.
+    function isValidationDuty(uint256 taskId, address validator, bytes32 seed) external view returns (bool);
+
+    /// @notice Work credited to `node` in `epoch`, per run, and whether it was settled (paid or released).
+    function workOf(uint64 epoch, address node)
+        external
+        view
+        returns (uint256[] memory runIds, uint256[] memory amounts, bool settled);
+
+    /// @notice Disputes of `epoch` still open in which `node` is the executor or the accuser.
+    function openDisputesOf(uint64 epoch, address node) external view returns (uint256);
+}
