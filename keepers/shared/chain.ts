@@ -14,13 +14,21 @@ import {
   type Signer,
   Wallet,
 } from "ethers";
-import { readDeployment, type Deployment } from "../../scripts/lib/deployments.js";
+import { type ContractName, readDeployment, type Deployment } from "../../scripts/lib/deployments.js";
 import {
   ChallengeBoard__factory,
   ComputeToken__factory,
   EpochManager__factory,
   MinerRegistry__factory,
   TrainingRuns__factory,
+  IProofOfCompute__factory,
+  IRewardVault__factory,
+  ISettlement__factory,
+  ITaskLedger__factory,
+  type IProofOfCompute,
+  type IRewardVault,
+  type ISettlement,
+  type ITaskLedger,
   type ChallengeBoard,
   type ComputeToken,
   type EpochManager,
@@ -36,6 +44,10 @@ export interface Contracts {
   challengeBoard: ChallengeBoard;
   trainingRuns: TrainingRuns;
   epochManager: EpochManager;
+  proofOfCompute: IProofOfCompute;
+  taskLedger: ITaskLedger;
+  rewardVault: IRewardVault;
+  settlement: ISettlement;
 }
 
 /** The chain's current block number, uncached (ethers caches getBlockNumber() for a polling interval). */
@@ -61,6 +73,10 @@ export function contractInterfaces(): Interface[] {
     ChallengeBoard__factory.createInterface(),
     TrainingRuns__factory.createInterface(),
     EpochManager__factory.createInterface(),
+    IProofOfCompute__factory.createInterface(),
+    ITaskLedger__factory.createInterface(),
+    IRewardVault__factory.createInterface(),
+    ISettlement__factory.createInterface(),
   ];
 }
 
@@ -104,12 +120,16 @@ export async function connectChain(options: {
       challengeBoard: ChallengeBoard__factory.connect(c.ChallengeBoard.address, runner),
       trainingRuns: TrainingRuns__factory.connect(c.TrainingRuns.address, runner),
       epochManager: EpochManager__factory.connect(c.EpochManager.address, runner),
+      proofOfCompute: IProofOfCompute__factory.connect(c.ProofOfCompute.address, runner),
+      taskLedger: ITaskLedger__factory.connect(c.TaskLedger.address, runner),
+      rewardVault: IRewardVault__factory.connect(c.RewardVault.address, runner),
+      settlement: ISettlement__factory.connect(c.Settlement.address, runner),
     },
   };
 }
 
 export interface ChainEvent {
-  contract: "ComputeToken" | "MinerRegistry" | "ChallengeBoard" | "TrainingRuns" | "EpochManager";
+  contract: ContractName;
   name: string;
   args: LogDescription["args"];
   blockNumber: number;
@@ -155,6 +175,10 @@ export class EventFollower {
       ["ChallengeBoard", contracts.challengeBoard],
       ["TrainingRuns", contracts.trainingRuns],
       ["EpochManager", contracts.epochManager],
+      ["ProofOfCompute", contracts.proofOfCompute],
+      ["TaskLedger", contracts.taskLedger],
+      ["RewardVault", contracts.rewardVault],
+      ["Settlement", contracts.settlement],
     ];
     for (const [name, contract] of all) {
       if (options.contracts && !options.contracts.includes(name)) continue;

@@ -12,6 +12,10 @@ export const CONTRACT_NAMES = [
   "ChallengeBoard",
   "TrainingRuns",
   "EpochManager",
+  "ProofOfCompute",
+  "TaskLedger",
+  "RewardVault",
+  "Settlement",
 ] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];
 
