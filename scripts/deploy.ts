@@ -9,6 +9,7 @@
  * On a local Hardhat node (chain 31337) the deployment id includes the node's genesis hash, so a
  * restarted node gets a fresh deployment instead of Ignition's journal of a chain that is gone.
  * COMPUTENET_DEPLOYMENTS_ROOT writes `<root>/deployments/<network>.json` elsewhere (used by tests).
+ * COMPUTENET_PARAMETERS names another parameters file (the devnet's short epochs, test clusters).
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
@@ -38,7 +39,12 @@ if (chainId === LOCAL_CHAIN_ID && !inProcess) {
   const genesis = await ethers.provider.getBlock(0);
   deploymentId = `localhost-${genesis!.hash!.slice(2, 12)}`;
 }
-const parametersFile = path.join(root, "ignition", "parameters", `${networkName}.json`);
+const parametersFile = process.env.COMPUTENET_PARAMETERS
+  ? path.resolve(process.env.COMPUTENET_PARAMETERS)
+  : path.join(root, "ignition", "parameters", `${networkName}.json`);
+if (process.env.COMPUTENET_PARAMETERS && !existsSync(parametersFile)) {
+  throw new Error(`COMPUTENET_PARAMETERS: no such file ${parametersFile}`);
+}
 const parameters = existsSync(parametersFile) ? parametersFile : {};
 
 console.log(

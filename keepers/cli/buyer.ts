@@ -176,6 +176,40 @@ function withMasterOptions(command: Command): Command {
     .addOption(new Option("--run-id <id>", "the run").env("CN_RUN_ID").makeOptionMandatory());
 }
 
+/** The chain's view of a task's on-chain task, as the master serves it (chain assignment). */
+interface ChainView {
+  taskId: string;
+  epoch: string;
+  assignee: string;
+  status: string;
+  resultHash: string | null;
+  validations: Array<{ validator: string; ok: boolean }>;
+  dispute: { status: string; accuser: string; invalidWeight: string; validWeight: string } | null;
+}
+
+interface TaskAnswer {
+  taskId: string;
+  state: string;
+  node: string | null;
+  exitCode?: number | null;
+  units?: number;
+  waiting?: string;
+  error?: string | null;
+  chain?: ChainView | null;
+}
+
+/** One line about a task's on-chain task: "ledger task 7 (epoch 3) Completed, result 0x12ab…, 2 validations (1 failed), dispute Open". */
+export function chainLine(chain: ChainView | null | undefined): string {
+  if (chain === undefined) return "";
+  if (chain === null) return "not on chain yet";
+  const failed = chain.validations.filter((v) => !v.ok).length;
+  const parts = [`ledger task ${chain.taskId} (epoch ${chain.epoch}) ${chain.status}`];
+  if (chain.resultHash) parts.push(`result ${chain.resultHash.slice(0, 10)}…`);
+  parts.push(`${chain.validations.length} validation${chain.validations.length === 1 ? "" : "s"}${failed ? ` (${failed} failed)` : ""}`);
+  if (chain.dispute) parts.push(`dispute ${chain.dispute.status} (invalid ${chain.dispute.invalidWeight} / valid ${chain.dispute.validWeight})`);
+  return parts.join(", ");
+}
+
 export function taskCommand(): Command {
   const task = new Command("task").description("create tasks and read their status and logs (buyer)");
   withMasterOptions(
@@ -186,22 +220,35 @@ export function taskCommand(): Command {
       .option("--memory-mb <n>", "memory limit (MiB)", "256")
       .option("--cpus <n>", "CPU limit", "1")
       .option("--gpus <n>", "GPUs", "0")
+      .option("--units <n>", "work units the task is paid for (price per unit × units, from the run's escrow)", "1")
       .option("--env <KEY=VALUE...>", "environment variables")
       .argument("<command...>", "command and arguments"),
   ).action(
-    guarded(async (argv: string[], flags: MasterFlags & { image: string; memoryMb: string; cpus: string; gpus: string; env?: string[] }) => {
+    guarded(async (argv: string[], flags: MasterFlags & { image: string; memoryMb: string; cpus: string; gpus: string; units: string; env?: string[] }) => {
+      const { units } = parseConfig(z.object({ units: positiveInt }), { units: flags.units }, { units: { flag: "--units" } });
       const { client, audience, base } = await masterClient(flags);
       const env = Object.fromEntries((flags.env ?? []).map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]));
-      const body = { image: flags.image, command: argv, env, memoryMB: Number(flags.memoryMb), cpus: Number(flags.cpus), gpus: Number(flags.gpus) };
-      const created = await client.call<{ taskId: string; node: string }>("POST", `${base}/tasks`, { audience, body });
-      print(flags, created, `task ${created.taskId} sent to node ${created.node}`);
+      const body = { image: flags.image, command: argv, env, memoryMB: Number(flags.memoryMb), cpus: Number(flags.cpus), gpus: Number(flags.gpus), units };
+      const created = await client.call<TaskAnswer>("POST", `${base}/tasks`, { audience, body });
+      const text =
+        created.state === "queued"
+          ? `task ${created.taskId} queued (${created.units ?? units} unit${(created.units ?? units) === 1 ? "" : "s"}): the chain will draw the node that runs it`
+          : `task ${created.taskId} sent to node ${created.node}`;
+      print(flags, created as unknown as Record<string, unknown>, text);
     }),
   );
-  withMasterOptions(task.command("status").description("a task's status").argument("<taskId>")).action(
+  withMasterOptions(task.command("show").alias("status").description("a task's status, node and on-chain task").argument("<taskId>")).action(
     guarded(async (taskId: string, flags: MasterFlags) => {
       const { client, audience, base } = await masterClient(flags);
-      const status = await client.call<Record<string, unknown>>("GET", `${base}/tasks/${encodeURIComponent(taskId)}`, { audience });
-      print(flags, status, `task ${taskId}: ${status.state}${status.exitCode !== null && status.exitCode !== undefined ? ` (exit ${status.exitCode})` : ""}`);
+      const status = await client.call<TaskAnswer>("GET", `${base}/tasks/${encodeURIComponent(taskId)}`, { audience });
+      const lines = [
+        `task ${taskId}: ${status.state}${status.exitCode !== null && status.exitCode !== undefined ? ` (exit ${status.exitCode})` : ""}${status.node ? ` on node ${status.node}` : ""}`,
+      ];
+      if (status.waiting) lines.push(`  waiting: ${status.waiting}`);
+      if (status.error) lines.push(`  error: ${status.error}`);
+      if (status.chain !== undefined) lines.push(`  chain: ${chainLine(status.chain)}`);
+      for (const v of status.chain?.validations ?? []) lines.push(`    validation by ${v.validator}: ${v.ok ? "reproduced" : "NOT reproduced"}`);
+      print(flags, status as unknown as Record<string, unknown>, lines.join("\n"));
     }),
   );
   withMasterOptions(task.command("logs").description("a task's stdout and stderr").argument("<taskId>")).action(
@@ -218,8 +265,10 @@ export function taskCommand(): Command {
   withMasterOptions(task.command("list").description("the run's tasks")).action(
     guarded(async (flags: MasterFlags) => {
       const { client, audience, base } = await masterClient(flags);
-      const list = await client.call<{ tasks: Array<{ taskId: string; state: string; node: string }> }>("GET", `${base}/tasks`, { audience });
-      print(flags, list, list.tasks.map((t) => `${t.taskId}  ${t.state.padEnd(10)} ${t.node}`).join("\n") || "no tasks");
+      const list = await client.call<{ tasks: TaskAnswer[] }>("GET", `${base}/tasks`, { audience });
+      const line = (t: TaskAnswer) =>
+        `${t.taskId}  ${t.state.padEnd(10)} ${(t.node ?? "-").padEnd(42)}${t.chain !== undefined ? `  ${chainLine(t.chain)}` : ""}`;
+      print(flags, list, list.tasks.map(line).join("\n") || "no tasks");
     }),
   );
   return task;

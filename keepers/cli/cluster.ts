@@ -5,7 +5,7 @@
  * keepers on request.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from "node:fs";
 import path from "node:path";
 import { Wallet } from "ethers";
 import { type Chain, connectChain, contractInterfaces } from "../shared/chain.js";
@@ -46,6 +46,71 @@ export interface ClusterOptions {
   deploymentsRoot?: string;
   heartbeatSec?: number;
   requirements?: RunRequirements;
+  /**
+   * Epoch economy settings of the deployment (default: DEVNET_ECONOMY, about a minute per epoch). `false`
+   * keeps the economy out of the way: epoch 1 starts 29 days after the deployment, so no keeper computes
+   * PoC or claims during the run (the scenarios of the registration and task flow).
+   */
+  economy?: Partial<EconomySettings> | false;
+}
+
+/** What the cluster deploys for the epoch economy (Ignition parameters of the local deployment). */
+export interface EconomySettings {
+  /** Seconds from the deployment to the start of epoch 1 (time for the miners to register and be validated). */
+  genesisDelaySec: number;
+  epochLength: number;
+  pocDuration: number;
+  pocValidationDuration: number;
+  disputeWindow: number;
+  claimWindow: number;
+  /** k of the validation-duty rule, in basis points. */
+  validationKBps: number;
+  /** Tasks a claim's duty check draws. */
+  sampleSize: number;
+  /** Cap on one node's share of power, in basis points (30 % on real networks). */
+  maxShareBps: number;
+}
+
+/**
+ * About a minute per epoch, so that a newcomer sees PoC, power, power-weighted tasks, validations and
+ * paid claims within a few minutes: PoC 15 s, PoC validation 12 s, work 33 s; disputes close 20 s after
+ * the epoch, claims 60 s after that. k = 2 for validation duties, 8 tasks drawn per claim check.
+ */
+export const DEVNET_ECONOMY: EconomySettings = {
+  genesisDelaySec: 30,
+  epochLength: 60,
+  pocDuration: 15,
+  pocValidationDuration: 12,
+  disputeWindow: 20,
+  claimWindow: 60,
+  validationKBps: 20_000,
+  sampleSize: 8,
+  // 50 % rather than the network default of 30 %: with three or four miners a 30 % cap flattens their
+  // powers to the same level, and the devnet is there to show power following speed.
+  maxShareBps: 5_000,
+};
+
+/** The settings `economy` (as in ClusterOptions) stands for. */
+export function resolveEconomy(economy: Partial<EconomySettings> | false | undefined): EconomySettings {
+  return economy === false ? { ...DEVNET_ECONOMY, genesisDelaySec: 29 * 24 * 3600 } : { ...DEVNET_ECONOMY, ...economy };
+}
+
+/** Ignition parameters (bigints as "<n>n" strings) for a local deployment with `economy`. */
+export function economyParameters(economy: EconomySettings, nowSec: number): Record<string, Record<string, string>> {
+  const n = (value: number) => `${Math.floor(value)}n`;
+  return {
+    EpochManagerModule: {
+      genesis: n(nowSec + economy.genesisDelaySec),
+      epochLength: n(economy.epochLength),
+      pocDuration: n(economy.pocDuration),
+      pocValidationDuration: n(economy.pocValidationDuration),
+      disputeWindow: n(economy.disputeWindow),
+      claimWindow: n(economy.claimWindow),
+    },
+    ProofOfComputeModule: { maxShareBps: n(economy.maxShareBps) },
+    TaskLedgerModule: { validationKBps: n(economy.validationKBps) },
+    SettlementModule: { sampleSize: n(economy.sampleSize) },
+  };
 }
 
 /** A keeper running as a child process, its output in `<logDir>/<name>.log`. */
@@ -122,6 +187,7 @@ export class Cluster {
   node!: HardhatNode;
   admin!: Chain;
   deploymentFile!: string;
+  economy!: EconomySettings;
   runId!: bigint;
   discoveryUrl!: string;
   masterUrl!: string;
@@ -137,11 +203,19 @@ export class Cluster {
     progress(`starting hardhat node on 127.0.0.1:${rpcPort} ...`);
     cluster.node = await startHardhatNode(rpcPort, path.join(options.logDir, "hardhat-node.log"));
     try {
-      progress("deploying the system with Ignition ...");
+      const economy = resolveEconomy(options.economy);
+      cluster.economy = economy;
+      progress(
+        `deploying the system with Ignition (epochs of ${economy.epochLength} s: PoC ${economy.pocDuration} s, PoC validation ` +
+          `${economy.pocValidationDuration} s; epoch 1 starts in ${economy.genesisDelaySec} s) ...`,
+      );
       const root = options.deploymentsRoot ?? ROOT;
+      const parametersFile = path.join(options.logDir, "ignition-parameters.json");
+      writeFileSync(parametersFile, JSON.stringify(economyParameters(economy, Math.floor(Date.now() / 1000)), null, 2));
       await runHardhat(["run", "scripts/deploy.ts", "--network", "localhost"], {
         LOCALHOST_RPC_URL: cluster.node.url,
         COMPUTENET_DEPLOYMENTS_ROOT: root,
+        COMPUTENET_PARAMETERS: parametersFile,
       });
       cluster.deploymentFile = path.join(root, "deployments", "localhost.json");
       cluster.admin = await cluster.connect(cluster.keys.admin);

@@ -1,8 +1,9 @@
 /**
  * `computenet devnet` (`npm run devnet`): the whole network on one machine, as separate processes — a
  * local Hardhat node, the deployed system, discovery, one validator, a master with a run, three miners
- * — with one log file per process, a few demo tasks run as real containers, and a live summary of what
- * happens on chain and at the master. Ctrl-C stops everything.
+ * — with one log file per process, epochs of about a minute (PoC, power, power-weighted tasks,
+ * validations, disputes, claims), demo tasks run as real containers every epoch, and a live summary of
+ * what happens on chain and at the master. Ctrl-C stops everything.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -42,10 +43,14 @@ export function devnetCommand(): Command {
     .description("run the whole network locally: chain, discovery, validator, master, miners, demo tasks")
     .addOption(new Option("--port <port>", "JSON-RPC port of the local Hardhat node").default("8545"))
     .addOption(new Option("--miners <n>", "miner processes (1-5)").default("3"))
-    .addOption(new Option("--tasks <n>", "demo tasks submitted once nodes are healthy").default("3"))
+    .addOption(new Option("--tasks <n>", "demo tasks submitted per epoch once nodes are healthy").default("3"))
     .addOption(new Option("--heartbeat-sec <sec>", "heartbeat interval of the miners").default("2"))
-    .option("--exit-when-done", "stop once every demo task finished and its files reached the master (exit code 0), for scripts", false)
-    .addOption(new Option("--timeout-sec <sec>", "with --exit-when-done: give up after this long (exit code 1)").default("300"))
+    .option(
+      "--exit-when-done",
+      "stop (exit code 0) once PoC, power, power-weighted tasks, validations and a paid claim are on chain, for scripts",
+      false,
+    )
+    .addOption(new Option("--timeout-sec <sec>", "with --exit-when-done: give up after this long (exit code 1)").default("420"))
     .action(async (flags) => {
       let config: DevnetConfig;
       try {
@@ -95,6 +100,12 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
     cluster = await Cluster.start({ logDir, rpcPort: config.port, fixedPorts: true, heartbeatSec: config.heartbeatSec }, line);
     const c = cluster.admin.deployment.contracts;
     line(`contracts: token ${c.ComputeToken.address}, registry ${c.MinerRegistry.address}, board ${c.ChallengeBoard.address}, runs ${c.TrainingRuns.address}`);
+    line(`economy: epochs ${c.EpochManager.address}, PoC ${c.ProofOfCompute.address}, tasks ${c.TaskLedger.address}, vault ${c.RewardVault.address}, settlement ${c.Settlement.address}`);
+    const e = cluster.economy;
+    line(
+      `epochs of ${e.epochLength} s (PoC ${e.pocDuration} s, PoC validation ${e.pocValidationDuration} s, work ${e.epochLength - e.pocDuration - e.pocValidationDuration} s; ` +
+        `disputes ${e.disputeWindow} s and claims ${e.claimWindow} s after each epoch); epoch 1 starts ${e.genesisDelaySec} s after the deployment`,
+    );
     line(`run ${cluster.runId}: master ${cluster.masterAddress}, discovery ${cluster.discoveryUrl}, 10,000 CNET escrowed`);
 
     const docker = await dockerReady(logDir);
@@ -103,6 +114,7 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
     // Live summary of the chain, started before the keepers so that nothing is missed.
     const names = new Map<string, string>(cluster.keys.nodes.slice(0, config.miners).map((k, i) => [new Wallet(k).address.toLowerCase(), `miner-${i + 1}`]));
     const who = (address: unknown) => names.get(String(address).toLowerCase()) ?? String(address);
+    const epochLine = new EpochSummary(cluster, who, line);
     follower = new EventFollower({
       chain: cluster.admin,
       store: new KeeperStore(":memory:"),
@@ -111,6 +123,7 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
       pollMs: 250,
       handle: async (e) => {
         const a = e.args;
+        const cnet = (v: unknown) => `${Number(formatUnits(BigInt(String(v)), 18)).toLocaleString("en-US", { maximumFractionDigits: 4 })} CNET`;
         const text: Record<string, () => string> = {
           NodeRegistered: () => `chain: ${who(a.node)} registered (stake ${formatUnits(a.stake, 18)} CNET)`,
           NodeRegisteredForRun: () => `chain: ${who(a.node)} registered for run ${a.runId}`,
@@ -119,22 +132,46 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
           NodeJoined: () => `chain: ${who(a.node)} accepted the master's invite and joined run ${a.runId}`,
           NodeEjected: () => `chain: ${who(a.node)} ejected from run ${a.runId}`,
           NodeLeft: () => `chain: ${who(a.node)} left run ${a.runId}`,
+          EpochAdvanced: () => `chain: epoch ${a.epoch} started (PoC beacon ${String(a.pocBeacon).slice(0, 10)}…), advanced by ${who(a.by)}`,
+          EpochsSkipped: () => `chain: epochs ${a.firstEpoch}-${a.lastEpoch} skipped (nobody advanced them)`,
+          PocCommitted: () => `chain: ${who(a.node)} committed its PoC for epoch ${a.epoch}: ${a.count} valid nonces`,
+          PocAccepted: () => `chain: PoC of ${who(a.node)} for epoch ${a.epoch} accepted (${a.acceptWeight} of ${a.totalWeight} verdict weight)`,
+          PocRejected: () => `chain: PoC of ${who(a.node)} for epoch ${a.epoch} REJECTED (${a.rejectWeight} of ${a.totalWeight} verdict weight): no power`,
+          NodeEnrolled: () => `chain: ${who(a.node)} enrolled in run ${a.runId}'s task draws for epoch ${a.epoch} with power ${a.weight}`,
+          TaskCreated: () => `chain: task #${a.taskId} drawn to ${who(a.assignee)} by power (epoch ${a.epoch}, ${a.units} units, pay ${cnet(a.pay)})`,
+          TaskCompleted: () => `chain: task #${a.taskId} completed by ${who(a.assignee)} (result ${String(a.resultHash).slice(0, 10)}…)`,
+          TaskValidated: () => `chain: task #${a.taskId} validated by ${who(a.validator)}: ${a.ok ? "reproduced" : "NOT reproduced"}`,
+          DisputeOpened: () => `chain: dispute opened on task #${a.taskId} by ${who(a.accuser)}`,
+          DisputeVote: () => `chain: ${who(a.voter)} votes ${a.invalid ? "invalid" : "valid"} on task #${a.taskId} with power ${a.weight}`,
+          DisputeResolved: () => `chain: dispute on task #${a.taskId} ${a.invalidated ? "INVALIDATED the task" : "upheld the task"} (slashed ${cnet(a.slashed)})`,
+          ClaimBeaconFixed: () => `chain: claim beacon of epoch ${a.epoch} fixed`,
+          Claimed: () =>
+            `chain: ${who(a.node)} claimed epoch ${a.epoch}: work ${cnet(a.work)}, reward ${cnet(a.reward)}` +
+            (a.forfeited ? ` (reward FORFEITED: missed validating task #${a.missedTaskId})` : ` (duty check passed on ${a.sampled} sampled tasks)`),
         };
         if (text[e.name]) line(text[e.name]());
+        epochLine.observe(e);
       },
     });
     follower.start();
 
     await cluster.startDiscovery();
-    await cluster.startValidator(0);
+    // Two validators: while no power exists yet they are the bootstrap set that judges PoC, and an
+    // acceptance needs more than two thirds of that set.
+    await Promise.all([cluster.startValidator(0), cluster.startValidator(1)]);
     await cluster.startMaster();
-    line(`discovery, validator and master (${cluster.masterUrl}) are up; starting ${config.miners} miners ...`);
-    await Promise.all(Array.from({ length: config.miners }, (_, i) => cluster!.startMiner(i)));
+    line(`discovery, 2 validators and master (${cluster.masterUrl}) are up; starting ${config.miners} miners ...`);
+    // Emulated machines of different speeds (a FAKE: the PoC engine sleeps part of the time), so that
+    // power, and with it the share of tasks, differs visibly between miners.
+    const throttles = [1, 0.6, 0.35, 0.8, 0.5];
+    await Promise.all(Array.from({ length: config.miners }, (_, i) => cluster!.startMiner(i, ["--poc-throttle", String(throttles[i])])));
+    line(`miners emulate PoC speeds ${throttles.slice(0, config.miners).map((t, i) => `miner-${i + 1} ${t * 100}%`).join(", ")} (a fake: there is no GPU here)`);
 
     const buyer = cluster.buyer();
     const states = new Map<string, string>();
     const tasks = new Map<string, { state: string; files: number; logsShown: boolean }>();
-    let submitted = false;
+    let batches = 0;
+    let submittedForEpoch = 0n;
     const deadline = Date.now() + config.timeoutSec * 1000;
     const done = new Promise<number>((resolve) => {
       timer = setInterval(async () => {
@@ -145,24 +182,31 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
             states.set(n.node, n.state);
           }
           const healthy = nodes.filter((n) => n.state === "Healthy").length;
-          if (!submitted && docker && healthy >= config.miners && config.tasks > 0) {
-            submitted = true;
+          await epochLine.tick();
+          // Demo tasks: one batch per epoch once every miner is Healthy. The master queues them until the
+          // epoch's Work phase, records each on chain (which draws its node by power) and sends it there.
+          if (docker && healthy >= config.miners && config.tasks > 0 && epochLine.epoch > submittedForEpoch) {
+            submittedForEpoch = epochLine.epoch;
+            batches++;
             for (let i = 1; i <= config.tasks; i++) {
+              const n = (batches - 1) * config.tasks + i;
+              // Deterministic (no hostname, no time): validators re-execute it and must reproduce its result hash.
               const body = {
                 image: DEMO_IMAGE,
-                command: ["sh", "-c", `echo "hello from demo task ${i} on $(hostname)"; echo "result ${i}" > /data/result-${i}.txt; sleep 1`],
+                command: ["sh", "-c", `echo "hello from demo task ${n}"; echo "result ${n}" > /data/result-${n}.txt; sleep 1`],
                 memoryMB: 64,
                 cpus: 0.5,
+                units: 1,
               };
-              const t = await buyer.call<{ taskId: string; node: string }>("POST", "/tasks", body);
-              tasks.set(t.taskId, { state: "sent", files: 0, logsShown: false });
-              line(`buyer: demo task ${i} (${t.taskId}) sent to ${who(t.node)}`);
+              const t = await buyer.call<{ taskId: string; node?: string; state?: string }>("POST", "/tasks", body);
+              tasks.set(t.taskId, { state: t.state ?? "sent", files: 0, logsShown: false });
+              line(`buyer: demo task ${n} (${t.taskId}) ${t.node ? `sent to ${who(t.node)}` : `queued at the master for epoch ${epochLine.epoch}'s Work phase`}`);
             }
           }
           for (const [taskId, seen] of tasks) {
-            const status = await buyer.call<{ state: string; exitCode: number | null }>("GET", `/tasks/${taskId}`);
+            const status = await buyer.call<{ state: string; exitCode: number | null; node?: string }>("GET", `/tasks/${taskId}`);
             if (status.state !== seen.state) {
-              line(`master: task ${taskId} ${status.state}${status.exitCode !== null && status.exitCode !== undefined ? ` (exit ${status.exitCode})` : ""}`);
+              line(`master: task ${taskId} ${status.state}${status.node ? ` on ${who(status.node)}` : ""}${status.exitCode !== null && status.exitCode !== undefined ? ` (exit ${status.exitCode})` : ""}`);
               seen.state = status.state;
             }
             if (["completed", "failed", "stopped"].includes(status.state)) {
@@ -178,13 +222,13 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
               }
             }
           }
-          const allDone = submitted && [...tasks.values()].every((t) => t.state === "completed" && t.files > 0 && t.logsShown);
-          const onboardedOnly = (!docker || config.tasks === 0) && healthy >= config.miners;
-          if (config.exitWhenDone && (allDone || onboardedOnly)) {
-            line(allDone ? "every demo task completed and its files reached the master" : "every miner is Healthy (no tasks to run)");
+          const economyDone = epochLine.milestonesReached(docker && config.tasks > 0);
+          const onboardedOnly = (!docker || config.tasks === 0) && healthy >= config.miners && economyDone;
+          if (config.exitWhenDone && (economyDone || onboardedOnly)) {
+            line(`done: ${epochLine.describeMilestones()}`);
             resolve(0);
           } else if (config.exitWhenDone && Date.now() > deadline) {
-            line(`timed out after ${config.timeoutSec} s`);
+            line(`timed out after ${config.timeoutSec} s; reached: ${epochLine.describeMilestones()}`);
             resolve(1);
           }
         } catch (error) {
@@ -215,3 +259,81 @@ async function dockerReady(logDir: string): Promise<boolean> {
   return spawnSync("docker", ["image", "inspect", DEMO_IMAGE], { stdio: "ignore" }).status === 0;
 }
 
+
+/**
+ * Per-epoch summary lines (the power table once an epoch's power is final) and the milestones
+ * `--exit-when-done` waits for: PoC accepted, power, tasks drawn and completed, validations, a paid claim.
+ */
+class EpochSummary {
+  epoch = 0n;
+  private readonly powerShown = new Set<bigint>();
+  private readonly seen = new Set<string>();
+  private readonly timelines = new Map<bigint, { pocValidationEnd: number }>();
+
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly who: (address: unknown) => string,
+    private readonly line: (text: string) => void,
+  ) {}
+
+  observe(e: { name: string; args: Record<string, unknown> & { [k: number]: unknown } }): void {
+    if (e.name === "EpochAdvanced") this.epoch = BigInt(String(e.args.epoch));
+    if (e.name === "PocAccepted") this.seen.add("poc");
+    if (e.name === "TaskCreated") this.seen.add("task");
+    if (e.name === "TaskCompleted") this.seen.add("completed");
+    if (e.name === "TaskValidated") this.seen.add("validated");
+    if (e.name === "Claimed" && BigInt(String(e.args.reward)) > 0n) this.seen.add("claim");
+    if (e.name === "Claimed" && BigInt(String(e.args.work)) > 0n) this.seen.add("paidWork");
+  }
+
+  /** Prints the power table of each epoch once its PoC validation phase is over. */
+  async tick(): Promise<void> {
+    const { epochManager, proofOfCompute } = this.cluster.admin.contracts;
+    for (let epoch = this.epoch; epoch >= 1n && epoch + 2n > this.epoch; epoch--) {
+      if (this.powerShown.has(epoch)) continue;
+      let t = this.timelines.get(epoch);
+      if (!t) {
+        const timeline = await epochManager.timelineOf(epoch);
+        t = { pocValidationEnd: Number(timeline.pocValidationEnd) };
+        this.timelines.set(epoch, t);
+      }
+      if (Date.now() / 1000 < t.pocValidationEnd) continue;
+      this.powerShown.add(epoch);
+      const [total, cap] = await Promise.all([proofOfCompute.totalPower(epoch), proofOfCompute.powerCap(epoch)]);
+      if (total === 0n) {
+        this.line(`epoch ${epoch} power: none (no PoC accepted)`);
+        continue;
+      }
+      this.seen.add("power");
+      const parts: string[] = [];
+      for (const key of this.cluster.keys.nodes) {
+        const node = new Wallet(key).address;
+        const [power, raw] = await Promise.all([proofOfCompute.powerOf(epoch, node), proofOfCompute.rawPowerOf(epoch, node)]);
+        if (raw === 0n) continue;
+        const share = Number((power * 10_000n) / total) / 100;
+        parts.push(`${this.who(node)} ${power} (${share}%${power < raw ? `, capped from ${raw}` : ""})`);
+      }
+      this.line(`epoch ${epoch} power (final, cap ${Number(cap.capBps) / 100}% over ${cap.acceptedNodes} nodes): ${parts.join(", ")}; total ${total}`);
+    }
+  }
+
+  milestonesReached(withTasks: boolean): boolean {
+    const needed = withTasks ? ["poc", "power", "task", "completed", "validated", "claim", "paidWork"] : ["poc", "power", "claim"];
+    return needed.every((m) => this.seen.has(m));
+  }
+
+  describeMilestones(): string {
+    const names: Record<string, string> = {
+      poc: "PoC accepted",
+      power: "power",
+      task: "tasks drawn by power",
+      completed: "tasks completed",
+      validated: "validations",
+      claim: "a claim with reward",
+      paidWork: "a claim with work pay",
+    };
+    return Object.entries(names)
+      .map(([k, v]) => `${this.seen.has(k) ? "✓" : "✗"} ${v}`)
+      .join(", ");
+  }
+}

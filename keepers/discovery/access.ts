@@ -57,7 +57,7 @@ export class Access {
    * GET /nodes/:node — a VALIDATOR_ROLE holder, or the master of a pending/active run the node is
    * registered for or member of. Returns how and as what the signer was allowed.
    */
-  async requireNodeReader(signer: string, node: string): Promise<{ via: Via; as: "validator" | "master"; runId?: string }> {
+  async requireNodeReader(signer: string, node: string): Promise<{ via: Via; as: "validator" | "master" | "peer"; runId?: string }> {
     const { index } = this.options;
     if (index.isValidator(signer)) return { via: this.decided("nodeReader", "index", true, { signer, node, as: "validator" }), as: "validator" };
     const indexedRun = index.openRunOfMasterWithNode(signer, node);
@@ -69,10 +69,13 @@ export class Access {
     if (chainRun !== undefined) {
       return { via: this.decided("nodeReader", "chain", true, { signer, node, as: "master", runId: chainRun }), as: "master", runId: chainRun };
     }
-    this.decided("nodeReader", "chain", false, { signer, node, hasRole: false, masterOfRunWithNode: false });
+    // Peers of the epoch economy: a node with verdict weight or power in the current epoch judges others'
+    // PoC and fetches their leaves, so it may read endpoints too.
+    if (await this.isPoweredPeer(signer)) return { via: this.decided("nodeReader", "chain", true, { signer, node, as: "peer" }), as: "peer" };
+    this.decided("nodeReader", "chain", false, { signer, node, hasRole: false, masterOfRunWithNode: false, powered: false });
     throw new HttpError(
       403,
-      `${signer} may not read ${node}'s endpoint: it holds no VALIDATOR_ROLE and masters no pending or active run the node is registered for or member of`,
+      `${signer} may not read ${node}'s endpoint: it holds no VALIDATOR_ROLE, masters no pending or active run the node is registered for or member of, and has neither verdict weight nor power in the current epoch`,
     );
   }
 
@@ -105,6 +108,17 @@ export class Access {
       throw new HttpError(403, `run ${id} is ${RUN_STATUS[status]}: its nodes are shared only while it is Pending or Active`);
     }
     return this.decided("runMaster", "chain", true, { signer, runId: id, status: RUN_STATUS[status] });
+  }
+
+  /** Verdict weight or power in the current epoch (ProofOfCompute). */
+  private async isPoweredPeer(signer: string): Promise<boolean> {
+    const { epochManager, proofOfCompute } = this.options.contracts;
+    const epoch = await this.onChain("currentEpoch", () => epochManager.currentEpoch());
+    if (epoch === 0n) return false;
+    const [weight, power] = await this.onChain("verdictWeightOf", () =>
+      Promise.all([proofOfCompute.verdictWeightOf(epoch, signer), proofOfCompute.powerOf(epoch, signer)]),
+    );
+    return weight.weight > 0n || power > 0n;
   }
 
   private hasValidatorRole(signer: string): Promise<boolean> {

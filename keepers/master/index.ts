@@ -1,7 +1,10 @@
 /**
  * The master keeper: coordinates one training run. It follows the run's events, invites registered and
- * validated nodes, takes their heartbeats, ejects the dead, hands the buyer's tasks to healthy members and
- * stores the files their tasks sync back. See nodes.ts (state machine), tasks.ts, files.ts, routes.ts.
+ * validated nodes, takes their heartbeats, ejects the dead, hands the buyer's tasks to nodes and stores the
+ * files their tasks sync back. With `assignment: "chain"` (the default) each task is created on TaskLedger
+ * and goes to the node the chain drew by power (ledger.ts); with "local" the master picks the healthy
+ * member with the fewest tasks and nothing goes on chain. See nodes.ts (state machine), tasks.ts,
+ * ledger.ts, files.ts, routes.ts.
  *
  *   startMaster(options)  programmatic start (tests, devnet), options already validated
  *   masterCommand()       `computenet master`: flags + env, validation, key loading, signal handling
@@ -23,9 +26,10 @@ import { TxSender, decodeRevert } from "../shared/tx.js";
 import { RunStatus } from "../../scripts/lib/protocol.js";
 import { DiscoveryClient } from "./discovery.js";
 import { FileStore } from "./files.js";
+import { LedgerQueue } from "./ledger.js";
 import { type MasterNode, NodeTracker, type Transition } from "./nodes.js";
 import { buildApp } from "./routes.js";
-import { type MasterTask, TaskBook } from "./tasks.js";
+import { type AssignmentMode, type MasterTask, TaskBook } from "./tasks.js";
 
 export const MASTER_DEFAULTS = {
   port: 8720,
@@ -36,6 +40,7 @@ export const MASTER_DEFAULTS = {
   inviteExpirySec: 1000,
   reconcileMs: 2000,
   maxFileBytes: 64 * 1024 * 1024,
+  assignment: "chain" as AssignmentMode,
 } as const;
 
 export interface MasterOptions {
@@ -63,6 +68,14 @@ export interface MasterOptions {
   inviteExpirySec?: number;
   reconcileMs?: number;
   maxFileBytes?: number;
+  /**
+   * "chain" (default): tasks are created on TaskLedger and sent to the node the chain draws, paid from the
+   * run's escrow. "local": the master sends each task to the healthy member with the fewest tasks, with
+   * nothing on chain and no pay (private runs, tests of the keepers alone).
+   */
+  assignment?: AssignmentMode;
+  /** Interval of the chain assignment queue's passes (default 1000 ms). */
+  ledgerTickMs?: number;
   /** Defaults to a pino logger on stdout with component "master" and node = the master's address. */
   logger?: Logger;
 }
@@ -82,6 +95,9 @@ export interface MasterService {
   transitions(node?: string): Transition[];
   tasks(): MasterTask[];
   task(taskId: string): MasterTask | undefined;
+  assignment: AssignmentMode;
+  /** Runs one pass of the chain assignment queue now (chain mode; a no-op in local mode). */
+  ledgerPass(): Promise<void>;
   /** Runs one reconcile pass now (discovery, invites). */
   reconcile(): Promise<void>;
   /** Handles every event up to the chain head now. */
@@ -97,6 +113,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     inviteExpirySec: options.inviteExpirySec ?? MASTER_DEFAULTS.inviteExpirySec,
     reconcileMs: options.reconcileMs ?? MASTER_DEFAULTS.reconcileMs,
     maxFileBytes: options.maxFileBytes ?? MASTER_DEFAULTS.maxFileBytes,
+    assignment: options.assignment ?? MASTER_DEFAULTS.assignment,
   };
   if (settings.deadAfterMisses <= settings.unhealthyAfterMisses) {
     throw new ConfigError([`deadAfterMisses (${settings.deadAfterMisses}) must be greater than unhealthyAfterMisses (${settings.unhealthyAfterMisses})`]);
@@ -157,19 +174,25 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     tasks = new TaskBook({
       db: store.db,
       runId,
+      assignment: settings.assignment,
       client,
       log: subsystem(logger, "Tasks"),
       metrics,
       healthyMembers: () => nodes.healthyMembers(),
       allNodes: () => nodes.all(),
     });
+    const ledger =
+      settings.assignment === "chain"
+        ? new LedgerQueue({ chain, runId, tasks, nodes, client, tx, logger, metrics, tickMs: options.ledgerTickMs })
+        : undefined;
     const follower = new EventFollower({
       chain,
       store,
       name: `master-run-${runId}`,
       logger: subsystem(logger, "Chain"),
-      handle: (event) => nodes.handleEvent(event),
-      contracts: ["TrainingRuns", "ChallengeBoard"],
+      handle: (event) => (event.contract === "TaskLedger" ? ledger!.handleEvent(event) : nodes.handleEvent(event)),
+      // TaskLedger's events matter only in chain mode: a local master has no on-chain tasks.
+      contracts: ledger ? ["TrainingRuns", "ChallengeBoard", "TaskLedger"] : ["TrainingRuns", "ChallengeBoard"],
       pollMs: options.pollMs,
       confirmations: options.confirmations,
     });
@@ -180,13 +203,14 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       chainId: chain.chainId,
       nodes,
       tasks,
+      ledger,
       files,
       client,
       nonces: store,
       logger,
       metrics,
       maxFileBytes: settings.maxFileBytes,
-      health: () => ({ runId: runId.toString(), master: address, cursor: follower.cursor, nodes: nodes.all().length }),
+      health: () => ({ runId: runId.toString(), master: address, assignment: settings.assignment, cursor: follower.cursor, nodes: nodes.all().length }),
     });
 
     // Catch up with the chain before serving: node states are then as the events left them.
@@ -211,6 +235,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     };
     pollLoop();
     nodes.start();
+    ledger?.start();
     startup.info(
       { url, publicUrl, runId: runId.toString(), buyer: runView.buyer, discoveryUrl: options.discoveryUrl, ...settings },
       "master started",
@@ -230,6 +255,10 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       transitions: (n) => nodes.transitions(n),
       tasks: () => tasks!.list(),
       task: (id) => tasks!.get(id),
+      assignment: settings.assignment,
+      ledgerPass: async () => {
+        await ledger?.pass();
+      },
       reconcile: () => nodes.reconcile(),
       syncChain: async () => {
         await polling;
@@ -239,6 +268,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
         stopping ??= (async () => {
           stopped = true;
           if (pollTimer) clearTimeout(pollTimer);
+          await ledger?.stop();
           await nodes.stop();
           await polling.catch(() => undefined);
           await closeGracefully(listening);
@@ -300,7 +330,7 @@ function closeGracefully(server: Server, timeoutMs = 3_000): Promise<void> {
 
 // ------------------------------------------------------------------ command
 
-const MASTER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("runId", "discoveryUrl", "publicUrl", "heartbeatIntervalSec", "unhealthyAfterMisses", "deadAfterMisses", "inviteExpirySec", "reconcileMs", "maxFileBytes") };
+const MASTER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("runId", "discoveryUrl", "publicUrl", "heartbeatIntervalSec", "unhealthyAfterMisses", "deadAfterMisses", "inviteExpirySec", "reconcileMs", "maxFileBytes", "assignment") };
 
 const httpUrl = z
   .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
@@ -327,6 +357,7 @@ export const masterSchema = commonSchema
     inviteExpirySec: integerOption(10, 30 * 86_400),
     reconcileMs: integerOption(100, 3_600_000),
     maxFileBytes: integerOption(1, 1024 * 1024 * 1024),
+    assignment: z.enum(["chain", "local"], { error: 'must be "chain" or "local"' }),
   })
   .refine((c) => c.deadAfterMisses > c.unhealthyAfterMisses, {
     path: ["deadAfterMisses"],
@@ -353,6 +384,14 @@ export function masterCommand(): Command {
     .addOption(new Option(`${o.inviteExpirySec.flag} <sec>`, "lifetime of an invite").env(o.inviteExpirySec.env!).default(String(d.inviteExpirySec)))
     .addOption(new Option(`${o.reconcileMs.flag} <ms>`, "interval of the discovery / invite pass").env(o.reconcileMs.env!).default(String(d.reconcileMs)))
     .addOption(new Option(`${o.maxFileBytes.flag} <bytes>`, "largest file a node may upload").env(o.maxFileBytes.env!).default(String(d.maxFileBytes)))
+    .addOption(
+      new Option(
+        `${o.assignment.flag} <mode>`,
+        'who picks a task\'s node: "chain" (TaskLedger draws it by power; paid from the escrow) or "local" (the master picks the least busy healthy member; nothing on chain)',
+      )
+        .env(o.assignment.env!)
+        .default(d.assignment),
+    )
     .action(async (raw: Record<string, unknown>) => {
       let service: MasterService;
       try {

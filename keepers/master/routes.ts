@@ -1,7 +1,8 @@
 /**
  * The master's HTTP API (keepers/PROTOCOL.md, audience = the master's address): heartbeats from member
- * nodes, the buyer's task, node and file reads, and the nodes' file uploads. Every permission is read
- * from chain state (membership, the run's buyer, the task's node), never from the request.
+ * nodes, the buyer's task, node and file reads, the nodes' file uploads, and (chain assignment) the spec of
+ * an on-chain task for nodes with power in its epoch. Every permission is read from chain state
+ * (membership, the run's buyer, the task's node, power), never from the request.
  */
 import { HEADER_ADDRESS, HEADER_TIMESTAMP } from "../shared/signing.js";
 import { createHash } from "node:crypto";
@@ -15,8 +16,9 @@ import type { NonceStore } from "../shared/signing.js";
 import type { SignedClient } from "../shared/http.js";
 import { TASK_ID_PATTERN } from "../miner/task-spec.js";
 import { type FileStore, SHA256_PATTERN, fileNameFromHeader, fileNameProblem } from "./files.js";
+import type { LedgerQueue } from "./ledger.js";
 import type { NodeTracker } from "./nodes.js";
-import { type MasterTask, type TaskBook, taskStatusSchema, taskView, zodProblems } from "./tasks.js";
+import { type MasterTask, type TaskBook, taskStatusSchema, zodProblems } from "./tasks.js";
 
 export interface RouteContext {
   runId: bigint;
@@ -25,6 +27,8 @@ export interface RouteContext {
   chainId: bigint;
   nodes: NodeTracker;
   tasks: TaskBook;
+  /** The chain assignment queue (chain mode only). */
+  ledger?: LedgerQueue;
   files: FileStore;
   client: SignedClient;
   nonces: NonceStore;
@@ -137,19 +141,26 @@ export function buildApp(ctx: RouteContext): express.Express {
   app.post("/tasks", signed, requireBuyer, async (req, res) => {
     await expected(res, tasksLog, async () => {
       const created = await tasks.create(req.json);
-      res.status(201).json(created);
+      // Local: sent to its node (201). Chain: queued until the chain draws its node (202).
+      res.status(created.state === "queued" ? 202 : 201).json(created);
     });
   });
 
   app.get("/tasks", signed, requireBuyer, (_req, res) => {
-    res.json({ tasks: tasks.list().map(taskView) });
+    res.json({ tasks: tasks.list().map((task) => tasks.view(task)) });
   });
 
   app.get("/tasks/:taskId", signed, requireBuyer, async (req, res) => {
     const task = taskParam(req);
     const { task: fresh, refreshError } = await tasks.refresh(task, nodes.get(task.node));
     if (refreshError) tasksLog.info({ taskId: task.taskId, miner: task.node, err: refreshError }, "status not refreshed from the node; answering the last known one");
-    res.json({ ...taskView(fresh), ...(refreshError ? { refreshError } : {}) });
+    res.json({ ...tasks.view(fresh), ...(refreshError ? { refreshError } : {}) });
+  });
+
+  // ---------------------------------------------------------------- on-chain task specs (nodes with power)
+  app.get("/ledger/tasks/:ledgerTaskId/spec", signed, async (req, res) => {
+    if (!ctx.ledger) throw new HttpError(404, `this master assigns tasks locally: run ${runId} has no on-chain tasks`);
+    res.json(await ctx.ledger.specFor(String(req.params.ledgerTaskId), req.signer!));
   });
 
   app.get("/tasks/:taskId/logs", signed, requireBuyer, (req, res) => expected(res, tasksLog, async () => {

@@ -5,17 +5,19 @@
  * (validator, master, member) is read from the chain, never taken from a request.
  */
 import type Dockerode from "dockerode";
-import { type Wallet, recoverAddress } from "ethers";
+import { type NonceManager, type Wallet, getAddress, recoverAddress } from "ethers";
 import { z } from "zod";
 import { ChallengeStatus, Participation, type Capabilities } from "../../scripts/lib/protocol.js";
-import type { Chain, ChainEvent } from "../shared/chain.js";
+import { type Chain, type ChainEvent, chainWithKey, contractInterfaces } from "../shared/chain.js";
 import { CHALLENGE_PRIME, type ChallengeParams, decodeResult, encodeResult, validateChallengeParams } from "../shared/challenge.js";
 import { HttpError, type SignedClient } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
-import { TxRevertedError, type TxSender } from "../shared/tx.js";
+import { TxRevertedError, TxSender } from "../shared/tx.js";
 import { DockerRuntime, type TaskStatus } from "./docker-runtime.js";
 import type { HardwareReport } from "./hardware.js";
 import { Heartbeater } from "./heartbeat.js";
+import { LedgerTasks } from "./ledger-tasks.js";
+import { removeValidationLeftovers } from "./reexec.js";
 import { describeCapabilities, participationName } from "./registration.js";
 import { ChallengeSolver, QueueFullError } from "./solver.js";
 import type { MinerState } from "./state.js";
@@ -88,6 +90,12 @@ export interface MinerAgentOptions {
   challengeLimits: { maxN?: number; maxRounds?: number };
   /** How long a validator-role or master check is cached. */
   permissionCacheMs: number;
+  /**
+   * The node key's connection and sender, for calls only the node may make (`completeTask`). Pass the one
+   * the rest of the miner uses for the node key (one nonce manager per key). Default: `chain` and `tx` when
+   * the provider key is the node key, otherwise a connection made here with `nodeWallet`.
+   */
+  nodeKey?: { chain: Chain; tx: TxSender };
 }
 
 export interface DiscoveryStatus {
@@ -103,6 +111,8 @@ export class MinerAgent {
   readonly heartbeats: Heartbeater;
   readonly sync: StorageSync;
   readonly solver: ChallengeSolver;
+  /** TaskLedger tasks: checked on chain before they start, their result reported when they end. */
+  readonly ledger: LedgerTasks;
   /** The node's challenge status for its current declaration, from views at start and events since. */
   validation: { status: string; round: number; capsId: string } = { status: "None", round: 0, capsId: "0" };
   dockerAvailable = false;
@@ -153,6 +163,16 @@ export class MinerAgent {
       backoffMaxMs: options.syncRetry.maxMs,
     });
     this.solver = new ChallengeSolver(this.log.validation);
+    const nodeKey = options.nodeKey ?? nodeKeyConnection(options, logger);
+    this.ledger = new LedgerTasks({
+      chain: nodeKey.chain,
+      tx: nodeKey.tx,
+      state: options.state,
+      runtime: options.runtime,
+      logger: this.log.tasks,
+      node: this.node,
+      runId: options.runId,
+    });
   }
 
   get runtime(): DockerRuntime {
@@ -196,8 +216,11 @@ export class MinerAgent {
 
   private async adoptContainers(): Promise<void> {
     const { adopted, removed } = await this.options.runtime.adoptOrCleanup();
-    this.log.tasks.info({ adopted, removed: removed.length, dockerSocket: this.options.dockerSocket }, "Docker engine ready; own containers adopted");
-    for (const taskId of adopted) this.followTask(taskId);
+    // Validation containers a crash left behind (reexec.ts) are nobody's task: removed, not followed.
+    const leftovers = new Set(await removeValidationLeftovers(this.options.runtime, adopted, this.log.tasks));
+    this.log.tasks.info({ adopted, removed: removed.length, validationLeftovers: leftovers.size, dockerSocket: this.options.dockerSocket }, "Docker engine ready; own containers adopted");
+    for (const taskId of adopted) if (!leftovers.has(taskId)) this.followTask(taskId);
+    this.ledger.resume();
   }
 
   /** Resumes heartbeats to the master this node joined through, if it is still a member under that master. */
@@ -520,6 +543,8 @@ export class MinerAgent {
       throw new HttpError(409, `this node is not a member of run ${runId}`);
     }
     const known = this.options.runtime.status(spec.taskId);
+    // A TaskLedger task starts only once the chain confirms it is this node's, Assigned, with this spec.
+    if (spec.ledgerTaskId !== undefined) await this.ledger.admit(spec, known !== undefined);
     let status: TaskStatus;
     // Answer within a couple of seconds even when the engine is slow (an image pull, a busy daemon): the
     // master must not time out and hand the task to another node while this one still starts it. A start
@@ -638,6 +663,7 @@ export class MinerAgent {
         if (this.options.state.syncedTask(taskId)) this.log.tasks.debug(fields, "task finished; its files were synced before");
         else this.log.tasks.info(fields, "task finished: syncing its files");
         this.queueSync(taskId);
+        this.ledger.finished(taskId, status);
       },
       () => undefined, // the runtime closed: the next start adopts the container and follows it again
     );
@@ -662,7 +688,15 @@ export class MinerAgent {
     await this.sync.stop();
     await this.solver.close();
     await this.inviteQueue;
+    await this.ledger.stop();
   }
+}
+
+/** The node key's connection and sender: the provider's when they are one key, else a new one. */
+export function nodeKeyConnection(options: Pick<MinerAgentOptions, "provider" | "nodeWallet" | "chain" | "tx">, logger: Logger): { chain: Chain; tx: TxSender } {
+  if (getAddress(options.provider) === getAddress(options.nodeWallet.address)) return { chain: options.chain, tx: options.tx };
+  const chain = chainWithKey(options.chain, options.nodeWallet.privateKey);
+  return { chain, tx: new TxSender({ logger, interfaces: contractInterfaces(), signer: chain.signer as NonceManager, confirmations: 1 }) };
 }
 
 function isFinal(task: TaskStatus): boolean {

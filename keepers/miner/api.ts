@@ -4,14 +4,17 @@
  */
 import type express from "express";
 import type { Request, Response } from "express";
-import { createApp, finishApp, requireSignature } from "../shared/http.js";
+import { HttpError, createApp, finishApp, requireSignature } from "../shared/http.js";
 import type { Logger } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
 import type { NonceStore } from "../shared/signing.js";
 import type { MinerAgent } from "./agent.js";
+import type { MinerEconomy } from "./economy.js";
 
 export interface MinerApiOptions {
   agent: MinerAgent;
+  /** Serves PoC leaves (absent in tests of the agent alone). */
+  economy?: MinerEconomy;
   logger: Logger;
   metrics: Metrics;
   chainId: bigint;
@@ -57,6 +60,10 @@ export function createMinerApi(options: MinerApiOptions): express.Express {
   });
   app.post("/tasks/:taskId/stop", count("task-stop"), signed, async (req, res) => {
     res.json(await agent.stopTask(signer(req), taskId(req)));
+  });
+  app.get("/poc/:epoch/leaves", count("poc-leaves"), signed, async (req, res) => {
+    if (!options.economy) throw new HttpError(404, "this node does not take part in the epoch economy");
+    res.json(await options.economy.leaves(signer(req), String(req.params.epoch), req.query.indices));
   });
   app.get("/status", count("status"), signed, async (req, res) => {
     res.json(await agent.statusFor(signer(req)));

@@ -29,7 +29,11 @@ import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { createMetrics } from "../shared/metrics.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender } from "../shared/tx.js";
-import { MinerAgent } from "./agent.js";
+import { MinerAgent, nodeKeyConnection } from "./agent.js";
+import { MinerEconomy, faultsFromEnv } from "./economy.js";
+import { reexecute } from "./reexec.js";
+import { DiscoveryClient } from "../shared/discovery-client.js";
+import { DEFAULT_POC_PARAMS, DEFAULT_SAMPLE_SIZE, type PocParams } from "../shared/poc.js";
 import { createMinerApi } from "./api.js";
 import { DockerRuntime, type TaskStatus } from "./docker-runtime.js";
 import { type HardwareReport, detectHardware } from "./hardware.js";
@@ -95,6 +99,15 @@ export interface MinerOptions {
   syncRetryMs?: { baseMs: number; maxMs: number };
   /** How long validator-role and master checks are cached (default 10 s). */
   permissionCacheMs?: number;
+  /** PoC puzzle parameters: a network constant (every keeper of a network must use the same). */
+  pocParams?: PocParams;
+  /**
+   * Share of wall time the PoC engine computes, in (0, 1] (default 1). A FAKE for tests and the devnet,
+   * which emulate machines of different speeds with it: a real miner's speed is its hardware's.
+   */
+  pocThrottle?: number;
+  /** Longest a validation re-execution of a task may run (default 120 s). */
+  reexecTimeoutMs?: number;
 }
 
 export interface MinerService {
@@ -208,7 +221,11 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
     });
     cleanups.push({ name: "docker runtime", run: () => runtime.close() });
     const client = new SignedClient(nodeWallet, chain.chainId, 15_000);
+    // Calls only the node may make (seeds, PoC, task completion, validations, votes) are signed by the node
+    // key: one connection and one sender for it, shared by the agent and the epoch economy.
+    const nodeKey = nodeKeyConnection({ provider, nodeWallet, chain, tx }, logger);
     const agent = new MinerAgent({
+      nodeKey,
       chain,
       state,
       logger,
@@ -231,6 +248,25 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
       permissionCacheMs: options.permissionCacheMs ?? 10_000,
     });
     cleanups.push({ name: "agent", run: () => agent.stop() });
+    const economy = new MinerEconomy({
+      chain: nodeKey.chain,
+      wallet: nodeWallet,
+      tx: nodeKey.tx,
+      store,
+      logger,
+      metrics,
+      client,
+      discovery: new DiscoveryClient(nodeWallet, chain.chainId, options.discoveryUrl),
+      runId: options.runId,
+      pocParams: options.pocParams ?? DEFAULT_POC_PARAMS,
+      pocThrottle: options.pocThrottle ?? 1,
+      pocSampleSize: DEFAULT_SAMPLE_SIZE,
+      reexecute: (spec, ledgerTaskId) =>
+        reexecute(runtime, { ...spec, ledgerTaskId: ledgerTaskId.toString() }, { timeoutMs: options.reexecTimeoutMs ?? 120_000, logger: subsystem(logger, "TaskValidation") }),
+      master: () => agent.heartbeats.current,
+      faults: faultsFromEnv(),
+    });
+    cleanups.push({ name: "epoch economy", run: () => economy.stop() });
     agent.solver.warm();
     await agent.readValidation();
     await agent.initDocker();
@@ -241,8 +277,11 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
       store,
       name: followerName,
       logger: subsystem(logger, "Chain"),
-      handle: (event) => agent.handleEvent(event),
-      contracts: ["MinerRegistry", "ChallengeBoard", "TrainingRuns"],
+      handle: async (event) => {
+        if (event.contract === "ProofOfCompute" || event.contract === "TaskLedger") await economy.handleEvent(event);
+        await agent.handleEvent(event);
+      },
+      contracts: ["MinerRegistry", "ChallengeBoard", "TrainingRuns", "ProofOfCompute", "TaskLedger"],
       pollMs: options.pollMs,
       confirmations: options.confirmations,
     });
@@ -250,6 +289,7 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
 
     const app = createMinerApi({
       agent,
+      economy,
       logger,
       metrics,
       chainId: chain.chainId,
@@ -262,6 +302,7 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
         discoveryUploaded: agent.discovery.uploaded,
         master: agent.heartbeats.current?.master ?? null,
         cursor: follower.cursor,
+        economy: economy.status,
       }),
     });
     const server: Server = await listen(app, options.port, options.host);
@@ -276,6 +317,7 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
     agent.startDiscoveryUpload(publicUrl);
     follower.start();
     cleanups.push({ name: "event follower", run: () => follower.stop() });
+    economy.start();
     subsystem(logger, "Startup").info({ url, publicUrl, storageRoot, dockerAvailable: agent.dockerAvailable }, "miner ready");
 
     let stopping: Promise<void> | undefined;
@@ -344,7 +386,7 @@ function registerGauges(registry: Registry, agent: MinerAgent, follower: EventFo
 
 // --- command line ------------------------------------------------------------------------------------
 
-export const MINER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("nodeKeyFile", "runId", "discoveryUrl", "publicUrl", "stake", "storageRoot", "heartbeatIntervalSec", "gpuModel", "allowHostNetwork", "allowPull", "dockerSocket", "cpuCores", "ramMb", "storageGb", "gpuCount", "gpuMemoryMb", "maxChallengeN") };
+export const MINER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("nodeKeyFile", "runId", "discoveryUrl", "publicUrl", "stake", "storageRoot", "heartbeatIntervalSec", "gpuModel", "allowHostNetwork", "allowPull", "dockerSocket", "cpuCores", "ramMb", "storageGb", "gpuCount", "gpuMemoryMb", "maxChallengeN", "pocThrottle") };
 
 const flag = z
   .union([z.boolean(), z.string()])
@@ -396,6 +438,11 @@ export const minerSchema = commonSchema.extend({
   gpuCount: integerOption(0, 0xffff).optional(),
   gpuMemoryMb: integerOption(0, 0xffff_ffff).optional(),
   maxChallengeN: integerOption(1, 4096).optional(),
+  pocThrottle: z.coerce
+    .number({ error: "must be a number in (0, 1]" })
+    .gt(0, "must be in (0, 1]")
+    .max(1, "must be in (0, 1]")
+    .optional(),
 });
 
 export type MinerConfig = z.infer<typeof minerSchema>;
@@ -451,6 +498,7 @@ export function minerOptionsFrom(config: MinerConfig, keys: { providerKey: strin
     dockerSocket: config.dockerSocket,
     capabilities: overrides,
     maxChallengeN: config.maxChallengeN,
+    pocThrottle: config.pocThrottle,
   };
 }
 
@@ -476,7 +524,14 @@ export function minerCommand(): Command {
     .addOption(option("storageGb", "<gb>", "declare this much free storage instead of the detected amount"))
     .addOption(option("gpuCount", "<n>", "declare this many GPUs instead of the detected count"))
     .addOption(option("gpuMemoryMb", "<mib>", "declare this much memory per GPU instead of the detected amount"))
-    .addOption(option("maxChallengeN", "<n>", "largest challenge matrix size answered (default 1024)"));
+    .addOption(option("maxChallengeN", "<n>", "largest challenge matrix size answered (default 1024)"))
+    .addOption(
+      option(
+        "pocThrottle",
+        "<fraction>",
+        "FAKE for tests and the devnet: share of wall time the PoC engine computes, in (0, 1] (default 1), to emulate a slower machine",
+      ),
+    );
 
   command.action(async (raw: Record<string, unknown>) => {
     let options: MinerOptions;

@@ -1,7 +1,8 @@
 /**
  * What the miner keeps in its SQLite file besides the shared cursor and nonces: the master it heartbeats
  * to (the chain knows the master's address but not its URL), and which task files reached that master.
- * Everything else (registration, stake, participation, validation) is read from the chain.
+ * Everything else (registration, stake, participation, validation) is read from the chain. Also which
+ * TaskLedger tasks this node accepted and whether it reported their result on chain (ledger-tasks.ts).
  */
 import type { KeeperStore } from "../shared/store.js";
 
@@ -24,6 +25,55 @@ export interface SyncedTask {
   syncedAt: number;
 }
 
+/** Where a TaskLedger task stands at this node. */
+export type LedgerTaskPhase =
+  /** Accepted and started; its result is not reported yet. */
+  | "accepted"
+  /** Its result hash is computed and `completeTask` is being sent. */
+  | "completing"
+  /** `completeTask` was mined (or the chain already had it Completed). */
+  | "completed"
+  /** Nothing will be reported: the chain no longer has it Assigned, its epoch ended, or it never ran. */
+  | "closed";
+
+export interface LedgerTaskRecord {
+  /** The master's task id (the container's). */
+  taskId: string;
+  ledgerTaskId: string;
+  runId: string;
+  epoch: string;
+  phase: LedgerTaskPhase;
+  resultHash: string | null;
+  txHash: string | null;
+  /** Why it was closed without a report. */
+  note: string | null;
+  updatedAt: number;
+}
+
+interface LedgerTaskRow {
+  task_id: string;
+  ledger_task_id: string;
+  run_id: string;
+  epoch: string;
+  phase: string;
+  result_hash: string | null;
+  tx_hash: string | null;
+  note: string | null;
+  updated_at: number;
+}
+
+const fromLedgerRow = (row: LedgerTaskRow): LedgerTaskRecord => ({
+  taskId: row.task_id,
+  ledgerTaskId: row.ledger_task_id,
+  runId: row.run_id,
+  epoch: row.epoch,
+  phase: row.phase as LedgerTaskPhase,
+  resultHash: row.result_hash,
+  txHash: row.tx_hash,
+  note: row.note,
+  updatedAt: row.updated_at,
+});
+
 export class MinerState {
   constructor(private readonly store: KeeperStore) {
     store.db.exec(`
@@ -36,6 +86,10 @@ export class MinerState {
       ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS miner_synced_tasks (
         task_id TEXT PRIMARY KEY, files INTEGER NOT NULL, bytes INTEGER NOT NULL, synced_at INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS miner_ledger_tasks (
+        task_id TEXT PRIMARY KEY, ledger_task_id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL, epoch TEXT NOT NULL,
+        phase TEXT NOT NULL, result_hash TEXT, tx_hash TEXT, note TEXT, updated_at INTEGER NOT NULL
       );
     `);
   }
@@ -89,5 +143,48 @@ export class MinerState {
          ON CONFLICT(task_id) DO UPDATE SET files = excluded.files, bytes = excluded.bytes, synced_at = excluded.synced_at`,
       )
       .run(taskId, files, bytes, Date.now());
+  }
+
+  ledgerTask(taskId: string): LedgerTaskRecord | undefined {
+    const row = this.store.db.prepare("SELECT * FROM miner_ledger_tasks WHERE task_id = ?").get(taskId) as LedgerTaskRow | undefined;
+    return row && fromLedgerRow(row);
+  }
+
+  ledgerTaskByLedgerId(ledgerTaskId: string): LedgerTaskRecord | undefined {
+    const row = this.store.db.prepare("SELECT * FROM miner_ledger_tasks WHERE ledger_task_id = ?").get(ledgerTaskId) as LedgerTaskRow | undefined;
+    return row && fromLedgerRow(row);
+  }
+
+  /** Tasks whose result is still to be reported (accepted or completing). */
+  openLedgerTasks(): LedgerTaskRecord[] {
+    const rows = this.store.db
+      .prepare("SELECT * FROM miner_ledger_tasks WHERE phase IN ('accepted', 'completing') ORDER BY updated_at")
+      .all() as LedgerTaskRow[];
+    return rows.map(fromLedgerRow);
+  }
+
+  /** Records an accepted task (once: a second call for the same task changes nothing). */
+  addLedgerTask(record: Pick<LedgerTaskRecord, "taskId" | "ledgerTaskId" | "runId" | "epoch">): void {
+    this.store.db
+      .prepare(
+        `INSERT OR IGNORE INTO miner_ledger_tasks (task_id, ledger_task_id, run_id, epoch, phase, result_hash, tx_hash, note, updated_at)
+         VALUES (?, ?, ?, ?, 'accepted', NULL, NULL, NULL, ?)`,
+      )
+      .run(record.taskId, record.ledgerTaskId, record.runId, record.epoch, Date.now());
+  }
+
+  updateLedgerTask(taskId: string, change: { phase: LedgerTaskPhase; resultHash?: string | null; txHash?: string | null; note?: string | null }): void {
+    const current = this.ledgerTask(taskId);
+    if (!current) throw new Error(`no ledger task record for task ${taskId}`);
+    this.store.db
+      .prepare("UPDATE miner_ledger_tasks SET phase = ?, result_hash = ?, tx_hash = ?, note = ?, updated_at = ? WHERE task_id = ?")
+      .run(
+        change.phase,
+        change.resultHash === undefined ? current.resultHash : change.resultHash,
+        change.txHash === undefined ? current.txHash : change.txHash,
+        change.note === undefined ? current.note : change.note,
+        Date.now(),
+        taskId,
+      );
   }
 }

@@ -25,14 +25,21 @@ export interface TaskSpec {
   maxRestarts?: number;
   /** "none" (default) or "host", and "host" only where the runtime allows it. */
   network?: "none" | "host";
+  /**
+   * The TaskLedger task this spec executes (decimal uint256), when the master created it on chain: the
+   * miner checks the chain before starting it and reports its result hash there (ledger-tasks.ts).
+   */
+  ledgerTaskId?: string;
 }
 
 /** A spec after validation, with defaults filled in. */
-export type ValidTaskSpec = Required<Omit<TaskSpec, "env">> & { env: Record<string, string> };
+export type ValidTaskSpec = Required<Omit<TaskSpec, "env" | "ledgerTaskId">> & { env: Record<string, string>; ledgerTaskId?: string };
 
 export const TASK_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 // uint256 fits in 78 decimal digits; no leading zeros so that one run has one folder.
 export const RUN_ID_PATTERN = /^(0|[1-9][0-9]{0,77})$/;
+/** A TaskLedger task id: a positive decimal uint256 (ids start at 1). */
+export const LEDGER_TASK_ID_PATTERN = /^[1-9][0-9]{0,77}$/;
 const ENV_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // A Docker image reference has no whitespace or control characters; the engine checks the rest.
 const IMAGE_PATTERN = /^[^\s\x00-\x1f]{1,255}$/;
@@ -68,6 +75,12 @@ const taskSpecSchema = z
     gpus: z.number().int("must be a whole number").min(0).max(64).default(0),
     maxRestarts: z.number().int("must be a whole number").min(0).max(MAX_RESTARTS).default(0),
     network: z.enum(["none", "host"]).default("none"),
+    ledgerTaskId: z
+      .string()
+      .regex(LEDGER_TASK_ID_PATTERN, "must be a positive decimal integer without leading zeros")
+      // Only a well-formed id is converted (zod runs this even when the pattern failed).
+      .refine((value) => !LEDGER_TASK_ID_PATTERN.test(value) || BigInt(value) < 2n ** 256n, "must fit in a uint256")
+      .optional(),
   })
   .strict();
 

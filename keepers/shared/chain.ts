@@ -106,25 +106,33 @@ export async function connectChain(options: {
   }
   const wallet = options.privateKey ? new Wallet(options.privateKey, provider) : undefined;
   const signer = wallet ? new NonceManager(wallet) : undefined;
-  const runner: Signer | Provider = signer ?? provider;
+  return { provider, chainId, deployment, wallet, signer, contracts: connectContracts(deployment, signer ?? provider) };
+}
+
+/**
+ * The same connection (provider, deployment) acting with another key: its contracts sign with a nonce
+ * manager over `privateKey`. For a keeper holding two keys, e.g. a miner whose provider key pays the stake
+ * while calls only the node may make (`commitSeed`, `completeTask`, ...) are signed by the node key. Make
+ * one per key and share it: two nonce managers for one key would hand out the same nonces.
+ */
+export function chainWithKey(chain: Chain, privateKey: string): Chain {
+  const wallet = new Wallet(privateKey, chain.provider);
+  const signer = new NonceManager(wallet);
+  return { ...chain, wallet, signer, contracts: connectContracts(chain.deployment, signer) };
+}
+
+function connectContracts(deployment: Deployment, runner: Signer | Provider): Contracts {
   const c = deployment.contracts;
   return {
-    provider,
-    chainId,
-    deployment,
-    wallet,
-    signer,
-    contracts: {
-      token: ComputeToken__factory.connect(c.ComputeToken.address, runner),
-      registry: MinerRegistry__factory.connect(c.MinerRegistry.address, runner),
-      challengeBoard: ChallengeBoard__factory.connect(c.ChallengeBoard.address, runner),
-      trainingRuns: TrainingRuns__factory.connect(c.TrainingRuns.address, runner),
-      epochManager: EpochManager__factory.connect(c.EpochManager.address, runner),
-      proofOfCompute: IProofOfCompute__factory.connect(c.ProofOfCompute.address, runner),
-      taskLedger: ITaskLedger__factory.connect(c.TaskLedger.address, runner),
-      rewardVault: IRewardVault__factory.connect(c.RewardVault.address, runner),
-      settlement: ISettlement__factory.connect(c.Settlement.address, runner),
-    },
+    token: ComputeToken__factory.connect(c.ComputeToken.address, runner),
+    registry: MinerRegistry__factory.connect(c.MinerRegistry.address, runner),
+    challengeBoard: ChallengeBoard__factory.connect(c.ChallengeBoard.address, runner),
+    trainingRuns: TrainingRuns__factory.connect(c.TrainingRuns.address, runner),
+    epochManager: EpochManager__factory.connect(c.EpochManager.address, runner),
+    proofOfCompute: IProofOfCompute__factory.connect(c.ProofOfCompute.address, runner),
+    taskLedger: ITaskLedger__factory.connect(c.TaskLedger.address, runner),
+    rewardVault: IRewardVault__factory.connect(c.RewardVault.address, runner),
+    settlement: ISettlement__factory.connect(c.Settlement.address, runner),
   };
 }
 

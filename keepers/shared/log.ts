@@ -16,8 +16,11 @@ export type Subsystem =
   | "Heartbeat"
   | "Tasks"
   | "Storage"
+  | "Epochs"
   | "PoC"
   | "Power"
+  | "Work"
+  | "TaskValidation"
   | "Disputes"
   | "Claims"
   | "Rewards";

@@ -3,8 +3,23 @@
  * (network errors, a node that lost our nonce), never retried on a revert. Reverts are decoded into the
  * contracts' custom errors and logged with their arguments, e.g.
  * `TrainingRunsInviteNonceUsed(runId=1, nonce=7)`.
+ *
+ * `sendTracked` is for actions that must never happen twice (creating an on-chain task): the transaction
+ * is signed first and handed to the caller to persist (hash, nonce, raw bytes) before it leaves the
+ * process; only those same bytes are ever broadcast, and `resumeTracked` finishes it after a crash.
  */
-import { type ContractTransactionResponse, type Interface, NonceManager, type TransactionReceipt, isError } from "ethers";
+import {
+  type ContractTransaction,
+  type ContractTransactionResponse,
+  type Interface,
+  type JsonRpcApiProvider,
+  type JsonRpcProvider,
+  NonceManager,
+  Transaction,
+  type TransactionReceipt,
+  isError,
+  makeError,
+} from "ethers";
 import type { Logger } from "./log.js";
 
 export class TxRevertedError extends Error {
@@ -68,6 +83,26 @@ function isTransient(error: unknown): boolean {
   );
 }
 
+/** A transaction signed by the keeper, as `sendTracked` hands it over to be persisted before it is sent. */
+export interface SignedTx {
+  hash: string;
+  nonce: number;
+  from: string;
+  /** The signed, serialized transaction: broadcasting it again can never make a second transaction. */
+  raw: string;
+}
+
+function isAlreadyKnown(error: unknown): boolean {
+  const message = String((error as Error)?.message ?? "").toLowerCase();
+  return message.includes("already known") || message.includes("known transaction") || message.includes("already imported");
+}
+
+function isNonceUsed(error: unknown): boolean {
+  if (isError(error, "NONCE_EXPIRED")) return true;
+  const message = String((error as Error)?.message ?? "").toLowerCase();
+  return message.includes("nonce too low") || message.includes("nonce has already been used");
+}
+
 export interface TxSenderOptions {
   logger: Logger;
   interfaces: Interface[];
@@ -75,6 +110,17 @@ export interface TxSenderOptions {
   retries?: number;
   retryDelayMs?: number;
   confirmations?: number;
+}
+
+/** Longest single wait for a tracked transaction's receipt before the wait counts as a transient failure. */
+const TRACKED_WAIT_MS = 30_000;
+
+/** A signed transaction's nonce went to another transaction: it can never be mined. */
+export class NonceUsedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NonceUsedError";
+  }
 }
 
 export class TxSender {
@@ -96,6 +142,187 @@ export class TxSender {
     const run = this.queue.then(() => this.attempt(label, build, fields));
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Like `send` for an action that must never be sent twice: `populate` builds the call (e.g.
+   * `contract.method.populateTransaction(...)`); the transaction is estimated (a revert throws
+   * TxRevertedError, nothing is sent), signed with the next nonce, passed to `record` (which must persist it
+   * synchronously), and only then broadcast. A broadcast that fails transiently is retried with the same
+   * bytes; from the moment `record` returned, the action is only ever finished by `resumeTracked`.
+   */
+  sendTracked(
+    label: string,
+    populate: () => Promise<ContractTransaction>,
+    fields: Record<string, unknown>,
+    record: (signed: SignedTx) => void,
+  ): Promise<TransactionReceipt> {
+    const run = this.queue.then(async () => {
+      const retries = this.options.retries ?? 5;
+      for (let attempt = 0; ; attempt++) {
+        const signed = await this.sign(label, populate, fields);
+        record(signed);
+        this.options.logger.info({ ...fields, tx: signed.hash, nonce: signed.nonce }, `${label}: signed and recorded; broadcasting`);
+        try {
+          return await this.broadcastAndWait(label, signed, fields);
+        } catch (error) {
+          // The nonce was stale (another transaction took it): this one can never be mined, so signing
+          // again with a fresh nonce and recording that instead cannot make two transactions.
+          if (!(error instanceof NonceUsedError) || attempt >= retries) throw error;
+          this.options.logger.warn({ ...fields, tx: signed.hash, nonce: signed.nonce, attempt }, `${label}: nonce already used by another transaction; signing again`);
+        }
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Finishes a transaction `sendTracked` recorded (after a crash or a failed wait): its receipt when it was
+   * mined (or once it is, after broadcasting the same bytes again), or undefined when it can never be mined
+   * because its nonce went to another transaction. Throws TxRevertedError when it was mined and reverted.
+   */
+  resumeTracked(label: string, signed: SignedTx, fields: Record<string, unknown> = {}): Promise<TransactionReceipt | undefined> {
+    const run = this.queue.then(async () => {
+      const mined = await this.freshReceipt(signed.hash);
+      if (mined) return this.checkMined(label, mined, fields);
+      if ((await this.minedNonce(signed.from)) > signed.nonce) {
+        // Mined after the first read, or its nonce went to another transaction for good.
+        const late = await this.freshReceipt(signed.hash);
+        if (late) return this.checkMined(label, late, fields);
+        this.options.logger.warn({ ...fields, tx: signed.hash, nonce: signed.nonce }, `${label}: never mined and its nonce was used by another transaction: it can never be mined`);
+        return undefined;
+      }
+      this.options.logger.info({ ...fields, tx: signed.hash, nonce: signed.nonce }, `${label}: not mined yet; broadcasting the recorded transaction again`);
+      try {
+        return await this.broadcastAndWait(label, signed, fields);
+      } catch (error) {
+        if (error instanceof NonceUsedError) return undefined; // another transaction took the nonce meanwhile
+        throw error;
+      } finally {
+        this.options.signer?.reset();
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * The receipt of `hash`, or null, read from the node now: ethers answers repeated reads from a short
+   * cache, and a stale "not mined" here could make a caller send an action twice.
+   */
+  private async freshReceipt(hash: string): Promise<TransactionReceipt | null> {
+    const provider = this.requireSigner().provider! as JsonRpcApiProvider;
+    const raw = await provider.send("eth_getTransactionReceipt", [hash]);
+    if (!raw) return null;
+    for (let i = 0; i < 40; i++) {
+      const receipt = await provider.getTransactionReceipt(hash);
+      if (receipt) return receipt;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`receipt of ${hash} exists but could not be read`);
+  }
+
+  /**
+   * Polls the node (not ethers' cache, nor block events, which a quiet local chain never sends) for the
+   * receipt with the configured confirmations; a TIMEOUT error after TRACKED_WAIT_MS.
+   */
+  private async waitMined(hash: string): Promise<TransactionReceipt> {
+    const provider = this.requireSigner().provider! as JsonRpcApiProvider;
+    const confirmations = this.options.confirmations ?? 1;
+    const deadline = Date.now() + TRACKED_WAIT_MS;
+    for (;;) {
+      const receipt = await this.freshReceipt(hash);
+      if (receipt) {
+        const head = Number(await provider.send("eth_blockNumber", []));
+        if (head - receipt.blockNumber + 1 >= confirmations) return receipt;
+      }
+      if (Date.now() > deadline) throw makeError(`no receipt for ${hash} after ${TRACKED_WAIT_MS} ms`, "TIMEOUT", { operation: "waitMined", reason: "timeout" });
+      await new Promise((r) => setTimeout(r, Math.min(1_000, (provider as JsonRpcProvider).pollingInterval ?? 250)));
+    }
+  }
+
+  /** Transactions of `from` mined so far (its next nonce), read from the node now. */
+  private async minedNonce(from: string): Promise<number> {
+    const provider = this.requireSigner().provider! as JsonRpcApiProvider;
+    return Number(await provider.send("eth_getTransactionCount", [from, "latest"]));
+  }
+
+  private requireSigner(): NonceManager {
+    const signer = this.options.signer;
+    if (!signer?.provider) throw new Error("TxSender: tracked transactions need a signer connected to a provider");
+    return signer;
+  }
+
+  /** Estimates (reverts are final), takes the next nonce and signs, retrying transient failures. */
+  private async sign(label: string, populate: () => Promise<ContractTransaction>, fields: Record<string, unknown>): Promise<SignedTx> {
+    const manager = this.requireSigner();
+    const retries = this.options.retries ?? 5;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const request = await populate();
+        // The nonce manager's count may come from ethers' short read cache (stale after a reset): the node's
+        // own pending count, read now, wins when it is ahead.
+        const managed = await manager.getNonce("pending");
+        const from = await manager.getAddress();
+        const pending = Number(await (manager.provider as JsonRpcApiProvider).send("eth_getTransactionCount", [from, "pending"]));
+        const nonce = Math.max(managed, pending);
+        const populated = await manager.signer.populateTransaction({ ...request, nonce });
+        const raw = await manager.signer.signTransaction(populated);
+        const parsed = Transaction.from(raw);
+        if (nonce === managed) manager.increment();
+        else manager.reset();
+        return { hash: parsed.hash!, nonce, from: parsed.from!, raw };
+      } catch (error) {
+        this.throwIfReverted(label, error, fields);
+        await this.backOffOrThrow(label, error, attempt, retries, fields);
+      }
+    }
+  }
+
+  /** Broadcasts the signed bytes (again: idempotent) and waits for the receipt. */
+  private async broadcastAndWait(label: string, signed: SignedTx, fields: Record<string, unknown>): Promise<TransactionReceipt> {
+    const provider = this.requireSigner().provider!;
+    const retries = this.options.retries ?? 5;
+    const at = { ...fields, tx: signed.hash };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await provider.broadcastTransaction(signed.raw);
+        break;
+      } catch (error) {
+        if (isAlreadyKnown(error)) break;
+        if (isNonceUsed(error)) {
+          // Either this very transaction was mined already, or another one took the nonce: the receipt says.
+          const receipt = await this.freshReceipt(signed.hash);
+          if (receipt) return this.checkMined(label, receipt, fields);
+          this.failed++;
+          this.options.signer?.reset();
+          throw new NonceUsedError(`${label}: nonce ${signed.nonce} was used by another transaction; ${signed.hash} can never be mined`);
+        }
+        this.throwIfReverted(label, error, at);
+        await this.backOffOrThrow(label, error, attempt, retries, at, false);
+      }
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return this.checkMined(label, await this.waitMined(signed.hash), fields);
+      } catch (error) {
+        if (error instanceof TxRevertedError) throw error;
+        await this.backOffOrThrow(label, error, attempt, retries, at, false);
+      }
+    }
+  }
+
+  private checkMined(label: string, receipt: TransactionReceipt, fields: Record<string, unknown>): TransactionReceipt {
+    if (receipt.status !== 1) {
+      this.failed++;
+      this.options.logger.warn({ ...fields, tx: receipt.hash, block: receipt.blockNumber }, `${label}: mined but reverted`);
+      this.options.signer?.reset();
+      throw new TxRevertedError(label, undefined, {}, `${label} reverted in block ${receipt.blockNumber} (tx ${receipt.hash})`);
+    }
+    this.sent++;
+    this.options.logger.info({ ...fields, tx: receipt.hash, block: receipt.blockNumber, gasUsed: receipt.gasUsed.toString() }, `${label}: confirmed`);
+    return receipt;
   }
 
   private async attempt(

@@ -20,6 +20,11 @@ import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { type Metrics, createMetrics } from "../shared/metrics.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender } from "../shared/tx.js";
+import { DiscoveryClient as SharedDiscoveryClient } from "../shared/discovery-client.js";
+import { EpochClock, advanceIfDue } from "../shared/epochs.js";
+import { SignedClient } from "../shared/http.js";
+import { DEFAULT_POC_PARAMS, type PocParams } from "../shared/poc.js";
+import { PocVerifier } from "../shared/poc-verify.js";
 import { CandidateStore } from "./candidates.js";
 import { type ChallengeSettings, Challenger, DEFAULT_CHALLENGE_SETTINGS, DiscoveryClient } from "./challenger.js";
 
@@ -55,6 +60,10 @@ export interface ValidatorOptions {
   pendingPollMs?: number;
   /** Nodes challenged at the same time (default 4). */
   concurrency?: number;
+  /** PoC puzzle parameters (a network constant: every keeper of a network must use the same). */
+  pocParams?: PocParams;
+  /** Leaves sampled per PoC commitment (default 200). */
+  pocSampleSize?: number;
   /** Use this logger instead of creating one (tests capture logs with it). */
   logger?: Logger;
 }
@@ -145,13 +154,39 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
       pendingPollMs,
       concurrency: options.concurrency,
     });
+    // Proof of Compute: while the bootstrap set decides (no power in the epoch before), VALIDATOR_ROLE holders
+    // on ProofOfCompute judge the commitments; the verifier checks its weight itself and skips otherwise.
+    const clock = new EpochClock(chain.contracts.epochManager);
+    const pocLog = subsystem(logger, "PoC");
+    const verifier = new PocVerifier({
+      chain,
+      wallet: chain.wallet!,
+      tx,
+      clock,
+      discovery: new SharedDiscoveryClient(chain.wallet!, chain.chainId, options.discoveryUrl),
+      client: new SignedClient(chain.wallet!, chain.chainId, 10_000),
+      params: options.pocParams ?? DEFAULT_POC_PARAMS,
+      sampleSize: options.pocSampleSize ?? 200,
+      logger: pocLog,
+      metrics,
+    });
     const follower = new EventFollower({
       chain,
       store,
       name: "validator",
       logger: subsystem(logger, "Chain"),
-      handle: (event) => challenger.handleEvent(event),
-      contracts: ["MinerRegistry", "ChallengeBoard"],
+      handle: async (event) => {
+        if (event.contract === "ProofOfCompute") {
+          if (event.name === "PocCommitted") {
+            const epoch = BigInt(event.args.epoch);
+            const node = String(event.args.node);
+            verifier.verify(epoch, node).catch((error) => pocLog.warn({ epoch: epoch.toString(), miner: node, err: (error as Error).message }, "PoC check failed"));
+          }
+          return;
+        }
+        await challenger.handleEvent(event);
+      },
+      contracts: ["MinerRegistry", "ChallengeBoard", "ProofOfCompute"],
       pollMs,
       confirmations,
     });
@@ -173,6 +208,17 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
       while (!stopping.signal.aborted) {
         await follower.poll();
         await sleep(pollMs, stopping.signal);
+      }
+    })();
+    // Epochs move on when due whoever calls: the validator advances them too.
+    const epochLoop = (async () => {
+      while (!stopping.signal.aborted) {
+        try {
+          await advanceIfDue(clock, chain.contracts.epochManager, tx, subsystem(logger, "Epochs"));
+        } catch (error) {
+          subsystem(logger, "Epochs").warn({ err: (error as Error).message }, "advance failed; retrying");
+        }
+        await sleep(1000, stopping.signal);
       }
     })();
     const pendingLoop = (async () => {
@@ -217,7 +263,8 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
       stop() {
         stopped ??= (async () => {
           stopping.abort();
-          await Promise.allSettled([followLoop, pendingLoop]);
+          await Promise.allSettled([followLoop, pendingLoop, epochLoop]);
+          await verifier.stop();
           follower.stop();
           await challenger.stop();
           await closeServer(openServer);

@@ -78,10 +78,10 @@ describe("integration: the whole network as separate processes", function () {
   before(async function () {
     await requireDocker(this);
     dir = await mkdtemp(path.join(os.tmpdir(), "cn-cluster-"));
-    cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1 });
+    cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1, economy: false });
     await cluster.startDiscovery();
     validator = await cluster.startValidator(0);
-    master = await cluster.startMaster(["--unhealthy-after-misses", "2", "--dead-after-misses", "4"]);
+    master = await cluster.startMaster(["--assignment", "local", "--unhealthy-after-misses", "2", "--dead-after-misses", "4"]);
   });
 
   after(async () => {
@@ -187,7 +187,7 @@ describe("integration: the whole network as separate processes", function () {
     miners[3] = await cluster.startMiner(3);
     await waitUntil("node 4 registered for the run", async () => (await cluster.admin.contracts.trainingRuns.participationOf(cluster.runId, node)) === 1n);
     validator = await cluster.startValidator(0);
-    master = await cluster.startMaster(["--unhealthy-after-misses", "2", "--dead-after-misses", "4"]);
+    master = await cluster.startMaster(["--assignment", "local", "--unhealthy-after-misses", "2", "--dead-after-misses", "4"]);
     await waitUntil("node 4 Healthy after the restarts", async () => (await stateOf(node)) === "Healthy");
     // Exactly one approval and one join per node, including the nodes handled before the restart.
     for (const i of [0, 1, 2, 3]) {
@@ -268,7 +268,7 @@ describe("integration: the whole network as separate processes", function () {
     await (await buyerChain.contracts.trainingRuns.setMaster(cluster.runId, newMaster)).wait();
     buyerChain.provider.destroy();
     await master.stop();
-    const second = await cluster.startMaster(["--unhealthy-after-misses", "2", "--dead-after-misses", "4"], newKey, "master-2");
+    const second = await cluster.startMaster(["--assignment", "local", "--unhealthy-after-misses", "2", "--dead-after-misses", "4"], newKey, "master-2");
     const url = (await second.waitFor(/master listening on \S+/)).split(" ").pop()!;
     const buyer = new SignedClient(new Wallet(cluster.keys.buyer), cluster.admin.chainId);
     await waitUntil("the members Healthy at the new master", async () => {
@@ -282,7 +282,7 @@ describe("integration: the whole network as separate processes", function () {
     back.provider.destroy();
     await second.stop();
     const switchedBack = Date.now();
-    master = await cluster.startMaster(["--unhealthy-after-misses", "2", "--dead-after-misses", "4"]);
+    master = await cluster.startMaster(["--assignment", "local", "--unhealthy-after-misses", "2", "--dead-after-misses", "4"]);
     await waitUntil("the members heartbeating to the original master again", async () => {
       const { nodes } = await cluster.buyer().call<{ nodes: Array<NodeView & { lastHeartbeat: string | number | null }> }>("GET", "/nodes");
       return members.every((m) => {

@@ -266,6 +266,8 @@ describe("master keeper (real hardhat node, real HTTP, real SQLite)", function (
     inviteExpirySec: 1000,
     reconcileMs: 300,
     maxFileBytes: MAX_FILE_BYTES,
+    // These cases are the master's own choice of node (issue 3); chain assignment has its own file.
+    assignment: "local",
     logger: createLogger({
       component: "master",
       node: new Wallet(dev.keys.master).address,

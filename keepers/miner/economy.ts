@@ -1,0 +1,581 @@
+/**
+ * The miner's part in the epoch economy (seed 000): every epoch it
+ *   1. advances the epoch when due (anyone may) and commits `seedCommitment(seed, node)`, where the seed is
+ *      derived from the node key and the epoch (a restarted miner finds it again without storing it);
+ *   2. runs the PoC puzzle for the PoC window, builds the Merkle tree of its valid nonces, keeps the nonces
+ *      in SQLite (so that it can serve proofs after a crash) and commits root and count;
+ *   3. serves sampled leaves with their proofs to holders of verdict weight, and, once it has power itself,
+ *      judges other nodes' commitments (PocVerifier);
+ *   4. in the Work phase, enrolls in its run's draws with its power;
+ *   5. validates other nodes' completed tasks when its seed obliges it to (re-executing them: a deterministic
+ *      task must reproduce the executor's result hash), and votes in disputes with its power;
+ *   6. after the epoch's Dispute phase, resolves its disputes and claims its work pay and reward with the seed.
+ * Every decision is logged with the numbers behind it (power, cap, share, duty probability, votes, amounts).
+ */
+import { AbiCoder, MaxUint256, type Wallet, keccak256 } from "ethers";
+import type { Chain, ChainEvent } from "../shared/chain.js";
+import type { DiscoveryClient } from "../shared/discovery-client.js";
+import { EpochClock, advanceIfDue, nowSeconds } from "../shared/epochs.js";
+import { HttpError, type SignedClient } from "../shared/http.js";
+import { type Logger, subsystem } from "../shared/log.js";
+import type { Metrics } from "../shared/metrics.js";
+import { type PocParams, buildPocTree, deriveSeed, proofFor, seedCommitment } from "../shared/poc.js";
+import { PocWorker } from "../shared/poc-worker.js";
+import { MAX_LEAVES_PER_REQUEST, PocVerifier } from "../shared/poc-verify.js";
+import type { KeeperStore } from "../shared/store.js";
+import { specHash } from "../shared/task-hash.js";
+import { TxRevertedError, type TxSender } from "../shared/tx.js";
+import type { ValidTaskSpec } from "./task-spec.js";
+
+const abi = AbiCoder.defaultAbiCoder();
+const TASK_STATUS = ["None", "Assigned", "Completed", "Invalidated", "Expired"] as const;
+
+export interface EconomyFaults {
+  /** CN_FAULT_POC_INFLATE=1: pads the PoC commitment with invented nonces to twice its count. */
+  inflatePoc: boolean;
+  /** CN_FAULT_SKIP_VALIDATION=1: never validates nor votes (a lazy node). */
+  skipValidation: boolean;
+}
+
+export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): EconomyFaults {
+  return { inflatePoc: env.CN_FAULT_POC_INFLATE === "1", skipValidation: env.CN_FAULT_SKIP_VALIDATION === "1" };
+}
+
+export interface MinerEconomyOptions {
+  chain: Chain;
+  wallet: Wallet;
+  tx: TxSender;
+  store: KeeperStore;
+  logger: Logger;
+  metrics: Metrics;
+  client: SignedClient;
+  discovery: DiscoveryClient;
+  runId: bigint;
+  pocParams: PocParams;
+  /** Share of wall time the PoC engine computes (1 = full speed). A FAKE for emulating slower machines. */
+  pocThrottle: number;
+  /** Leaves sampled per commitment when judging others (default 200). */
+  pocSampleSize: number;
+  /** Re-runs a task spec in a throwaway container and returns its result hash. */
+  reexecute: (spec: ValidTaskSpec, ledgerTaskId: bigint) => Promise<{ resultHash: string; exitCode: number | null }>;
+  /** The master of the node's run, when the node is a member (where task specs are fetched). */
+  master: () => { master: string; masterUrl: string } | undefined;
+  faults: EconomyFaults;
+  tickMs?: number;
+}
+
+interface PocRow {
+  epoch: string;
+  root: string;
+  count: number;
+  nonces: string;
+  committed: number;
+}
+
+export class MinerEconomy {
+  readonly clock: EpochClock;
+  readonly verifier: PocVerifier;
+  readonly node: string;
+  private readonly log: { epochs: Logger; poc: Logger; power: Logger; work: Logger; validation: Logger; claims: Logger };
+  private readonly jobs = new Map<string, Promise<void>>();
+  private readonly trees = new Map<string, { root: string; count: number; tree: ReturnType<typeof buildPocTree>["tree"] }>();
+  private readonly reexecuted = new Map<string, Promise<{ resultHash: string; exitCode: number | null }>>();
+  private readonly worker: PocWorker;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private stopped = false;
+  private readonly counters;
+  /** The latest numbers, for /health. */
+  readonly status: Record<string, unknown> = {};
+
+  constructor(private readonly options: MinerEconomyOptions) {
+    this.node = options.wallet.address;
+    this.clock = new EpochClock(options.chain.contracts.epochManager);
+    const l = options.logger;
+    this.log = {
+      epochs: subsystem(l, "Epochs"),
+      poc: subsystem(l, "PoC"),
+      power: subsystem(l, "Power"),
+      work: subsystem(l, "Work"),
+      validation: subsystem(l, "TaskValidation"),
+      claims: subsystem(l, "Claims"),
+    };
+    this.verifier = new PocVerifier({
+      chain: options.chain,
+      wallet: options.wallet,
+      tx: options.tx,
+      clock: this.clock,
+      discovery: options.discovery,
+      client: options.client,
+      params: options.pocParams,
+      sampleSize: options.pocSampleSize,
+      logger: this.log.poc,
+      metrics: options.metrics,
+    });
+    this.worker = new PocWorker(this.log.poc);
+    this.counters = {
+      nonces: options.metrics.counter("poc_nonces_total", "PoC nonces tried and found valid", ["kind"]),
+      claims: options.metrics.counter("claims_total", "Claims sent, by outcome", ["outcome"]),
+      validations: options.metrics.counter("task_validations_total", "Task validations sent, by result", ["result"]),
+    };
+    options.store.db.exec(`
+      CREATE TABLE IF NOT EXISTS economy_poc (
+        epoch TEXT PRIMARY KEY, root TEXT NOT NULL, count INTEGER NOT NULL, nonces TEXT NOT NULL, committed INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS economy_epochs (epoch TEXT PRIMARY KEY, claimed INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE IF NOT EXISTS economy_disputes (task_id TEXT PRIMARY KEY, epoch TEXT NOT NULL, resolved INTEGER NOT NULL DEFAULT 0);
+    `);
+  }
+
+  start(): void {
+    this.worker.warm();
+    const tickMs = this.options.tickMs ?? 1000;
+    this.loop = (async () => {
+      while (!this.stopped) {
+        try {
+          await this.tick();
+        } catch (error) {
+          this.log.epochs.warn({ err: (error as Error).message }, "epoch step failed; retrying");
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, tickMs);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    await Promise.allSettled([...this.jobs.values()]);
+    await this.verifier.stop();
+    await this.worker.close();
+  }
+
+  seedFor(epoch: bigint): string {
+    const { chain, wallet } = this.options;
+    return deriveSeed(wallet.privateKey, chain.chainId, chain.deployment.contracts.EpochManager.address, epoch);
+  }
+
+  // --- the loop ----------------------------------------------------------------------------------
+
+  private async tick(): Promise<void> {
+    const { epoch, phase } = await this.clock.current();
+    this.status.epoch = epoch.toString();
+    this.status.phase = phase;
+    if (epoch === 0n) return;
+    await advanceIfDue(this.clock, this.options.chain.contracts.epochManager, this.options.tx, this.log.epochs);
+    if (phase === "PoC") this.once(`poc:${epoch}`, () => this.proveCompute(epoch));
+    if (phase === "Work") this.once(`enroll:${epoch}`, () => this.enroll(epoch));
+    await this.claimDue(epoch);
+  }
+
+  /** Runs `job` once per key while the process lives; a failed job may run again on a later tick. */
+  private once(key: string, job: () => Promise<void>): void {
+    if (this.jobs.has(key) || this.stopped) return;
+    const run = job()
+      .then(() => {
+        this.jobs.set(key, Promise.resolve());
+      })
+      .catch((error) => {
+        this.log.epochs.warn({ job: key, err: (error as Error).message }, "epoch job failed; it runs again on the next tick");
+        this.jobs.delete(key);
+      });
+    this.jobs.set(key, run);
+    if (this.jobs.size > 512) {
+      // Old epochs' markers: keep the map bounded.
+      for (const k of [...this.jobs.keys()].slice(0, 256)) this.jobs.delete(k);
+    }
+  }
+
+  // --- PoC -----------------------------------------------------------------------------------------
+
+  private async proveCompute(epoch: bigint): Promise<void> {
+    const { chain, tx } = this.options;
+    const { epochManager, registry, challengeBoard, proofOfCompute } = chain.contracts;
+    const e = epoch.toString();
+    const [registered, validated] = await Promise.all([registry.isRegistered(this.node), challengeBoard.isValidated(this.node)]);
+    if (!registered || !validated) {
+      this.log.poc.info({ epoch: e, registered, validated }, "not taking part in this epoch's PoC: the node must be registered and validated");
+      return;
+    }
+    const timeline = await this.clock.timeline(epoch);
+    const seed = this.seedFor(epoch);
+    const commitment = seedCommitment(seed, this.node);
+    const onChain = await epochManager.seedCommitmentOf(epoch, this.node);
+    if (/^0x0+$/.test(onChain)) {
+      await tx.send("commitSeed", () => epochManager.commitSeed(epoch, commitment), { subsystem: "Epochs", epoch: e });
+      this.log.epochs.info({ epoch: e, commitment }, "seed committed for the epoch (derived from the node key and the epoch)");
+    } else if (onChain.toLowerCase() !== commitment.toLowerCase()) {
+      this.log.epochs.error({ epoch: e, onChain, expected: commitment }, "the chain holds another seed commitment for this node: it cannot claim this epoch");
+      return;
+    }
+    this.options.store.db.prepare("INSERT OR IGNORE INTO economy_epochs (epoch) VALUES (?)").run(e);
+
+    const existing = await proofOfCompute.commitmentOf(epoch, this.node);
+    if (Number(existing.status) !== 0) {
+      this.log.poc.info({ epoch: e, root: existing.root, count: Number(existing.count) }, "PoC already committed for this epoch");
+      return;
+    }
+    let row = this.pocRow(epoch);
+    if (!row) {
+      let beacon: string | undefined;
+      while (!(beacon = await this.clock.pocBeacon(epoch))) {
+        if (this.stopped || nowSeconds() >= timeline.pocEnd) return;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      // Leave time to commit: a fifth of the window, at most 5 s.
+      const pocMs = (timeline.pocEnd - timeline.start) * 1000;
+      const deadline = timeline.pocEnd * 1000 - Math.min(5_000, pocMs / 5);
+      this.log.poc.info(
+        { epoch: e, beacon, ...this.options.pocParams, throttle: this.options.pocThrottle, computeUntil: new Date(deadline).toISOString() },
+        "PoC started",
+      );
+      const started = Date.now();
+      // In a worker thread: the HTTP API and heartbeats keep their latency during the PoC window.
+      const result = await this.worker.run({
+        beacon,
+        params: this.options.pocParams,
+        node: this.node,
+        startNonce: 0n,
+        deadline,
+        throttle: this.options.pocThrottle,
+        shouldStop: () => this.stopped,
+      });
+      if (this.stopped) return;
+      let nonces = result.valid;
+      this.counters.nonces.inc({ kind: "tried" }, Number(result.tried));
+      this.counters.nonces.inc({ kind: "valid" }, nonces.length);
+      const rate = Number(result.tried) / Math.max(0.001, (Date.now() - started) / 1000);
+      if (this.options.faults.inflatePoc && nonces.length > 0) {
+        // Fault injection for the integration tests only: invented nonces past the last one tried.
+        const padding = Array.from({ length: nonces.length }, (_, i) => BigInt(result.tried) + 1_000_000n + BigInt(i));
+        this.log.poc.warn({ epoch: e, real: nonces.length, claimed: nonces.length * 2 }, "CN_FAULT_POC_INFLATE: padding the commitment with invented nonces");
+        nonces = [...nonces, ...padding];
+      }
+      this.status.lastPoc = { epoch: e, tried: Number(result.tried), valid: result.valid.length, noncesPerSec: Math.round(rate) };
+      if (nonces.length === 0) {
+        this.log.poc.warn({ epoch: e, tried: Number(result.tried) }, "PoC found no valid nonce: nothing to commit, no power this epoch");
+        return;
+      }
+      const built = buildPocTree(nonces);
+      this.options.store.db
+        .prepare("INSERT OR REPLACE INTO economy_poc (epoch, root, count, nonces, committed) VALUES (?, ?, ?, ?, 0)")
+        .run(e, built.root, built.count, JSON.stringify(nonces.map(String)));
+      this.trees.set(e, { root: built.root, count: built.count, tree: built.tree });
+      this.log.poc.info(
+        { epoch: e, tried: Number(result.tried), valid: result.valid.length, count: built.count, root: built.root, noncesPerSec: Math.round(rate) },
+        `PoC done: ${result.valid.length} valid nonces of ${result.tried} tried (${Math.round(rate)} nonces/s)`,
+      );
+      row = this.pocRow(epoch)!;
+    }
+    if (nowSeconds() >= timeline.pocEnd) {
+      this.log.poc.warn({ epoch: e }, "the PoC window closed before the commitment could be sent");
+      return;
+    }
+    try {
+      await tx.send("commitPoc", () => proofOfCompute.commitPoc(epoch, row!.root, BigInt(row!.count)), { subsystem: "PoC", epoch: e, count: row.count });
+    } catch (error) {
+      if (!(error instanceof TxRevertedError && error.errorName === "ProofOfComputeAlreadyCommitted")) throw error;
+    }
+    this.options.store.db.prepare("UPDATE economy_poc SET committed = 1 WHERE epoch = ?").run(e);
+    this.log.poc.info({ epoch: e, root: row.root, count: row.count }, "PoC committed; serving sampled leaves to verdict givers");
+  }
+
+  private pocRow(epoch: bigint): PocRow | undefined {
+    return this.options.store.db.prepare("SELECT * FROM economy_poc WHERE epoch = ?").get(epoch.toString()) as PocRow | undefined;
+  }
+
+  /** GET /poc/:epoch/leaves?indices=…: leaves and proofs for holders of verdict weight in the epoch. */
+  async leaves(signer: string, epochParam: string, indicesParam: unknown): Promise<{ root: string; count: number; leaves: { index: number; nonce: string; proof: string[] }[] }> {
+    if (!/^[1-9][0-9]{0,18}$/.test(epochParam)) throw new HttpError(400, "epoch must be a positive integer");
+    const epoch = BigInt(epochParam);
+    if (typeof indicesParam !== "string" || !/^\d{1,10}(,\d{1,10})*$/.test(indicesParam)) {
+      throw new HttpError(400, "indices must be a comma-separated list of leaf indices");
+    }
+    const indices = indicesParam.split(",").map(Number);
+    if (indices.length > MAX_LEAVES_PER_REQUEST) throw new HttpError(400, `at most ${MAX_LEAVES_PER_REQUEST} indices per request`);
+    const weight = await this.options.chain.contracts.proofOfCompute.verdictWeightOf(epoch, signer);
+    if (weight.weight === 0n) throw new HttpError(403, `${signer} has no verdict weight in epoch ${epoch}`);
+    const key = epoch.toString();
+    let entry = this.trees.get(key);
+    if (!entry) {
+      const row = this.pocRow(epoch);
+      if (!row) throw new HttpError(404, `no PoC commitment of this node for epoch ${epoch}`);
+      const built = buildPocTree((JSON.parse(row.nonces) as string[]).map(BigInt));
+      entry = { root: built.root, count: built.count, tree: built.tree };
+      if (this.trees.size > 4) this.trees.clear();
+      this.trees.set(key, entry);
+    }
+    const leaves = [];
+    for (const index of indices) {
+      if (index >= entry.count) throw new HttpError(400, `index ${index} is past the commitment's ${entry.count} leaves`);
+      const leaf = proofFor(entry.tree, index);
+      leaves.push({ index, nonce: leaf.nonce.toString(), proof: leaf.proof });
+    }
+    return { root: entry.root, count: entry.count, leaves };
+  }
+
+  // --- power and work --------------------------------------------------------------------------
+
+  private async enroll(epoch: bigint): Promise<void> {
+    const { proofOfCompute, taskLedger, trainingRuns } = this.options.chain.contracts;
+    const e = epoch.toString();
+    const [final, power, total, cap, member] = await Promise.all([
+      proofOfCompute.isPowerFinal(epoch),
+      proofOfCompute.powerOf(epoch, this.node),
+      proofOfCompute.totalPower(epoch),
+      proofOfCompute.powerCap(epoch),
+      trainingRuns.isMember(this.options.runId, this.node),
+    ]);
+    if (!final) throw new Error(`power of epoch ${e} is not final yet`);
+    const raw = await proofOfCompute.rawPowerOf(epoch, this.node);
+    const share = total === 0n ? 0 : Number((power * 1_000_000n) / total) / 10_000;
+    this.status.power = { epoch: e, power: power.toString(), raw: raw.toString(), total: total.toString(), sharePercent: share };
+    this.log.power.info(
+      {
+        epoch: e,
+        raw: raw.toString(),
+        power: power.toString(),
+        totalPower: total.toString(),
+        sharePercent: share,
+        capLevel: cap.level.toString(),
+        capPercent: Number(cap.capBps) / 100,
+        acceptedNodes: Number(cap.acceptedNodes),
+        capped: power < raw,
+      },
+      power === 0n
+        ? "no power this epoch: no tasks, no reward"
+        : `power ${power} of ${total} (${share}%)${power < raw ? `, capped from ${raw} at ${Number(cap.capBps) / 100}%` : ""}`,
+    );
+    if (power === 0n || !member) return;
+    if (await taskLedger.isEnrolled(this.options.runId, epoch, this.node)) return;
+    try {
+      await this.options.tx.send("enroll", () => taskLedger.enroll(this.options.runId, this.node), { subsystem: "Work", epoch: e, runId: this.options.runId.toString() });
+      this.log.work.info({ epoch: e, runId: this.options.runId.toString(), weight: power.toString() }, "enrolled in the run's power-weighted task draws");
+    } catch (error) {
+      if (!(error instanceof TxRevertedError && error.errorName === "TaskLedgerAlreadyEnrolled")) throw error;
+    }
+  }
+
+  // --- events --------------------------------------------------------------------------------------
+
+  async handleEvent(event: ChainEvent): Promise<void> {
+    if (event.contract === "ProofOfCompute" && event.name === "PocCommitted") {
+      const epoch = BigInt(event.args.epoch);
+      const node = String(event.args.node);
+      if (node.toLowerCase() === this.node.toLowerCase()) return;
+      // Judged in the background: the follower must not wait for a miner's answers.
+      this.verifier.verify(epoch, node).catch((error) => this.log.poc.warn({ epoch: epoch.toString(), miner: node, err: (error as Error).message }, "PoC check failed"));
+      return;
+    }
+    if (event.contract !== "TaskLedger") return;
+    if (event.name === "TaskCompleted") {
+      const taskId = BigInt(event.args.taskId);
+      if (String(event.args.assignee).toLowerCase() === this.node.toLowerCase()) return;
+      this.background(`duty:${taskId}`, () => this.validationDuty(taskId));
+    } else if (event.name === "DisputeOpened") {
+      const taskId = BigInt(event.args.taskId);
+      const task = await this.options.chain.contracts.taskLedger.taskOf(taskId);
+      const mine = task.assignee.toLowerCase() === this.node.toLowerCase() || String(event.args.accuser).toLowerCase() === this.node.toLowerCase();
+      if (mine) {
+        this.options.store.db.prepare("INSERT OR IGNORE INTO economy_disputes (task_id, epoch) VALUES (?, ?)").run(taskId.toString(), task.epoch.toString());
+        this.log.validation.warn({ taskId: taskId.toString(), accuser: event.args.accuser, executor: task.assignee }, "dispute opened on a task this node executed or accused");
+        return;
+      }
+      this.background(`vote:${taskId}`, () => this.voteOn(taskId));
+    } else if (event.name === "DisputeResolved") {
+      this.options.store.db.prepare("UPDATE economy_disputes SET resolved = 1 WHERE task_id = ?").run(String(event.args.taskId));
+    }
+  }
+
+  private background(key: string, job: () => Promise<void>): void {
+    this.once(key, job);
+  }
+
+  /** Whether `seed` obliges this node to validate the task: the TaskLedger's rule, computed locally (the seed stays secret until the claim). */
+  private async duty(taskId: bigint, task: { epoch: bigint; assigneePower: bigint }): Promise<{ duty: boolean; probability: number; power: bigint; total: bigint }> {
+    const { proofOfCompute, taskLedger } = this.options.chain.contracts;
+    const [power, total, params] = await Promise.all([
+      proofOfCompute.powerOf(task.epoch, this.node),
+      proofOfCompute.totalPower(task.epoch),
+      taskLedger.parameters(),
+    ]);
+    if (power === 0n) return { duty: false, probability: 0, power, total };
+    const k = BigInt(params.validationKBps);
+    const rest = total - task.assigneePower;
+    const numerator = k * power;
+    const denominator = rest * 10_000n;
+    const h = BigInt(keccak256(abi.encode(["bytes32", "uint256"], [this.seedFor(task.epoch), taskId])));
+    if (denominator === 0n || numerator >= denominator) return { duty: true, probability: 1, power, total };
+    const threshold = (MaxUint256 * numerator) / denominator;
+    return { duty: h < threshold, probability: Number((numerator * 1_000_000n) / denominator) / 1_000_000, power, total };
+  }
+
+  private async validationDuty(taskId: bigint): Promise<void> {
+    const ledger = this.options.chain.contracts.taskLedger;
+    const task = await ledger.taskOf(taskId);
+    const id = taskId.toString();
+    const { duty, probability, power, total } = await this.duty(taskId, task);
+    const fields = { taskId: id, epoch: task.epoch.toString(), executor: task.assignee, power: power.toString(), totalPower: total.toString(), executorPower: task.assigneePower.toString(), probability };
+    if (!duty) {
+      this.log.validation.info(fields, power === 0n ? "no power in the task's epoch: no validation duty" : `not obliged to validate (probability ${probability})`);
+      return;
+    }
+    if (this.options.faults.skipValidation) {
+      this.log.validation.warn(fields, "CN_FAULT_SKIP_VALIDATION: skipping a validation duty");
+      return;
+    }
+    if (await ledger.hasValidated(taskId, this.node)) return;
+    this.log.validation.info(fields, `validation duty (probability ${probability}): re-executing the task`);
+    const outcome = await this.reexecute(taskId, task);
+    if (!outcome) return;
+    const ok = outcome.resultHash.toLowerCase() === task.resultHash.toLowerCase();
+    const evidence = keccak256(abi.encode(["bytes32", "bytes32"], [outcome.resultHash, task.resultHash]));
+    this.log.validation[ok ? "info" : "warn"](
+      { ...fields, reported: task.resultHash, reproduced: outcome.resultHash, ok },
+      ok ? "task reproduced: validation ok" : "task NOT reproduced: validation fails and opens a dispute",
+    );
+    try {
+      await this.options.tx.send("submitValidation", () => ledger.submitValidation(taskId, ok, evidence), { subsystem: "TaskValidation", taskId: id, ok });
+      this.counters.validations.inc({ result: ok ? "ok" : "failed" });
+    } catch (error) {
+      if (!(error instanceof TxRevertedError)) throw error;
+    }
+  }
+
+  private async voteOn(taskId: bigint): Promise<void> {
+    const ledger = this.options.chain.contracts.taskLedger;
+    const id = taskId.toString();
+    if (this.options.faults.skipValidation) {
+      this.log.validation.warn({ taskId: id }, "CN_FAULT_SKIP_VALIDATION: not voting in a dispute");
+      return;
+    }
+    const task = await ledger.taskOf(taskId);
+    const power = await this.options.chain.contracts.proofOfCompute.powerOf(task.epoch, this.node);
+    if (power === 0n || (await ledger.hasValidated(taskId, this.node))) return;
+    const outcome = await this.reexecute(taskId, task);
+    if (!outcome) return;
+    const invalid = outcome.resultHash.toLowerCase() !== task.resultHash.toLowerCase();
+    this.log.validation.info(
+      { taskId: id, executor: task.assignee, reported: task.resultHash, reproduced: outcome.resultHash, invalid, weight: power.toString() },
+      `voting ${invalid ? "to invalidate" : "to uphold"} the task with power ${power}`,
+    );
+    try {
+      await this.options.tx.send("vote", () => ledger.vote(taskId, invalid), { subsystem: "TaskValidation", taskId: id, invalid });
+    } catch (error) {
+      if (!(error instanceof TxRevertedError)) throw error;
+    }
+  }
+
+  /** Fetches the task's spec from the run's master, checks it against the chain's hash, and re-runs it (once per task). */
+  private reexecute(taskId: bigint, task: { runId: bigint; specHash: string }): Promise<{ resultHash: string; exitCode: number | null } | undefined> {
+    const id = taskId.toString();
+    let run = this.reexecuted.get(id);
+    if (!run) {
+      run = (async () => {
+        const master = this.options.master();
+        if (task.runId !== this.options.runId || !master) {
+          throw new Error(`task ${id} belongs to run ${task.runId}, whose master this node does not know: cannot fetch its spec`);
+        }
+        const response = await this.options.client.request<unknown>("GET", `${master.masterUrl}/ledger/tasks/${id}/spec`, { audience: master.master.toLowerCase() });
+        if (response.status !== 200) throw new Error(`GET /ledger/tasks/${id}/spec: ${response.status} ${(response.body as { error?: string })?.error ?? ""}`);
+        const spec = response.body as ValidTaskSpec;
+        if (specHash(spec).toLowerCase() !== task.specHash.toLowerCase()) throw new Error(`the master's spec for task ${id} does not match the hash on chain`);
+        return this.options.reexecute(spec, taskId);
+      })();
+      this.reexecuted.set(id, run);
+      if (this.reexecuted.size > 1000) this.reexecuted.delete(this.reexecuted.keys().next().value!);
+    }
+    return run.catch((error) => {
+      this.reexecuted.delete(id);
+      this.log.validation.warn({ taskId: id, err: (error as Error).message }, "cannot re-execute the task");
+      return undefined;
+    });
+  }
+
+  // --- claims --------------------------------------------------------------------------------------
+
+  private async claimDue(current: bigint): Promise<void> {
+    const rows = this.options.store.db.prepare("SELECT epoch FROM economy_epochs WHERE claimed = 0 ORDER BY CAST(epoch AS INTEGER)").all() as { epoch: string }[];
+    for (const { epoch: e } of rows) {
+      const epoch = BigInt(e);
+      if (epoch >= current) break;
+      const phase = await this.clock.phaseOf(epoch);
+      if (phase === "Closed") {
+        this.log.claims.warn({ epoch: e }, "the claim window of this epoch closed before a claim went through");
+        this.options.store.db.prepare("UPDATE economy_epochs SET claimed = 1 WHERE epoch = ?").run(e);
+        continue;
+      }
+      if (phase !== "Claim") continue;
+      this.once(`claim:${e}`, () => this.claim(epoch));
+    }
+  }
+
+  private async claim(epoch: bigint): Promise<void> {
+    const { settlement, taskLedger, proofOfCompute } = this.options.chain.contracts;
+    const e = epoch.toString();
+    const done = await settlement.claimOf(epoch, this.node);
+    if (done.claimed || done.expired) {
+      this.options.store.db.prepare("UPDATE economy_epochs SET claimed = 1 WHERE epoch = ?").run(e);
+      return;
+    }
+    const [power, work] = await Promise.all([proofOfCompute.powerOf(epoch, this.node), taskLedger.workOf(epoch, this.node)]);
+    const workTotal = work.amounts.reduce((a, b) => a + b, 0n);
+    if (power === 0n && workTotal === 0n) {
+      this.log.claims.info({ epoch: e }, "nothing to claim for this epoch (no power, no work)");
+      this.options.store.db.prepare("UPDATE economy_epochs SET claimed = 1 WHERE epoch = ?").run(e);
+      return;
+    }
+    // Disputes this node is part of must be resolved before it can claim.
+    if ((await taskLedger.openDisputesOf(epoch, this.node)) > 0n) {
+      const open = this.options.store.db.prepare("SELECT task_id FROM economy_disputes WHERE epoch = ? AND resolved = 0").all(e) as { task_id: string }[];
+      for (const { task_id } of open) {
+        try {
+          await this.options.tx.send("resolveDispute", () => taskLedger.resolveDispute(BigInt(task_id)), { subsystem: "Claims", taskId: task_id });
+        } catch (error) {
+          if (!(error instanceof TxRevertedError)) throw error;
+        }
+        this.options.store.db.prepare("UPDATE economy_disputes SET resolved = 1 WHERE task_id = ?").run(task_id);
+      }
+    }
+    const seed = this.seedFor(epoch);
+    const receipt = await this.options.tx.send("claim", () => settlement.claim(epoch, this.node, seed), { subsystem: "Claims", epoch: e });
+    let claimed: Record<string, unknown> = {};
+    for (const entry of receipt.logs) {
+      try {
+        const parsed = settlement.interface.parseLog(entry);
+        if (parsed?.name === "Claimed") {
+          claimed = {
+            work: parsed.args.work.toString(),
+            reward: parsed.args.reward.toString(),
+            forfeited: parsed.args.forfeited,
+            missedTaskId: parsed.args.missedTaskId.toString(),
+            sampled: Number(parsed.args.sampled),
+          };
+        }
+      } catch {
+        // another contract's log
+      }
+    }
+    this.options.store.db.prepare("UPDATE economy_epochs SET claimed = 1 WHERE epoch = ?").run(e);
+    this.counters.claims.inc({ outcome: claimed.forfeited ? "forfeited" : "paid" });
+    this.status.lastClaim = { epoch: e, ...claimed };
+    this.log.claims.info(
+      { epoch: e, power: power.toString(), ...claimed, tx: receipt.hash },
+      claimed.forfeited
+        ? `claimed epoch ${e}: work ${claimed.work} paid, reward FORFEITED (missed validation duty on task ${claimed.missedTaskId})`
+        : `claimed epoch ${e}: work ${claimed.work} and reward ${claimed.reward} paid to the provider`,
+    );
+  }
+
+  /** For /health. */
+  taskStatusName(status: number): string {
+    return TASK_STATUS[status] ?? String(status);
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * The miner's side of TaskLedger tasks (a spec with `ledgerTaskId`, sent by the run's master in chain
+ * assignment mode):
+ *
+ *   - before starting one, the node checks the chain: the task exists, is drawn to this node, belongs to
+ *     the node's run, is still Assigned, its epoch's Work phase is not over, and the spec received hashes
+ *     to the spec hash on chain. Anything else is refused (403 when the task is another node's, 409
+ *     otherwise) with the reason, and nothing starts;
+ *   - once it reaches a final state, the node computes its result hash (exit code and storage folder,
+ *     task-result.ts) and reports it with `completeTask` before the epoch's end. What was reported is kept
+ *     in SQLite (state.ts), so a restarted miner neither reports twice nor forgets to report; nothing is
+ *     sent when the chain no longer has the task Assigned to this node.
+ *
+ * A task that never ran to an exit (its image missing, the engine failing) or that the master stopped is
+ * not reported: its result would claim work that was not done, and validators re-running it could not
+ * reproduce it. It expires at the end of its epoch.
+ *
+ * Fault injection for the integration tests only: CN_FAULT_WRONG_RESULT=1 reports a corrupted result hash
+ * (a dishonest executor), like CN_FAULT_WRONG_CHALLENGE for challenges.
+ */
+import { concat, getAddress, keccak256, toUtf8Bytes } from "ethers";
+import type { Chain } from "../shared/chain.js";
+import { EpochClock } from "../shared/epochs.js";
+import { HttpError } from "../shared/http.js";
+import type { Logger } from "../shared/log.js";
+import { specHash } from "../shared/task-hash.js";
+import { TxRevertedError, type TxSender } from "../shared/tx.js";
+import type { DockerRuntime, TaskStatus } from "./docker-runtime.js";
+import type { MinerState } from "./state.js";
+import { computeTaskResult } from "./task-result.js";
+import type { ValidTaskSpec } from "./task-spec.js";
+
+export const LEDGER_TASK_STATUS = ["None", "Assigned", "Completed", "Invalidated", "Expired"] as const;
+const ASSIGNED = 1;
+const COMPLETED = 2;
+
+export interface LedgerTasksOptions {
+  chain: Chain;
+  tx: TxSender;
+  state: MinerState;
+  runtime: DockerRuntime;
+  /** Subsystem "Tasks". */
+  logger: Logger;
+  node: string;
+  runId: bigint;
+  /** Report a corrupted result hash (default: CN_FAULT_WRONG_RESULT=1). */
+  faultWrongResult?: boolean;
+  /** First delay between report attempts after a transient failure; doubles up to 30 s. Default 1000. */
+  retryBaseMs?: number;
+  /** The epoch clock (default: one over the chain's EpochManager). */
+  clock?: EpochClock;
+}
+
+export class LedgerTasks {
+  private readonly clock: EpochClock;
+  private readonly reporting = new Map<string, Promise<void>>();
+  private readonly faultWrongResult: boolean;
+  private readonly wakers = new Set<() => void>();
+  private stopped = false;
+
+  constructor(private readonly options: LedgerTasksOptions) {
+    this.clock = options.clock ?? new EpochClock(options.chain.contracts.epochManager);
+    this.faultWrongResult = options.faultWrongResult ?? process.env.CN_FAULT_WRONG_RESULT === "1";
+  }
+
+  /**
+   * Checks a spec with `ledgerTaskId` against the chain before it starts, and records it. `known`: the
+   * runtime already has a task with this id (a master retrying its dispatch). Throws HttpError 403/409.
+   */
+  async admit(spec: ValidTaskSpec, known: boolean): Promise<void> {
+    const { state, logger } = this.options;
+    const ledgerTaskId = spec.ledgerTaskId!;
+    const refuse = (status: number, reason: string): never => {
+      logger.warn({ taskId: spec.taskId, ledgerTaskId, status, reason }, "ledger task refused");
+      throw new HttpError(status, reason);
+    };
+    const byTask = state.ledgerTask(spec.taskId);
+    const byLedgerId = state.ledgerTaskByLedgerId(ledgerTaskId);
+    if (byTask && byTask.ledgerTaskId === ledgerTaskId) return; // the same dispatch again: already checked and started
+    if (byTask) refuse(409, `task ${spec.taskId} already executes ledger task ${byTask.ledgerTaskId} on this node, not ${ledgerTaskId}`);
+    if (byLedgerId) refuse(409, `ledger task ${ledgerTaskId} already runs on this node as task ${byLedgerId.taskId}`);
+    if (known) refuse(409, `task ${spec.taskId} already runs on this node without ledger task ${ledgerTaskId}`);
+
+    const id = BigInt(ledgerTaskId);
+    const task = await this.options.chain.contracts.taskLedger.taskOf(id).catch((error: unknown) => {
+      if (isUnknownTask(error)) return undefined;
+      throw error;
+    });
+    const status = task ? Number(task.status) : 0;
+    if (!task || status === 0) return refuse(409, `ledger task ${ledgerTaskId} does not exist on chain`);
+    const assignee = getAddress(task.assignee);
+    if (assignee !== getAddress(this.options.node)) {
+      refuse(403, `ledger task ${ledgerTaskId} is drawn to ${assignee}, not to this node (${getAddress(this.options.node)})`);
+    }
+    if (task.runId !== BigInt(spec.runId) || task.runId !== this.options.runId) {
+      refuse(409, `ledger task ${ledgerTaskId} belongs to run ${task.runId}, not to run ${spec.runId}`);
+    }
+    if (status !== ASSIGNED) refuse(409, `ledger task ${ledgerTaskId} is ${statusName(status)} on chain, not Assigned`);
+    const received = specHash(spec);
+    if (received.toLowerCase() !== task.specHash.toLowerCase()) {
+      refuse(409, `the spec received hashes to ${received}, but ledger task ${ledgerTaskId} has spec hash ${task.specHash}`);
+    }
+    const phase = await this.clock.phaseOf(task.epoch);
+    if (phase !== "Work") refuse(409, `ledger task ${ledgerTaskId} is of epoch ${task.epoch}, which is in its ${phase} phase: it can no longer be completed`);
+    state.addLedgerTask({ taskId: spec.taskId, ledgerTaskId, runId: spec.runId, epoch: task.epoch.toString() });
+    logger.info(
+      { taskId: spec.taskId, ledgerTaskId, epoch: task.epoch.toString(), units: task.units.toString(), pay: task.pay.toString(), specHash: received },
+      "ledger task checked on chain (drawn to this node, Assigned, spec hash matches): starting it",
+    );
+  }
+
+  /** The task reached a final state: reports its result on chain (once; retried until the epoch's end). */
+  finished(taskId: string, status: TaskStatus): void {
+    const record = this.options.state.ledgerTask(taskId);
+    if (!record || record.phase === "completed" || record.phase === "closed" || this.stopped) return;
+    if (this.reporting.has(taskId)) return;
+    const run = this.report(taskId, status)
+      .catch((error: Error) => this.options.logger.error({ taskId, ledgerTaskId: record.ledgerTaskId, err: error.message }, "reporting the ledger task failed"))
+      .finally(() => this.reporting.delete(taskId));
+    this.reporting.set(taskId, run);
+  }
+
+  /**
+   * After the runtime adopted its containers: tasks left open by an earlier process whose container is
+   * gone cannot be reported (nothing to hash); the others are reported when their container is final.
+   */
+  resume(): void {
+    const { state, runtime, logger } = this.options;
+    for (const record of state.openLedgerTasks()) {
+      const status = runtime.status(record.taskId);
+      if (!status) {
+        state.updateLedgerTask(record.taskId, { phase: "closed", note: "its container was gone after a restart" });
+        logger.warn({ taskId: record.taskId, ledgerTaskId: record.ledgerTaskId }, "ledger task not reported: its container was gone after a restart");
+      } else if (status.state === "completed" || status.state === "failed" || status.state === "stopped") {
+        this.finished(record.taskId, status);
+      }
+    }
+  }
+
+  /** Resolves when no report is in flight (tests). */
+  async idle(): Promise<void> {
+    while (this.reporting.size > 0) await Promise.all([...this.reporting.values()]);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const wake of this.wakers) wake();
+    await Promise.all([...this.reporting.values()]);
+  }
+
+  private async report(taskId: string, status: TaskStatus): Promise<void> {
+    const { state, logger, chain, tx } = this.options;
+    const ledger = chain.contracts.taskLedger;
+    const record = state.ledgerTask(taskId)!;
+    const id = BigInt(record.ledgerTaskId);
+    const at = { taskId, ledgerTaskId: record.ledgerTaskId, epoch: record.epoch };
+    const close = (note: string, warn = true) => {
+      state.updateLedgerTask(taskId, { phase: "closed", note });
+      (warn ? logger.warn.bind(logger) : logger.info.bind(logger))({ ...at, state: status.state, exitCode: status.exitCode }, `ledger task not reported: ${note}`);
+    };
+    if (status.state === "stopped") return close("the task was stopped before it finished");
+    if (status.exitCode === null) return close(`the task never ran to an exit (${status.error ?? status.state})`);
+
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const task = await ledger.taskOf(id);
+        const onChain = Number(task.status);
+        if (onChain !== ASSIGNED) {
+          const current = state.ledgerTask(taskId)!;
+          if (onChain === COMPLETED && getAddress(task.assignee) === getAddress(this.options.node) && current.resultHash !== null) {
+            state.updateLedgerTask(taskId, { phase: "completed" });
+            logger.info({ ...at, resultHash: task.resultHash }, "ledger task already completed on chain (an earlier report was mined)");
+            return;
+          }
+          return close(`the chain has it ${statusName(onChain)}, no longer Assigned`);
+        }
+        const phase = await this.clock.phaseOf(task.epoch);
+        if (phase !== "Work") return close(`epoch ${task.epoch} is in its ${phase} phase: completion closed at its end`);
+
+        let reported = state.ledgerTask(taskId)!.resultHash;
+        if (reported === null) {
+          const result = await computeTaskResult(this.options.runtime.storageDir(taskId), status.exitCode);
+          for (const file of result.skipped) logger.warn({ ...at, file: file.name, reason: file.reason }, "file left out of the result hash");
+          reported = result.resultHash;
+          logger.info({ ...at, exitCode: result.exitCode, files: result.files.length, resultHash: result.resultHash }, "result hash computed from the exit code and the storage folder");
+          if (this.faultWrongResult) {
+            reported = keccak256(concat([result.resultHash, toUtf8Bytes("CN_FAULT_WRONG_RESULT")]));
+            logger.warn({ ...at, honest: result.resultHash, reported }, "CN_FAULT_WRONG_RESULT: reporting a corrupted result hash");
+          }
+          // Kept before sending: a restarted miner reports the same hash, never a second one.
+          state.updateLedgerTask(taskId, { phase: "completing", resultHash: reported });
+        }
+        const resultHash = reported;
+        const receipt = await tx.send("completeTask", () => ledger.completeTask(id, resultHash), { subsystem: "Tasks", ...at, resultHash });
+        state.updateLedgerTask(taskId, { phase: "completed", txHash: receipt.hash });
+        logger.info({ ...at, resultHash, tx: receipt.hash, block: receipt.blockNumber }, "ledger task completed on chain with its result hash");
+        return;
+      } catch (error) {
+        if (error instanceof TxRevertedError) {
+          if (error.errorName === "TaskLedgerCompletionClosed") return close(`completion closed: ${error.message}`);
+          if (error.errorName === "TaskLedgerNotAssignee" || error.errorName === "TaskLedgerUnknownTask") return close(error.message);
+          // Read the chain again: completed by an earlier report, or expired meanwhile.
+          if (error.errorName === "TaskLedgerInvalidStatus" && attempt < 3) continue;
+          if (attempt >= 5) return close(`completeTask keeps reverting: ${error.message}`);
+        }
+        const delayMs = Math.min(30_000, (this.options.retryBaseMs ?? 1_000) * 2 ** Math.min(attempt, 10));
+        logger.warn({ ...at, attempt: attempt + 1, err: (error as Error).message, retryInMs: delayMs }, "reporting the ledger task failed; retrying");
+        await this.sleep(delayMs);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakers.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakers.add(done);
+    });
+  }
+}
+
+export function statusName(status: number): string {
+  return LEDGER_TASK_STATUS[status] ?? `status ${status}`;
+}
+
+function isUnknownTask(error: unknown): boolean {
+  const e = error as { revert?: { name?: string }; message?: string };
+  return e?.revert?.name === "TaskLedgerUnknownTask" || String(e?.message ?? "").includes("TaskLedgerUnknownTask");
+}

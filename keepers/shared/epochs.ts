@@ -1,0 +1,103 @@
+/**
+ * The epoch clock as keepers see it: an epoch's phase boundaries (read once from EpochManager and cached:
+ * they are final once the epoch is at most one epoch away), the phase at the current time, beacons, and
+ * the permissionless calls every keeper makes when they are due (`advance`, `fixClaimBeacon`), so that the
+ * chain never depends on one party to move on.
+ */
+import type { EpochManager } from "../../typechain-types/index.js";
+import type { Logger } from "./log.js";
+import { TxRevertedError, type TxSender } from "./tx.js";
+
+export const PHASES = ["NotStarted", "PoC", "PoCValidation", "Work", "Dispute", "Claim", "Closed"] as const;
+export type PhaseName = (typeof PHASES)[number];
+
+/** An epoch's phase boundaries, in seconds. */
+export interface Timeline {
+  start: number;
+  pocEnd: number;
+  pocValidationEnd: number;
+  end: number;
+  disputeEnd: number;
+  claimEnd: number;
+}
+
+export function phaseAt(t: Timeline, nowSec: number): PhaseName {
+  if (nowSec < t.start) return "NotStarted";
+  if (nowSec < t.pocEnd) return "PoC";
+  if (nowSec < t.pocValidationEnd) return "PoCValidation";
+  if (nowSec < t.end) return "Work";
+  if (nowSec < t.disputeEnd) return "Dispute";
+  if (nowSec < t.claimEnd) return "Claim";
+  return "Closed";
+}
+
+export const nowSeconds = (): number => Date.now() / 1000;
+
+export class EpochClock {
+  private readonly timelines = new Map<bigint, Timeline>();
+  private readonly beacons = new Map<bigint, string>();
+
+  constructor(private readonly epochs: EpochManager) {}
+
+  /** The boundaries of `epoch`; cached once the epoch is within one epoch of the current one. */
+  async timeline(epoch: bigint): Promise<Timeline> {
+    const cached = this.timelines.get(epoch);
+    if (cached) return cached;
+    const t = await this.epochs.timelineOf(epoch);
+    const timeline: Timeline = {
+      start: Number(t.start),
+      pocEnd: Number(t.pocEnd),
+      pocValidationEnd: Number(t.pocValidationEnd),
+      end: Number(t.end),
+      disputeEnd: Number(t.disputeEnd),
+      claimEnd: Number(t.claimEnd),
+    };
+    // Parameters scheduled now apply from currentEpoch + 2: an epoch that has started (or is next) is final.
+    if (timeline.start <= nowSeconds() + (timeline.end - timeline.start)) {
+      if (this.timelines.size > 256) this.timelines.clear();
+      this.timelines.set(epoch, timeline);
+    }
+    return timeline;
+  }
+
+  /** The current epoch (0 before genesis), its boundaries and phase. */
+  async current(): Promise<{ epoch: bigint; timeline: Timeline | undefined; phase: PhaseName }> {
+    const epoch = await this.epochs.currentEpoch();
+    if (epoch === 0n) return { epoch, timeline: undefined, phase: "NotStarted" };
+    const timeline = await this.timeline(epoch);
+    return { epoch, timeline, phase: phaseAt(timeline, nowSeconds()) };
+  }
+
+  async phaseOf(epoch: bigint): Promise<PhaseName> {
+    return phaseAt(await this.timeline(epoch), nowSeconds());
+  }
+
+  /** The PoC beacon of `epoch`, or undefined while nobody advanced it. */
+  async pocBeacon(epoch: bigint): Promise<string | undefined> {
+    const cached = this.beacons.get(epoch);
+    if (cached) return cached;
+    const record = await this.epochs.recordOf(epoch);
+    if (/^0x0+$/.test(record.pocBeacon)) return undefined;
+    if (this.beacons.size > 256) this.beacons.clear();
+    this.beacons.set(epoch, record.pocBeacon);
+    return record.pocBeacon;
+  }
+}
+
+/**
+ * Advances the epoch when it is due (anyone may; every keeper tries, the first wins). Returns the epoch it
+ * advanced, or undefined when nothing was due or another keeper was faster.
+ */
+export async function advanceIfDue(clock: EpochClock, epochs: EpochManager, tx: TxSender, log: Logger): Promise<bigint | undefined> {
+  const { epoch } = await clock.current();
+  if (epoch === 0n || (await clock.pocBeacon(epoch)) !== undefined) return undefined;
+  if ((await epochs.lastAdvancedEpoch()) >= epoch) return undefined;
+  try {
+    await tx.send("advance", () => epochs.advance(), { subsystem: "Epochs", epoch: epoch.toString() });
+    log.info({ epoch: epoch.toString() }, "epoch advanced: its PoC beacon is fixed");
+    return epoch;
+  } catch (error) {
+    if (error instanceof TxRevertedError && error.errorName === "EpochManagerAdvanceNotDue") return undefined;
+    throw error;
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The hashes a task leaves on chain (TaskLedger): `specHash` of what the master asked for, `resultHash` of
+ * what the executor produced. Both hash the UTF-8 bytes of a canonical JSON text, so that any keeper (the
+ * master, the assignee, a validator re-executing the task) gets the same bytes from the same value
+ * whatever the order in which its fields were built or parsed.
+ *
+ * Canonical JSON here: object keys sorted by UTF-16 code units (JavaScript's default string order),
+ * recursively; no whitespace; strings and numbers as `JSON.stringify` writes them (which is what RFC 8785,
+ * JCS, prescribes for both); object fields whose value is `undefined` are left out, as JSON does. Anything
+ * JSON cannot carry faithfully is refused instead of silently changed: non-finite numbers, bigints,
+ * functions, symbols, `undefined` inside arrays, objects other than plain ones (Date, Map, class
+ * instances), and cycles.
+ */
+import { keccak256, toUtf8Bytes } from "ethers";
+
+/** The canonical JSON text of `value` (see the file's notice); throws a TypeError naming the bad path. */
+export function canonicalJson(value: unknown): string {
+  return write(value, "$", new Set());
+}
+
+function write(value: unknown, where: string, open: Set<object>): string {
+  if (value === null) return "null";
+  switch (typeof value) {
+    case "boolean":
+      return value ? "true" : "false";
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+      if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: ${where} is ${value}, which JSON cannot represent`);
+      return JSON.stringify(value);
+    case "object":
+      break;
+    default:
+      throw new TypeError(`canonicalJson: ${where} is a ${typeof value}, which JSON cannot represent`);
+  }
+  const object = value as object;
+  if (open.has(object)) throw new TypeError(`canonicalJson: ${where} refers back to an enclosing value (a cycle)`);
+  open.add(object);
+  try {
+    if (Array.isArray(object)) {
+      return `[${object
+        .map((item, i) => {
+          if (item === undefined) throw new TypeError(`canonicalJson: ${where}[${i}] is undefined`);
+          return write(item, `${where}[${i}]`, open);
+        })
+        .join(",")}]`;
+    }
+    const proto = Object.getPrototypeOf(object);
+    if (proto !== Object.prototype && proto !== null) {
+      throw new TypeError(`canonicalJson: ${where} is a ${object.constructor?.name ?? "non-plain object"}, not a plain object`);
+    }
+    const record = object as Record<string, unknown>;
+    const keys = Object.keys(record)
+      .filter((key) => record[key] !== undefined)
+      .sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${write(record[key], `${where}.${key}`, open)}`).join(",")}}`;
+  } finally {
+    open.delete(object);
+  }
+}
+
+/** keccak256 of the canonical JSON text's UTF-8 bytes. */
+export function canonicalHash(value: unknown): string {
+  return keccak256(toUtf8Bytes(canonicalJson(value)));
+}
+
+/**
+ * The spec hash the master puts on chain with `createTask`: the task's specification without the ids that
+ * name it (the master's `taskId`, which a re-execution replaces with its own, and the `ledgerTaskId` the
+ * chain gives it after the hash is known).
+ */
+export function specHash(spec: object): string {
+  const { taskId: _taskId, ledgerTaskId: _ledgerTaskId, ...rest } = spec as Record<string, unknown>;
+  return canonicalHash(rest);
+}
+
+/** A file of a task's result: its path relative to the task's storage folder, and its SHA-256 (hex). */
+export interface ResultFile {
+  name: string;
+  sha256: string;
+}
+
+/** What a task produced: its exit code (null when it never exited) and the files of its storage folder. */
+export interface TaskResult {
+  exitCode: number | null;
+  files: ResultFile[];
+}
+
+/**
+ * The result hash the assignee reports with `completeTask`: the exit code and the storage folder's files
+ * (name and SHA-256 only, sorted by name; other fields are ignored). Two files with one name are refused.
+ */
+export function resultHash(result: TaskResult): string {
+  const files = result.files
+    .map((file) => ({ name: file.name, sha256: file.sha256 }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (let i = 1; i < files.length; i++) {
+    if (files[i].name === files[i - 1].name) throw new TypeError(`resultHash: the file ${JSON.stringify(files[i].name)} is listed twice`);
+  }
+  return canonicalHash({ exitCode: result.exitCode ?? null, files });
+}

@@ -1,0 +1,237 @@
+/**
+ * The epoch economy of seed 000 across real processes, over two whole epochs: a Hardhat node over
+ * JSON-RPC, the deployed system with short epochs, discovery, two validators (the bootstrap set that judges
+ * the first epoch's PoC), a master assigning tasks through the TaskLedger, and five miners as separate
+ * `computenet` processes running tasks and their validations as real Docker containers:
+ *   miner-1  full speed, honest
+ *   miner-2  60 % speed, honest
+ *   miner-3  35 % speed, returns wrong results (CN_FAULT_WRONG_RESULT)
+ *   miner-4  60 % speed, skips its validation duties (CN_FAULT_SKIP_VALIDATION)
+ *   miner-5  full speed, inflates its PoC count (CN_FAULT_POC_INFLATE)
+ * Speeds are emulated by the PoC engine's throttle (a FAKE: there is no GPU here). The test is the buyer: it
+ * submits deterministic tasks every epoch. It then checks, from chain state and events only, that power
+ * follows speed, that the inflater has none, that wrong results are invalidated by a power-weighted dispute
+ * and slashed, that the lazy validator forfeits its reward, that honest miners are paid work and reward,
+ * and that escrow and emission reconcile exactly.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { expect } from "chai";
+import Dockerode from "dockerode";
+import type { EventLog } from "ethers";
+import { Cluster, type EconomySettings, type KeeperProcess } from "../../keepers/cli/cluster.js";
+import { LABEL_NODE } from "../../keepers/miner/docker-runtime.js";
+import { requireDocker } from "../keepers/support/docker.js";
+
+const DEMO_IMAGE = "computenet/busybox:latest";
+
+const ECONOMY: Partial<EconomySettings> = {
+  genesisDelaySec: 50,
+  epochLength: 75,
+  pocDuration: 15,
+  pocValidationDuration: 15,
+  disputeWindow: 25,
+  claimWindow: 40,
+  // k = 10: every powered node is obliged to validate (almost) every task of the others, so that the lazy
+  // miner's misses are certain to be sampled, and every wrong result is caught.
+  validationKBps: 100_000,
+  sampleSize: 8,
+  maxShareBps: 5_000,
+};
+
+const MINERS = [
+  { throttle: 1, env: {} },
+  { throttle: 0.6, env: {} },
+  { throttle: 0.35, env: { CN_FAULT_WRONG_RESULT: "1" } },
+  { throttle: 0.6, env: { CN_FAULT_SKIP_VALIDATION: "1" } },
+  { throttle: 1, env: { CN_FAULT_POC_INFLATE: "1" } },
+];
+const HONEST = [0, 1];
+const WRONG = 2;
+const LAZY = 3;
+const INFLATER = 4;
+/** Tasks the buyer submits per epoch. */
+const TASKS_PER_EPOCH = 10;
+
+async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 1000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+const sleepUntil = (unixSec: number) => new Promise((r) => setTimeout(r, Math.max(0, unixSec * 1000 - Date.now())));
+
+describe("integration: the epoch economy over two epochs", function () {
+  this.timeout(900_000);
+  let dir: string;
+  let cluster: Cluster;
+  const miners: KeeperProcess[] = [];
+  let nodes: string[];
+  const name = (address: string) => `miner-${nodes.findIndex((n) => n.toLowerCase() === address.toLowerCase()) + 1}`;
+
+  before(async function () {
+    await requireDocker(this);
+    dir = await mkdtemp(path.join(os.tmpdir(), "cn-economy-"));
+    cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1, economy: ECONOMY });
+    nodes = MINERS.map((_, i) => cluster.nodeAddress(i));
+    await cluster.startDiscovery();
+    await Promise.all([cluster.startValidator(0), cluster.startValidator(1)]);
+    await cluster.startMaster(["--unhealthy-after-misses", "3", "--dead-after-misses", "8"]);
+    const started = await Promise.all(MINERS.map((m, i) => cluster.startMiner(i, ["--poc-throttle", String(m.throttle)], m.env)));
+    miners.push(...started);
+  });
+
+  after(async () => {
+    await cluster?.stop();
+    const docker = new Dockerode();
+    for (let i = 0; i < MINERS.length; i++) {
+      const node = cluster?.nodeAddress(i).toLowerCase();
+      const containers = await docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${node}`] } }).catch(() => []);
+      for (const c of containers) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    }
+    if (process.env.KEEP_CLUSTER_LOGS !== "1") await rm(dir, { recursive: true, force: true });
+    else console.log(`economy cluster logs kept in ${dir}`);
+  });
+
+  it("runs PoC, power-weighted tasks, validations, a dispute and claims over two epochs, and the books reconcile", async () => {
+    const c = cluster.admin.contracts;
+    const buyer = cluster.buyer();
+    const runId = cluster.runId;
+
+    // Everyone onboarded before epoch 1's PoC window.
+    await waitUntil(
+      "five Healthy miners",
+      async () => {
+        const { nodes: view } = await buyer.call<{ nodes: Array<{ node: string; state: string }> }>("GET", "/nodes");
+        return nodes.every((n) => view.find((v) => v.node.toLowerCase() === n.toLowerCase())?.state === "Healthy");
+      },
+      120_000,
+    );
+
+    // The buyer submits deterministic tasks for epochs 1 and 2 (the master queues them until each Work phase).
+    const submitted: string[] = [];
+    for (const epoch of [1n, 2n]) {
+      const t = await c.epochManager.timelineOf(epoch);
+      await sleepUntil(Number(t.start) + 1);
+      for (let i = 0; i < TASKS_PER_EPOCH; i++) {
+        const n = submitted.length + 1;
+        const body = { image: DEMO_IMAGE, command: ["sh", "-c", `echo "task ${n}"; echo "result ${n}" > /data/out-${n}.txt`], memoryMB: 64, cpus: 0.5, units: 2 };
+        const created = await buyer.call<{ taskId: string; state: string }>("POST", "/tasks", body);
+        expect(created.state).to.equal("queued");
+        submitted.push(created.taskId);
+      }
+    }
+
+    // Wait for the end of epoch 2's Claim phase, then settle what nobody claimed.
+    const t1 = await c.epochManager.timelineOf(1n);
+    const t2 = await c.epochManager.timelineOf(2n);
+    await sleepUntil(Number(t2.claimEnd) + 2);
+
+    // --- power follows compute speed; the inflater has none ---------------------------------------
+    for (const epoch of [1n, 2n]) {
+      const power = await Promise.all(nodes.map((n) => c.proofOfCompute.powerOf(epoch, n)));
+      const status = await Promise.all(nodes.map((n) => c.proofOfCompute.commitmentOf(epoch, n)));
+      expect(Number(status[INFLATER].status), `epoch ${epoch}: the inflated commitment is Rejected`).to.equal(3);
+      expect(power[INFLATER], `epoch ${epoch}: the inflater has no power`).to.equal(0n);
+      for (const i of [0, 1, 2, 3]) expect(Number(status[i].status), `epoch ${epoch}: ${name(nodes[i])} accepted`).to.equal(2);
+      expect(power[0] > power[WRONG], `epoch ${epoch}: full speed beats 35 % speed (${power[0]} vs ${power[WRONG]})`).to.equal(true);
+      const total = await c.proofOfCompute.totalPower(epoch);
+      for (const p of power) expect(p * 10_000n <= total * 5_000n, "no share above the cap").to.equal(true);
+    }
+
+    // --- tasks: drawn by power on chain, verifiable by anyone --------------------------------------
+    const created = (await c.taskLedger.queryFilter(c.taskLedger.filters.TaskCreated())) as EventLog[];
+    expect(created.length, "tasks created on chain").to.be.greaterThanOrEqual(2 * TASKS_PER_EPOCH - 2);
+    const byNode = new Map<string, number>();
+    for (const e of created) {
+      const { taskId, assignee, epoch, draws } = e.args;
+      expect(await c.taskLedger.drawAssignee(runId, epoch, taskId, draws - 1n), `draw of task ${taskId}`).to.equal(assignee);
+      byNode.set(assignee.toLowerCase(), (byNode.get(assignee.toLowerCase()) ?? 0) + 1);
+    }
+    expect(byNode.get(nodes[INFLATER].toLowerCase()) ?? 0, "no task for a node without power").to.equal(0);
+    const fast = byNode.get(nodes[0].toLowerCase()) ?? 0;
+    const slow = byNode.get(nodes[WRONG].toLowerCase()) ?? 0;
+    expect(fast > slow, `more tasks for more power (${fast} vs ${slow})`).to.equal(true);
+    expect(slow, "the wrong-result miner got tasks to get wrong").to.be.greaterThan(0);
+
+    // --- the wrong result: invalidated by a power-weighted dispute, executor slashed -----------------
+    const resolved = (await c.taskLedger.queryFilter(c.taskLedger.filters.DisputeResolved())) as EventLog[];
+    const invalidated = [];
+    for (const e of resolved) {
+      const task = await c.taskLedger.taskOf(e.args.taskId);
+      if (e.args.invalidated) invalidated.push(task.assignee.toLowerCase());
+      // Only the wrong-result miner's tasks are ever invalidated; honest ones are never disputed successfully.
+      expect(e.args.invalidated, `dispute on task ${e.args.taskId} of ${name(task.assignee)}`).to.equal(task.assignee.toLowerCase() === nodes[WRONG].toLowerCase());
+      if (e.args.invalidated) expect(e.args.invalidWeight * 2n > (await c.proofOfCompute.totalPower(task.epoch)), "invalidated by more than half the power").to.equal(true);
+    }
+    expect(invalidated.length, "the wrong results were invalidated").to.be.greaterThan(0);
+    const slashed = (await c.registry.queryFilter(c.registry.filters.Slashed(nodes[WRONG]))) as EventLog[];
+    expect(slashed.length, "the wrong-result miner was slashed").to.be.greaterThan(0);
+    for (const i of HONEST) expect((await c.registry.queryFilter(c.registry.filters.Slashed(nodes[i]))).length, `${name(nodes[i])} never slashed`).to.equal(0);
+
+    // --- claims --------------------------------------------------------------------------------------
+    const claims = (await c.settlement.queryFilter(c.settlement.filters.Claimed())) as EventLog[];
+    const claimOf = (epoch: bigint, i: number) => claims.find((e) => e.args.epoch === epoch && e.args.node.toLowerCase() === nodes[i].toLowerCase());
+    for (const epoch of [1n, 2n]) {
+      for (const i of HONEST) {
+        const claim = claimOf(epoch, i);
+        expect(claim, `${name(nodes[i])} claimed epoch ${epoch}`).to.not.equal(undefined);
+        expect(claim!.args.forfeited, `${name(nodes[i])} did its duties in epoch ${epoch}`).to.equal(false);
+        expect(claim!.args.reward > 0n, `${name(nodes[i])} rewarded in epoch ${epoch}`).to.equal(true);
+      }
+      const lazy = claimOf(epoch, LAZY);
+      expect(lazy, `the lazy miner claimed epoch ${epoch}`).to.not.equal(undefined);
+      expect(lazy!.args.forfeited, `the lazy miner forfeits its reward in epoch ${epoch}`).to.equal(true);
+      expect(lazy!.args.reward).to.equal(0n);
+      expect(claimOf(epoch, INFLATER), "the inflater has nothing to claim").to.equal(undefined);
+    }
+    const paidWork = (i: number) => claims.filter((e) => e.args.node.toLowerCase() === nodes[i].toLowerCase()).reduce((a, e) => a + BigInt(e.args.work), 0n);
+    expect(paidWork(0) + paidWork(1) > 0n, "honest miners were paid for work").to.equal(true);
+
+    // --- the books reconcile ---------------------------------------------------------------------------
+    // Whatever is still open after the Claim phases closes now: unclaimed work back to escrow, tasks that
+    // never completed expired, the emission's unpaid rest returned to the vault.
+    for (const epoch of [1n, 2n]) {
+      for (const node of nodes) {
+        const claim = await c.settlement.claimOf(epoch, node);
+        if (!claim.claimed && !claim.expired) await (await c.settlement.expire(epoch, node)).wait();
+      }
+    }
+    const taskCount = await c.taskLedger.taskCount();
+    let payOfValidWork = 0n;
+    for (let id = 1n; id <= taskCount; id++) {
+      const task = await c.taskLedger.taskOf(id);
+      if (Number(task.status) === 1) await (await c.taskLedger.expireTask(id)).wait();
+      if (Number(task.status) === 2) payOfValidWork += task.pay;
+    }
+    const escrow = await c.trainingRuns.escrowOf(runId);
+    expect(escrow.deposited, "escrow: in = paid + refunded + reserved + available").to.equal(escrow.paid + escrow.refunded + escrow.reserved + escrow.available);
+    const workPaid = ((await c.taskLedger.queryFilter(c.taskLedger.filters.WorkPaid())) as EventLog[]).reduce((a, e) => a + BigInt(e.args.amount), 0n);
+    const workReleased = ((await c.taskLedger.queryFilter(c.taskLedger.filters.WorkReleased())) as EventLog[]).reduce((a, e) => a + BigInt(e.args.amount), 0n);
+    expect(escrow.paid, "escrow paid = work paid to providers").to.equal(workPaid);
+    expect(workPaid + workReleased, "completed valid tasks' pay = paid + released unclaimed").to.equal(payOfValidWork);
+    // Tasks still reserved belong to later epochs only (the buyer submitted none after epoch 2).
+    const laterTasks = await c.taskLedger.epochTaskCount(3n);
+    if (laterTasks === 0n) expect(escrow.reserved, "nothing reserved once every task settled").to.equal(0n);
+
+    for (const epoch of [1n, 2n]) {
+      await (await c.rewardVault.returnUnclaimed(epoch)).wait();
+      const emission = await c.rewardVault.emissionOf(epoch);
+      const returned = ((await c.rewardVault.queryFilter(c.rewardVault.filters.UnclaimedReturned(epoch))) as EventLog[]).reduce((a, e) => a + BigInt(e.args.amount), 0n);
+      const rewards = claims.filter((e) => e.args.epoch === epoch).reduce((a, e) => a + BigInt(e.args.reward), 0n);
+      expect(emission.paid, `epoch ${epoch}: vault paid = rewards claimed`).to.equal(rewards);
+      expect(emission.emission, `epoch ${epoch}: emission = rewards paid + returned`).to.equal(rewards + returned);
+    }
+    expect(Number(t1.end)).to.be.lessThanOrEqual(Number(t2.start));
+  });
+});
