@@ -74,6 +74,7 @@
 import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
 import { AbiCoder, concat, getAddress, getBytes, isAddress, keccak256, solidityPackedKeccak256, toUtf8Bytes } from "ethers";
 import { z } from "zod";
+import { canonicalJson } from "./canonical-json.js";
 
 /** Domain of every hash this module defines; bump it with any change to the puzzle or the commitment. */
 export const POC_DOMAIN = "computenet.poc.v1";
@@ -870,30 +871,7 @@ export function binomialTail(n: number, k: number, p: number): number {
  * decimal strings, undefined fields left out. Throws on values JSON cannot carry (NaN, Infinity, functions).
  */
 export function evidenceHash(evidence: unknown): string {
-  return keccak256(toUtf8Bytes(canonicalJson(evidence)));
-}
-
-export function canonicalJson(value: unknown): string {
-  if (value === null) return "null";
-  switch (typeof value) {
-    case "bigint":
-      return JSON.stringify(value.toString());
-    case "number":
-      if (!Number.isFinite(value)) throw new Error(`canonical JSON: ${value} is not a finite number`);
-      return JSON.stringify(value);
-    case "string":
-    case "boolean":
-      return JSON.stringify(value);
-    case "object": {
-      if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? "null" : canonicalJson(v))).join(",")}]`;
-      const entries = Object.entries(value as Record<string, unknown>)
-        .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-      return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-    }
-    default:
-      throw new Error(`canonical JSON: cannot encode a ${typeof value}`);
-  }
+  return keccak256(toUtf8Bytes(canonicalJson(evidence, { bigintsAsStrings: true })));
 }
 
 // --- seeds -------------------------------------------------------------------------------------------

@@ -4,60 +4,13 @@
  * master, the assignee, a validator re-executing the task) gets the same bytes from the same value
  * whatever the order in which its fields were built or parsed.
  *
- * Canonical JSON here: object keys sorted by UTF-16 code units (JavaScript's default string order),
- * recursively; no whitespace; strings and numbers as `JSON.stringify` writes them (which is what RFC 8785,
- * JCS, prescribes for both); object fields whose value is `undefined` are left out, as JSON does. Anything
- * JSON cannot carry faithfully is refused instead of silently changed: non-finite numbers, bigints,
- * functions, symbols, `undefined` inside arrays, objects other than plain ones (Date, Map, class
- * instances), and cycles.
+ * Canonical JSON: see canonical-json.ts (bigints refused here: a spec or result carries none).
  */
 import { keccak256, toUtf8Bytes } from "ethers";
+import { canonicalJson } from "./canonical-json.js";
 
-/** The canonical JSON text of `value` (see the file's notice); throws a TypeError naming the bad path. */
-export function canonicalJson(value: unknown): string {
-  return write(value, "$", new Set());
-}
+export { canonicalJson } from "./canonical-json.js";
 
-function write(value: unknown, where: string, open: Set<object>): string {
-  if (value === null) return "null";
-  switch (typeof value) {
-    case "boolean":
-      return value ? "true" : "false";
-    case "string":
-      return JSON.stringify(value);
-    case "number":
-      if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: ${where} is ${value}, which JSON cannot represent`);
-      return JSON.stringify(value);
-    case "object":
-      break;
-    default:
-      throw new TypeError(`canonicalJson: ${where} is a ${typeof value}, which JSON cannot represent`);
-  }
-  const object = value as object;
-  if (open.has(object)) throw new TypeError(`canonicalJson: ${where} refers back to an enclosing value (a cycle)`);
-  open.add(object);
-  try {
-    if (Array.isArray(object)) {
-      return `[${object
-        .map((item, i) => {
-          if (item === undefined) throw new TypeError(`canonicalJson: ${where}[${i}] is undefined`);
-          return write(item, `${where}[${i}]`, open);
-        })
-        .join(",")}]`;
-    }
-    const proto = Object.getPrototypeOf(object);
-    if (proto !== Object.prototype && proto !== null) {
-      throw new TypeError(`canonicalJson: ${where} is a ${object.constructor?.name ?? "non-plain object"}, not a plain object`);
-    }
-    const record = object as Record<string, unknown>;
-    const keys = Object.keys(record)
-      .filter((key) => record[key] !== undefined)
-      .sort();
-    return `{${keys.map((key) => `${JSON.stringify(key)}:${write(record[key], `${where}.${key}`, open)}`).join(",")}}`;
-  } finally {
-    open.delete(object);
-  }
-}
 
 /** keccak256 of the canonical JSON text's UTF-8 bytes. */
 export function canonicalHash(value: unknown): string {

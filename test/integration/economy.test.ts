@@ -19,7 +19,6 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import Dockerode from "dockerode";
-import type { EventLog } from "ethers";
 import { Cluster, type EconomySettings, type KeeperProcess } from "../../keepers/cli/cluster.js";
 import { LABEL_NODE } from "../../keepers/miner/docker-runtime.js";
 import { requireDocker } from "../keepers/support/docker.js";
@@ -40,7 +39,7 @@ const ECONOMY: Partial<EconomySettings> = {
   maxShareBps: 5_000,
 };
 
-const MINERS = [
+const MINERS: Array<{ throttle: number; env: Record<string, string> }> = [
   { throttle: 1, env: {} },
   { throttle: 0.6, env: {} },
   { throttle: 0.35, env: { CN_FAULT_WRONG_RESULT: "1" } },
@@ -150,7 +149,7 @@ describe("integration: the epoch economy over two epochs", function () {
     }
 
     // --- tasks: drawn by power on chain, verifiable by anyone --------------------------------------
-    const created = (await c.taskLedger.queryFilter(c.taskLedger.filters.TaskCreated())) as EventLog[];
+    const created = await c.taskLedger.queryFilter(c.taskLedger.filters.TaskCreated());
     expect(created.length, "tasks created on chain").to.be.greaterThanOrEqual(2 * TASKS_PER_EPOCH - 2);
     const byNode = new Map<string, number>();
     for (const e of created) {
@@ -165,7 +164,7 @@ describe("integration: the epoch economy over two epochs", function () {
     expect(slow, "the wrong-result miner got tasks to get wrong").to.be.greaterThan(0);
 
     // --- the wrong result: invalidated by a power-weighted dispute, executor slashed -----------------
-    const resolved = (await c.taskLedger.queryFilter(c.taskLedger.filters.DisputeResolved())) as EventLog[];
+    const resolved = await c.taskLedger.queryFilter(c.taskLedger.filters.DisputeResolved());
     const invalidated = [];
     for (const e of resolved) {
       const task = await c.taskLedger.taskOf(e.args.taskId);
@@ -175,12 +174,12 @@ describe("integration: the epoch economy over two epochs", function () {
       if (e.args.invalidated) expect(e.args.invalidWeight * 2n > (await c.proofOfCompute.totalPower(task.epoch)), "invalidated by more than half the power").to.equal(true);
     }
     expect(invalidated.length, "the wrong results were invalidated").to.be.greaterThan(0);
-    const slashed = (await c.registry.queryFilter(c.registry.filters.Slashed(nodes[WRONG]))) as EventLog[];
+    const slashed = await c.registry.queryFilter(c.registry.filters.Slashed(nodes[WRONG]));
     expect(slashed.length, "the wrong-result miner was slashed").to.be.greaterThan(0);
     for (const i of HONEST) expect((await c.registry.queryFilter(c.registry.filters.Slashed(nodes[i]))).length, `${name(nodes[i])} never slashed`).to.equal(0);
 
     // --- claims --------------------------------------------------------------------------------------
-    const claims = (await c.settlement.queryFilter(c.settlement.filters.Claimed())) as EventLog[];
+    const claims = await c.settlement.queryFilter(c.settlement.filters.Claimed());
     const claimOf = (epoch: bigint, i: number) => claims.find((e) => e.args.epoch === epoch && e.args.node.toLowerCase() === nodes[i].toLowerCase());
     for (const epoch of [1n, 2n]) {
       for (const i of HONEST) {
@@ -216,8 +215,8 @@ describe("integration: the epoch economy over two epochs", function () {
     }
     const escrow = await c.trainingRuns.escrowOf(runId);
     expect(escrow.deposited, "escrow: in = paid + refunded + reserved + available").to.equal(escrow.paid + escrow.refunded + escrow.reserved + escrow.available);
-    const workPaid = ((await c.taskLedger.queryFilter(c.taskLedger.filters.WorkPaid())) as EventLog[]).reduce((a, e) => a + BigInt(e.args.amount), 0n);
-    const workReleased = ((await c.taskLedger.queryFilter(c.taskLedger.filters.WorkReleased())) as EventLog[]).reduce((a, e) => a + BigInt(e.args.amount), 0n);
+    const workPaid = (await c.taskLedger.queryFilter(c.taskLedger.filters.WorkPaid())).reduce((a, e) => a + BigInt(e.args.amount), 0n);
+    const workReleased = (await c.taskLedger.queryFilter(c.taskLedger.filters.WorkReleased())).reduce((a, e) => a + BigInt(e.args.amount), 0n);
     expect(escrow.paid, "escrow paid = work paid to providers").to.equal(workPaid);
     expect(workPaid + workReleased, "completed valid tasks' pay = paid + released unclaimed").to.equal(payOfValidWork);
     // Tasks still reserved belong to later epochs only (the buyer submitted none after epoch 2).
@@ -227,7 +226,7 @@ describe("integration: the epoch economy over two epochs", function () {
     for (const epoch of [1n, 2n]) {
       await (await c.rewardVault.returnUnclaimed(epoch)).wait();
       const emission = await c.rewardVault.emissionOf(epoch);
-      const returned = ((await c.rewardVault.queryFilter(c.rewardVault.filters.UnclaimedReturned(epoch))) as EventLog[]).reduce((a, e) => a + BigInt(e.args.amount), 0n);
+      const returned = (await c.rewardVault.queryFilter(c.rewardVault.filters.UnclaimedReturned(epoch))).reduce((a, e) => a + BigInt(e.args.amount), 0n);
       const rewards = claims.filter((e) => e.args.epoch === epoch).reduce((a, e) => a + BigInt(e.args.reward), 0n);
       expect(emission.paid, `epoch ${epoch}: vault paid = rewards claimed`).to.equal(rewards);
       expect(emission.emission, `epoch ${epoch}: emission = rewards paid + returned`).to.equal(rewards + returned);

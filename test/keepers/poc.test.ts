@@ -4,6 +4,7 @@
  * commitments in OpenZeppelin's encoding, and a validator that accepts honest commitments (even with a
  * rare float mismatch) and rejects inflated ones however they are padded.
  */
+import { canonicalJson } from "../../keepers/shared/canonical-json.js";
 import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
 import { expect } from "chai";
 import { AbiCoder, Wallet, getAddress, keccak256, solidityPackedKeccak256, toUtf8Bytes } from "ethers";
@@ -16,7 +17,6 @@ import {
   binomialTail,
   buildModel,
   buildPocTree,
-  canonicalJson,
   checkSample,
   computeNonce,
   decideVerdict,
@@ -654,7 +654,8 @@ describe("Proof of Compute engine (keepers/shared/poc.ts)", function () {
   describe("evidence", function () {
     it("hashes a canonical JSON: key order does not matter, content does, bigints allowed", function () {
       const a = { b: 1n, a: [1, "x", { d: true, c: null }], skipped: undefined };
-      expect(canonicalJson(a)).to.equal('{"a":[1,"x",{"c":null,"d":true}],"b":"1"}');
+      expect(canonicalJson(a, { bigintsAsStrings: true })).to.equal('{"a":[1,"x",{"c":null,"d":true}],"b":"1"}');
+      expect(() => canonicalJson(a)).to.throw(/bigint/);
       expect(evidenceHash(a)).to.equal(evidenceHash({ a: [1, "x", { c: null, d: true }], b: 1n }));
       expect(evidenceHash(a)).to.not.equal(evidenceHash({ ...a, b: 2n }));
       const verdict = decideVerdict([{ index: 0, status: "ok" }]);
