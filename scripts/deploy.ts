@@ -57,6 +57,7 @@ const addresses: Record<ContractName, string> = {
   ChallengeBoard: await deployed.challengeBoard.getAddress(),
   TrainingRuns: await deployed.trainingRuns.getAddress(),
   EpochManager: await deployed.epochManager.getAddress(),
+  RewardVault: await deployed.rewardVault.getAddress(),
 };
 
 /** Creation block of each contract, from the transactions Ignition recorded in its journal. */
@@ -123,6 +124,13 @@ console.log(
     `  epochs           ${h(p.epochLength)} each (PoC ${h(p.pocDuration)}, PoC validation ${h(p.pocValidationDuration)}, ` +
       `dispute ${h(p.disputeWindow)}, claim ${h(p.claimWindow)}); ` +
       `genesis ${new Date(Number(await epochs.genesis()) * 1000).toISOString()}, now epoch ${epoch}`,
+  );
+}
+{
+  const vault = deployed.rewardVault;
+  console.log(
+    `  rewards          ${fmt(await vault.initialEmission())} in epoch 1, retention ${ethers.formatUnits(await vault.retentionWad(), 18)} per epoch; ` +
+      `slashed stake goes to the vault`,
   );
 }
 

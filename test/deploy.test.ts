@@ -11,9 +11,11 @@ import { network } from "hardhat";
 import ComputenetModule from "../ignition/modules/Computenet.js";
 import {
   type ChallengeBoard,
+  ComputeToken__factory,
   EpochManager__factory,
   type MinerRegistry,
   MinerRegistry__factory,
+  RewardVault__factory,
   TrainingRuns__factory,
 } from "../typechain-types/index.js";
 import { CONTRACT_NAMES, parseDeployment, readDeployment, removeLocalJournal } from "../scripts/lib/deployments.js";
@@ -69,6 +71,15 @@ describe("deploy script (npm run deploy -- --network localhost)", function () {
     const created = await provider.getBlock(deployment.contracts.EpochManager.block);
     expect(await epochs.genesis()).to.equal(BigInt(created!.timestamp));
     expect(output).to.include("epochs           24 h each (PoC 1 h, PoC validation 1 h, dispute 6 h, claim 168 h)");
+
+    // The reward vault mints rewards (MINTER_ROLE) and receives slashed stake (the registry's treasury).
+    const vaultAddress = deployment.contracts.RewardVault.address;
+    const vault = RewardVault__factory.connect(vaultAddress, provider);
+    expect(await vault.epochs()).to.equal(deployment.contracts.EpochManager.address);
+    const token = ComputeToken__factory.connect(deployment.contracts.ComputeToken.address, provider);
+    expect(await token.hasRole(await token.MINTER_ROLE(), vaultAddress)).to.equal(true);
+    expect(await registry.treasury()).to.equal(vaultAddress);
+    expect(output).to.include("rewards          10000.0 CNET in epoch 1, retention 0.99952535433706016 per epoch");
     provider.destroy();
   });
 

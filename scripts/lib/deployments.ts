@@ -12,6 +12,7 @@ export const CONTRACT_NAMES = [
   "ChallengeBoard",
   "TrainingRuns",
   "EpochManager",
+  "RewardVault",
 ] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];
 

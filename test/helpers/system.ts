@@ -9,6 +9,7 @@ import type {
   ComputeToken,
   EpochManager,
   MinerRegistry,
+  RewardVault,
   TrainingRuns,
 } from "../../typechain-types/index.js";
 import {
@@ -37,6 +38,9 @@ export const EPOCH_PARAMETERS = {
   disputeWindow: 6n * HOUR,
   claimWindow: 7n * DAY,
 };
+/** RewardVault parameters of the test system (the module's defaults, spelled out). */
+export const INITIAL_EMISSION = 10_000n * TOKEN;
+export const RETENTION_WAD = 999_525_354_337_060_160n;
 
 export const H100 = gpuModel("H100-80GB");
 export const A100 = gpuModel("A100-40GB");
@@ -71,8 +75,10 @@ export interface System {
   challengeBoard: ChallengeBoard;
   trainingRuns: TrainingRuns;
   epochManager: EpochManager;
+  rewardVault: RewardVault;
   chainId: bigint;
   admin: HardhatEthersSigner;
+  /** The registry's treasury at deployment; the RewardVault module then makes the vault the treasury. */
   treasury: HardhatEthersSigner;
   validators: HardhatEthersSigner[];
   buyer: HardhatEthersSigner;
@@ -104,6 +110,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
         retryCooldown: RETRY_COOLDOWN,
       },
       EpochManagerModule: EPOCH_PARAMETERS,
+      RewardVaultModule: { initialEmission: INITIAL_EMISSION, retentionWad: RETENTION_WAD },
     },
   });
   const token = deployed.token as unknown as ComputeToken;
@@ -111,6 +118,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
   const challengeBoard = deployed.challengeBoard as unknown as ChallengeBoard;
   const trainingRuns = deployed.trainingRuns as unknown as TrainingRuns;
   const epochManager = deployed.epochManager as unknown as EpochManager;
+  const rewardVault = deployed.rewardVault as unknown as RewardVault;
 
   const validators = [v1, v2, v3];
   for (const v of validators) {
@@ -132,6 +140,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
     challengeBoard,
     trainingRuns,
     epochManager,
+    rewardVault,
     chainId: (await ethers.provider.getNetwork()).chainId,
     admin,
     treasury,
