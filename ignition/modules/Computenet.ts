@@ -2,6 +2,7 @@ import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
 import ChallengeBoardModule from "./ChallengeBoard.js";
 import EpochManagerModule from "./EpochManager.js";
 import MinerRegistryModule from "./MinerRegistry.js";
+import ProofOfComputeModule from "./ProofOfCompute.js";
 import TrainingRunsModule from "./TrainingRuns.js";
 
 /**
@@ -13,5 +14,6 @@ export default buildModule("ComputenetModule", (m) => {
   const { challengeBoard } = m.useModule(ChallengeBoardModule);
   const { trainingRuns } = m.useModule(TrainingRunsModule);
   const { epochManager } = m.useModule(EpochManagerModule);
-  return { token, registry, challengeBoard, trainingRuns, epochManager };
+  const { proofOfCompute } = m.useModule(ProofOfComputeModule);
+  return { token, registry, challengeBoard, trainingRuns, epochManager, proofOfCompute };
 });

@@ -12,6 +12,7 @@ export const CONTRACT_NAMES = [
   "ChallengeBoard",
   "TrainingRuns",
   "EpochManager",
+  "ProofOfCompute",
 ] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];
 
