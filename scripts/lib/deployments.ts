@@ -12,7 +12,9 @@ export const CONTRACT_NAMES = [
   "ChallengeBoard",
   "TrainingRuns",
   "EpochManager",
+  "ProofOfCompute",
   "RewardVault",
+  "TaskLedger",
 ] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];
 
