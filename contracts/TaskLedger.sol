@@ -139,8 +139,9 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
     /// @inheritdoc ITaskLedger
     function enroll(uint256 runId, address node) external {
+        // The Work phase starts when the PoC validation phase ends, which is when power becomes final
+        // (IProofOfCompute.isPowerFinal), so the phase check covers finality.
         (uint64 epoch,) = _currentWorkEpoch();
-        if (!poc.isPowerFinal(epoch)) revert TaskLedgerNotWorkPhase(epoch);
         if (runs.getRun(runId).status != ITrainingRuns.RunStatus.Active) revert TaskLedgerRunNotActive(runId);
         if (!runs.isMember(runId, node)) revert TaskLedgerNotMember(runId, node);
         uint256 weight = poc.powerOf(epoch, node);
@@ -177,7 +178,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         // a beacon.
         uint256[] storage entries = _enrollment[runId][epoch];
         if (entries.length == 0) revert TaskLedgerNoAssignee(runId, epoch);
-        bytes32 beacon = epochs.recordOf(epoch).pocBeacon;
+        bytes32 beacon = epochs.pocBeacon(epoch);
 
         taskId = ++_taskCount;
         uint256 weight;
@@ -410,7 +411,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     {
         uint256[] storage entries = _enrollment[runId][epoch];
         if (entries.length == 0) revert TaskLedgerNoAssignee(runId, epoch);
-        (assignee,) = _draw(entries, epochs.recordOf(epoch).pocBeacon, runId, taskId, attempt);
+        (assignee,) = _draw(entries, epochs.pocBeacon(epoch), runId, taskId, attempt);
     }
 
     /// @inheritdoc ITaskLedger

@@ -17,7 +17,7 @@ import { network } from "hardhat";
 import { AbiCoder, type ContractTransactionResponse, keccak256 } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 import type { TaskLedger } from "../typechain-types/index.js";
-import { CPU_NODE, type System, createRun, deploySystem, joinRun } from "./helpers/system.js";
+import { CPU_NODE, EPOCH_PARAMETERS, type System, createRun, deploySystem, joinRun } from "./helpers/system.js";
 import { type Phase, givePower, goToPhase, validatedNode, validatedNodes } from "./helpers/epochs.js";
 import { DisputeStatus, EpochPhase, RunStatus, TOKEN, TaskStatus } from "../scripts/lib/protocol.js";
 
@@ -339,6 +339,34 @@ describe("TaskLedger", () => {
       await expect(ledger.enroll(runA, nodes[1].address))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNotWorkPhase")
         .withArgs(EPOCH + 1n);
+    });
+
+    it("is refused before genesis (epoch 0), as is task creation", async () => {
+      const ctx = await networkHelpers.loadFixture(poweredFixture);
+      const { sys, nodes, runA } = ctx;
+      // A clock whose epoch 1 starts tomorrow, and a ledger reading it.
+      const genesis = BigInt(await time.latest()) + 86_400n;
+      const clock = await ethers.deployContract("EpochManager", [
+        sys.admin.address,
+        await sys.registry.getAddress(),
+        genesis,
+        EPOCH_PARAMETERS,
+      ]);
+      const ledger = (await ethers.deployContract("TaskLedger", [
+        sys.admin.address,
+        await clock.getAddress(),
+        await sys.trainingRuns.getAddress(),
+        await sys.registry.getAddress(),
+        await sys.proofOfCompute.getAddress(),
+        await sys.rewardVault.getAddress(),
+        DEFAULT_PARAMS,
+      ])) as unknown as TaskLedger;
+      await expect(ledger.enroll(runA, nodes[0].address))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerNotWorkPhase")
+        .withArgs(0n);
+      await expect(ledger.connect(sys.master).createTask(runA, spec(1), 1n))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerNotWorkPhase")
+        .withArgs(0n);
     });
 
     it("is refused in the last second of the PoC validation phase and allowed in the first of Work", async () => {
@@ -1283,10 +1311,12 @@ describe("TaskLedger", () => {
         start.reserved + startB.reserved + reservedAll,
       );
 
-      // Complete the even tasks of run A and the disputed one; the odd ones expire.
+      // Complete the first task of each assignee in run A, and the disputed one; the others expire.
       const byAddress = new Map(nodes.map((n) => [n.address, n]));
+      const worked = new Set<string>();
       for (const [taskId, p] of pays) {
-        if (p.runId === runA && taskId % 2n === 1n) continue;
+        if (p.runId === runA && worked.has(p.assignee)) continue;
+        if (p.runId === runA) worked.add(p.assignee);
         await ledger.connect(byAddress.get(p.assignee)!).completeTask(taskId, result(taskId));
       }
       // The disputed task is invalidated: its pay goes back to run B's escrow.
@@ -1302,15 +1332,17 @@ describe("TaskLedger", () => {
         expired += p.pay;
       }
       await toPhase(ctx, EPOCH, EpochPhase.Claim);
-      // Pay n1..n3, release n4 and n5.
+      // Nodes with work in run A are paid and released in turn (ten draws over five nodes: at least two
+      // assignees, bar a chance of about 1e-5).
       let paid = 0n;
       let released = 0n;
-      for (const [i, node] of nodes.slice(0, 5).entries()) {
+      let turn = 0;
+      for (const node of nodes.slice(0, 5)) {
         const work = await ledger.workOf(EPOCH, node.address);
         const inA = work.amounts[work.runIds.findIndex((r) => r === runA)];
-        if (i < 3) {
+        if (turn++ % 2 === 0) {
           expect(await ledger.connect(settler).payWork.staticCall(EPOCH, node.address)).to.equal(
-            work.amounts.reduce((s, a) => s + a, 0n),
+            work.amounts.reduce((sum, a) => sum + a, 0n),
           );
           await ledger.connect(settler).payWork(EPOCH, node.address);
           paid += inA;
@@ -1318,6 +1350,7 @@ describe("TaskLedger", () => {
           await ledger.connect(settler).releaseWork(EPOCH, node.address);
           released += inA;
         }
+        if (inA === 0n) turn--; // nodes without work do not take a turn
       }
       const endA = await balancedEscrow(sys, runA);
       const endB = await balancedEscrow(sys, runB);
@@ -1327,7 +1360,9 @@ describe("TaskLedger", () => {
       expect(endA.paid - start.paid).to.equal(paid);
       expect(paid + released + expired).to.equal(payA);
       expect(start.available - endA.available).to.equal(paid);
+      expect(worked.size).to.be.at.least(2);
       expect(paid).to.be.greaterThan(0n);
+      expect(released).to.be.greaterThan(0n);
       expect(expired).to.be.greaterThan(0n);
       expect(endB.reserved).to.equal(startB.reserved);
       expect(endB.available).to.equal(startB.available);
