@@ -180,7 +180,8 @@ export interface GivenPower {
  * validators decide (three verdicts per node in the test system); otherwise the nodes that held power in the
  * epoch before do, and accepting a node takes verdicts worth more than two thirds of the others' power: with
  * many small nodes in the epoch before that is many transactions per node (give a few nodes most of the power
- * there, or leave an epoch without power in between, to keep a test fast).
+ * there, or leave an epoch without power in between, to keep a test fast). For scale: `validatedNodes` of 200
+ * takes about 4 s, and `givePower` to those 200 in a bootstrap epoch about 8 s (Hardhat's in-process network).
  *
  * `options.seedOnly`: nodes that only commit a seed (no PoC) in `epoch`.
  */
