@@ -25,6 +25,8 @@ import {
   runParams,
   validateNode,
 } from "../test/helpers/system.js";
+import { goToPhase, pocRootFor, seedFor, validatedNodes } from "../test/helpers/epochs.js";
+import { EpochPhase } from "./lib/protocol.js";
 import { ROOT } from "./lib/processes.js";
 
 // Signed deadlines and expiries are constants rather than "now + x": a signature's bytes change the
@@ -373,6 +375,67 @@ const epochs = sys.epochManager;
     "once the epoch's Dispute phase is over: an earlier epoch / the epoch after it",
     () => epochs.connect(n1).fixClaimBeacon(epoch - 1n),
     () => epochs.connect(n2).fixClaimBeacon(epoch),
+  );
+}
+
+// ---------------------------------------------------------------- ProofOfCompute
+const poc = sys.proofOfCompute;
+{
+  const nodes = await validatedNodes(connection, sys, 5);
+  const [v1, v2, v3] = sys.validators;
+  const evidence = ethers.id("evidence");
+  const commitSeeds = async (epoch: bigint) => {
+    for (const n of nodes) await epochs.connect(n).commitSeed(epoch, await epochs.seedCommitment(seedFor(n.address, epoch), n.address));
+  };
+  const commit = (epoch: bigint, i: number) => poc.connect(nodes[i]).commitPoc(epoch, pocRootFor(nodes[i].address, epoch), 1000n - 100n * BigInt(i));
+
+  // An epoch judged by the bootstrap set (no power in the epoch before): three validators.
+  let epoch = (await epochs.currentEpoch()) + 1n;
+  await goToPhase(connection, sys, epoch, EpochPhase.PoC);
+  await commitSeeds(epoch);
+  await measure(
+    "ProofOfCompute",
+    "commitPoc",
+    "during the PoC phase: first node of the epoch / another node",
+    () => commit(epoch, 0),
+    () => commit(epoch, 1),
+  );
+  for (const i of [2, 3, 4]) await commit(epoch, i);
+  await measure(
+    "ProofOfCompute",
+    "submitVerdict (bootstrap)",
+    "a validator's verdict (weight 1 of 3), commitment stays pending: first on a commitment / second",
+    () => poc.connect(v1).submitVerdict(epoch, nodes[0].address, true, evidence),
+    () => poc.connect(v2).submitVerdict(epoch, nodes[0].address, true, evidence),
+  );
+  await poc.connect(v1).submitVerdict(epoch, nodes[1].address, true, evidence);
+  await poc.connect(v2).submitVerdict(epoch, nodes[1].address, true, evidence);
+  await measure(
+    "ProofOfCompute",
+    "submitVerdict (bootstrap, accepting)",
+    "the verdict that accepts: the epoch's first accepted node / another (power aggregate updated)",
+    () => poc.connect(v3).submitVerdict(epoch, nodes[0].address, true, evidence),
+    () => poc.connect(v3).submitVerdict(epoch, nodes[1].address, true, evidence),
+  );
+  for (const i of [2, 3]) for (const v of [v1, v2, v3]) await poc.connect(v).submitVerdict(epoch, nodes[i].address, true, evidence);
+  await measure(
+    "ProofOfCompute",
+    "submitVerdict (bootstrap, rejecting)",
+    "one rejection of three makes acceptance impossible",
+    () => poc.connect(v1).submitVerdict(epoch, nodes[4].address, false, evidence),
+  );
+
+  // The next epoch is judged by the power of this one (1000 / 900 / 800 / 700, uncapped).
+  epoch += 1n;
+  await goToPhase(connection, sys, epoch, EpochPhase.PoC);
+  await commitSeeds(epoch);
+  await commit(epoch, 0);
+  await measure(
+    "ProofOfCompute",
+    "submitVerdict (power-weighted)",
+    "a verdict weighted by the epoch before's power (cap computed on the fly): pending / accepting",
+    () => poc.connect(nodes[1]).submitVerdict(epoch, nodes[0].address, true, evidence),
+    () => poc.connect(nodes[2]).submitVerdict(epoch, nodes[0].address, true, evidence),
   );
 }
 

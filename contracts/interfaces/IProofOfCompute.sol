@@ -96,7 +96,8 @@ interface IProofOfCompute {
     /// @notice The commitment of `node` for `epoch` was accepted: its raw power is `count`. `totalWeight` is
     ///         the commitment's verdict weight (`verdictWeightFor`).
     event PocAccepted(uint64 indexed epoch, address indexed node, uint64 count, uint256 acceptWeight, uint256 totalWeight);
-    /// @notice The commitment of `node` for `epoch` was rejected: it has no power in `epoch`.
+    /// @notice The commitment of `node` for `epoch` was rejected: it has no power in `epoch`. `totalWeight` is
+    ///         the commitment's verdict weight.
     event PocRejected(uint64 indexed epoch, address indexed node, uint256 rejectWeight, uint256 totalWeight);
 
     /// @notice Commits the caller's (the node key's) PoC for `epoch`, during its PoC phase. The node must be
