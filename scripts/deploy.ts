@@ -57,6 +57,7 @@ const addresses: Record<ContractName, string> = {
   ChallengeBoard: await deployed.challengeBoard.getAddress(),
   TrainingRuns: await deployed.trainingRuns.getAddress(),
   EpochManager: await deployed.epochManager.getAddress(),
+  ProofOfCompute: await deployed.proofOfCompute.getAddress(),
   RewardVault: await deployed.rewardVault.getAddress(),
 };
 
@@ -124,6 +125,14 @@ console.log(
     `  epochs           ${h(p.epochLength)} each (PoC ${h(p.pocDuration)}, PoC validation ${h(p.pocValidationDuration)}, ` +
       `dispute ${h(p.disputeWindow)}, claim ${h(p.claimWindow)}); ` +
       `genesis ${new Date(Number(await epochs.genesis()) * 1000).toISOString()}, now epoch ${epoch}`,
+  );
+}
+{
+  const poc = deployed.proofOfCompute;
+  const pct = (bps: bigint) => `${Number(bps) / 100} %`;
+  console.log(
+    `  proof of compute accepted above ${pct(await poc.acceptShareBps())} of verdict weight; ` +
+      `one node's power capped at ${pct(await poc.maxShareBps())}`,
   );
 }
 {

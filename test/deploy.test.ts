@@ -15,6 +15,7 @@ import {
   EpochManager__factory,
   type MinerRegistry,
   MinerRegistry__factory,
+  ProofOfCompute__factory,
   RewardVault__factory,
   TrainingRuns__factory,
 } from "../typechain-types/index.js";
@@ -71,6 +72,13 @@ describe("deploy script (npm run deploy -- --network localhost)", function () {
     const created = await provider.getBlock(deployment.contracts.EpochManager.block);
     expect(await epochs.genesis()).to.equal(BigInt(created!.timestamp));
     expect(output).to.include("epochs           24 h each (PoC 1 h, PoC validation 1 h, dispute 6 h, claim 168 h)");
+
+    // Proof of Compute reads that clock, registry and board, with the default thresholds.
+    const poc = ProofOfCompute__factory.connect(deployment.contracts.ProofOfCompute.address, provider);
+    expect(await poc.epochs()).to.equal(deployment.contracts.EpochManager.address);
+    expect(await poc.registry()).to.equal(deployment.contracts.MinerRegistry.address);
+    expect(await poc.board()).to.equal(deployment.contracts.ChallengeBoard.address);
+    expect(output).to.include("proof of compute accepted above 66.67 % of verdict weight; one node's power capped at 30 %");
 
     // The reward vault mints rewards (MINTER_ROLE) and receives slashed stake (the registry's treasury).
     const vaultAddress = deployment.contracts.RewardVault.address;

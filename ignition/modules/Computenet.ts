@@ -2,6 +2,7 @@ import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
 import ChallengeBoardModule from "./ChallengeBoard.js";
 import EpochManagerModule from "./EpochManager.js";
 import MinerRegistryModule from "./MinerRegistry.js";
+import ProofOfComputeModule from "./ProofOfCompute.js";
 import RewardVaultModule from "./RewardVault.js";
 import TrainingRunsModule from "./TrainingRuns.js";
 
@@ -14,6 +15,7 @@ export default buildModule("ComputenetModule", (m) => {
   const { challengeBoard } = m.useModule(ChallengeBoardModule);
   const { trainingRuns } = m.useModule(TrainingRunsModule);
   const { epochManager } = m.useModule(EpochManagerModule);
+  const { proofOfCompute } = m.useModule(ProofOfComputeModule);
   const { rewardVault } = m.useModule(RewardVaultModule);
-  return { token, registry, challengeBoard, trainingRuns, epochManager, rewardVault };
+  return { token, registry, challengeBoard, trainingRuns, epochManager, proofOfCompute, rewardVault };
 });

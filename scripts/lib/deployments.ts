@@ -12,6 +12,7 @@ export const CONTRACT_NAMES = [
   "ChallengeBoard",
   "TrainingRuns",
   "EpochManager",
+  "ProofOfCompute",
   "RewardVault",
 ] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];

@@ -9,6 +9,7 @@ import type {
   ComputeToken,
   EpochManager,
   MinerRegistry,
+  ProofOfCompute,
   RewardVault,
   TrainingRuns,
 } from "../../typechain-types/index.js";
@@ -21,6 +22,7 @@ import {
   signPermit,
 } from "../../scripts/lib/protocol.js";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
+import type { Signer } from "ethers";
 
 export const MIN_STAKE_BASE = 100n * TOKEN;
 export const MIN_STAKE_PER_GPU = 250n * TOKEN;
@@ -37,6 +39,11 @@ export const EPOCH_PARAMETERS = {
   pocValidationDuration: HOUR,
   disputeWindow: 6n * HOUR,
   claimWindow: 7n * DAY,
+};
+/** ProofOfCompute parameters of the test system (the module's defaults, spelled out). */
+export const POC_PARAMETERS = {
+  acceptShareBps: 6667n,
+  maxShareBps: 3000n,
 };
 /** RewardVault parameters of the test system (the module's defaults, spelled out). */
 export const INITIAL_EMISSION = 10_000n * TOKEN;
@@ -75,6 +82,7 @@ export interface System {
   challengeBoard: ChallengeBoard;
   trainingRuns: TrainingRuns;
   epochManager: EpochManager;
+  proofOfCompute: ProofOfCompute;
   rewardVault: RewardVault;
   chainId: bigint;
   admin: HardhatEthersSigner;
@@ -110,6 +118,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
         retryCooldown: RETRY_COOLDOWN,
       },
       EpochManagerModule: EPOCH_PARAMETERS,
+      ProofOfComputeModule: POC_PARAMETERS,
       RewardVaultModule: { initialEmission: INITIAL_EMISSION, retentionWad: RETENTION_WAD },
     },
   });
@@ -118,11 +127,14 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
   const challengeBoard = deployed.challengeBoard as unknown as ChallengeBoard;
   const trainingRuns = deployed.trainingRuns as unknown as TrainingRuns;
   const epochManager = deployed.epochManager as unknown as EpochManager;
+  const proofOfCompute = deployed.proofOfCompute as unknown as ProofOfCompute;
   const rewardVault = deployed.rewardVault as unknown as RewardVault;
 
+  // The same three validators run hardware challenges and form PoC's bootstrap verdict set.
   const validators = [v1, v2, v3];
   for (const v of validators) {
     await challengeBoard.connect(admin).grantRole(await challengeBoard.VALIDATOR_ROLE(), v.address);
+    await proofOfCompute.connect(admin).grantRole(await proofOfCompute.VALIDATOR_ROLE(), v.address);
   }
   await registry.connect(admin).grantRole(await registry.SLASHER_ROLE(), slasher.address);
   await trainingRuns.connect(admin).grantRole(await trainingRuns.ESCROW_ROLE(), escrowAgent.address);
@@ -140,6 +152,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
     challengeBoard,
     trainingRuns,
     epochManager,
+    proofOfCompute,
     rewardVault,
     chainId: (await ethers.provider.getNetwork()).chainId,
     admin,
@@ -160,10 +173,13 @@ export async function farDeadline(connection: NetworkConnection): Promise<bigint
   return BigInt(await connection.networkHelpers.time.latest()) + 30n * 24n * HOUR;
 }
 
+/** A test account: a Hardhat signer or an ethers Wallet (see `fundedAccounts` in ./epochs.ts). */
+export type Account = Signer & { readonly address: string };
+
 /** The node's consent signature for `provider` with the node's current nonce. */
 export async function consentFor(
   sys: System,
-  node: HardhatEthersSigner,
+  node: Account,
   provider: string,
   deadline: bigint,
 ): Promise<string> {
@@ -178,8 +194,8 @@ export async function consentFor(
 export async function registerNode(
   connection: NetworkConnection,
   sys: System,
-  provider: HardhatEthersSigner,
-  node: HardhatEthersSigner,
+  provider: Account,
+  node: Account,
   caps: Capabilities = H100_NODE,
   stake: bigint = minStakeFor(caps),
   deadline?: bigint,
