@@ -68,11 +68,13 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         bytes32 resultHash;
     }
 
-    /// @dev A node's runs of one epoch (enrollments, which are also the runs its work is credited in), packed
-    ///      four run ids a slot, and whether its work was settled.
+    /// @dev A node's runs of one epoch (enrollments, which are also the runs its work is credited in) and
+    ///      whether its work was settled. The count and the flag share a slot, so that settling rewrites a warm,
+    ///      non-zero slot; run ids are packed four a slot.
     struct NodeEpoch {
+        uint8 runCount;
         bool settled;
-        uint64[] runIds;
+        uint64[MAX_RUNS_PER_EPOCH] runIds;
     }
 
     IEpochManager public immutable epochs;
@@ -138,6 +140,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     // ------------------------------------------------------------------ enrollment and tasks
 
     /// @inheritdoc ITaskLedger
+    /// @dev Only for Active runs: a pending or ended run has no tasks, and an enrollment in it would only use up
+    ///      one of the node's MAX_RUNS_PER_EPOCH slots.
     function enroll(uint256 runId, address node) external {
         // The Work phase starts when the PoC validation phase ends, which is when power becomes final
         // (IProofOfCompute.isPowerFinal), so the phase check covers finality.
@@ -148,14 +152,16 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (weight == 0) revert TaskLedgerNoPower(epoch, node);
         mapping(address => bool) storage enrolled = _enrolled[runId][epoch];
         if (enrolled[node]) revert TaskLedgerAlreadyEnrolled(runId, epoch, node);
-        uint64[] storage nodeRuns = _nodeEpochs[epoch][node].runIds;
-        if (nodeRuns.length >= MAX_RUNS_PER_EPOCH) revert TaskLedgerTooManyRuns(epoch, node);
+        NodeEpoch storage record = _nodeEpochs[epoch][node];
+        uint256 runCount = record.runCount;
+        if (runCount >= MAX_RUNS_PER_EPOCH) revert TaskLedgerTooManyRuns(epoch, node);
 
         uint256[] storage entries = _enrollment[runId][epoch];
         uint256 length = entries.length;
         uint256 cumulative = weight + (length == 0 ? 0 : _cumulative(entries[length - 1]));
         enrolled[node] = true;
-        nodeRuns.push(SafeCast.toUint64(runId));
+        record.runIds[runCount] = SafeCast.toUint64(runId);
+        record.runCount = uint8(runCount + 1);
         entries.push((uint256(uint160(node)) << 96) | SafeCast.toUint96(cumulative));
         emit NodeEnrolled(runId, epoch, node, weight, cumulative);
     }
@@ -305,16 +311,15 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         nonReentrant
         returns (uint256 total)
     {
-        uint64[] storage runIds = _startSettlement(epoch, node);
+        (NodeEpoch storage record, uint256 count) = _startSettlement(epoch, node);
         address provider = registry.providerOf(node);
         if (provider == address(0)) {
-            _release(epoch, node, runIds);
+            _release(epoch, node, record, count);
             return 0;
         }
         mapping(uint256 => uint256) storage work = _work[epoch][node];
-        uint256 count = runIds.length; // at most MAX_RUNS_PER_EPOCH
         for (uint256 i; i < count; ++i) {
-            uint256 runId = runIds[i];
+            uint256 runId = record.runIds[i];
             uint256 amount = work[runId];
             emit WorkPaid(epoch, node, runId, provider, amount);
             if (amount > 0) {
@@ -332,7 +337,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         nonReentrant
         returns (uint256 total)
     {
-        return _release(epoch, node, _startSettlement(epoch, node));
+        (NodeEpoch storage record, uint256 count) = _startSettlement(epoch, node);
+        return _release(epoch, node, record, count);
     }
 
     // ------------------------------------------------------------------ views
@@ -440,7 +446,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         returns (uint256[] memory runIds, uint256[] memory amounts, bool settled)
     {
         NodeEpoch storage record = _nodeEpochs[epoch][node];
-        uint256 count = record.runIds.length;
+        uint256 count = record.runCount;
         runIds = new uint256[](count);
         amounts = new uint256[](count);
         mapping(uint256 => uint256) storage work = _work[epoch][node];
@@ -512,8 +518,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         validated[msg.sender] = true;
     }
 
-    /// @dev Adds a vote to an open dispute and resolves it if the vote decides it. Weights are powers, whose
-    ///      epoch total fits the uint96 cumulative weights of enrollment, so uint128 sums never overflow.
+    /// @dev Adds a vote to an open dispute and resolves it if the vote decides it. Each side sums the powers of
+    ///      distinct nodes, at most the epoch's total power, itself at most ProofOfCompute's uint128 raw total.
     function _countVote(uint256 taskId, StoredTask storage task, Dispute storage dispute, bool invalid, uint256 weight)
         private
     {
@@ -577,21 +583,26 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         return registry.slash(node, amount, reason);
     }
 
-    /// @dev Checks that `node`'s work of `epoch` may be settled now and marks it settled.
-    function _startSettlement(uint64 epoch, address node) private returns (uint64[] storage runIds) {
+    /// @dev Checks that `node`'s work of `epoch` may be settled now, marks it settled, returns its runs.
+    function _startSettlement(uint64 epoch, address node)
+        private
+        returns (NodeEpoch storage record, uint256 count)
+    {
         uint64 finalAt = epochs.timelineOf(epoch).disputeEnd;
         if (_clock() < finalAt) revert TaskLedgerWorkNotFinal(epoch, finalAt);
-        NodeEpoch storage record = _nodeEpochs[epoch][node];
+        record = _nodeEpochs[epoch][node];
         if (record.settled) revert TaskLedgerWorkSettled(epoch, node);
         record.settled = true;
-        return record.runIds;
+        count = record.runCount; // at most MAX_RUNS_PER_EPOCH
     }
 
-    function _release(uint64 epoch, address node, uint64[] storage runIds) private returns (uint256 total) {
+    function _release(uint64 epoch, address node, NodeEpoch storage record, uint256 count)
+        private
+        returns (uint256 total)
+    {
         mapping(uint256 => uint256) storage work = _work[epoch][node];
-        uint256 count = runIds.length; // at most MAX_RUNS_PER_EPOCH
         for (uint256 i; i < count; ++i) {
-            uint256 runId = runIds[i];
+            uint256 runId = record.runIds[i];
             uint256 amount = work[runId];
             emit WorkReleased(epoch, node, runId, amount);
             if (amount > 0) {

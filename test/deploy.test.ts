@@ -80,6 +80,7 @@ describe("deploy script (npm run deploy -- --network localhost)", function () {
     expect(await poc.registry()).to.equal(deployment.contracts.MinerRegistry.address);
     expect(await poc.board()).to.equal(deployment.contracts.ChallengeBoard.address);
     expect(output).to.include("proof of compute accepted above 66.67 % of verdict weight; one node's power capped at 30 %");
+
     // The reward vault mints rewards (MINTER_ROLE) and receives slashed stake (the registry's treasury).
     const vaultAddress = deployment.contracts.RewardVault.address;
     const vault = RewardVault__factory.connect(vaultAddress, provider);
