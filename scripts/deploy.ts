@@ -63,6 +63,9 @@ const addresses: Record<ContractName, string> = {
   ChallengeBoard: await deployed.challengeBoard.getAddress(),
   TrainingRuns: await deployed.trainingRuns.getAddress(),
   EpochManager: await deployed.epochManager.getAddress(),
+  ProofOfCompute: await deployed.proofOfCompute.getAddress(),
+  RewardVault: await deployed.rewardVault.getAddress(),
+  TaskLedger: await deployed.taskLedger.getAddress(),
 };
 
 /** Creation block of each contract, from the transactions Ignition recorded in its journal. */
@@ -129,6 +132,29 @@ console.log(
     `  epochs           ${h(p.epochLength)} each (PoC ${h(p.pocDuration)}, PoC validation ${h(p.pocValidationDuration)}, ` +
       `dispute ${h(p.disputeWindow)}, claim ${h(p.claimWindow)}); ` +
       `genesis ${new Date(Number(await epochs.genesis()) * 1000).toISOString()}, now epoch ${epoch}`,
+  );
+}
+{
+  const poc = deployed.proofOfCompute;
+  const pct = (bps: bigint) => `${Number(bps) / 100} %`;
+  console.log(
+    `  proof of compute accepted above ${pct(await poc.acceptShareBps())} of verdict weight; ` +
+      `one node's power capped at ${pct(await poc.maxShareBps())}`,
+  );
+}
+{
+  const vault = deployed.rewardVault;
+  console.log(
+    `  rewards          ${fmt(await vault.initialEmission())} in epoch 1, retention ${ethers.formatUnits(await vault.retentionWad(), 18)} per epoch; ` +
+      `slashed stake goes to the vault`,
+  );
+}
+{
+  const p = await deployed.taskLedger.parameters();
+  const pct = (bps: bigint) => `${Number(bps) / 100} %`;
+  console.log(
+    `  tasks            validation k ${Number(p.validationKBps) / 10_000}; invalid work slashes ${pct(p.executorSlashBps)} ` +
+      `of the executor's stake (${pct(p.accuserRewardBps)} of it to the accuser), a false accusation ${pct(p.falseAccuserSlashBps)}`,
   );
 }
 

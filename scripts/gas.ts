@@ -25,6 +25,8 @@ import {
   runParams,
   validateNode,
 } from "../test/helpers/system.js";
+import { givePower, goToPhase, pocRootFor, seedFor, validatedNodes } from "../test/helpers/epochs.js";
+import { EpochPhase } from "./lib/protocol.js";
 import { ROOT } from "./lib/processes.js";
 
 // Signed deadlines and expiries are constants rather than "now + x": a signature's bytes change the
@@ -373,6 +375,148 @@ const epochs = sys.epochManager;
     "once the epoch's Dispute phase is over: an earlier epoch / the epoch after it",
     () => epochs.connect(n1).fixClaimBeacon(epoch - 1n),
     () => epochs.connect(n2).fixClaimBeacon(epoch),
+  );
+}
+
+// ---------------------------------------------------------------- ProofOfCompute
+const poc = sys.proofOfCompute;
+{
+  const nodes = await validatedNodes(connection, sys, 5);
+  const [v1, v2, v3] = sys.validators;
+  const evidence = ethers.id("evidence");
+  const commitSeeds = async (epoch: bigint) => {
+    for (const n of nodes) await epochs.connect(n).commitSeed(epoch, await epochs.seedCommitment(seedFor(n.address, epoch), n.address));
+  };
+  const commit = (epoch: bigint, i: number) => poc.connect(nodes[i]).commitPoc(epoch, pocRootFor(nodes[i].address, epoch), 1000n - 100n * BigInt(i));
+
+  // An epoch judged by the bootstrap set (no power in the epoch before): three validators.
+  let epoch = (await epochs.currentEpoch()) + 1n;
+  await goToPhase(connection, sys, epoch, EpochPhase.PoC);
+  await commitSeeds(epoch);
+  await measure(
+    "ProofOfCompute",
+    "commitPoc",
+    "during the PoC phase: first node of the epoch / another node",
+    () => commit(epoch, 0),
+    () => commit(epoch, 1),
+  );
+  for (const i of [2, 3, 4]) await commit(epoch, i);
+  await measure(
+    "ProofOfCompute",
+    "submitVerdict (bootstrap)",
+    "a validator's verdict (weight 1 of 3), commitment stays pending: first on a commitment / second",
+    () => poc.connect(v1).submitVerdict(epoch, nodes[0].address, true, evidence),
+    () => poc.connect(v2).submitVerdict(epoch, nodes[0].address, true, evidence),
+  );
+  await poc.connect(v1).submitVerdict(epoch, nodes[1].address, true, evidence);
+  await poc.connect(v2).submitVerdict(epoch, nodes[1].address, true, evidence);
+  await measure(
+    "ProofOfCompute",
+    "submitVerdict (bootstrap, accepting)",
+    "the verdict that accepts: the epoch's first accepted node / another (power aggregate updated)",
+    () => poc.connect(v3).submitVerdict(epoch, nodes[0].address, true, evidence),
+    () => poc.connect(v3).submitVerdict(epoch, nodes[1].address, true, evidence),
+  );
+  for (const i of [2, 3]) for (const v of [v1, v2, v3]) await poc.connect(v).submitVerdict(epoch, nodes[i].address, true, evidence);
+  await measure(
+    "ProofOfCompute",
+    "submitVerdict (bootstrap, rejecting)",
+    "one rejection of three makes acceptance impossible",
+    () => poc.connect(v1).submitVerdict(epoch, nodes[4].address, false, evidence),
+  );
+
+  // The next epoch is judged by the power of this one (1000 / 900 / 800 / 700, uncapped).
+  epoch += 1n;
+  await goToPhase(connection, sys, epoch, EpochPhase.PoC);
+  await commitSeeds(epoch);
+  await commit(epoch, 0);
+  await measure(
+    "ProofOfCompute",
+    "submitVerdict (power-weighted)",
+    "a verdict weighted by the epoch before's power (cap computed on the fly): pending / accepting",
+    () => poc.connect(nodes[1]).submitVerdict(epoch, nodes[0].address, true, evidence),
+    () => poc.connect(nodes[2]).submitVerdict(epoch, nodes[0].address, true, evidence),
+  );
+}
+
+// ---------------------------------------------------------------- TaskLedger
+// Draws depend on the epoch's beacon, which changes from run to run: so that the figures do not, tasks go to
+// runs with a single enrolled node (the draw's binary search adds one storage read per doubling of nodes).
+const ledger = sys.taskLedger;
+{
+  const nodes = await validatedNodes(connection, sys, 4);
+  const [x, y] = nodes;
+  const openRun = async (members: typeof nodes) => {
+    const runId = await createRun(sys, { maxMembers: 10 });
+    await runs.connect(master).startRun(runId);
+    for (const [i, node] of members.entries()) await joinRun(connection, sys, runId, node as unknown as typeof n1, BigInt(i + 1));
+    return runId;
+  };
+  const shared = await openRun(nodes);
+  const ofX = await openRun([x]);
+  const ofY = await openRun([y]);
+  // An epoch after one without power, so the bootstrap set judges the PoC: power 1000 / 900 / 800 / 700.
+  const epoch = (await epochs.currentEpoch()) + 2n;
+  await givePower(connection, sys, epoch, nodes.map((node, i) => ({ node, count: 1000n - 100n * BigInt(i) })));
+  await measure(
+    "TaskLedger",
+    "enroll",
+    "in the Work phase: a run's first node of the epoch / another node",
+    () => ledger.connect(nodes[0]).enroll(shared, nodes[0].address),
+    () => ledger.connect(nodes[1]).enroll(shared, nodes[1].address),
+  );
+  for (const node of nodes.slice(2)) await ledger.connect(node).enroll(shared, node.address);
+  await ledger.connect(x).enroll(ofX, x.address);
+  await ledger.connect(y).enroll(ofY, y.address);
+  const spec = (i: number) => ethers.id(`gas task ${i}`);
+  await measure(
+    "TaskLedger",
+    "createTask",
+    "master, one draw, pay reserved: the network's first task / another",
+    () => ledger.connect(master).createTask(ofX, spec(1), 3n),
+    () => ledger.connect(master).createTask(ofX, spec(2), 3n),
+  );
+  await ledger.connect(master).createTask(ofX, spec(3), 3n); // task 3: disputed below
+  await ledger.connect(master).createTask(ofY, spec(4), 3n); // task 4: y's work
+  const complete = (node: typeof x, taskId: bigint) => ledger.connect(node).completeTask(taskId, ethers.id(`result ${taskId}`));
+  await measure(
+    "TaskLedger",
+    "completeTask",
+    "assignee (calls no other contract): its first credit in the run / another task",
+    () => complete(x, 1n),
+    () => complete(x, 2n),
+  );
+  await complete(x, 3n);
+  await complete(y, 4n);
+  const [, b, c, d] = nodes; // validators of x's tasks: 900, 800, 700
+  await measure(
+    "TaskLedger",
+    "submitValidation",
+    "a successful validation: first of a task / second",
+    () => ledger.connect(d).submitValidation(1n, true, ethers.id("ok")),
+    () => ledger.connect(c).submitValidation(1n, true, ethers.id("ok")),
+  );
+  await measure(
+    "TaskLedger",
+    "submitValidation (failed)",
+    "opens the task's dispute (700 of 3400 against it)",
+    () => ledger.connect(d).submitValidation(3n, false, ethers.id("mismatch")),
+  );
+  await measure(
+    "TaskLedger",
+    "vote",
+    "against the task: undecided (1500 of 3400) / deciding (2400): pay released, executor slashed, bounty paid",
+    () => ledger.connect(c).vote(3n, true),
+    () => ledger.connect(b).vote(3n, true),
+  );
+  await ledger.connect(sys.admin).grantRole(await ledger.SETTLEMENT_ROLE(), escrowAgent.address);
+  await goToPhase(connection, sys, epoch, EpochPhase.Claim);
+  await measure(
+    "TaskLedger",
+    "payWork / releaseWork",
+    "Settlement, a node with work in one of its two runs: paid to its provider / released to the escrow",
+    () => ledger.connect(escrowAgent).payWork(epoch, x.address),
+    () => ledger.connect(escrowAgent).releaseWork(epoch, y.address),
   );
 }
 

@@ -158,7 +158,8 @@ describe("MinerRegistry", () => {
     it("stores token, treasury, minimum stake formula, unbonding delay and grants the admin role", async () => {
       const { sys, registry } = await setup();
       expect(await registry.token()).to.equal(await addr(sys.token));
-      expect(await registry.treasury()).to.equal(sys.treasury.address);
+      // The RewardVault module makes the vault the treasury: slashed stake funds accusers' bounties.
+      expect(await registry.treasury()).to.equal(await addr(sys.rewardVault));
       expect(await registry.minStakeBase()).to.equal(MIN_STAKE_BASE);
       expect(await registry.minStakePerGpu()).to.equal(MIN_STAKE_PER_GPU);
       expect(await registry.unbondingDelay()).to.equal(UNBONDING_DELAY);
@@ -944,11 +945,11 @@ describe("MinerRegistry", () => {
       const tx = registry.connect(sys.slasher).slash(n1.address, 30n, REASON);
       await expect(tx)
         .to.emit(registry, "Slashed")
-        .withArgs(n1.address, sys.slasher.address, 30n, 0n, REASON, sys.treasury.address);
+        .withArgs(n1.address, sys.slasher.address, 30n, 0n, REASON, await addr(sys.rewardVault));
       await expect(tx).to.changeTokenBalances(
         ethers,
         sys.token,
-        [registry, sys.treasury, sys.slasher, p1],
+        [registry, sys.rewardVault, sys.slasher, p1],
         [-30n, 30n, 0n, 0n],
       );
       expect((await registry.getNode(n1.address)).stake).to.equal(H100_MIN - 30n);
@@ -965,11 +966,11 @@ describe("MinerRegistry", () => {
       const tx = registry.connect(sys.slasher).slash(n1.address, CPU_MIN + 250n, REASON);
       await expect(tx)
         .to.emit(registry, "Slashed")
-        .withArgs(n1.address, sys.slasher.address, CPU_MIN, 250n, REASON, sys.treasury.address);
+        .withArgs(n1.address, sys.slasher.address, CPU_MIN, 250n, REASON, await addr(sys.rewardVault));
       await expect(tx).to.changeTokenBalances(
         ethers,
         sys.token,
-        [registry, sys.treasury],
+        [registry, sys.rewardVault],
         [-(CPU_MIN + 250n), CPU_MIN + 250n],
       );
       expect(newer[2]).to.equal(200n);
@@ -988,11 +989,11 @@ describe("MinerRegistry", () => {
       const tx = registry.connect(sys.slasher).slash(n1.address, MaxUint256, REASON);
       await expect(tx)
         .to.emit(registry, "Slashed")
-        .withArgs(n1.address, sys.slasher.address, CPU_MIN, 40n, REASON, sys.treasury.address);
+        .withArgs(n1.address, sys.slasher.address, CPU_MIN, 40n, REASON, await addr(sys.rewardVault));
       await expect(tx).to.changeTokenBalances(
         ethers,
         sys.token,
-        [registry, sys.treasury],
+        [registry, sys.rewardVault],
         [-(CPU_MIN + 40n), CPU_MIN + 40n],
       );
       expect(await registry.unbondingOf(n1.address)).to.deep.equal([]);
@@ -1000,7 +1001,7 @@ describe("MinerRegistry", () => {
       expect(await registry.connect(sys.slasher).slash.staticCall(n1.address, 1n, REASON)).to.equal(0n);
       const again = registry.connect(sys.slasher).slash(n1.address, 1n, REASON);
       await expect(again).to.not.emit(registry, "Slashed");
-      await expect(again).to.changeTokenBalances(ethers, sys.token, [registry, sys.treasury], [0n, 0n]);
+      await expect(again).to.changeTokenBalances(ethers, sys.token, [registry, sys.rewardVault], [0n, 0n]);
     });
 
     it("still reaches the unbonding funds of a deregistered node", async () => {
@@ -1010,8 +1011,8 @@ describe("MinerRegistry", () => {
       const tx = registry.connect(sys.slasher).slash(n1.address, 10n, REASON);
       await expect(tx)
         .to.emit(registry, "Slashed")
-        .withArgs(n1.address, sys.slasher.address, 0n, 10n, REASON, sys.treasury.address);
-      await expect(tx).to.changeTokenBalances(ethers, sys.token, [registry, sys.treasury], [-10n, 10n]);
+        .withArgs(n1.address, sys.slasher.address, 0n, 10n, REASON, await addr(sys.rewardVault));
+      await expect(tx).to.changeTokenBalances(ethers, sys.token, [registry, sys.rewardVault], [-10n, 10n]);
       await time.increase(UNBONDING_DELAY);
       await expect(registry.withdraw(n1.address)).to.changeTokenBalances(ethers, sys.token, [p1], [CPU_MIN - 10n]);
     });
@@ -1023,7 +1024,7 @@ describe("MinerRegistry", () => {
       await register(sys, p1, n1, CPU_NODE);
       await expect(registry.connect(sys.slasher).slash(n1.address, CPU_MIN + 5n, REASON))
         .to.emit(registry, "Slashed")
-        .withArgs(n1.address, sys.slasher.address, CPU_MIN, 5n, REASON, sys.treasury.address);
+        .withArgs(n1.address, sys.slasher.address, CPU_MIN, 5n, REASON, await addr(sys.rewardVault));
       const left = await entries(registry, n1.address);
       expect(left.length).to.equal(1);
       expect([left[0][0], left[0][2]]).to.deep.equal([p1.address, CPU_MIN - 5n]);
@@ -1037,7 +1038,7 @@ describe("MinerRegistry", () => {
       await expect(tx)
         .to.emit(registry, "Slashed")
         .withArgs(n1.address, sys.slasher.address, 7n, 0n, REASON, sys.stranger.address);
-      await expect(tx).to.changeTokenBalances(ethers, sys.token, [sys.stranger, sys.treasury], [7n, 0n]);
+      await expect(tx).to.changeTokenBalances(ethers, sys.token, [sys.stranger, sys.rewardVault], [7n, 0n]);
     });
 
     it("below the minimum makes hasMinimumStake false; a top-up restores it", async () => {
@@ -1072,15 +1073,15 @@ describe("MinerRegistry", () => {
       expect(await registry.connect(sys.slasher).slash.staticCall(n2.address, 1n, REASON)).to.equal(0n);
       const unknown = registry.connect(sys.slasher).slash(n2.address, 1n, REASON);
       await expect(unknown).to.not.emit(registry, "Slashed");
-      await expect(unknown).to.changeTokenBalances(ethers, sys.token, [registry, sys.treasury], [0n, 0n]);
+      await expect(unknown).to.changeTokenBalances(ethers, sys.token, [registry, sys.rewardVault], [0n, 0n]);
       // A registered node whose stake was slashed to 0, with no unbonding entry.
       await register(sys, p1, n1, CPU_NODE);
       await registry.connect(sys.slasher).slash(n1.address, CPU_MIN, REASON);
-      const treasuryBefore = await sys.token.balanceOf(sys.treasury.address);
+      const treasuryBefore = await sys.token.balanceOf(await addr(sys.rewardVault));
       const registryBefore = await sys.token.balanceOf(registryAddress);
       expect(await registry.connect(sys.slasher).slash.staticCall(n1.address, MaxUint256, REASON)).to.equal(0n);
       await expect(registry.connect(sys.slasher).slash(n1.address, MaxUint256, REASON)).to.not.emit(registry, "Slashed");
-      expect(await sys.token.balanceOf(sys.treasury.address)).to.equal(treasuryBefore);
+      expect(await sys.token.balanceOf(await addr(sys.rewardVault))).to.equal(treasuryBefore);
       expect(await sys.token.balanceOf(registryAddress)).to.equal(registryBefore);
       expect((await registry.getNode(n1.address)).stake).to.equal(0n);
       expect(await registry.isRegistered(n1.address)).to.equal(true);
@@ -1344,7 +1345,7 @@ describe("MinerRegistry", () => {
   describe("accounting scenario", () => {
     it("keeps registry balance == stakes + unbonding and exact provider/treasury balances at every step", async () => {
       const { sys, registry, token, p1, p2, n1, n2, n3 } = await setup();
-      const { treasury, slasher, stranger } = sys;
+      const { rewardVault: treasury, slasher, stranger } = sys;
       const nodes = [n1.address, n2.address, n3.address];
       const watched = [p1, p2, registry, treasury, slasher, stranger];
       // Each step: the exact balance change of [p1, p2, registry, treasury, slasher, stranger], then conservation.

@@ -11,9 +11,13 @@ import { network } from "hardhat";
 import ComputenetModule from "../ignition/modules/Computenet.js";
 import {
   type ChallengeBoard,
+  ComputeToken__factory,
   EpochManager__factory,
   type MinerRegistry,
   MinerRegistry__factory,
+  ProofOfCompute__factory,
+  RewardVault__factory,
+  TaskLedger__factory,
   TrainingRuns__factory,
 } from "../typechain-types/index.js";
 import { CONTRACT_NAMES, parseDeployment, readDeployment, removeLocalJournal } from "../scripts/lib/deployments.js";
@@ -69,6 +73,33 @@ describe("deploy script (npm run deploy -- --network localhost)", function () {
     const created = await provider.getBlock(deployment.contracts.EpochManager.block);
     expect(await epochs.genesis()).to.equal(BigInt(created!.timestamp));
     expect(output).to.include("epochs           24 h each (PoC 1 h, PoC validation 1 h, dispute 6 h, claim 168 h)");
+
+    // Proof of Compute reads that clock, registry and board, with the default thresholds.
+    const poc = ProofOfCompute__factory.connect(deployment.contracts.ProofOfCompute.address, provider);
+    expect(await poc.epochs()).to.equal(deployment.contracts.EpochManager.address);
+    expect(await poc.registry()).to.equal(deployment.contracts.MinerRegistry.address);
+    expect(await poc.board()).to.equal(deployment.contracts.ChallengeBoard.address);
+    expect(output).to.include("proof of compute accepted above 66.67 % of verdict weight; one node's power capped at 30 %");
+
+    // The reward vault mints rewards (MINTER_ROLE) and receives slashed stake (the registry's treasury).
+    const vaultAddress = deployment.contracts.RewardVault.address;
+    const vault = RewardVault__factory.connect(vaultAddress, provider);
+    expect(await vault.epochs()).to.equal(deployment.contracts.EpochManager.address);
+    const token = ComputeToken__factory.connect(deployment.contracts.ComputeToken.address, provider);
+    expect(await token.hasRole(await token.MINTER_ROLE(), vaultAddress)).to.equal(true);
+    expect(await registry.treasury()).to.equal(vaultAddress);
+    expect(output).to.include("rewards          10000.0 CNET in epoch 1, retention 0.99952535433706016 per epoch");
+
+    // The task ledger holds the roles it needs: escrow on TrainingRuns, slashing on the registry, bounties
+    // from the vault.
+    const ledgerAddress = deployment.contracts.TaskLedger.address;
+    const ledger = TaskLedger__factory.connect(ledgerAddress, provider);
+    expect(await ledger.poc()).to.equal(deployment.contracts.ProofOfCompute.address);
+    expect(await ledger.vault()).to.equal(vaultAddress);
+    expect(await runs.hasRole(await runs.ESCROW_ROLE(), ledgerAddress)).to.equal(true);
+    expect(await registry.hasRole(await registry.SLASHER_ROLE(), ledgerAddress)).to.equal(true);
+    expect(await vault.hasRole(await vault.PAYER_ROLE(), ledgerAddress)).to.equal(true);
+    expect(output).to.include("tasks            validation k 2; invalid work slashes 20 % of the executor's stake (50 % of it to the accuser), a false accusation 5 %");
     provider.destroy();
   });
 

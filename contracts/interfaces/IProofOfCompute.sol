@@ -6,17 +6,21 @@ pragma solidity ^0.8.28;
 ///         the seeded PoC puzzle (weights from the epoch's PoC beacon, inputs from (beacon, node, nonce)) and
 ///         commits the Merkle root of its valid nonces and their count. Until the PoC validation phase ends,
 ///         verdict givers sample leaves off chain, recompute them, and submit a verdict; a commitment is
-///         Accepted once the accepting weight exceeds `acceptShareBps` of the epoch's verdict weight, and
-///         Rejected once acceptance can no longer happen.
+///         Accepted once the accepting weight exceeds `acceptShareBps` of its verdict weight, and Rejected
+///         once acceptance can no longer happen.
 ///
 ///         Verdict weight of epoch `e`: each node's power in epoch `e - 1`, out of `totalPower(e - 1)`. While
 ///         no power exists in `e - 1` (the first epochs of a network, or after an epoch without accepted PoC)
 ///         the bootstrap set decides: VALIDATOR_ROLE holders with weight 1 each, out of their count.
+///         A node cannot judge its own commitment, so the verdict weight of a commitment is the epoch's
+///         minus the node's own (`verdictWeightFor`): with three nodes or fewer in `e - 1` each holds a third
+///         or more, and the largest could otherwise never be accepted. A node that held all the power of
+///         `e - 1` is judged by the bootstrap set.
 ///
 ///         Power: the raw power of a node is its accepted count. One node's share of the epoch's total power
 ///         is capped at `maxShareBps` (30 % by default); with fewer nodes the cap is higher — 100 % with one
 ///         accepted node, 50 % with two, 40 % with three, and never below 1/n with n nodes. The cap is a
-///         water level `x`: power = min(raw, x), where `x` is the smallest level at which no node holds more
+///         water level `x`: power = min(raw, x), where `x` is the largest level at which no node holds more
 ///         than the cap of the sum of capped powers (as Gonka caps, without a loop over nodes: at most
 ///         `MAX_CAPPED` nodes can lie above any admissible level, so only the largest raw counts are kept).
 ///         Power is final once the epoch's PoC validation phase is over (`isPowerFinal`).
@@ -89,9 +93,11 @@ interface IProofOfCompute {
         uint256 weight,
         bytes32 evidenceHash
     );
-    /// @notice The commitment of `node` for `epoch` was accepted: its raw power is `count`.
+    /// @notice The commitment of `node` for `epoch` was accepted: its raw power is `count`. `totalWeight` is
+    ///         the commitment's verdict weight (`verdictWeightFor`).
     event PocAccepted(uint64 indexed epoch, address indexed node, uint64 count, uint256 acceptWeight, uint256 totalWeight);
-    /// @notice The commitment of `node` for `epoch` was rejected: it has no power in `epoch`.
+    /// @notice The commitment of `node` for `epoch` was rejected: it has no power in `epoch`. `totalWeight` is
+    ///         the commitment's verdict weight.
     event PocRejected(uint64 indexed epoch, address indexed node, uint256 rejectWeight, uint256 totalWeight);
 
     /// @notice Commits the caller's (the node key's) PoC for `epoch`, during its PoC phase. The node must be
@@ -120,6 +126,17 @@ interface IProofOfCompute {
     /// @return total The epoch's verdict weight.
     /// @return bootstrap Whether the bootstrap set decides `epoch`.
     function verdictWeightOf(uint64 epoch, address validator)
+        external
+        view
+        returns (uint256 weight, uint256 total, bool bootstrap);
+
+    /// @notice Verdict weight of `validator` on the commitment of `node` in `epoch`, and the total that
+    ///         commitment's thresholds are out of: the epoch's verdict weight without `node`'s own (see the
+    ///         notice). Ignores whether `node` committed or `validator` already voted.
+    /// @return weight The validator's weight (0 when it has none, and for `node` itself).
+    /// @return total The commitment's verdict weight.
+    /// @return bootstrap Whether the bootstrap set decides the commitment.
+    function verdictWeightFor(uint64 epoch, address node, address validator)
         external
         view
         returns (uint256 weight, uint256 total, bool bootstrap);

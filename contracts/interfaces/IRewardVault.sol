@@ -31,6 +31,9 @@ interface IRewardVault {
     error RewardVaultInvalidEpoch(uint64 epoch);
     /// @notice Paying `amount` would take the rewards of `epoch` past its emission (`remaining` left).
     error RewardVaultEmissionExceeded(uint64 epoch, uint256 amount, uint256 remaining);
+    /// @notice The emission of `epoch` can be fixed only from `availableAt`, the end of its Dispute phase (so
+    ///         that nobody reserves the cap's room of future epochs ahead of time).
+    error RewardVaultEmissionNotDue(uint64 epoch, uint64 availableAt);
     /// @notice The Claim phase of `epoch` ends at `claimEnd`; its rest can be returned only after.
     error RewardVaultClaimsOpen(uint64 epoch, uint64 claimEnd);
     /// @notice The rest of `epoch` was already returned.

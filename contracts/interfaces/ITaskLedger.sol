@@ -144,6 +144,9 @@ interface ITaskLedger {
     error TaskLedgerDisputeUndecided(uint256 taskId, uint64 closesAt);
     /// @notice The work of `node` for `epoch` was already paid or released.
     error TaskLedgerWorkSettled(uint64 epoch, address node);
+    /// @notice Work of `epoch` can be settled only once its Dispute phase is over (`finalAt`), when none of
+    ///         its tasks can be invalidated any more.
+    error TaskLedgerWorkNotFinal(uint64 epoch, uint64 finalAt);
 
     /// @notice `node` joined the draws of `runId` in `epoch` with `weight`; `cumulative` is the run's enrolled
     ///         weight after it.

@@ -2,6 +2,9 @@ import { buildModule } from "@nomicfoundation/hardhat-ignition/modules";
 import ChallengeBoardModule from "./ChallengeBoard.js";
 import EpochManagerModule from "./EpochManager.js";
 import MinerRegistryModule from "./MinerRegistry.js";
+import ProofOfComputeModule from "./ProofOfCompute.js";
+import RewardVaultModule from "./RewardVault.js";
+import TaskLedgerModule from "./TaskLedger.js";
 import TrainingRunsModule from "./TrainingRuns.js";
 
 /**
@@ -13,5 +16,8 @@ export default buildModule("ComputenetModule", (m) => {
   const { challengeBoard } = m.useModule(ChallengeBoardModule);
   const { trainingRuns } = m.useModule(TrainingRunsModule);
   const { epochManager } = m.useModule(EpochManagerModule);
-  return { token, registry, challengeBoard, trainingRuns, epochManager };
+  const { proofOfCompute } = m.useModule(ProofOfComputeModule);
+  const { rewardVault } = m.useModule(RewardVaultModule);
+  const { taskLedger } = m.useModule(TaskLedgerModule);
+  return { token, registry, challengeBoard, trainingRuns, epochManager, proofOfCompute, rewardVault, taskLedger };
 });

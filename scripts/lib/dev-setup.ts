@@ -4,6 +4,7 @@
  */
 import { Wallet } from "ethers";
 import type { Chain } from "../../keepers/shared/chain.js";
+import { ProofOfCompute__factory } from "../../typechain-types/index.js";
 import { devPrivateKey } from "./dev-accounts.js";
 import { TOKEN } from "./protocol.js";
 
@@ -39,16 +40,23 @@ export function devKeys(): DevKeys {
 }
 
 /**
- * Grants VALIDATOR_ROLE to the development validators and gives the buyer and the providers tokens.
+ * Grants VALIDATOR_ROLE to the development validators (on the ChallengeBoard: hardware challenges; on
+ * ProofOfCompute: the bootstrap verdict set) and gives the buyer and the providers tokens.
  * `chain` must be connected with the admin key (the deployer, which holds the initial supply).
  * Idempotent: skips what is already done.
  */
 export async function setupDevChain(chain: Chain, keys: DevKeys = devKeys(), tokensEach = 1_000_000n * TOKEN): Promise<void> {
   const { challengeBoard, token } = chain.contracts;
-  const role = await challengeBoard.VALIDATOR_ROLE();
-  for (const key of keys.validators) {
-    const address = new Wallet(key).address;
-    if (!(await challengeBoard.hasRole(role, address))) await (await challengeBoard.grantRole(role, address)).wait();
+  const proofOfCompute = ProofOfCompute__factory.connect(
+    chain.deployment.contracts.ProofOfCompute.address,
+    challengeBoard.runner,
+  );
+  for (const contract of [challengeBoard, proofOfCompute]) {
+    const role = await contract.VALIDATOR_ROLE();
+    for (const key of keys.validators) {
+      const address = new Wallet(key).address;
+      if (!(await contract.hasRole(role, address))) await (await contract.grantRole(role, address)).wait();
+    }
   }
   for (const key of [keys.buyer, ...keys.providers]) {
     const address = new Wallet(key).address;

@@ -61,6 +61,10 @@ export const EpochParameter = {
   DisputeWindow: 3,
   ClaimWindow: 4,
 } as const;
+/** `ITaskLedger.TaskStatus`. */
+export const TaskStatus = { None: 0, Assigned: 1, Completed: 2, Invalidated: 3, Expired: 4 } as const;
+/** `ITaskLedger.DisputeStatus`. */
+export const DisputeStatus = { None: 0, Open: 1, Invalidated: 2, Upheld: 3 } as const;
 
 export interface Capabilities {
   gpuCount: number;

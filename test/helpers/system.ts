@@ -9,6 +9,9 @@ import type {
   ComputeToken,
   EpochManager,
   MinerRegistry,
+  ProofOfCompute,
+  RewardVault,
+  TaskLedger,
   TrainingRuns,
 } from "../../typechain-types/index.js";
 import {
@@ -20,6 +23,7 @@ import {
   signPermit,
 } from "../../scripts/lib/protocol.js";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
+import type { Signer } from "ethers";
 
 export const MIN_STAKE_BASE = 100n * TOKEN;
 export const MIN_STAKE_PER_GPU = 250n * TOKEN;
@@ -36,6 +40,21 @@ export const EPOCH_PARAMETERS = {
   pocValidationDuration: HOUR,
   disputeWindow: 6n * HOUR,
   claimWindow: 7n * DAY,
+};
+/** ProofOfCompute parameters of the test system (the module's defaults, spelled out). */
+export const POC_PARAMETERS = {
+  acceptShareBps: 6667n,
+  maxShareBps: 3000n,
+};
+/** RewardVault parameters of the test system (the module's defaults, spelled out). */
+export const INITIAL_EMISSION = 10_000n * TOKEN;
+export const RETENTION_WAD = 999_525_354_337_060_160n;
+/** TaskLedger parameters of the test system (the module's defaults, spelled out). */
+export const TASK_LEDGER_PARAMETERS = {
+  validationKBps: 20_000n,
+  executorSlashBps: 2_000n,
+  falseAccuserSlashBps: 500n,
+  accuserRewardBps: 5_000n,
 };
 
 export const H100 = gpuModel("H100-80GB");
@@ -71,8 +90,12 @@ export interface System {
   challengeBoard: ChallengeBoard;
   trainingRuns: TrainingRuns;
   epochManager: EpochManager;
+  proofOfCompute: ProofOfCompute;
+  rewardVault: RewardVault;
+  taskLedger: TaskLedger;
   chainId: bigint;
   admin: HardhatEthersSigner;
+  /** The registry's treasury at deployment; the RewardVault module then makes the vault the treasury. */
   treasury: HardhatEthersSigner;
   validators: HardhatEthersSigner[];
   buyer: HardhatEthersSigner;
@@ -104,6 +127,9 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
         retryCooldown: RETRY_COOLDOWN,
       },
       EpochManagerModule: EPOCH_PARAMETERS,
+      ProofOfComputeModule: POC_PARAMETERS,
+      RewardVaultModule: { initialEmission: INITIAL_EMISSION, retentionWad: RETENTION_WAD },
+      TaskLedgerModule: TASK_LEDGER_PARAMETERS,
     },
   });
   const token = deployed.token as unknown as ComputeToken;
@@ -111,10 +137,15 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
   const challengeBoard = deployed.challengeBoard as unknown as ChallengeBoard;
   const trainingRuns = deployed.trainingRuns as unknown as TrainingRuns;
   const epochManager = deployed.epochManager as unknown as EpochManager;
+  const proofOfCompute = deployed.proofOfCompute as unknown as ProofOfCompute;
+  const rewardVault = deployed.rewardVault as unknown as RewardVault;
+  const taskLedger = deployed.taskLedger as unknown as TaskLedger;
 
+  // The same three validators run hardware challenges and form PoC's bootstrap verdict set.
   const validators = [v1, v2, v3];
   for (const v of validators) {
     await challengeBoard.connect(admin).grantRole(await challengeBoard.VALIDATOR_ROLE(), v.address);
+    await proofOfCompute.connect(admin).grantRole(await proofOfCompute.VALIDATOR_ROLE(), v.address);
   }
   await registry.connect(admin).grantRole(await registry.SLASHER_ROLE(), slasher.address);
   await trainingRuns.connect(admin).grantRole(await trainingRuns.ESCROW_ROLE(), escrowAgent.address);
@@ -132,6 +163,9 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
     challengeBoard,
     trainingRuns,
     epochManager,
+    proofOfCompute,
+    rewardVault,
+    taskLedger,
     chainId: (await ethers.provider.getNetwork()).chainId,
     admin,
     treasury,
@@ -151,10 +185,13 @@ export async function farDeadline(connection: NetworkConnection): Promise<bigint
   return BigInt(await connection.networkHelpers.time.latest()) + 30n * 24n * HOUR;
 }
 
+/** A test account: a Hardhat signer or an ethers Wallet (see `fundedAccounts` in ./epochs.ts). */
+export type Account = Signer & { readonly address: string };
+
 /** The node's consent signature for `provider` with the node's current nonce. */
 export async function consentFor(
   sys: System,
-  node: HardhatEthersSigner,
+  node: Account,
   provider: string,
   deadline: bigint,
 ): Promise<string> {
@@ -169,8 +206,8 @@ export async function consentFor(
 export async function registerNode(
   connection: NetworkConnection,
   sys: System,
-  provider: HardhatEthersSigner,
-  node: HardhatEthersSigner,
+  provider: Account,
+  node: Account,
   caps: Capabilities = H100_NODE,
   stake: bigint = minStakeFor(caps),
   deadline?: bigint,

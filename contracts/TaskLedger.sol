@@ -1,0 +1,614 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {IEpochManager} from "./interfaces/IEpochManager.sol";
+import {IMinerRegistry} from "./interfaces/IMinerRegistry.sol";
+import {IProofOfCompute} from "./interfaces/IProofOfCompute.sol";
+import {IRewardVault} from "./interfaces/IRewardVault.sol";
+import {ITaskLedger} from "./interfaces/ITaskLedger.sol";
+import {ITrainingRuns} from "./interfaces/ITrainingRuns.sol";
+import {Clock} from "./utils/Clock.sol";
+
+/// @title TaskLedger
+/// @notice Tasks of training runs: power-weighted assignment, completion, peer validation, disputes decided by
+///         power, and the work pay each node earns per epoch. See {ITaskLedger}.
+/// @dev Roles this contract needs elsewhere: ESCROW_ROLE on TrainingRuns (reserves, pays and releases task pay),
+///      SLASHER_ROLE on MinerRegistry, PAYER_ROLE on the RewardVault (accusers' bounties, paid from the slashed
+///      stake the registry sends to the vault, its treasury).
+///
+///      Choices the interface leaves open:
+///      - A successful validation made before a dispute opens has already spoken for the task: its weight is
+///        added to the task's `validWeight` at once, so it counts as a vote to uphold when a dispute opens (the
+///        node cannot vote again). Validations after an upheld dispute are recorded (they fulfil the duty) but
+///        change nothing.
+///      - "Stake" in the slashing rules is what the registry can slash: the active stake plus the stake still
+///        unbonding, so that unstaking or deregistering while a dispute runs does not shrink the penalty.
+///      - An accuser whose node is no longer registered (no provider) receives no bounty.
+///      - Work of a node that is no longer registered when it is paid (no provider to pay) goes back to the
+///        runs' escrow, as if released.
+///      - Work is settled (paid or released) only after the epoch's Dispute phase, when no task of the epoch can
+///        be invalidated any more.
+contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clock {
+    /// @notice Role of the Settlement contract: pays or releases the work of an epoch.
+    bytes32 public constant SETTLEMENT_ROLE = keccak256("SETTLEMENT_ROLE");
+    /// @notice Draws of one task before it gives up on nodes that left the run since they enrolled.
+    uint256 public constant MAX_DRAWS = 4;
+    /// @notice Runs a node may enroll in per epoch (bounds the loops of `payWork` and `releaseWork`).
+    uint256 public constant MAX_RUNS_PER_EPOCH = 16;
+    /// @notice Upper bound of `validationKBps` (k = 100).
+    uint32 public constant MAX_VALIDATION_K_BPS = 1_000_000;
+    /// @notice Basis points of a whole.
+    uint256 public constant BPS = 10_000;
+
+    /// @dev Slash reasons, as passed to MinerRegistry.slash.
+    bytes32 public constant INVALID_TASK_REASON = keccak256("computenet.TaskLedger.invalidTask");
+    bytes32 public constant FALSE_ACCUSATION_REASON = keccak256("computenet.TaskLedger.falseAccusation");
+
+    /// @dev A task as stored: four slots plus the result hash. `deadline` is its epoch's end (completion
+    ///      closes then), cached so that completing a task calls no other contract.
+    struct StoredTask {
+        // slot 0
+        address assignee;
+        uint64 epoch;
+        TaskStatus status;
+        // slot 1
+        uint128 pay;
+        uint64 units;
+        uint64 completedAt;
+        // slot 2
+        uint64 runId;
+        uint96 assigneePower;
+        uint64 deadline;
+        // slot 3, 4
+        bytes32 specHash;
+        bytes32 resultHash;
+    }
+
+    /// @dev A node's runs of one epoch (enrollments, which are also the runs its work is credited in) and
+    ///      whether its work was settled. The count and the flag share a slot, so that settling rewrites a warm,
+    ///      non-zero slot; run ids are packed four a slot.
+    struct NodeEpoch {
+        uint8 runCount;
+        bool settled;
+        uint64[MAX_RUNS_PER_EPOCH] runIds;
+    }
+
+    IEpochManager public immutable epochs;
+    ITrainingRuns public immutable runs;
+    IMinerRegistry public immutable registry;
+    IProofOfCompute public immutable poc;
+    IRewardVault public immutable vault;
+
+    uint32 private immutable _validationKBps;
+    uint16 private immutable _executorSlashBps;
+    uint16 private immutable _falseAccuserSlashBps;
+    uint16 private immutable _accuserRewardBps;
+
+    uint64 private _taskCount;
+    mapping(uint256 taskId => StoredTask) private _tasks;
+    mapping(uint256 taskId => Dispute) private _disputes;
+    mapping(uint256 taskId => mapping(address node => bool)) private _validated;
+    mapping(uint64 epoch => uint64[]) private _epochTasks;
+
+    /// @dev Enrollment entries of a run in an epoch: `node << 96 | cumulative weight`, in enrollment order.
+    mapping(uint256 runId => mapping(uint64 epoch => uint256[])) private _enrollment;
+    mapping(uint256 runId => mapping(uint64 epoch => mapping(address node => bool))) private _enrolled;
+    mapping(uint64 epoch => mapping(address node => NodeEpoch)) private _nodeEpochs;
+    mapping(uint64 epoch => mapping(address node => mapping(uint256 runId => uint256))) private _work;
+    mapping(uint64 epoch => mapping(address node => uint256)) private _openDisputes;
+
+    /// @param admin Receives DEFAULT_ADMIN_ROLE (grants SETTLEMENT_ROLE).
+    /// @param epochs_ EpochManager.
+    /// @param runs_ TrainingRuns (grants this contract ESCROW_ROLE).
+    /// @param registry_ MinerRegistry (grants this contract SLASHER_ROLE).
+    /// @param poc_ ProofOfCompute (power).
+    /// @param vault_ RewardVault (grants this contract PAYER_ROLE; the registry's treasury).
+    /// @param params validationKBps in [1, MAX_VALIDATION_K_BPS]; the three shares at most BPS.
+    constructor(
+        address admin,
+        IEpochManager epochs_,
+        ITrainingRuns runs_,
+        IMinerRegistry registry_,
+        IProofOfCompute poc_,
+        IRewardVault vault_,
+        Parameters memory params
+    ) {
+        if (
+            admin == address(0) || address(epochs_) == address(0) || address(runs_) == address(0)
+                || address(registry_) == address(0) || address(poc_) == address(0) || address(vault_) == address(0)
+        ) revert TaskLedgerZeroAddress();
+        if (
+            params.validationKBps == 0 || params.validationKBps > MAX_VALIDATION_K_BPS || params.executorSlashBps > BPS
+                || params.falseAccuserSlashBps > BPS || params.accuserRewardBps > BPS
+        ) revert TaskLedgerInvalidParameters();
+        epochs = epochs_;
+        runs = runs_;
+        registry = registry_;
+        poc = poc_;
+        vault = vault_;
+        _validationKBps = params.validationKBps;
+        _executorSlashBps = params.executorSlashBps;
+        _falseAccuserSlashBps = params.falseAccuserSlashBps;
+        _accuserRewardBps = params.accuserRewardBps;
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    // ------------------------------------------------------------------ enrollment and tasks
+
+    /// @inheritdoc ITaskLedger
+    /// @dev Only for Active runs: a pending or ended run has no tasks, and an enrollment in it would only use up
+    ///      one of the node's MAX_RUNS_PER_EPOCH slots.
+    function enroll(uint256 runId, address node) external {
+        // The Work phase starts when the PoC validation phase ends, which is when power becomes final
+        // (IProofOfCompute.isPowerFinal), so the phase check covers finality.
+        (uint64 epoch,) = _currentWorkEpoch();
+        if (runs.getRun(runId).status != ITrainingRuns.RunStatus.Active) revert TaskLedgerRunNotActive(runId);
+        if (!runs.isMember(runId, node)) revert TaskLedgerNotMember(runId, node);
+        uint256 weight = poc.powerOf(epoch, node);
+        if (weight == 0) revert TaskLedgerNoPower(epoch, node);
+        mapping(address => bool) storage enrolled = _enrolled[runId][epoch];
+        if (enrolled[node]) revert TaskLedgerAlreadyEnrolled(runId, epoch, node);
+        NodeEpoch storage record = _nodeEpochs[epoch][node];
+        uint256 runCount = record.runCount;
+        if (runCount >= MAX_RUNS_PER_EPOCH) revert TaskLedgerTooManyRuns(epoch, node);
+
+        uint256[] storage entries = _enrollment[runId][epoch];
+        uint256 length = entries.length;
+        uint256 cumulative = weight + (length == 0 ? 0 : _cumulative(entries[length - 1]));
+        enrolled[node] = true;
+        record.runIds[runCount] = SafeCast.toUint64(runId);
+        record.runCount = uint8(runCount + 1);
+        entries.push((uint256(uint160(node)) << 96) | SafeCast.toUint96(cumulative));
+        emit NodeEnrolled(runId, epoch, node, weight, cumulative);
+    }
+
+    /// @inheritdoc ITaskLedger
+    /// @dev Reverts with TrainingRuns' TrainingRunsInsufficientEscrow when the run's available escrow cannot
+    ///      cover the pay (and with TrainingRunsUnknownRun for a run that does not exist).
+    function createTask(uint256 runId, bytes32 specHash, uint64 units)
+        external
+        nonReentrant
+        returns (uint256 taskId, address assignee)
+    {
+        ITrainingRuns.RunInfo memory run = runs.getRun(runId);
+        if (run.master != msg.sender) revert TaskLedgerNotMaster(runId, msg.sender);
+        if (run.status != ITrainingRuns.RunStatus.Active) revert TaskLedgerRunNotActive(runId);
+        if (units == 0 || specHash == bytes32(0)) revert TaskLedgerInvalidTask();
+        (uint64 epoch, uint64 deadline) = _currentWorkEpoch();
+
+        // Nobody can enroll in an epoch that was never advanced (it has no power), so an enrollment implies
+        // a beacon.
+        uint256[] storage entries = _enrollment[runId][epoch];
+        if (entries.length == 0) revert TaskLedgerNoAssignee(runId, epoch);
+        bytes32 beacon = epochs.pocBeacon(epoch);
+
+        taskId = ++_taskCount;
+        uint256 weight;
+        uint256 draws;
+        while (true) {
+            (assignee, weight) = _draw(entries, beacon, runId, taskId, draws);
+            ++draws;
+            if (runs.isMember(runId, assignee)) break;
+            if (draws == MAX_DRAWS) revert TaskLedgerNoAssignee(runId, epoch);
+        }
+
+        uint128 pay = SafeCast.toUint128(uint256(run.pricePerUnit) * units);
+        StoredTask storage task = _tasks[taskId];
+        task.assignee = assignee;
+        task.epoch = epoch;
+        task.status = TaskStatus.Assigned;
+        task.pay = pay;
+        task.units = units;
+        task.runId = uint64(runId); // enrolled, hence at most the enrolled run id, which fits (see `enroll`)
+        task.assigneePower = uint96(weight); // a difference of two uint96 cumulative weights
+        task.deadline = deadline;
+        task.specHash = specHash;
+        _epochTasks[epoch].push(uint64(taskId));
+        emit TaskCreated(taskId, runId, assignee, epoch, specHash, units, pay, draws);
+
+        if (pay > 0) runs.reserveEscrow(runId, pay);
+    }
+
+    /// @inheritdoc ITaskLedger
+    function completeTask(uint256 taskId, bytes32 resultHash) external {
+        StoredTask storage task = _existingTask(taskId);
+        TaskStatus status = task.status;
+        if (status != TaskStatus.Assigned) revert TaskLedgerInvalidStatus(taskId, status);
+        address assignee = task.assignee;
+        if (msg.sender != assignee) revert TaskLedgerNotAssignee(taskId, msg.sender);
+        if (resultHash == bytes32(0)) revert TaskLedgerEmptyResult();
+        uint64 deadline = task.deadline;
+        uint64 now_ = _clock();
+        if (now_ >= deadline) revert TaskLedgerCompletionClosed(taskId, deadline);
+
+        task.status = TaskStatus.Completed;
+        task.completedAt = now_;
+        task.resultHash = resultHash;
+        _work[task.epoch][assignee][task.runId] += task.pay;
+        emit TaskCompleted(taskId, assignee, resultHash);
+    }
+
+    /// @inheritdoc ITaskLedger
+    function expireTask(uint256 taskId) external nonReentrant {
+        StoredTask storage task = _existingTask(taskId);
+        TaskStatus status = task.status;
+        if (status != TaskStatus.Assigned) revert TaskLedgerInvalidStatus(taskId, status);
+        uint64 deadline = task.deadline;
+        if (_clock() < deadline) revert TaskLedgerNotExpired(taskId, deadline);
+
+        task.status = TaskStatus.Expired;
+        uint256 pay = task.pay;
+        emit TaskExpired(taskId, pay);
+        if (pay > 0) runs.releaseEscrow(task.runId, pay);
+    }
+
+    // ------------------------------------------------------------------ validation and disputes
+
+    /// @inheritdoc ITaskLedger
+    function submitValidation(uint256 taskId, bool ok, bytes32 evidenceHash) external nonReentrant {
+        StoredTask storage task = _existingTask(taskId);
+        TaskStatus status = task.status;
+        if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
+        uint256 weight = _recordVoter(taskId, task);
+        emit TaskValidated(taskId, msg.sender, ok, evidenceHash, weight);
+
+        Dispute storage dispute = _disputes[taskId];
+        DisputeStatus disputeStatus = dispute.status;
+        if (disputeStatus == DisputeStatus.None) {
+            if (ok) {
+                // Spoken before any dispute: counts for the task if one opens (see the contract's notes).
+                dispute.validWeight += uint128(weight);
+                return;
+            }
+            uint64 epoch = task.epoch;
+            dispute.status = DisputeStatus.Open;
+            dispute.accuser = msg.sender;
+            dispute.openedAt = _clock();
+            dispute.invalidWeight = uint128(weight);
+            ++_openDisputes[epoch][task.assignee];
+            ++_openDisputes[epoch][msg.sender];
+            emit DisputeOpened(taskId, msg.sender, weight);
+            _resolveIfDecided(taskId, task, dispute);
+        } else if (disputeStatus == DisputeStatus.Open) {
+            _countVote(taskId, task, dispute, !ok, weight);
+        }
+        // An upheld dispute is final: a later validation is recorded (it fulfils a duty) and changes nothing.
+    }
+
+    /// @inheritdoc ITaskLedger
+    function vote(uint256 taskId, bool invalid) external nonReentrant {
+        StoredTask storage task = _existingTask(taskId);
+        Dispute storage dispute = _disputes[taskId];
+        if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
+        uint256 weight = _recordVoter(taskId, task);
+        _countVote(taskId, task, dispute, invalid, weight);
+    }
+
+    /// @inheritdoc ITaskLedger
+    /// @dev A dispute is resolved inside the validation or vote that decides it, so an open one can only be
+    ///      resolved here once the Dispute phase is over, and then for the task (invalidation did not win).
+    function resolveDispute(uint256 taskId) external nonReentrant {
+        StoredTask storage task = _existingTask(taskId);
+        Dispute storage dispute = _disputes[taskId];
+        if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
+        uint64 closesAt = epochs.timelineOf(task.epoch).disputeEnd;
+        if (_clock() < closesAt) revert TaskLedgerDisputeUndecided(taskId, closesAt);
+        _uphold(taskId, task, dispute);
+    }
+
+    // ------------------------------------------------------------------ work settlement
+
+    /// @inheritdoc ITaskLedger
+    /// @dev Only after the epoch's Dispute phase (TaskLedgerWorkNotFinal). A node no longer registered has no
+    ///      provider to pay: its work is released to the runs' escrow instead (WorkReleased) and 0 returned.
+    function payWork(uint64 epoch, address node)
+        external
+        onlyRole(SETTLEMENT_ROLE)
+        nonReentrant
+        returns (uint256 total)
+    {
+        (NodeEpoch storage record, uint256 count) = _startSettlement(epoch, node);
+        address provider = registry.providerOf(node);
+        if (provider == address(0)) {
+            _release(epoch, node, record, count);
+            return 0;
+        }
+        mapping(uint256 => uint256) storage work = _work[epoch][node];
+        for (uint256 i; i < count; ++i) {
+            uint256 runId = record.runIds[i];
+            uint256 amount = work[runId];
+            emit WorkPaid(epoch, node, runId, provider, amount);
+            if (amount > 0) {
+                total += amount;
+                runs.payFromEscrow(runId, provider, amount);
+            }
+        }
+    }
+
+    /// @inheritdoc ITaskLedger
+    /// @dev Only after the epoch's Dispute phase (TaskLedgerWorkNotFinal).
+    function releaseWork(uint64 epoch, address node)
+        external
+        onlyRole(SETTLEMENT_ROLE)
+        nonReentrant
+        returns (uint256 total)
+    {
+        (NodeEpoch storage record, uint256 count) = _startSettlement(epoch, node);
+        return _release(epoch, node, record, count);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc ITaskLedger
+    function parameters() external view returns (Parameters memory) {
+        return Parameters({
+            validationKBps: _validationKBps,
+            executorSlashBps: _executorSlashBps,
+            falseAccuserSlashBps: _falseAccuserSlashBps,
+            accuserRewardBps: _accuserRewardBps
+        });
+    }
+
+    /// @inheritdoc ITaskLedger
+    function taskOf(uint256 taskId) external view returns (Task memory) {
+        StoredTask storage task = _existingTask(taskId);
+        return Task({
+            runId: task.runId,
+            epoch: task.epoch,
+            status: task.status,
+            assignee: task.assignee,
+            units: task.units,
+            pay: task.pay,
+            specHash: task.specHash,
+            resultHash: task.resultHash,
+            assigneePower: task.assigneePower,
+            completedAt: task.completedAt
+        });
+    }
+
+    /// @inheritdoc ITaskLedger
+    /// @dev Before a dispute opens, `validWeight` already sums the successful validations (status None).
+    function disputeOf(uint256 taskId) external view returns (Dispute memory) {
+        _existingTask(taskId);
+        return _disputes[taskId];
+    }
+
+    /// @inheritdoc ITaskLedger
+    function taskCount() external view returns (uint256) {
+        return _taskCount;
+    }
+
+    /// @inheritdoc ITaskLedger
+    function epochTaskCount(uint64 epoch) external view returns (uint256) {
+        return _epochTasks[epoch].length;
+    }
+
+    /// @inheritdoc ITaskLedger
+    function epochTaskAt(uint64 epoch, uint256 index) external view returns (uint256) {
+        return _epochTasks[epoch][index];
+    }
+
+    /// @inheritdoc ITaskLedger
+    function hasValidated(uint256 taskId, address node) external view returns (bool) {
+        return _validated[taskId][node];
+    }
+
+    /// @inheritdoc ITaskLedger
+    function enrollmentOf(uint256 runId, uint64 epoch) external view returns (uint256 count, uint256 totalWeight) {
+        uint256[] storage entries = _enrollment[runId][epoch];
+        count = entries.length;
+        if (count > 0) totalWeight = _cumulative(entries[count - 1]);
+    }
+
+    /// @inheritdoc ITaskLedger
+    function isEnrolled(uint256 runId, uint64 epoch, address node) external view returns (bool) {
+        return _enrolled[runId][epoch][node];
+    }
+
+    /// @inheritdoc ITaskLedger
+    function drawAssignee(uint256 runId, uint64 epoch, uint256 taskId, uint256 attempt)
+        external
+        view
+        returns (address assignee)
+    {
+        uint256[] storage entries = _enrollment[runId][epoch];
+        if (entries.length == 0) revert TaskLedgerNoAssignee(runId, epoch);
+        (assignee,) = _draw(entries, epochs.pocBeacon(epoch), runId, taskId, attempt);
+    }
+
+    /// @inheritdoc ITaskLedger
+    /// @dev Duty only on Completed tasks (false for unknown, assigned, expired or invalidated ones). The
+    ///      threshold is `⌊(2^256 − 1) · k·p_v / ((T − p_x) · 10000)⌋`, computed exactly with 512-bit
+    ///      intermediate products; duty is certain when `k·p_v ≥ (T − p_x) · 10000`.
+    function isValidationDuty(uint256 taskId, address validator, bytes32 seed) external view returns (bool) {
+        StoredTask storage task = _tasks[taskId];
+        if (task.status != TaskStatus.Completed || validator == task.assignee) return false;
+        uint64 epoch = task.epoch;
+        uint256 validatorPower = poc.powerOf(epoch, validator);
+        if (validatorPower == 0) return false;
+        // Positive: the validator's power is part of the total and is not the executor's.
+        uint256 others = poc.totalPower(epoch) - task.assigneePower;
+        uint256 numerator = uint256(_validationKBps) * validatorPower;
+        uint256 denominator = others * BPS;
+        if (numerator >= denominator) return true;
+        uint256 threshold = Math.mulDiv(type(uint256).max, numerator, denominator);
+        return uint256(keccak256(abi.encode(seed, taskId))) < threshold;
+    }
+
+    /// @inheritdoc ITaskLedger
+    function workOf(uint64 epoch, address node)
+        external
+        view
+        returns (uint256[] memory runIds, uint256[] memory amounts, bool settled)
+    {
+        NodeEpoch storage record = _nodeEpochs[epoch][node];
+        uint256 count = record.runCount;
+        runIds = new uint256[](count);
+        amounts = new uint256[](count);
+        mapping(uint256 => uint256) storage work = _work[epoch][node];
+        for (uint256 i; i < count; ++i) {
+            uint256 runId = record.runIds[i];
+            runIds[i] = runId;
+            amounts[i] = work[runId];
+        }
+        settled = record.settled;
+    }
+
+    /// @inheritdoc ITaskLedger
+    function openDisputesOf(uint64 epoch, address node) external view returns (uint256) {
+        return _openDisputes[epoch][node];
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    /// @dev The current epoch and its end, when it is in its Work phase.
+    function _currentWorkEpoch() private view returns (uint64 epoch, uint64 end) {
+        epoch = epochs.currentEpoch();
+        if (epoch == 0) revert TaskLedgerNotWorkPhase(epoch);
+        IEpochManager.Timeline memory timeline = epochs.timelineOf(epoch);
+        // `now < timeline.end` holds: the epoch is current.
+        if (_clock() < timeline.pocValidationEnd) revert TaskLedgerNotWorkPhase(epoch);
+        end = timeline.end;
+    }
+
+    /// @dev The draw of `attempt` for `taskId`: the first entry whose cumulative weight exceeds
+    ///      `keccak256(beacon, runId, taskId, attempt) mod totalWeight`, found by binary search, and its weight.
+    function _draw(uint256[] storage entries, bytes32 beacon, uint256 runId, uint256 taskId, uint256 attempt)
+        private
+        view
+        returns (address node, uint256 weight)
+    {
+        uint256 high = entries.length - 1;
+        uint256 target = uint256(keccak256(abi.encode(beacon, runId, taskId, attempt))) % _cumulative(entries[high]);
+        uint256 low = 0;
+        // Invariant: the answer lies in [low, high]; the last entry's cumulative weight exceeds the target.
+        while (low < high) {
+            uint256 mid = (low + high) / 2;
+            if (_cumulative(entries[mid]) > target) high = mid;
+            else low = mid + 1;
+        }
+        uint256 entry = entries[low];
+        node = address(uint160(entry >> 96));
+        weight = _cumulative(entry) - (low == 0 ? 0 : _cumulative(entries[low - 1]));
+    }
+
+    function _cumulative(uint256 entry) private pure returns (uint256) {
+        return uint96(entry);
+    }
+
+    function _existingTask(uint256 taskId) private view returns (StoredTask storage task) {
+        task = _tasks[taskId];
+        if (task.status == TaskStatus.None) revert TaskLedgerUnknownTask(taskId);
+    }
+
+    /// @dev Checks that the caller may validate or vote on the task, records that it did, returns its weight.
+    function _recordVoter(uint256 taskId, StoredTask storage task) private returns (uint256 weight) {
+        if (msg.sender == task.assignee) revert TaskLedgerSelfValidation(taskId);
+        mapping(address => bool) storage validated = _validated[taskId];
+        if (validated[msg.sender]) revert TaskLedgerAlreadyValidated(taskId, msg.sender);
+        uint64 epoch = task.epoch;
+        uint64 closesAt = epochs.timelineOf(epoch).disputeEnd;
+        if (_clock() >= closesAt) revert TaskLedgerValidationClosed(taskId, closesAt);
+        weight = poc.powerOf(epoch, msg.sender);
+        if (weight == 0) revert TaskLedgerNoPower(epoch, msg.sender);
+        validated[msg.sender] = true;
+    }
+
+    /// @dev Adds a vote to an open dispute and resolves it if the vote decides it. Each side sums the powers of
+    ///      distinct nodes, at most the epoch's total power, itself at most ProofOfCompute's uint128 raw total.
+    function _countVote(uint256 taskId, StoredTask storage task, Dispute storage dispute, bool invalid, uint256 weight)
+        private
+    {
+        if (invalid) dispute.invalidWeight += uint128(weight);
+        else dispute.validWeight += uint128(weight);
+        emit DisputeVote(taskId, msg.sender, invalid, weight);
+        _resolveIfDecided(taskId, task, dispute);
+    }
+
+    function _resolveIfDecided(uint256 taskId, StoredTask storage task, Dispute storage dispute) private {
+        uint256 total = poc.totalPower(task.epoch);
+        if (uint256(dispute.invalidWeight) * 2 > total) _invalidate(taskId, task, dispute);
+        else if (uint256(dispute.validWeight) * 2 >= total) _uphold(taskId, task, dispute);
+    }
+
+    /// @dev The executor loses the task's pay (back to the run's escrow) and a share of its stake; the accuser's
+    ///      provider receives a share of what was slashed, from the vault that received it.
+    function _invalidate(uint256 taskId, StoredTask storage task, Dispute storage dispute) private {
+        address executor = task.assignee;
+        address accuser = dispute.accuser;
+        uint64 epoch = task.epoch;
+        uint256 runId = task.runId;
+        uint256 pay = task.pay;
+        task.status = TaskStatus.Invalidated;
+        dispute.status = DisputeStatus.Invalidated;
+        --_openDisputes[epoch][executor];
+        --_openDisputes[epoch][accuser];
+        // Credited at completion and not settled: settlement waits for the end of the Dispute phase.
+        _work[epoch][executor][runId] -= pay;
+
+        if (pay > 0) runs.releaseEscrow(runId, pay);
+        uint256 slashed = _slash(executor, _executorSlashBps, INVALID_TASK_REASON);
+        uint256 reward;
+        uint256 bounty = slashed * _accuserRewardBps / BPS;
+        if (bounty > 0) {
+            address provider = registry.providerOf(accuser);
+            if (provider != address(0)) reward = vault.payBounty(provider, bounty);
+        }
+        emit DisputeResolved(taskId, true, dispute.invalidWeight, dispute.validWeight, slashed, reward);
+    }
+
+    /// @dev The task stands; the accuser loses a share of its stake.
+    function _uphold(uint256 taskId, StoredTask storage task, Dispute storage dispute) private {
+        address accuser = dispute.accuser;
+        uint64 epoch = task.epoch;
+        dispute.status = DisputeStatus.Upheld;
+        --_openDisputes[epoch][task.assignee];
+        --_openDisputes[epoch][accuser];
+        uint256 slashed = _slash(accuser, _falseAccuserSlashBps, FALSE_ACCUSATION_REASON);
+        emit DisputeResolved(taskId, false, dispute.invalidWeight, dispute.validWeight, slashed, 0);
+    }
+
+    /// @dev Slashes `bps` of what the registry holds for `node` (active stake and unbonding stake).
+    function _slash(address node, uint256 bps, bytes32 reason) private returns (uint256) {
+        uint256 held;
+        if (registry.providerOf(node) != address(0)) held = registry.getNode(node).stake;
+        IMinerRegistry.Unbonding[] memory unbonding = registry.unbondingOf(node);
+        for (uint256 i; i < unbonding.length; ++i) held += unbonding[i].amount; // at most MAX_UNBONDING_ENTRIES
+        uint256 amount = held * bps / BPS;
+        if (amount == 0) return 0;
+        return registry.slash(node, amount, reason);
+    }
+
+    /// @dev Checks that `node`'s work of `epoch` may be settled now, marks it settled, returns its runs.
+    function _startSettlement(uint64 epoch, address node)
+        private
+        returns (NodeEpoch storage record, uint256 count)
+    {
+        uint64 finalAt = epochs.timelineOf(epoch).disputeEnd;
+        if (_clock() < finalAt) revert TaskLedgerWorkNotFinal(epoch, finalAt);
+        record = _nodeEpochs[epoch][node];
+        if (record.settled) revert TaskLedgerWorkSettled(epoch, node);
+        record.settled = true;
+        count = record.runCount; // at most MAX_RUNS_PER_EPOCH
+    }
+
+    function _release(uint64 epoch, address node, NodeEpoch storage record, uint256 count)
+        private
+        returns (uint256 total)
+    {
+        mapping(uint256 => uint256) storage work = _work[epoch][node];
+        for (uint256 i; i < count; ++i) {
+            uint256 runId = record.runIds[i];
+            uint256 amount = work[runId];
+            emit WorkReleased(epoch, node, runId, amount);
+            if (amount > 0) {
+                total += amount;
+                runs.releaseEscrow(runId, amount);
+            }
+        }
+    }
+}
