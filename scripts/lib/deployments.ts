@@ -15,6 +15,7 @@ export const CONTRACT_NAMES = [
   "ProofOfCompute",
   "RewardVault",
   "TaskLedger",
+  "Settlement",
 ] as const;
 export type ContractName = (typeof CONTRACT_NAMES)[number];
 
