@@ -66,6 +66,7 @@ const addresses: Record<ContractName, string> = {
   ProofOfCompute: await deployed.proofOfCompute.getAddress(),
   RewardVault: await deployed.rewardVault.getAddress(),
   TaskLedger: await deployed.taskLedger.getAddress(),
+  Settlement: await deployed.settlement.getAddress(),
 };
 
 /** Creation block of each contract, from the transactions Ignition recorded in its journal. */
@@ -157,6 +158,7 @@ console.log(
       `of the executor's stake (${pct(p.accuserRewardBps)} of it to the accuser), a false accusation ${pct(p.falseAccuserSlashBps)}`,
   );
 }
+console.log(`  claims           each claim checks ${await deployed.settlement.sampleSize()} tasks drawn from the epoch's claim beacon`);
 
 if (inProcess) {
   console.log("\nIn-process network: the chain ends with this process, so no deployment file was written.");

@@ -520,6 +520,67 @@ const ledger = sys.taskLedger;
   );
 }
 
+// ---------------------------------------------------------------- Settlement, RewardVault
+// One epoch of five nodes with 100 power each. Each of the first three nodes executes two tasks in a run of its
+// own (assignees do not depend on the beacon), and every node validates the tasks its seed obliges it to. Six
+// tasks are at most `sampleSize`, so a claim checks all of them and draws nothing from the claim beacon: the
+// figures do not move from one run to the next. (Claims among 5 and 200 nodes with draws: test/Settlement.)
+{
+  const settlement = sys.settlement;
+  const vault = sys.rewardVault;
+  const nodes = await validatedNodes(connection, sys, 5);
+  const soloRuns: bigint[] = [];
+  for (const node of nodes.slice(0, 3)) {
+    const runId = await createRun(sys, { maxMembers: 1 });
+    await runs.connect(master).startRun(runId);
+    await joinRun(connection, sys, runId, node, 1n);
+    soloRuns.push(runId);
+  }
+  // An epoch after one without power, so the bootstrap set judges the PoC.
+  const epoch = (await epochs.currentEpoch()) + 2n;
+  const given = await givePower(connection, sys, epoch, nodes.map((node) => ({ node, count: 100n })));
+  const taskIds: bigint[] = [];
+  for (const [i, runId] of soloRuns.entries()) {
+    await ledger.connect(nodes[i]).enroll(runId, nodes[i].address);
+    for (const k of [0, 1]) {
+      await ledger.connect(master).createTask(runId, ethers.id(`claim task ${i} ${k}`), 3n);
+      const taskId = await ledger.taskCount();
+      await ledger.connect(nodes[i]).completeTask(taskId, ethers.id(`claim result ${taskId}`));
+      taskIds.push(taskId);
+    }
+  }
+  for (const node of nodes) {
+    for (const taskId of taskIds) {
+      if (await ledger.isValidationDuty(taskId, node.address, given.seeds.get(node.address)!)) {
+        await ledger.connect(node).submitValidation(taskId, true, ethers.id("ok"));
+      }
+    }
+  }
+  await goToPhase(connection, sys, epoch, EpochPhase.Claim);
+  const claim = (i: number) => settlement.connect(nodes[i]).claim(epoch, nodes[i].address, given.seeds.get(nodes[i].address)!);
+  await measure(
+    "Settlement",
+    "claim",
+    "6 tasks checked, work in one run, reward minted: the epoch's first claim (fixes its emission, keeps its facts) / another node (its run's first pay too)",
+    () => claim(0),
+    () => claim(1),
+  );
+  await measure("Settlement", "claim (no work)", "a node that executed no task: reward only", () => claim(3));
+  await goToPhase(connection, sys, epoch, EpochPhase.Closed);
+  await measure(
+    "Settlement",
+    "expire",
+    "after the Claim phase: an unclaimed node's work back to its run's escrow",
+    () => settlement.connect(n1).expire(epoch, nodes[2].address),
+  );
+  await measure(
+    "RewardVault",
+    "returnUnclaimed",
+    "after the Claim phase: the epoch's unpaid rest returned under the cap",
+    () => vault.connect(n1).returnUnclaimed(epoch),
+  );
+}
+
 // ---------------------------------------------------------------- report
 const require = createRequire(import.meta.url);
 const solcVersion: string = require("solc/package.json").version;

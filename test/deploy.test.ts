@@ -17,6 +17,7 @@ import {
   MinerRegistry__factory,
   ProofOfCompute__factory,
   RewardVault__factory,
+  Settlement__factory,
   TaskLedger__factory,
   TrainingRuns__factory,
 } from "../typechain-types/index.js";
@@ -100,6 +101,15 @@ describe("deploy script (npm run deploy -- --network localhost)", function () {
     expect(await registry.hasRole(await registry.SLASHER_ROLE(), ledgerAddress)).to.equal(true);
     expect(await vault.hasRole(await vault.PAYER_ROLE(), ledgerAddress)).to.equal(true);
     expect(output).to.include("tasks            validation k 2; invalid work slashes 20 % of the executor's stake (50 % of it to the accuser), a false accusation 5 %");
+
+    // Settlement pays work through the ledger (SETTLEMENT_ROLE) and rewards through the vault (PAYER_ROLE).
+    const settlementAddress = deployment.contracts.Settlement.address;
+    const settlement = Settlement__factory.connect(settlementAddress, provider);
+    expect(await settlement.ledger()).to.equal(ledgerAddress);
+    expect(await settlement.vault()).to.equal(vaultAddress);
+    expect(await ledger.hasRole(await ledger.SETTLEMENT_ROLE(), settlementAddress)).to.equal(true);
+    expect(await vault.hasRole(await vault.PAYER_ROLE(), settlementAddress)).to.equal(true);
+    expect(output).to.include("claims           each claim checks 8 tasks drawn from the epoch's claim beacon");
     provider.destroy();
   });
 

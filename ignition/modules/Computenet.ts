@@ -4,6 +4,7 @@ import EpochManagerModule from "./EpochManager.js";
 import MinerRegistryModule from "./MinerRegistry.js";
 import ProofOfComputeModule from "./ProofOfCompute.js";
 import RewardVaultModule from "./RewardVault.js";
+import SettlementModule from "./Settlement.js";
 import TaskLedgerModule from "./TaskLedger.js";
 import TrainingRunsModule from "./TrainingRuns.js";
 
@@ -19,5 +20,16 @@ export default buildModule("ComputenetModule", (m) => {
   const { proofOfCompute } = m.useModule(ProofOfComputeModule);
   const { rewardVault } = m.useModule(RewardVaultModule);
   const { taskLedger } = m.useModule(TaskLedgerModule);
-  return { token, registry, challengeBoard, trainingRuns, epochManager, proofOfCompute, rewardVault, taskLedger };
+  const { settlement } = m.useModule(SettlementModule);
+  return {
+    token,
+    registry,
+    challengeBoard,
+    trainingRuns,
+    epochManager,
+    proofOfCompute,
+    rewardVault,
+    taskLedger,
+    settlement,
+  };
 });

@@ -11,6 +11,7 @@ import type {
   MinerRegistry,
   ProofOfCompute,
   RewardVault,
+  Settlement,
   TaskLedger,
   TrainingRuns,
 } from "../../typechain-types/index.js";
@@ -56,6 +57,8 @@ export const TASK_LEDGER_PARAMETERS = {
   falseAccuserSlashBps: 500n,
   accuserRewardBps: 5_000n,
 };
+/** Settlement's duty-check sample of the test system (the module's default). */
+export const SAMPLE_SIZE = 8n;
 
 export const H100 = gpuModel("H100-80GB");
 export const A100 = gpuModel("A100-40GB");
@@ -93,6 +96,7 @@ export interface System {
   proofOfCompute: ProofOfCompute;
   rewardVault: RewardVault;
   taskLedger: TaskLedger;
+  settlement: Settlement;
   chainId: bigint;
   admin: HardhatEthersSigner;
   /** The registry's treasury at deployment; the RewardVault module then makes the vault the treasury. */
@@ -130,6 +134,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
       ProofOfComputeModule: POC_PARAMETERS,
       RewardVaultModule: { initialEmission: INITIAL_EMISSION, retentionWad: RETENTION_WAD },
       TaskLedgerModule: TASK_LEDGER_PARAMETERS,
+      SettlementModule: { sampleSize: SAMPLE_SIZE },
     },
   });
   const token = deployed.token as unknown as ComputeToken;
@@ -140,6 +145,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
   const proofOfCompute = deployed.proofOfCompute as unknown as ProofOfCompute;
   const rewardVault = deployed.rewardVault as unknown as RewardVault;
   const taskLedger = deployed.taskLedger as unknown as TaskLedger;
+  const settlement = deployed.settlement as unknown as Settlement;
 
   // The same three validators run hardware challenges and form PoC's bootstrap verdict set.
   const validators = [v1, v2, v3];
@@ -166,6 +172,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
     proofOfCompute,
     rewardVault,
     taskLedger,
+    settlement,
     chainId: (await ethers.provider.getNetwork()).chainId,
     admin,
     treasury,
@@ -288,7 +295,7 @@ export async function joinRun(
   connection: NetworkConnection,
   sys: System,
   runId: bigint,
-  node: HardhatEthersSigner,
+  node: Account,
   nonce: bigint,
 ) {
   await sys.trainingRuns.connect(node).registerForRun(runId, node.address);
