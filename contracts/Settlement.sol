@@ -88,8 +88,8 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
     mapping(uint64 epoch => mapping(address node => StoredClaim)) private _claims;
     mapping(uint64 epoch => EpochFacts) private _facts;
 
-    /// @param admin Receives DEFAULT_ADMIN_ROLE. Settlement has no privileged function; the role only gives
-    ///        roles a later version may add an administrator.
+    /// @param admin Receives DEFAULT_ADMIN_ROLE, like every computenet contract's admin. No function of this
+    ///        contract is privileged: claims and expiries are open to anyone.
     /// @param epochs_ EpochManager.
     /// @param poc_ ProofOfCompute.
     /// @param ledger_ TaskLedger (its parameters are read once, here).
