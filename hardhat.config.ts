@@ -36,6 +36,17 @@ export default defineConfig({
     outDir: "typechain-types",
   },
   networks: {
+    // The chain `hardhat node` serves for the devnet and the keepers' tests: automine, plus a block every
+    // second like an L2 sequencer, so that `block.timestamp` (and with it the epoch phase every view and gas
+    // estimate sees) follows the wall clock even while nobody sends transactions.
+    devnode: {
+      type: "edr-simulated",
+      chainType: "generic",
+      mining: { auto: true, interval: 1000 },
+      // Blocks in the same second share its timestamp, as on Arbitrum; otherwise every automined block
+      // pushes the chain one second further ahead of the wall clock.
+      allowBlocksWithSameTimestamp: true,
+    },
     // A `npx hardhat node --hostname 127.0.0.1` (or `npm run node`); LOCALHOST_RPC_URL points elsewhere
     // (the devnet and the deploy test use other ports).
     localhost: {

@@ -60,7 +60,7 @@ export async function startHardhatNode(port: number, logFile: string, timeoutMs 
     throw new Error(`port ${port} on 127.0.0.1 is already in use: stop what listens there or pick another port`);
   }
   const log = createWriteStream(logFile, { flags: "a" });
-  const child = spawn(process.execPath, [HARDHAT, "node", "--hostname", "127.0.0.1", "--port", String(port)], {
+  const child = spawn(process.execPath, [HARDHAT, "node", "--network", "devnode", "--hostname", "127.0.0.1", "--port", String(port)], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -68,6 +68,7 @@ export class EconomyChain {
 
   constructor(readonly dev: DevChain) {
     this.admin = dev.admin;
+    this.chains.set(dev.keys.admin, Promise.resolve(dev.admin)); // one nonce manager for the admin key
   }
 
   /** The connection acting with `key` (one per key, so that one nonce manager hands out its nonces). */
@@ -86,7 +87,7 @@ export class EconomyChain {
   }
 
   async close(): Promise<void> {
-    for (const chain of this.chains.values()) (await chain.catch(() => undefined))?.provider.destroy();
+    for (const [key, chain] of this.chains) if (key !== this.dev.keys.admin) (await chain.catch(() => undefined))?.provider.destroy();
     this.chains.clear();
   }
 
