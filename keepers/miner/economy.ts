@@ -15,7 +15,7 @@
 import { AbiCoder, MaxUint256, type Wallet, keccak256 } from "ethers";
 import type { Chain, ChainEvent } from "../shared/chain.js";
 import type { DiscoveryClient } from "../shared/discovery-client.js";
-import { EpochClock, advanceIfDue, nowSeconds } from "../shared/epochs.js";
+import { EpochClock, advanceIfDue, fixClaimBeaconsIfDue } from "../shared/epochs.js";
 import { HttpError, type SignedClient } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
@@ -29,6 +29,9 @@ import type { ValidTaskSpec } from "./task-spec.js";
 
 const abi = AbiCoder.defaultAbiCoder();
 const TASK_STATUS = ["None", "Assigned", "Completed", "Invalidated", "Expired"] as const;
+
+/** A step that is not due yet (the chain is a second behind): retried quietly on the next tick. */
+class NotYet extends Error {}
 
 export interface EconomyFaults {
   /** CN_FAULT_POC_INFLATE=1: pads the PoC commitment with invented nonces to twice its count. */
@@ -170,6 +173,7 @@ export class MinerEconomy {
     this.status.phase = phase;
     if (epoch === 0n) return;
     await advanceIfDue(this.clock, this.options.chain.contracts.epochManager, this.options.tx, this.log.epochs);
+    await fixClaimBeaconsIfDue(this.clock, this.options.chain.contracts.epochManager, this.options.tx, this.log.epochs, epoch);
     if (phase === "PoC") this.once(`poc:${epoch}`, () => this.proveCompute(epoch));
     if (phase === "Work") this.once(`enroll:${epoch}`, () => this.enroll(epoch));
     await this.claimDue(epoch);
@@ -183,7 +187,8 @@ export class MinerEconomy {
         this.jobs.set(key, Promise.resolve());
       })
       .catch((error) => {
-        this.log.epochs.warn({ job: key, err: (error as Error).message }, "epoch job failed; it runs again on the next tick");
+        const level = error instanceof NotYet ? "debug" : "warn";
+        this.log.epochs[level]({ job: key, err: (error as Error).message }, "epoch job failed; it runs again on the next tick");
         this.jobs.delete(key);
       });
     this.jobs.set(key, run);
@@ -226,12 +231,12 @@ export class MinerEconomy {
     if (!row) {
       let beacon: string | undefined;
       while (!(beacon = await this.clock.pocBeacon(epoch))) {
-        if (this.stopped || nowSeconds() >= timeline.pocEnd) return;
+        if (this.stopped || this.clock.now() >= timeline.pocEnd) return;
         await new Promise((r) => setTimeout(r, 500));
       }
       // Leave time to commit: a fifth of the window, at most 5 s.
       const pocMs = (timeline.pocEnd - timeline.start) * 1000;
-      const deadline = timeline.pocEnd * 1000 - Math.min(5_000, pocMs / 5);
+      const deadline = this.clock.localMs(timeline.pocEnd) - Math.min(5_000, pocMs / 5);
       this.log.poc.info(
         { epoch: e, beacon, ...this.options.pocParams, throttle: this.options.pocThrottle, computeUntil: new Date(deadline).toISOString() },
         "PoC started",
@@ -274,7 +279,7 @@ export class MinerEconomy {
       );
       row = this.pocRow(epoch)!;
     }
-    if (nowSeconds() >= timeline.pocEnd) {
+    if (this.clock.now() >= timeline.pocEnd) {
       this.log.poc.warn({ epoch: e }, "the PoC window closed before the commitment could be sent");
       return;
     }
@@ -333,7 +338,7 @@ export class MinerEconomy {
       proofOfCompute.powerCap(epoch),
       trainingRuns.isMember(this.options.runId, this.node),
     ]);
-    if (!final) throw new Error(`power of epoch ${e} is not final yet`);
+    if (!final) throw new NotYet(`power of epoch ${e} is not final yet`);
     const raw = await proofOfCompute.rawPowerOf(epoch, this.node);
     const share = total === 0n ? 0 : Number((power * 1_000_000n) / total) / 10_000;
     this.status.power = { epoch: e, power: power.toString(), raw: raw.toString(), total: total.toString(), sharePercent: share };

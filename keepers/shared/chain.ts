@@ -50,6 +50,20 @@ export interface Contracts {
   settlement: ISettlement;
 }
 
+/**
+ * A JSON-RPC provider whose gas estimates leave room for the state to change before the transaction lands.
+ * Several keepers race on the same objects: a PoC verdict, a task validation or a dispute vote estimated
+ * while it changes nothing can be the one that crosses a threshold by the time it is mined, and then pays
+ * for the acceptance, the slashing and the bounty too (a verdict went from ~90k to ~140k gas that way, and
+ * ran out of gas). Estimates are raised by half plus 100,000 gas; only the gas used is paid.
+ */
+export class KeeperProvider extends JsonRpcProvider {
+  override async estimateGas(tx: Parameters<JsonRpcProvider["estimateGas"]>[0]): Promise<bigint> {
+    const estimate = await super.estimateGas(tx);
+    return estimate + estimate / 2n + 100_000n;
+  }
+}
+
 /** The chain's current block number, uncached (ethers caches getBlockNumber() for a polling interval). */
 export async function headBlock(provider: JsonRpcProvider): Promise<number> {
   return Number(await provider.send("eth_blockNumber", []));
@@ -87,7 +101,7 @@ export async function connectChain(options: {
   pollingIntervalMs?: number;
 }): Promise<Chain> {
   const deployment = await readDeployment(options.deploymentFile);
-  const provider = new JsonRpcProvider(options.rpcUrl, undefined, {
+  const provider = new KeeperProvider(options.rpcUrl, undefined, {
     staticNetwork: true,
     pollingInterval: options.pollingIntervalMs ?? 1000,
   });

@@ -33,11 +33,43 @@ export function phaseAt(t: Timeline, nowSec: number): PhaseName {
 
 export const nowSeconds = (): number => Date.now() / 1000;
 
+/**
+ * Phases are judged by the chain's time, not the machine's: what matters is whether a transaction sent now
+ * lands inside a window, and the chain's `block.timestamp` may differ from the local clock (a local node
+ * behind by a second, a sequencer's clock, a drifting machine). The clock reads the latest block's
+ * timestamp on every `current()` and keeps the offset to the local clock in between.
+ */
 export class EpochClock {
   private readonly timelines = new Map<bigint, Timeline>();
   private readonly beacons = new Map<bigint, string>();
+  /** Chain time minus local time, in seconds (0 until the first `current()`). */
+  private offset = 0;
 
   constructor(private readonly epochs: EpochManager) {}
+
+  /** The chain's time now, in seconds (local time corrected by the last measured offset). */
+  now(): number {
+    return nowSeconds() + this.offset;
+  }
+
+  /** Local time (ms, as Date.now) at which the chain's clock reads `chainSec`. */
+  localMs(chainSec: number): number {
+    return (chainSec - this.offset) * 1000;
+  }
+
+  private async syncOffset(): Promise<void> {
+    const runner = this.epochs.runner;
+    const provider = runner && "getBlock" in runner ? runner : runner?.provider;
+    if (!provider || !("getBlock" in provider)) return;
+    try {
+      const block = await (provider as { getBlock(tag: string): Promise<{ timestamp: number } | null> }).getBlock("latest");
+      // The latest block may be up to a block interval old: the offset errs on the late side, which the
+      // keepers' margins before a window's end absorb.
+      if (block) this.offset = block.timestamp - nowSeconds();
+    } catch {
+      // keep the last offset
+    }
+  }
 
   /** The boundaries of `epoch`; cached once the epoch is within one epoch of the current one. */
   async timeline(epoch: bigint): Promise<Timeline> {
@@ -53,7 +85,7 @@ export class EpochClock {
       claimEnd: Number(t.claimEnd),
     };
     // Parameters scheduled now apply from currentEpoch + 2: an epoch that has started (or is next) is final.
-    if (timeline.start <= nowSeconds() + (timeline.end - timeline.start)) {
+    if (timeline.start <= this.now() + (timeline.end - timeline.start)) {
       if (this.timelines.size > 256) this.timelines.clear();
       this.timelines.set(epoch, timeline);
     }
@@ -62,14 +94,14 @@ export class EpochClock {
 
   /** The current epoch (0 before genesis), its boundaries and phase. */
   async current(): Promise<{ epoch: bigint; timeline: Timeline | undefined; phase: PhaseName }> {
-    const epoch = await this.epochs.currentEpoch();
+    const [epoch] = await Promise.all([this.epochs.currentEpoch(), this.syncOffset()]);
     if (epoch === 0n) return { epoch, timeline: undefined, phase: "NotStarted" };
     const timeline = await this.timeline(epoch);
-    return { epoch, timeline, phase: phaseAt(timeline, nowSeconds()) };
+    return { epoch, timeline, phase: phaseAt(timeline, this.now()) };
   }
 
   async phaseOf(epoch: bigint): Promise<PhaseName> {
-    return phaseAt(await this.timeline(epoch), nowSeconds());
+    return phaseAt(await this.timeline(epoch), this.now());
   }
 
   /** The PoC beacon of `epoch`, or undefined while nobody advanced it. */
@@ -99,5 +131,33 @@ export async function advanceIfDue(clock: EpochClock, epochs: EpochManager, tx: 
   } catch (error) {
     if (error instanceof TxRevertedError && error.errorName === "EpochManagerAdvanceNotDue") return undefined;
     throw error;
+  }
+}
+
+/**
+ * Fixes the claim beacon of the recent epochs whose Dispute phase is over (anyone may; every keeper tries).
+ * Fixing it at once leaves a node that skipped duties no time to wait for a block hash that spares it.
+ * Looks back at most `lookBack` epochs (a bounded number of reads per call).
+ */
+export async function fixClaimBeaconsIfDue(
+  clock: EpochClock,
+  epochs: EpochManager,
+  tx: TxSender,
+  log: Logger,
+  current: bigint,
+  lookBack = 3n,
+): Promise<void> {
+  for (let epoch = current - 1n; epoch >= 1n && epoch >= current - lookBack; epoch--) {
+    const timeline = await clock.timeline(epoch);
+    if (clock.now() < timeline.disputeEnd) continue;
+    const record = await epochs.recordOf(epoch);
+    if (/^0x0+$/.test(record.pocBeacon) || !/^0x0+$/.test(record.claimBeacon)) continue;
+    try {
+      await tx.send("fixClaimBeacon", () => epochs.fixClaimBeacon(epoch), { subsystem: "Epochs", epoch: epoch.toString() });
+      log.info({ epoch: epoch.toString() }, "claim beacon fixed: the epoch's claims can sample its tasks");
+    } catch (error) {
+      if (error instanceof TxRevertedError) continue; // another keeper was first, or not due on chain yet
+      throw error;
+    }
   }
 }

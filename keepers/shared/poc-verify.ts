@@ -11,7 +11,6 @@ import { z } from "zod";
 import type { Chain } from "./chain.js";
 import type { DiscoveryClient } from "./discovery-client.js";
 import type { EpochClock } from "./epochs.js";
-import { nowSeconds } from "./epochs.js";
 import type { SignedClient } from "./http.js";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
@@ -212,7 +211,7 @@ export class PocVerifier {
     for (let attempt = 0; attempt < attempts && !this.stopped; attempt++) {
       if (attempt > 0) {
         const delay = 1000 * 2 ** (attempt - 1);
-        if (nowSeconds() + delay / 1000 + 5 > windowEnd) break;
+        if (this.options.clock.now() + delay / 1000 + 5 > windowEnd) break;
         await new Promise((r) => setTimeout(r, delay));
       }
       try {

@@ -8,8 +8,8 @@
  * Time: the tests move the node's clock to the phase they need (support/ledger-chain.ts `goTo`), so the
  * keepers get a `ChainClock` (the phase as EpochManager answers it) instead of the wall-clock one. Power
  * comes from real PoC commitments and verdicts (`givePower`). A crash is a keeper whose connection and
- * SQLite file are dropped mid-pass (`crash()`), restarted on the same file; automine off keeps a
- * transaction pending across it.
+ * SQLite file are dropped mid-pass (`crash()`), restarted on the same file; with block production stopped
+ * (no automine, no interval blocks) a transaction stays pending across it.
  *
  * TEST DOUBLES: the miners (no Docker here): an HTTP server per node that verifies the master's signature
  * and takes, refuses or holds its tasks as a test says; and the master's view of its members (Healthy, with
@@ -439,18 +439,6 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       await eco.goTo(epoch, "Work");
     });
 
-    it("SCRATCH identical tasks in one pass", async () => {
-      const { tasks, queue } = await open(runs.single, { healthy: [A] });
-      await tasks.create({ ...BODY, units: 2 });
-      await queue.pass();
-      console.log("epochTaskCount before", await ledger().epochTaskCount(epoch));
-      const ids = [];
-      for (let i = 0; i < 6; i++) ids.push((await tasks.create(BODY)).taskId);
-      await queue.pass();
-      console.log(ids.map((t) => [tasks.get(t)!.state, tasks.get(t)!.error ?? tasks.get(t)!.waiting]));
-      console.log(logged(/createTask/).filter((l) => l.level !== "info" && l.level !== "debug").map((l) => l.msg));
-    });
-
     it("keeps sending to an assignee with no known endpoint, never to another node", async () => {
       // D enrolled itself in its run; this master knows no endpoint for it (nor any healthy member).
       await eco.enroll(runs.stranger, D, eco.nodeKeys.get(D)!);
@@ -473,7 +461,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       const from = (await eco.blockNumber()) + 1;
       const tasksBefore = await ledger().taskCount();
       let recorded: SignedTx;
-      await eco.setAutomine(false);
+      await eco.setMining(false);
       try {
         const crashed = m!.queue.pass(); // createTask signed, recorded, broadcast: pending, no receipt
         const first = m!;
@@ -488,11 +476,11 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
         const { queue } = await open(runs.main, { healthy: [A, B, C] }); // restart on the same SQLite file
         const resumed = queue.pass();
         await until("the restarted master waiting for the recorded createTask", () => logged(/^createTask: not mined yet; broadcasting the recorded transaction again/).length > 0);
-        await eco.setAutomine(true);
+        await eco.setMining(true);
         await eco.mine();
         await resumed;
       } finally {
-        await eco.setAutomine(true);
+        await eco.setMining(true);
       }
       expect(logged(/^createTask recorded but its receipt not read: finishing it/)).to.have.length(1);
       const created = await eco.ledgerEvents("TaskCreated", from, undefined, runs.main);
@@ -512,7 +500,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       const { taskId } = await m!.tasks.create(BODY);
       const from = (await eco.blockNumber()) + 1;
       let recorded: SignedTx;
-      await eco.setAutomine(false);
+      await eco.setMining(false);
       try {
         const crashed = m!.queue.pass();
         const first = m!;
@@ -527,7 +515,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
         expect(await eco.rpc("hardhat_dropTransaction", [recorded.hash])).to.equal(true);
         await new Wallet(dev.keys.master, eco.provider).sendTransaction({ to: master, value: 0n, nonce: recorded.nonce });
       } finally {
-        await eco.setAutomine(true);
+        await eco.setMining(true);
       }
       await eco.mine();
       expect(await eco.txCount(master)).to.equal(recorded.nonce + 1);

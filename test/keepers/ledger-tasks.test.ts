@@ -8,7 +8,7 @@
  * Time: the tests move the node's clock to the phase they need (support/ledger-chain.ts `goTo`), so the
  * keeper gets a `ChainClock` (the phase as EpochManager answers it) instead of the wall-clock one. Power
  * comes from real PoC commitments and verdicts (`givePower`). A crash drops the keeper's connection and
- * SQLite file mid-report, with automine off so that its completeTask is still pending.
+ * SQLite file mid-report, with block production stopped so that its completeTask is still pending.
  *
  * TEST DOUBLE: the Docker runtime (no Docker here): task statuses the test sets, storage folders on disk.
  */
@@ -176,18 +176,28 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     return epoch;
   }
 
-  /** A spec of the node's run (not on chain). */
-  const newSpec = (): ValidTaskSpec =>
-    validateTaskSpec({
-      taskId: `t${++counter}`,
+  /**
+   * A spec of the node's run (not on chain). Each has its own spec hash (its SEED): identical createTask calls
+   * in quick succession would get a stale gas estimate from ethers' 250 ms request cache (see drawn()).
+   */
+  const newSpec = (): ValidTaskSpec => {
+    const taskId = `t${++counter}`;
+    return validateTaskSpec({
+      taskId,
       runId: String(runs.a),
       image: "computenet/busybox:latest",
       command: ["sh", "-c", "echo 42 > /data/a.txt"],
+      env: { SEED: taskId },
       memoryMB: 64,
       cpus: 0.5,
     });
+  };
 
-  /** A spec and the on-chain task the run's master created for it in `runId` (2 units), drawn to `assignee`. */
+  /**
+   * A spec and the on-chain task the run's master created for it in `runId` (2 units), drawn to `assignee`.
+   * Sent through the nonce manager, which estimates gas with the pending nonce ethers read (and cached)
+   * last: two identical calls within 250 ms would share one estimate.
+   */
   async function drawn(runId = runs.a, assignee = node): Promise<ValidTaskSpec> {
     const base = newSpec();
     const master = await eco.chain(dev.keys.master);
@@ -216,7 +226,7 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     throw new Error("expected a refusal");
   };
 
-  /** Waits until the node's completeTask for `taskId` is in the node's pool (automine off); its hash. */
+  /** Waits until the node's completeTask for `taskId` is in the node's pool (block production stopped); its hash. */
   const pendingReport = (taskId: string) =>
     until(`the completeTask of ${taskId} pending`, async () => {
       if (state.ledgerTask(taskId)?.phase !== "completing") return undefined;
@@ -353,7 +363,7 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     }
     const honest = (await computeTaskResult(runtime.storageDir(spec.taskId), 0)).resultHash;
     let kept: string;
-    await eco.setAutomine(false);
+    await eco.setMining(false);
     try {
       tasks.finished(spec.taskId, runtime.finish(spec.taskId, "completed", 0));
       const lost = await pendingReport(spec.taskId);
@@ -362,7 +372,7 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
       crash();
       expect(await eco.rpc("hardhat_dropTransaction", [lost])).to.equal(true, "the report never reached the chain");
     } finally {
-      await eco.setAutomine(true);
+      await eco.setMining(true);
     }
 
     await open(); // restarted without the fault
@@ -382,14 +392,14 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     const second = await drawn();
     await tasks.admit(second, false);
     writeOutputs(second.taskId);
-    await eco.setAutomine(false);
+    await eco.setMining(false);
     try {
       tasks.finished(second.taskId, runtime.finish(second.taskId, "completed", 0));
       await pendingReport(second.taskId);
       crash();
       await eco.mine(); // mined after the crash
     } finally {
-      await eco.setAutomine(true);
+      await eco.setMining(true);
     }
     expect((await ledger().taskOf(second.ledgerTaskId!)).status).to.equal(2n);
     const sent = await eco.txCount(node);

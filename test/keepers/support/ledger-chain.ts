@@ -9,7 +9,8 @@
  *   - `EconomyChain`: one connection per development key, nodes registered and validated, runs opened and
  *     joined with the master's signed invite, power given for real (seeds, PoC commitments, verdicts from
  *     whoever holds verdict weight: the bootstrap validators or the nodes with power in the epoch before),
- *     jumps to the start of an epoch's phase, automine switches, and reads of TaskLedger's logs.
+ *     jumps to the start of an epoch's phase, block production stopped and restarted, and reads of
+ *     TaskLedger's logs.
  */
 import { AbiCoder, type EventLog, type JsonRpcProvider, Wallet, getAddress, id, keccak256 } from "ethers";
 import type { Chain } from "../../../keepers/shared/chain.js";
@@ -21,6 +22,8 @@ import type { DevChain } from "./devchain.js";
 
 const coder = AbiCoder.defaultAbiCoder();
 const ZERO_HASH = `0x${"0".repeat(64)}`;
+/** The interval of the dev node's blocks (hardhat.config.ts, network `devnode`: `mining.interval`). */
+const DEVNODE_INTERVAL_MS = 1000;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -114,15 +117,25 @@ export class EconomyChain {
     return Number(await this.rpc("eth_getTransactionCount", [address, "latest"]));
   }
 
-  async setAutomine(on: boolean): Promise<void> {
-    await this.rpc("evm_setAutomine", [on]);
+  /**
+   * Stops (false) or restarts (true) block production: automine and the block the node mines every second
+   * (hardhat.config.ts, network `devnode`), so that a transaction sent meanwhile stays pending.
+   */
+  async setMining(on: boolean): Promise<void> {
+    if (on) {
+      await this.rpc("evm_setIntervalMining", [DEVNODE_INTERVAL_MS]);
+      await this.rpc("evm_setAutomine", [true]);
+    } else {
+      await this.rpc("evm_setAutomine", [false]);
+      await this.rpc("evm_setIntervalMining", [0]);
+    }
   }
 
   async mine(): Promise<void> {
     await this.rpc("evm_mine");
   }
 
-  /** Hashes of the transactions from `from` waiting in the node's mempool (automine off). */
+  /** Hashes of the transactions from `from` waiting in the node's mempool (block production stopped). */
   async pendingFrom(from: string): Promise<string[]> {
     const block = (await this.rpc("eth_getBlockByNumber", ["pending", true])) as { transactions: Array<{ hash: string; from: string }> };
     return block.transactions.filter((t) => getAddress(t.from) === getAddress(from)).map((t) => t.hash);
