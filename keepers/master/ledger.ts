@@ -60,6 +60,12 @@ export interface LedgerQueueOptions {
   dispatchRetry?: { baseMs: number; maxMs: number };
   /** The epoch clock (default: one over the chain's EpochManager). */
   clock?: EpochClock;
+  /**
+   * Least time left in the Work phase for a new on-chain task, in seconds (default: a fifth of the Work
+   * phase, at least 5 s and at most 600 s): a task created later could not be run and completed before
+   * the epoch ends, and would only expire. Tasks wait for the next epoch's Work phase instead.
+   */
+  minWorkLeftSec?: number;
 }
 
 export class LedgerQueue {
@@ -331,6 +337,17 @@ export class LedgerQueue {
     if (epoch === 0n) return this.waiting("the epoch clock has not started (before genesis): tasks are created in an epoch's Work phase", { epoch: 0 });
     if (beacon === undefined) return this.waiting(`epoch ${epoch} has not been advanced (no PoC beacon): nobody can be drawn in it`, { epoch: epoch.toString(), phase });
     if (phase !== "Work") return this.waiting(`epoch ${epoch} is in its ${phase} phase: tasks are created in the Work phase`, { epoch: epoch.toString(), phase });
+    const timeline = await this.clock.timeline(epoch);
+    const workSec = timeline.end - timeline.pocValidationEnd;
+    const minLeft = this.options.minWorkLeftSec ?? Math.min(600, Math.max(5, workSec / 5));
+    const left = timeline.end - this.clock.now();
+    if (left < minLeft) {
+      return this.waiting(`epoch ${epoch}'s Work phase ends in ${Math.floor(left)} s, too soon to run a task (at least ${minLeft} s): tasks wait for the next epoch`, {
+        epoch: epoch.toString(),
+        phase,
+        workLeftSec: Math.floor(left),
+      });
+    }
     const [count, totalWeight] = await chain.contracts.taskLedger.enrollmentOf(runId, epoch);
     if (totalWeight === 0n) {
       return this.waiting(`no member of run ${runId} is enrolled with power in epoch ${epoch}: nobody to draw`, {
