@@ -4,7 +4,7 @@
  * the permissionless calls every keeper makes when they are due (`advance`, `fixClaimBeacon`), so that the
  * chain never depends on one party to move on.
  */
-import type { EpochManager } from "../../typechain-types/index.js";
+import type { EpochManager, IRewardVault } from "../../typechain-types/index.js";
 import type { Logger } from "./log.js";
 import { TxRevertedError, type TxSender } from "./tx.js";
 
@@ -157,6 +157,33 @@ export async function fixClaimBeaconsIfDue(
       log.info({ epoch: epoch.toString() }, "claim beacon fixed: the epoch's claims can sample its tasks");
     } catch (error) {
       if (error instanceof TxRevertedError) continue; // another keeper was first, or not due on chain yet
+      throw error;
+    }
+  }
+}
+
+/**
+ * Returns the unpaid rest of recent epochs' emission to the vault once their Claim phase is over (anyone
+ * may; keepers do it so that the rest is not left outstanding under the supply cap). Bounded look-back.
+ */
+export async function returnUnclaimedIfDue(
+  clock: EpochClock,
+  vault: IRewardVault,
+  tx: TxSender,
+  log: Logger,
+  current: bigint,
+  lookBack = 4n,
+): Promise<void> {
+  for (let epoch = current - 1n; epoch >= 1n && epoch >= current - lookBack; epoch--) {
+    const timeline = await clock.timeline(epoch);
+    if (clock.now() < timeline.claimEnd + 1) continue;
+    const record = await vault.emissionOf(epoch);
+    if (!record.fixed_ || record.returned) continue;
+    try {
+      await tx.send("returnUnclaimed", () => vault.returnUnclaimed(epoch), { subsystem: "Rewards", epoch: epoch.toString() });
+      log.info({ epoch: epoch.toString(), emission: record.emission.toString(), paid: record.paid.toString(), returned: (record.emission - record.paid).toString() }, "the epoch's unclaimed emission returned to the vault");
+    } catch (error) {
+      if (error instanceof TxRevertedError) continue;
       throw error;
     }
   }

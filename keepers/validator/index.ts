@@ -21,7 +21,7 @@ import { type Metrics, createMetrics } from "../shared/metrics.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender } from "../shared/tx.js";
 import { DiscoveryClient as SharedDiscoveryClient } from "../shared/discovery-client.js";
-import { EpochClock, advanceIfDue, fixClaimBeaconsIfDue } from "../shared/epochs.js";
+import { EpochClock, advanceIfDue, fixClaimBeaconsIfDue, returnUnclaimedIfDue } from "../shared/epochs.js";
 import { SignedClient } from "../shared/http.js";
 import { DEFAULT_POC_PARAMS, type PocParams } from "../shared/poc.js";
 import { PocVerifier } from "../shared/poc-verify.js";
@@ -217,6 +217,7 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
           await advanceIfDue(clock, chain.contracts.epochManager, tx, subsystem(logger, "Epochs"));
           const { epoch } = await clock.current();
           await fixClaimBeaconsIfDue(clock, chain.contracts.epochManager, tx, subsystem(logger, "Epochs"), epoch);
+          await returnUnclaimedIfDue(clock, chain.contracts.rewardVault, tx, subsystem(logger, "Rewards"), epoch);
         } catch (error) {
           subsystem(logger, "Epochs").warn({ err: (error as Error).message }, "advance failed; retrying");
         }

@@ -224,7 +224,8 @@ describe("integration: the epoch economy over two epochs", function () {
     if (laterTasks === 0n) expect(escrow.reserved, "nothing reserved once every task settled").to.equal(0n);
 
     for (const epoch of [1n, 2n]) {
-      await (await c.rewardVault.returnUnclaimed(epoch)).wait();
+      // The validators return it once the Claim phase is over; whoever comes first, it happens once.
+      if (!(await c.rewardVault.emissionOf(epoch)).returned) await (await c.rewardVault.returnUnclaimed(epoch)).wait();
       const emission = await c.rewardVault.emissionOf(epoch);
       const returned = (await c.rewardVault.queryFilter(c.rewardVault.filters.UnclaimedReturned(epoch))).reduce((a, e) => a + BigInt(e.args.amount), 0n);
       const rewards = claims.filter((e) => e.args.epoch === epoch).reduce((a, e) => a + BigInt(e.args.reward), 0n);
