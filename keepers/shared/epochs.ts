@@ -100,8 +100,10 @@ export class EpochClock {
     return { epoch, timeline, phase: phaseAt(timeline, this.now()) };
   }
 
+  /** The phase of `epoch` now, by the chain's time (read afresh: a caller may never call `current()`). */
   async phaseOf(epoch: bigint): Promise<PhaseName> {
-    return phaseAt(await this.timeline(epoch), this.now());
+    const [timeline] = await Promise.all([this.timeline(epoch), this.syncOffset()]);
+    return phaseAt(timeline, this.now());
   }
 
   /** The PoC beacon of `epoch`, or undefined while nobody advanced it. */

@@ -262,7 +262,7 @@ describe("discovery keeper (real chain, real HTTP, real SQLite)", function () {
         const response = await get(signer, `/nodes/${nodeAddr[0]}`);
         expect(response.status, who).to.equal(403);
         expect(response.body.error, who).to.equal(
-          `${signer.address} may not read ${nodeAddr[0]}'s endpoint: it holds no VALIDATOR_ROLE and masters no pending or active run the node is registered for or member of`,
+          `${signer.address} may not read ${nodeAddr[0]}'s endpoint: it holds no VALIDATOR_ROLE, masters no pending or active run the node is registered for or member of, and has neither verdict weight nor power in the current epoch`,
         );
       }
       const byMaster = await get<Endpoint>(masterWallet, `/nodes/${nodeAddr[0]}`);

@@ -5,9 +5,9 @@
  * re-queues, crash recovery around createTask, refusals, TaskLedger's events, the spec route and the table's
  * migration.
  *
- * Time: the tests move the node's clock to the phase they need (support/ledger-chain.ts `goTo`), so the
- * keepers get a `ChainClock` (the phase as EpochManager answers it) instead of the wall-clock one. Power
- * comes from real PoC commitments and verdicts (`givePower`). A crash is a keeper whose connection and
+ * Time: the tests move the node's clock to the phase they need (support/ledger-chain.ts `goTo`); the keepers'
+ * EpochClock judges phases by the chain's time (the latest block's timestamp), so it follows. Power comes
+ * from real PoC commitments and verdicts (`givePower`). A crash is a keeper whose connection and
  * SQLite file are dropped mid-pass (`crash()`), restarted on the same file; with block production stopped
  * (no automine, no interval blocks) a transaction stays pending across it.
  *
@@ -38,7 +38,7 @@ import { KeeperStore } from "../../keepers/shared/store.js";
 import { specHash } from "../../keepers/shared/task-hash.js";
 import { type SignedTx, TxSender } from "../../keepers/shared/tx.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
-import { ChainClock, EconomyChain, sleep, until } from "./support/ledger-chain.js";
+import { EconomyChain, sleep, until } from "./support/ledger-chain.js";
 
 /**
  * Epochs of 10 minutes (PoC 1 min, PoC validation 1 min, Work 8 min), disputes open 2 min after an epoch;
@@ -129,7 +129,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
   }
   let m: Master | undefined;
 
-  const ledger = () => dev.admin.contracts.taskLedger;
+  const ledger = () => eco.admin.contracts.taskLedger;
   const logged = (msg: RegExp) => logs.filter((l) => msg.test(String(l.msg)));
   const allReceived = () => [...doubles.values()].flatMap((d) => d.received.map((r) => ({ node: d.node, ...r })));
   const member = (node: string) => ({ node, state: "Healthy", participation: "Member", endpoint: doubles.get(node)?.endpoint ?? null }) as MasterNode;
@@ -162,7 +162,6 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       tx: new TxSender({ logger, interfaces: contractInterfaces(), signer: chain.signer as NonceManager }),
       logger,
       metrics,
-      clock: new ChainClock(chain.contracts.epochManager),
       dispatchRetry: { baseMs: 1, maxMs: 5 },
     });
     m = { chain, store, tasks, queue, client, closed: false };
@@ -219,7 +218,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
   after(async () => {
     await close();
     for (const d of doubles.values()) await d.stop();
-    await eco?.close();
+    eco?.close();
     await dev?.stop();
   });
 
@@ -309,7 +308,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
     expect(sent[0].body).to.deep.equal({ ...task.spec, taskId, ledgerTaskId });
     expect(specHash(sent[0].body)).to.equal(onChain.specHash);
 
-    const power = await dev.admin.contracts.proofOfCompute.powerOf(epoch, assignee);
+    const power = await eco.admin.contracts.proofOfCompute.powerOf(epoch, assignee);
     expect(logged(/the chain drew the task's node by power/)[0]).to.include({
       taskId,
       ledgerTaskId,
@@ -337,7 +336,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
     doubles.get(B)!.refuseAll = { status: 409, error: "this node does not take tasks now" };
     const refusal = "409 this node does not take tasks now";
     const { taskId } = await tasks.create(BODY);
-    const escrowBefore = await dev.admin.contracts.trainingRuns.escrowOf(runs.refusing);
+    const escrowBefore = await eco.admin.contracts.trainingRuns.escrowOf(runs.refusing);
     const from = (await eco.blockNumber()) + 1;
     // Only B holds power in these epochs, so the chain draws B every time; A and C would take the task.
     const epochWork = async () => {
@@ -393,7 +392,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
     for (const e of created) expect((await e.getTransaction()).from).to.equal(master);
     const expired = (await eco.ledgerEvents("TaskExpired", from)).filter((e) => drawn.some((d) => d.id === String(e.args.taskId)));
     expect(expired.map((e) => [String(e.args.taskId), e.args.released])).to.deep.equal(drawn.map((d) => [d.id, 10n]));
-    const escrowAfter = await dev.admin.contracts.trainingRuns.escrowOf(runs.refusing);
+    const escrowAfter = await eco.admin.contracts.trainingRuns.escrowOf(runs.refusing);
     expect(escrowAfter.available).to.equal(escrowBefore.available, "every expired task's pay went back to the escrow");
     expect(escrowAfter.reserved).to.equal(escrowBefore.reserved);
     const view = tasks.view(task) as ReturnType<TaskBook["view"]> & { chainHistory?: Array<{ taskId: string }> };
@@ -561,7 +560,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       expect(task).to.deep.include({ state: "pending", assignee: A });
       const onChain = await ledger().taskOf(task.ledgerTaskId!);
       expect([onChain.runId, onChain.pay]).to.deep.equal([runs.smallEscrow, 20n]);
-      expect((await dev.admin.contracts.trainingRuns.escrowOf(runs.smallEscrow)).available).to.equal(80n);
+      expect((await eco.admin.contracts.trainingRuns.escrowOf(runs.smallEscrow)).available).to.equal(80n);
     });
 
     it("stops creating for the pass on a queue-wide refusal (not the run's master) and keeps the tasks queued with the reason", async () => {
@@ -605,7 +604,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
 
     it("over signed HTTP: POST /tasks answers 202 queued, GET /tasks/:id shows the chain view, GET /ledger/tasks/:id/spec needs power", async () => {
       const { tasks, queue, store, client } = await open(runs.single, { healthy: [A] });
-      const run = await dev.admin.contracts.trainingRuns.getRun(runs.single);
+      const run = await eco.admin.contracts.trainingRuns.getRun(runs.single);
       const nodes = { run: { buyer: run.buyer, master: run.master, status: Number(run.status) }, get: (n: string) => member(getAddress(n)), all: () => [] } as unknown as NodeTracker;
       const app = buildApp({
         runId: runs.single,
@@ -689,14 +688,14 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       await queue.pass();
       const ledgerTaskId = tasks.get(taskId)!.ledgerTaskId!;
       const from = (await eco.blockNumber()) + 1;
-      const ledgerAs = async (node: string) => (await eco.chain(eco.nodeKeys.get(node)!)).contracts.taskLedger;
+      const ledgerAs = (node: string) => eco.chain(eco.nodeKeys.get(node)!).contracts.taskLedger;
       const resultHash = id("the result of the task");
 
       // Powers in the epoch: A 10 (the assignee), B 10, C 30, D 25, E 25.
-      await (await (await ledgerAs(A)).completeTask(ledgerTaskId, resultHash)).wait();
-      await (await (await ledgerAs(B)).submitValidation(ledgerTaskId, true, id("reproduced"))).wait();
-      await (await (await ledgerAs(C)).submitValidation(ledgerTaskId, false, id("did not reproduce"))).wait(); // opens a dispute
-      await (await (await ledgerAs(E)).vote(ledgerTaskId, false)).wait();
+      await (await ledgerAs(A).completeTask(ledgerTaskId, resultHash)).wait();
+      await (await ledgerAs(B).submitValidation(ledgerTaskId, true, id("reproduced"))).wait();
+      await (await ledgerAs(C).submitValidation(ledgerTaskId, false, id("did not reproduce"))).wait(); // opens a dispute
+      await (await ledgerAs(E).vote(ledgerTaskId, false)).wait();
       await follower.poll();
       let view = tasks.view(tasks.get(taskId)!).chain!;
       expect(view).to.deep.include({ taskId: ledgerTaskId, status: "Completed", resultHash });
@@ -710,7 +709,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
         { voter: E, invalid: false, weight: "25" },
       ]);
 
-      await (await (await ledgerAs(D)).vote(ledgerTaskId, true)).wait(); // 55 of 100 invalid: decided
+      await (await ledgerAs(D).vote(ledgerTaskId, true)).wait(); // 55 of 100 invalid: decided
       await follower.poll();
       const [resolved] = await eco.ledgerEvents("DisputeResolved", from, ledgerTaskId);
       expect(resolved.args.slashed).to.be.greaterThan(0n);

@@ -5,9 +5,9 @@
  * wrong-result fault. The run's master creates the tasks on chain (createTask with the master key), each in
  * a run where the chain can only draw the node the test means.
  *
- * Time: the tests move the node's clock to the phase they need (support/ledger-chain.ts `goTo`), so the
- * keeper gets a `ChainClock` (the phase as EpochManager answers it) instead of the wall-clock one. Power
- * comes from real PoC commitments and verdicts (`givePower`). A crash drops the keeper's connection and
+ * Time: the tests move the node's clock to the phase they need (support/ledger-chain.ts `goTo`); the keeper's
+ * EpochClock judges phases by the chain's time (the latest block's timestamp), so it follows. Power comes
+ * from real PoC commitments and verdicts (`givePower`). A crash drops the keeper's connection and
  * SQLite file mid-report, with block production stopped so that its completeTask is still pending.
  *
  * TEST DOUBLE: the Docker runtime (no Docker here): task statuses the test sets, storage folders on disk.
@@ -30,7 +30,7 @@ import { KeeperStore } from "../../keepers/shared/store.js";
 import { specHash } from "../../keepers/shared/task-hash.js";
 import { TxSender } from "../../keepers/shared/tx.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
-import { ChainClock, EconomyChain, until } from "./support/ledger-chain.js";
+import { EconomyChain, until } from "./support/ledger-chain.js";
 
 /** As in ledger-queue.test.ts: 10-minute epochs (Work 8 min), disputes open 2 min after an epoch, no power cap. */
 const ECONOMY = { genesisDelaySec: 1800, epochLength: 600, pocDuration: 60, pocValidationDuration: 60, disputeWindow: 120, claimWindow: 60, maxShareBps: 10_000 };
@@ -115,19 +115,19 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
   let logs: Array<Record<string, unknown>>;
   let counter = 0;
 
-  /** A running miner's ledger side: its connection (the node key), SQLite file and LedgerTasks. */
+  /** A running miner's ledger side: its own connection (the node key), SQLite file and LedgerTasks. */
   let chain: Chain;
   let store: KeeperStore;
   let state: MinerState;
   let tasks: LedgerTasks;
   let closed = true;
 
-  const ledger = () => dev.admin.contracts.taskLedger;
+  const ledger = () => eco.admin.contracts.taskLedger;
   const logged = (msg: RegExp) => logs.filter((l) => msg.test(String(l.msg)));
 
   /** Starts the node's LedgerTasks on the test's data dir (again: a restart on the same SQLite file). */
-  async function open(options: { faultWrongResult?: boolean; chain?: Chain; retryBaseMs?: number } = {}): Promise<void> {
-    chain = options.chain ?? (await eco.chain(nodeKey));
+  async function open(options: { faultWrongResult?: boolean; rpcUrl?: string; retryBaseMs?: number } = {}): Promise<void> {
+    chain = await connectChain({ rpcUrl: options.rpcUrl ?? dev.rpcUrl, deploymentFile: dev.deploymentFile, privateKey: nodeKey, pollingIntervalMs: 100 });
     store = new KeeperStore(path.join(dir, "miner.sqlite"));
     state = new MinerState(store);
     const logger = createLogger({ component: "miner", level: "debug", destination: { write: (line: string) => void logs.push(JSON.parse(line)) } });
@@ -141,7 +141,6 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
       runId: runs.a,
       faultWrongResult: options.faultWrongResult ?? false,
       retryBaseMs: options.retryBaseMs ?? 1,
-      clock: new ChainClock(chain.contracts.epochManager),
     });
     closed = false;
   }
@@ -151,6 +150,7 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     closed = true;
     await tasks.stop();
     store.close();
+    chain.provider.destroy();
   }
 
   /** The miner process dies mid-report: its connection and SQLite file go, nothing waits for the report. */
@@ -159,7 +159,6 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     void tasks.stop();
     chain.provider.destroy();
     store.close();
-    eco.forget(nodeKey);
   }
 
   /** The Work phase of an epoch in which both nodes hold power and are enrolled in their runs. */
@@ -176,10 +175,7 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     return epoch;
   }
 
-  /**
-   * A spec of the node's run (not on chain). Each has its own spec hash (its SEED): identical createTask calls
-   * in quick succession would get a stale gas estimate from ethers' 250 ms request cache (see drawn()).
-   */
+  /** A spec of the node's run (not on chain), each with its own spec hash (its SEED). */
   const newSpec = (): ValidTaskSpec => {
     const taskId = `t${++counter}`;
     return validateTaskSpec({
@@ -193,14 +189,10 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     });
   };
 
-  /**
-   * A spec and the on-chain task the run's master created for it in `runId` (2 units), drawn to `assignee`.
-   * Sent through the nonce manager, which estimates gas with the pending nonce ethers read (and cached)
-   * last: two identical calls within 250 ms would share one estimate.
-   */
+  /** A spec and the on-chain task the run's master created for it in `runId` (2 units), drawn to `assignee`. */
   async function drawn(runId = runs.a, assignee = node): Promise<ValidTaskSpec> {
     const base = newSpec();
-    const master = await eco.chain(dev.keys.master);
+    const master = eco.chain(dev.keys.master);
     const receipt = (await (await master.contracts.taskLedger.createTask(runId, specHash(base), 2n)).wait())!;
     const created = receipt.logs.map((log) => ledger().interface.parseLog(log)).find((e) => e?.name === "TaskCreated")!;
     expect(getAddress(created.args.assignee)).to.equal(assignee);
@@ -253,7 +245,7 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
 
   after(async () => {
     await close();
-    await eco?.close();
+    eco?.close();
     await dev?.stop();
   });
 
@@ -473,9 +465,8 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     await ensureWork();
     const relay = new RpcRelay(dev.node.port);
     await relay.open();
-    const relayed = await connectChain({ rpcUrl: relay.url, deploymentFile: dev.deploymentFile, privateKey: nodeKey, pollingIntervalMs: 100 });
     try {
-      await open({ chain: relayed, retryBaseMs: 100 });
+      await open({ rpcUrl: relay.url, retryBaseMs: 100 });
       const spec = await drawn();
       await tasks.admit(spec, false);
       writeOutputs(spec.taskId);
@@ -493,9 +484,7 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
       expect(await completions(spec.ledgerTaskId!)).to.equal(1);
     } finally {
       await close();
-      relayed.provider.destroy();
       await relay.cut();
-      ((await eco.chain(nodeKey)).signer as NonceManager).reset(); // another nonce manager sent with this key
     }
   });
 });

@@ -1,23 +1,17 @@
 /**
  * The epoch economy on a devchain (support/devchain.ts: a real `hardhat node` with the system deployed),
- * driven over JSON-RPC for keeper tests of TaskLedger tasks:
- *
- *   - `ChainClock`: the keepers' EpochClock with the chain's notion of "now". The keepers' clock reads the
- *     current epoch from EpochManager but an epoch's phase from wall time; these tests move the node's
- *     clock forward (`evm_setNextBlockTimestamp`), so the clock they inject asks EpochManager itself
- *     (`phaseOf` at the latest block): the phase the contracts enforce. Not a fake: every value is the chain's.
- *   - `EconomyChain`: one connection per development key, nodes registered and validated, runs opened and
- *     joined with the master's signed invite, power given for real (seeds, PoC commitments, verdicts from
- *     whoever holds verdict weight: the bootstrap validators or the nodes with power in the epoch before),
- *     jumps to the start of an epoch's phase, block production stopped and restarted, and reads of
- *     TaskLedger's logs.
+ * driven over JSON-RPC for keeper tests of TaskLedger tasks: one connection per development key, nodes
+ * registered and validated, runs opened and joined with the master's signed invite, power given for real
+ * (seeds, PoC commitments, verdicts from whoever holds verdict weight: the bootstrap validators or the nodes
+ * with power in the epoch before), jumps of the node's clock to the start of an epoch's phase (the keepers
+ * judge phases by the chain's time, so they follow), block production stopped and restarted, and reads of
+ * TaskLedger's logs.
  */
-import { AbiCoder, type EventLog, type JsonRpcProvider, Wallet, getAddress, id, keccak256 } from "ethers";
-import type { Chain } from "../../../keepers/shared/chain.js";
-import { EpochClock, PHASES, type PhaseName } from "../../../keepers/shared/epochs.js";
+import { AbiCoder, type EventLog, JsonRpcProvider, type NonceManager, Wallet, getAddress, id, keccak256 } from "ethers";
+import { type Chain, chainWithKey } from "../../../keepers/shared/chain.js";
+import { PHASES, type PhaseName } from "../../../keepers/shared/epochs.js";
 import { gpuModel, signInvite, signNodeConsent } from "../../../scripts/lib/protocol.js";
 import { rpc } from "../../../scripts/lib/processes.js";
-import type { EpochManager } from "../../../typechain-types/index.js";
 import type { DevChain } from "./devchain.js";
 
 const coder = AbiCoder.defaultAbiCoder();
@@ -38,23 +32,6 @@ export async function until<T>(what: string, probe: () => T | Promise<T>, timeou
   }
 }
 
-/** The keepers' EpochClock, with phases as EpochManager answers them at the chain's latest block. */
-export class ChainClock extends EpochClock {
-  constructor(private readonly manager: EpochManager) {
-    super(manager);
-  }
-
-  override async current(): Promise<Awaited<ReturnType<EpochClock["current"]>>> {
-    const epoch = await this.manager.currentEpoch();
-    if (epoch === 0n) return { epoch, timeline: undefined, phase: "NotStarted" };
-    return { epoch, timeline: await this.timeline(epoch), phase: await this.phaseOf(epoch) };
-  }
-
-  override async phaseOf(epoch: bigint): Promise<PhaseName> {
-    return PHASES[Number(await this.manager.phaseOf(epoch))];
-  }
-}
-
 export interface RunOptions {
   /** Private key of the run's master (default: the development master). */
   masterKey?: string;
@@ -64,38 +41,37 @@ export interface RunOptions {
 }
 
 export class EconomyChain {
-  private readonly chains = new Map<string, Promise<Chain>>();
+  /**
+   * The tests' own connection to the node, without ethers' 250 ms cache of identical requests: a test reads
+   * what it just changed (a status, a commitment, the time after a jump). Keepers connect on their own.
+   */
+  readonly provider: JsonRpcProvider;
+  private readonly chains = new Map<string, Chain>();
   /** Nodes registered and validated here (address → key): the candidates for verdicts. */
   readonly nodeKeys = new Map<string, string>();
   readonly admin: Chain;
 
   constructor(readonly dev: DevChain) {
-    this.admin = dev.admin;
-    this.chains.set(dev.keys.admin, Promise.resolve(dev.admin)); // one nonce manager for the admin key
+    this.provider = new JsonRpcProvider(dev.rpcUrl, undefined, { staticNetwork: true, cacheTimeout: -1, pollingInterval: 50 });
+    this.admin = this.chain(dev.keys.admin);
   }
 
-  /** The connection acting with `key` (one per key, so that one nonce manager hands out its nonces). */
-  chain(key: string): Promise<Chain> {
+  /**
+   * The tests acting with `key`. Its nonce manager counts afresh from the node each time: a keeper under
+   * test may have sent with the same key since (over its own connection).
+   */
+  chain(key: string): Chain {
     let chain = this.chains.get(key);
     if (!chain) {
-      chain = this.dev.connect(key);
+      chain = chainWithKey({ ...this.dev.admin, provider: this.provider }, key);
       this.chains.set(key, chain);
     }
+    (chain.signer as NonceManager).reset();
     return chain;
   }
 
-  /** Drops the connection of `key` (destroyed by its owner, e.g. a keeper that "crashed"): the next is new. */
-  forget(key: string): void {
-    this.chains.delete(key);
-  }
-
-  async close(): Promise<void> {
-    for (const [key, chain] of this.chains) if (key !== this.dev.keys.admin) (await chain.catch(() => undefined))?.provider.destroy();
-    this.chains.clear();
-  }
-
-  get provider(): JsonRpcProvider {
-    return this.admin.provider;
+  close(): void {
+    this.provider.destroy();
   }
 
   rpc(method: string, params: unknown[] = []): Promise<unknown> {
@@ -147,7 +123,7 @@ export class EconomyChain {
   async onboard(i: number): Promise<string> {
     const nodeKey = this.dev.keys.nodes[i];
     const node = new Wallet(nodeKey).address;
-    const provider = await this.chain(this.dev.keys.providers[i]);
+    const provider = this.chain(this.dev.keys.providers[i]);
     const { registry, token } = provider.contracts;
     const stake = await registry.minimumStake(0);
     await (await token.approve(await registry.getAddress(), stake)).wait();
@@ -159,7 +135,7 @@ export class EconomyChain {
     );
     const caps = { gpuCount: 0, gpuModel: gpuModel(""), gpuMemoryMB: 0, cpuCores: 4, ramMB: 8192, storageGB: 100 };
     await (await registry.registerNode(node, caps, stake, deadline, consent)).wait();
-    const validator = await this.chain(this.dev.keys.validators[0]);
+    const validator = this.chain(this.dev.keys.validators[0]);
     const capsId = await validator.contracts.registry.capsIdOf(node);
     await (await validator.contracts.challengeBoard.reportChallenge(node, capsId, true, id(`challenge of ${node}`))).wait();
     if (!(await validator.contracts.challengeBoard.isValidated(node))) throw new Error(`node ${node} not validated`);
@@ -169,7 +145,7 @@ export class EconomyChain {
 
   /** A run of the development buyer, started; returns its id. */
   async createRun(options: RunOptions = {}): Promise<bigint> {
-    const buyer = await this.chain(this.dev.keys.buyer);
+    const buyer = this.chain(this.dev.keys.buyer);
     const runs = buyer.contracts.trainingRuns;
     const budget = options.budget ?? 1_000_000n;
     const allowance = await buyer.contracts.token.allowance(buyer.wallet!.address, await runs.getAddress());
@@ -192,9 +168,9 @@ export class EconomyChain {
   /** Node `node` registers for the run (its provider) and accepts the invite of the run's master. */
   async join(runId: bigint, node: string, masterKey = this.dev.keys.master): Promise<void> {
     const i = this.dev.keys.nodes.indexOf(this.nodeKeys.get(node)!);
-    const provider = await this.chain(this.dev.keys.providers[i]);
+    const provider = this.chain(this.dev.keys.providers[i]);
     await (await provider.contracts.trainingRuns.registerForRun(runId, node)).wait();
-    const asNode = await this.chain(this.nodeKeys.get(node)!);
+    const asNode = this.chain(this.nodeKeys.get(node)!);
     const runs = asNode.contracts.trainingRuns;
     const nonce = BigInt(keccak256(coder.encode(["uint256", "address"], [runId, node])));
     const expiry = (await this.now()) + 3600n;
@@ -206,7 +182,7 @@ export class EconomyChain {
 
   /** Enrolls `node` in the run's draws of the current epoch, sent by `key` (anyone may). */
   async enroll(runId: bigint, node: string, key = this.dev.keys.admin): Promise<void> {
-    const chain = await this.chain(key);
+    const chain = this.chain(key);
     await (await chain.contracts.taskLedger.enroll(runId, node)).wait();
   }
 
@@ -250,6 +226,8 @@ export class EconomyChain {
     if (now < start) await this.rpc("evm_setNextBlockTimestamp", [Number(start)]);
     if (advance) await this.advance();
     else if (now < start) await this.mine();
+    // ethers answers a read repeated within 250 ms from its cache: let the keepers' reads see the new time.
+    if (now < start || advance) await sleep(300);
   }
 
   /**
@@ -263,7 +241,7 @@ export class EconomyChain {
     const poc = this.admin.contracts.proofOfCompute;
     if ((await em.currentEpoch()) !== epoch) throw new Error(`givePower: epoch ${epoch} is not the current epoch`);
     for (const [node, count] of counts) {
-      const asNode = await this.chain(this.nodeKeys.get(node)!);
+      const asNode = this.chain(this.nodeKeys.get(node)!);
       const seed = keccak256(coder.encode(["string", "address", "uint64"], ["computenet.test.seed", node, epoch]));
       if ((await em.seedCommitmentOf(epoch, node)) === ZERO_HASH) {
         await (await asNode.contracts.epochManager.commitSeed(epoch, await em.seedCommitment(seed, node))).wait();
@@ -281,7 +259,7 @@ export class EconomyChain {
       weighed.sort((a, b) => (a.weight > b.weight ? -1 : a.weight < b.weight ? 1 : 0));
       for (const { key } of weighed) {
         if ((await poc.commitmentOf(epoch, node)).status !== 1n) break; // decided (accepted)
-        const giver = await this.chain(key);
+        const giver = this.chain(key);
         await (await giver.contracts.proofOfCompute.submitVerdict(epoch, node, true, id(`verdict on ${node} in ${epoch}`))).wait();
       }
       const status = (await poc.commitmentOf(epoch, node)).status;
