@@ -234,9 +234,9 @@ export class MinerEconomy {
         if (this.stopped || this.clock.now() >= timeline.pocEnd) return;
         await new Promise((r) => setTimeout(r, 500));
       }
-      // Leave time to commit: a fifth of the window, at most 5 s.
+      // Leave time to build the tree and commit: a third of the window, at least 3 s and at most 10 s.
       const pocMs = (timeline.pocEnd - timeline.start) * 1000;
-      const deadline = this.clock.localMs(timeline.pocEnd) - Math.min(5_000, pocMs / 5);
+      const deadline = this.clock.localMs(timeline.pocEnd) - Math.min(10_000, Math.max(3_000, pocMs / 3));
       this.log.poc.info(
         { epoch: e, beacon, ...this.options.pocParams, throttle: this.options.pocThrottle, computeUntil: new Date(deadline).toISOString() },
         "PoC started",
@@ -375,8 +375,13 @@ export class MinerEconomy {
       const epoch = BigInt(event.args.epoch);
       const node = String(event.args.node);
       if (node.toLowerCase() === this.node.toLowerCase()) return;
-      // Judged in the background: the follower must not wait for a miner's answers.
-      this.verifier.verify(epoch, node).catch((error) => this.log.poc.warn({ epoch: epoch.toString(), miner: node, err: (error as Error).message }, "PoC check failed"));
+      // Judged in the background: the follower must not wait for a miner's answers. Not before this node's
+      // own PoC of the epoch is committed, though: judging takes CPU from the node's own PoC, and verdicts
+      // would queue in front of its commitment on the node key's transaction sender.
+      const own = this.jobs.get(`poc:${epoch}`) ?? Promise.resolve();
+      own
+        .then(() => this.verifier.verify(epoch, node))
+        .catch((error) => this.log.poc.warn({ epoch: epoch.toString(), miner: node, err: (error as Error).message }, "PoC check failed"));
       return;
     }
     if (event.contract !== "TaskLedger") return;
