@@ -81,6 +81,7 @@ export class MinerEconomy {
   readonly node: string;
   private readonly log: { epochs: Logger; poc: Logger; power: Logger; work: Logger; validation: Logger; claims: Logger };
   private readonly jobs = new Map<string, Promise<void>>();
+  private readonly retries = new Map<string, { at: number; failures: number }>();
   private readonly trees = new Map<string, { root: string; count: number; tree: ReturnType<typeof buildPocTree>["tree"] }>();
   private readonly reexecuted = new Map<string, Promise<{ resultHash: string; exitCode: number | null }>>();
   private readonly worker: PocWorker;
@@ -179,16 +180,27 @@ export class MinerEconomy {
     await this.claimDue(epoch);
   }
 
-  /** Runs `job` once per key while the process lives; a failed job may run again on a later tick. */
+  /**
+   * Runs `job` once per key while the process lives. A failed job runs again on a later tick: at once when
+   * it was only early (NotYet), otherwise after a delay doubling from 2 s to 30 s, so that a refusal that
+   * lasts (a claim the chain keeps refusing) is not retried every second.
+   */
   private once(key: string, job: () => Promise<void>): void {
     if (this.jobs.has(key) || this.stopped) return;
+    const retryAt = this.retries.get(key);
+    if (retryAt && Date.now() < retryAt.at) return;
     const run = job()
       .then(() => {
         this.jobs.set(key, Promise.resolve());
+        this.retries.delete(key);
       })
       .catch((error) => {
-        const level = error instanceof NotYet ? "debug" : "warn";
-        this.log.epochs[level]({ job: key, err: (error as Error).message }, "epoch job failed; it runs again on the next tick");
+        const early = error instanceof NotYet;
+        const failures = (retryAt?.failures ?? 0) + (early ? 0 : 1);
+        const delayMs = early ? 0 : Math.min(30_000, 1000 * 2 ** failures);
+        this.retries.set(key, { at: Date.now() + delayMs, failures });
+        if (this.retries.size > 512) this.retries.delete(this.retries.keys().next().value!);
+        this.log.epochs[early ? "debug" : "warn"]({ job: key, err: (error as Error).message, retryInMs: delayMs }, "epoch job failed; it runs again later");
         this.jobs.delete(key);
       });
     this.jobs.set(key, run);

@@ -512,12 +512,20 @@ export interface PocLeafProof {
   proof: string[];
 }
 
+/** The node array of each tree proofs were asked of (weakly held: it goes with its tree). */
+const dumpedNodes = new WeakMap<PocTree, string[]>();
+
 /** Leaf `index` of the tree with its proof (sibling path read from the tree's array: no rehashing). */
 export function proofFor(tree: PocTree, index: number): PocLeafProof {
   const count = tree.length;
   if (!Number.isSafeInteger(index) || index < 0 || index >= count)
     throw new RangeError(`PoC proof: index ${index} is not in [0, ${count})`);
-  const nodes = tree.dump().tree;
+  // dump() copies the whole tree: do it once per tree, not once per proof (a verifier asks for ~1,000).
+  let nodes = dumpedNodes.get(tree);
+  if (!nodes) {
+    nodes = tree.dump().tree;
+    dumpedNodes.set(tree, nodes);
+  }
   const proof: string[] = [];
   // Unsorted leaves: leaf i is at array position 2·count − 2 − i; siblings of p are p ± 1, parents (p − 1) / 2.
   for (let p = nodes.length - 1 - index; p > 0; p = (p - 1) >> 1) proof.push(nodes[p % 2 === 1 ? p + 1 : p - 1]);
