@@ -547,7 +547,7 @@ describe("Proof of Compute engine (keepers/shared/poc.ts)", function () {
         for (let j = 0; j < k; j++) {
           const i = 10 + 20 * j;
           list[i] = invalid.find((n) => n > list[i - 1] && n < list[i + 1])!;
-          expect(list[i]).to.not.equal(undefined);
+          expect(list[i] !== undefined, `an invalid nonce fits between leaves ${i - 1} and ${i + 1}`).to.equal(true);
         }
         return list;
       };
