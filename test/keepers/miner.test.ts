@@ -428,7 +428,8 @@ describe("miner keeper (real chain, Docker and HTTP)", function () {
     const started = await client.request<TaskStatus>("POST", `${miner!.url}/tasks`, { audience: node.toLowerCase(), body: spec });
     expect(started.status).to.equal(202);
     expect(started.body.taskId).to.equal(taskId);
-    expect(["running", "completed"]).to.include(started.body.state);
+    // The miner answers within 2 s whatever the engine does: on a loaded machine the container may not run yet.
+    expect(["pending", "running", "completed"]).to.include(started.body.state);
 
     const final = await waitFor("the task to complete", async () => {
       const status = await client.call<TaskStatus>("GET", `${miner!.url}/tasks/${taskId}`, { audience: node.toLowerCase() });
