@@ -8,7 +8,8 @@
  * hooks of the parent thread do not reach a worker, so it registers tsx's ESM hooks first; compiled to
  * JavaScript it imports challenge.js directly. If no worker can start, challenges are solved inline.
  */
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startModuleWorker } from "../shared/module-worker.js";
 import { type ChallengeParams, encodeResult, solveChallenge } from "../shared/challenge.js";
 import type { Logger } from "../shared/log.js";
 
@@ -142,46 +143,17 @@ export class ChallengeSolver {
   }
 
   private async startWorker(): Promise<Worker | undefined> {
-    const fromSources = import.meta.url.endsWith(".ts");
-    let loader: string | undefined;
-    if (fromSources) {
-      try {
-        loader = import.meta.resolve("tsx/esm/api");
-      } catch {
-        this.logger.warn({ subsystem: "Validation" }, "tsx not found: solving challenges on the main thread");
-        return undefined;
-      }
-    }
-    const module = new URL(`../shared/challenge.${fromSources ? "ts" : "js"}`, import.meta.url).href;
-    try {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { loader, module } });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("worker did not start within 30 s")), 30_000);
-        worker.once("message", (message: { ready?: boolean; failed?: string }) => {
-          clearTimeout(timer);
-          if (message.ready) resolve();
-          else reject(new Error(message.failed ?? "worker failed to start"));
-        });
-        worker.once("error", (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
-      worker.unref();
-      // After start-up an uncaught error ends the worker: its exit handler fails the job in flight.
-      worker.on("error", (error) => this.logger.error({ subsystem: "Validation", err: error.message }, "challenge worker crashed"));
-      if (this.closed) {
-        await worker.terminate();
-        return undefined;
-      }
-      this.worker = worker;
-      return worker;
-    } catch (error) {
-      this.logger.warn(
-        { subsystem: "Validation", err: (error as Error).message },
-        "challenge worker unavailable: solving challenges on the main thread",
-      );
-      return undefined;
-    }
+    const worker = await startModuleWorker({
+      source: WORKER_SOURCE,
+      module: "../shared/challenge",
+      base: import.meta.url,
+      logger: this.logger,
+      fields: { subsystem: "Validation" },
+      name: "challenge worker",
+      fallback: "solving challenges on the main thread",
+      closed: () => this.closed,
+    });
+    if (worker) this.worker = worker;
+    return worker;
   }
 }

@@ -9,7 +9,8 @@
  * thread, yielding every slice). The worker keeps the last model it built, so a second run in the same
  * epoch (a restart of the loop) does not derive the weights again.
  */
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startModuleWorker } from "./module-worker.js";
 import type { Logger } from "./log.js";
 import { type PocParams, type PocProgress, type PocRunResult, type RunPocOptions, buildModel, runPoc } from "./poc.js";
 
@@ -169,43 +170,17 @@ export class PocWorker {
   }
 
   private async startWorker(): Promise<Worker | undefined> {
-    const fromSources = import.meta.url.endsWith(".ts");
-    let loader: string | undefined;
-    if (fromSources) {
-      try {
-        loader = import.meta.resolve("tsx/esm/api");
-      } catch {
-        this.logger.warn({ subsystem: "PoC" }, "tsx not found: running the PoC on the main thread");
-        return undefined;
-      }
-    }
-    const module = new URL(`./poc.${fromSources ? "ts" : "js"}`, import.meta.url).href;
-    try {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { loader, module } });
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("worker did not start within 30 s")), 30_000);
-        worker.once("message", (message: { ready?: boolean; failed?: string }) => {
-          clearTimeout(timer);
-          if (message.ready) resolve();
-          else reject(new Error(message.failed ?? "worker failed to start"));
-        });
-        worker.once("error", (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
-      worker.unref();
-      // After start-up an uncaught error ends the worker: its exit handler fails the run in flight.
-      worker.on("error", (error) => this.logger.error({ subsystem: "PoC", err: error.message }, "PoC worker crashed"));
-      if (this.closed) {
-        await worker.terminate();
-        return undefined;
-      }
-      this.worker = worker;
-      return worker;
-    } catch (error) {
-      this.logger.warn({ subsystem: "PoC", err: (error as Error).message }, "PoC worker unavailable: running the PoC on the main thread");
-      return undefined;
-    }
+    const worker = await startModuleWorker({
+      source: WORKER_SOURCE,
+      module: "./poc",
+      base: import.meta.url,
+      logger: this.logger,
+      fields: { subsystem: "PoC" },
+      name: "PoC worker",
+      fallback: "running the PoC on the main thread",
+      closed: () => this.closed,
+    });
+    if (worker) this.worker = worker;
+    return worker;
   }
 }

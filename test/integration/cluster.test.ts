@@ -19,6 +19,7 @@ import { SignedClient } from "../../keepers/shared/http.js";
 import { signRequest } from "../../keepers/shared/signing.js";
 import { signInvite } from "../../scripts/lib/protocol.js";
 import { requireDocker } from "../keepers/support/docker.js";
+import { waitUntil } from "./support.js";
 
 const DEMO_IMAGE = "computenet/busybox:latest";
 const CLI = path.join(import.meta.dirname, "..", "..", "keepers", "cli", "computenet.ts");
@@ -32,20 +33,6 @@ async function cli<T>(args: string[], env: Record<string, string>): Promise<T> {
   return JSON.parse(stdout.trim().split("\n").pop()!) as T;
 }
 
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 90_000, everyMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 interface NodeView {
   node: string;

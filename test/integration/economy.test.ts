@@ -22,6 +22,7 @@ import Dockerode from "dockerode";
 import { Cluster, type EconomySettings, type KeeperProcess } from "../../keepers/cli/cluster.js";
 import { LABEL_NODE } from "../../keepers/miner/docker-runtime.js";
 import { requireDocker } from "../keepers/support/docker.js";
+import { waitUntil } from "./support.js";
 
 const DEMO_IMAGE = "computenet/busybox:latest";
 
@@ -57,20 +58,6 @@ const INFLATER = 4;
 /** Tasks the buyer submits per epoch. */
 const TASKS_PER_EPOCH = 10;
 
-async function waitUntil<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 1000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 /** P[X ≤ k] and P[X ≥ k] for X ~ Binomial(n, p). */
 function binomialTails(n: number, k: number, p: number): [number, number] {
