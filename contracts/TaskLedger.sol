@@ -30,8 +30,10 @@ import {Clock} from "./utils/Clock.sol";
 ///      - An accuser whose node is no longer registered (no provider) receives no bounty.
 ///      - Work of a node that is no longer registered when it is paid (no provider to pay) goes back to the
 ///        runs' escrow, as if released.
-///      - Work is settled (paid or released) only after the epoch's Dispute phase, when no task of the epoch can
-///        be invalidated any more.
+///      - Work is settled (paid or released) only after the epoch's Dispute phase. A dispute opened late in that
+///        phase stays open for votes a full Dispute window (votingEndOf), at most until the Claim phase ends:
+///        Settlement refuses to pay a node with open disputes, and releases unclaimed work only after the Claim
+///        phase, so no task is invalidated after its work was settled.
 contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clock {
     /// @notice Role of the Settlement contract: pays or releases the work of an epoch.
     bytes32 public constant SETTLEMENT_ROLE = keccak256("SETTLEMENT_ROLE");
@@ -253,7 +255,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         StoredTask storage task = _existingTask(taskId);
         TaskStatus status = task.status;
         if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
-        uint256 weight = _recordVoter(taskId, task);
+        uint256 weight = _recordVoter(taskId, task, epochs.timelineOf(task.epoch).disputeEnd);
         emit TaskValidated(taskId, msg.sender, ok, evidenceHash, weight);
 
         Dispute storage dispute = _disputes[taskId];
@@ -284,18 +286,18 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         StoredTask storage task = _existingTask(taskId);
         Dispute storage dispute = _disputes[taskId];
         if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
-        uint256 weight = _recordVoter(taskId, task);
+        uint256 weight = _recordVoter(taskId, task, _votingEnd(task, dispute));
         _countVote(taskId, task, dispute, invalid, weight);
     }
 
     /// @inheritdoc ITaskLedger
     /// @dev A dispute is resolved inside the validation or vote that decides it, so an open one can only be
-    ///      resolved here once the Dispute phase is over, and then for the task (invalidation did not win).
+    ///      resolved here once its voting is over, and then for the task (invalidation did not win).
     function resolveDispute(uint256 taskId) external nonReentrant {
         StoredTask storage task = _existingTask(taskId);
         Dispute storage dispute = _disputes[taskId];
         if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
-        uint64 closesAt = epochs.timelineOf(task.epoch).disputeEnd;
+        uint64 closesAt = _votingEnd(task, dispute);
         if (_clock() < closesAt) revert TaskLedgerDisputeUndecided(taskId, closesAt);
         _uphold(taskId, task, dispute);
     }
@@ -375,6 +377,14 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     function disputeOf(uint256 taskId) external view returns (Dispute memory) {
         _existingTask(taskId);
         return _disputes[taskId];
+    }
+
+    /// @inheritdoc ITaskLedger
+    function votingEndOf(uint256 taskId) external view returns (uint64) {
+        StoredTask storage task = _existingTask(taskId);
+        Dispute storage dispute = _disputes[taskId];
+        if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
+        return _votingEnd(task, dispute);
     }
 
     /// @inheritdoc ITaskLedger
@@ -505,13 +515,23 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (task.status == TaskStatus.None) revert TaskLedgerUnknownTask(taskId);
     }
 
-    /// @dev Checks that the caller may validate or vote on the task, records that it did, returns its weight.
-    function _recordVoter(uint256 taskId, StoredTask storage task) private returns (uint256 weight) {
+    /// @dev When votes on an opened dispute close: a full Dispute window after it opened, so that a dispute opened
+    ///      late still gives every node the time to re-execute the task; never before the Dispute phase ends, and
+    ///      never after the Claim phase ends (the executor's work may be released from then on).
+    function _votingEnd(StoredTask storage task, Dispute storage dispute) private view returns (uint64) {
+        IEpochManager.Timeline memory t = epochs.timelineOf(task.epoch);
+        uint64 end = dispute.openedAt + (t.disputeEnd - t.end);
+        if (end < t.disputeEnd) return t.disputeEnd;
+        return end < t.claimEnd ? end : t.claimEnd;
+    }
+
+    /// @dev Checks that the caller may validate or vote on the task before `closesAt`, records that it did,
+    ///      returns its weight.
+    function _recordVoter(uint256 taskId, StoredTask storage task, uint64 closesAt) private returns (uint256 weight) {
         if (msg.sender == task.assignee) revert TaskLedgerSelfValidation(taskId);
         mapping(address => bool) storage validated = _validated[taskId];
         if (validated[msg.sender]) revert TaskLedgerAlreadyValidated(taskId, msg.sender);
         uint64 epoch = task.epoch;
-        uint64 closesAt = epochs.timelineOf(epoch).disputeEnd;
         if (_clock() >= closesAt) revert TaskLedgerValidationClosed(taskId, closesAt);
         weight = poc.powerOf(epoch, msg.sender);
         if (weight == 0) revert TaskLedgerNoPower(epoch, msg.sender);

@@ -84,7 +84,11 @@ async function activeRun(sys: System, members: HardhatEthersSigner[], options: {
 
 /** Six validated CPU nodes, two active runs with all of them as members; epoch 1's PoC phase, no power yet. */
 async function membersFixture(): Promise<Context> {
-  const sys = await deploySystem(connection);
+  return membersWith({});
+}
+
+async function membersWith(epochs: Partial<typeof EPOCH_PARAMETERS>): Promise<Context> {
+  const sys = await deploySystem(connection, { epochs });
   const [p1, p2] = sys.providers;
   const nodes = sys.nodes;
   for (const [i, node] of nodes.entries()) await validatedNode(connection, sys, i < 3 ? p1 : p2, node, CPU_NODE);
@@ -97,7 +101,10 @@ async function membersFixture(): Promise<Context> {
 
 /** membersFixture, then power in epoch 1 for n1..n5; the chain is at the start of epoch 1's Work phase. */
 async function poweredFixture(): Promise<Context> {
-  const ctx = await membersFixture();
+  return powered(await membersFixture());
+}
+
+async function powered(ctx: Context): Promise<Context> {
   await givePower(
     connection,
     ctx.sys,
@@ -109,7 +116,10 @@ async function poweredFixture(): Promise<Context> {
 
 /** poweredFixture, then n1..n5 enrolled in run A (in that order) and n3 alone in run B. */
 async function enrolledFixture(): Promise<Context> {
-  const ctx = await poweredFixture();
+  return enrolled(await poweredFixture());
+}
+
+async function enrolled(ctx: Context): Promise<Context> {
   for (const node of ctx.nodes.slice(0, 5)) await ctx.ledger.enroll(ctx.runA, node.address);
   await ctx.ledger.enroll(ctx.runB, ctx.nodes[2].address);
   return ctx;
@@ -117,7 +127,15 @@ async function enrolledFixture(): Promise<Context> {
 
 /** enrolledFixture, then task 1 of run B (3 units, pay 6 tokens) created and completed by n3. */
 async function completedFixture() {
-  const ctx = await enrolledFixture();
+  return completed(await enrolledFixture());
+}
+
+/** completedFixture on a system whose Claim window (1 h) is shorter than its Dispute window (6 h). */
+async function shortClaimFixture() {
+  return completed(await enrolled(await powered(await membersWith({ claimWindow: 3600n }))));
+}
+
+async function completed(ctx: Context) {
   const { taskId } = await newTask(ctx, ctx.runB, 3n);
   await ctx.ledger.connect(ctx.nodes[2]).completeTask(taskId, result(taskId));
   return { ...ctx, taskId };
@@ -932,16 +950,65 @@ describe("TaskLedger", () => {
       }
     });
 
-    it("closes at the end of the task epoch's Dispute phase", async () => {
+    it("closes at the end of the task epoch's Dispute phase for a dispute opened early", async () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       await ledger.connect(nodes[0]).submitValidation(taskId, false, evidence("n1"));
       const t = await timeline(sys);
+      expect(await ledger.votingEndOf(taskId)).to.equal(t.disputeEnd);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
       await expect(ledger.connect(nodes[1]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(t.disputeEnd);
       await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.disputeEnd);
+    });
+
+    it("stays open a full Dispute window for a dispute opened late, and can invalidate after the phase", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const t = await timeline(sys);
+      const opened = t.disputeEnd - 10n;
+      await time.setNextBlockTimestamp(opened);
+      await ledger.connect(nodes[0]).submitValidation(taskId, false, evidence("n1"), MINED);
+      const closes = opened + EPOCH_PARAMETERS.disputeWindow;
+      expect(await ledger.votingEndOf(taskId)).to.equal(closes);
+      // Validations still close with the phase; votes go on.
+      await time.setNextBlockTimestamp(t.disputeEnd);
+      await expect(ledger.connect(nodes[1]).submitValidation(taskId, false, evidence("n2"), MINED))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
+        .withArgs(taskId, t.disputeEnd);
+      await expect(ledger.connect(sys.stranger).resolveDispute(taskId, MINED))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputeUndecided")
+        .withArgs(taskId, closes);
+      await time.setNextBlockTimestamp(closes - 2n);
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await time.setNextBlockTimestamp(closes - 1n);
+      await expect(ledger.connect(nodes[4]).vote(taskId, true, MINED))
+        .to.emit(ledger, "DisputeResolved")
+        .withArgs(taskId, true, 1100n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
+      expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Invalidated);
+      await expect(ledger.votingEndOf(taskId)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute").withArgs(taskId);
+    });
+
+    it("closes at the end of the Claim phase at the latest", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(shortClaimFixture);
+      const t = await timeline(sys);
+      expect(t.claimEnd - t.disputeEnd).to.equal(3600n);
+      await time.setNextBlockTimestamp(t.disputeEnd - 1n);
+      await ledger.connect(nodes[0]).submitValidation(taskId, false, evidence("n1"), MINED);
+      expect(await ledger.votingEndOf(taskId)).to.equal(t.claimEnd);
+      await time.setNextBlockTimestamp(t.claimEnd - 1n);
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await time.setNextBlockTimestamp(t.claimEnd);
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
+        .withArgs(taskId, t.claimEnd);
+      await expect(ledger.connect(sys.stranger).resolveDispute(taskId)).to.emit(ledger, "DisputeResolved");
+    });
+
+    it("is not known for tasks without an open dispute", async () => {
+      const { ledger, taskId } = await networkHelpers.loadFixture(completedFixture);
+      await expect(ledger.votingEndOf(taskId)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute").withArgs(taskId);
+      await expect(ledger.votingEndOf(99n)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(99n);
     });
   });
 

@@ -132,7 +132,8 @@ interface ITaskLedger {
     error TaskLedgerCompletionClosed(uint256 taskId, uint64 deadline);
     /// @notice The task's epoch has not ended yet (`endsAt`), so it cannot expire.
     error TaskLedgerNotExpired(uint256 taskId, uint64 endsAt);
-    /// @notice Validations and votes on tasks of the task's epoch closed at `closedAt`.
+    /// @notice Validations of the task closed at `closedAt` (the end of its epoch's Dispute phase), or votes on
+    ///         its dispute did (see votingEndOf).
     error TaskLedgerValidationClosed(uint256 taskId, uint64 closedAt);
     /// @notice The executor cannot validate or vote on its own task.
     error TaskLedgerSelfValidation(uint256 taskId);
@@ -140,7 +141,7 @@ interface ITaskLedger {
     error TaskLedgerAlreadyValidated(uint256 taskId, address node);
     /// @notice The task has no open dispute.
     error TaskLedgerNoOpenDispute(uint256 taskId);
-    /// @notice The dispute can be resolved only once one side won or the Dispute phase ended (`closesAt`).
+    /// @notice The dispute can be resolved only once one side won or its voting ended (`closesAt`).
     error TaskLedgerDisputeUndecided(uint256 taskId, uint64 closesAt);
     /// @notice The work of `node` for `epoch` was already paid or released.
     error TaskLedgerWorkSettled(uint64 epoch, address node);
@@ -196,7 +197,7 @@ interface ITaskLedger {
     /// @notice Records the caller's validation of a Completed task; a failed one opens or joins its dispute.
     function submitValidation(uint256 taskId, bool ok, bytes32 evidenceHash) external;
 
-    /// @notice Votes on the task's open dispute with the caller's power.
+    /// @notice Votes on the task's open dispute with the caller's power, until votingEndOf(taskId).
     function vote(uint256 taskId, bool invalid) external;
 
     /// @notice Resolves the task's dispute once decided (anyone).
@@ -216,6 +217,10 @@ interface ITaskLedger {
     function taskOf(uint256 taskId) external view returns (Task memory);
 
     function disputeOf(uint256 taskId) external view returns (Dispute memory);
+
+    /// @notice When votes on the task's open dispute close: a full Dispute window after it opened, at the
+    ///         earliest the end of the epoch's Dispute phase, at the latest the end of its Claim phase.
+    function votingEndOf(uint256 taskId) external view returns (uint64);
 
     /// @notice Number of tasks ever created (ids run from 1 to taskCount).
     function taskCount() external view returns (uint256);

@@ -23,6 +23,7 @@ import { type PocParams, buildPocTree, deriveSeed, proofFor, seedCommitment } fr
 import { PocWorker } from "../shared/poc-worker.js";
 import { MAX_LEAVES_PER_REQUEST, PocVerifier } from "../shared/poc-verify.js";
 import type { KeeperStore } from "../shared/store.js";
+import { DisputeStatus } from "../../scripts/lib/protocol.js";
 import { specHash } from "../shared/task-hash.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
 import type { ValidTaskSpec } from "./task-spec.js";
@@ -558,10 +559,19 @@ export class MinerEconomy {
     if ((await taskLedger.openDisputesOf(epoch, this.node)) > 0n) {
       const open = this.options.store.db.prepare("SELECT task_id FROM economy_disputes WHERE epoch = ? AND resolved = 0").all(e) as { task_id: string }[];
       for (const { task_id } of open) {
-        try {
-          await this.options.tx.send("resolveDispute", () => taskLedger.resolveDispute(BigInt(task_id)), { subsystem: "Claims", taskId: task_id });
-        } catch (error) {
-          if (!(error instanceof TxRevertedError)) throw error;
+        const taskId = BigInt(task_id);
+        if ((await taskLedger.disputeOf(taskId)).status === BigInt(DisputeStatus.Open)) {
+          // A dispute opened late in the Dispute phase stays open for votes a full window after it opened.
+          const votingEnd = Number(await taskLedger.votingEndOf(taskId));
+          if (this.clock.now() < votingEnd) {
+            throw new Error(`dispute on task ${task_id} is open for votes until ${new Date(votingEnd * 1000).toISOString()}: claiming after it`);
+          }
+          try {
+            await this.options.tx.send("resolveDispute", () => taskLedger.resolveDispute(taskId), { subsystem: "Claims", taskId: task_id });
+          } catch (error) {
+            if (!(error instanceof TxRevertedError)) throw error;
+            if ((await taskLedger.disputeOf(taskId)).status === BigInt(DisputeStatus.Open)) throw error;
+          }
         }
         this.options.store.db.prepare("UPDATE economy_disputes SET resolved = 1 WHERE task_id = ?").run(task_id);
       }

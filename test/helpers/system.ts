@@ -112,7 +112,10 @@ export interface System {
 }
 
 /** Deploys the whole system with test parameters and funds the actors (tokens and approvals). */
-export async function deploySystem(connection: NetworkConnection): Promise<System> {
+export async function deploySystem(
+  connection: NetworkConnection,
+  overrides: { epochs?: Partial<typeof EPOCH_PARAMETERS> } = {},
+): Promise<System> {
   const { ethers, ignition } = connection;
   const signers = await ethers.getSigners();
   const [admin, treasury, v1, v2, v3, buyer, master, p1, p2, n1, n2, n3, n4, n5, n6, stranger, slasher, escrowAgent] =
@@ -130,7 +133,7 @@ export async function deploySystem(connection: NetworkConnection): Promise<Syste
         requiredRejections: REQUIRED_REJECTIONS,
         retryCooldown: RETRY_COOLDOWN,
       },
-      EpochManagerModule: EPOCH_PARAMETERS,
+      EpochManagerModule: { ...EPOCH_PARAMETERS, ...overrides.epochs },
       ProofOfComputeModule: POC_PARAMETERS,
       RewardVaultModule: { initialEmission: INITIAL_EMISSION, retentionWad: RETENTION_WAD },
       TaskLedgerModule: TASK_LEDGER_PARAMETERS,
