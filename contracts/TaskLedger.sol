@@ -549,8 +549,9 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         _resolveIfDecided(taskId, task, dispute);
     }
 
+    /// @dev Decided by the voting power: the epoch's total less the executor's, which cannot vote.
     function _resolveIfDecided(uint256 taskId, StoredTask storage task, Dispute storage dispute) private {
-        uint256 total = poc.totalPower(task.epoch);
+        uint256 total = poc.totalPower(task.epoch) - task.assigneePower;
         if (uint256(dispute.invalidWeight) * 2 > total) _invalidate(taskId, task, dispute);
         else if (uint256(dispute.validWeight) * 2 >= total) _uphold(taskId, task, dispute);
     }

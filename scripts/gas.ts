@@ -499,14 +499,14 @@ const ledger = sys.taskLedger;
   await measure(
     "TaskLedger",
     "submitValidation (failed)",
-    "opens the task's dispute (700 of 3400 against it)",
+    "opens the task's dispute (700 of the 2400 that may vote against it)",
     () => ledger.connect(d).submitValidation(3n, false, ethers.id("mismatch")),
   );
   await measure(
     "TaskLedger",
     "vote",
-    "against the task: undecided (1500 of 3400) / deciding (2400): pay released, executor slashed, bounty paid",
-    () => ledger.connect(c).vote(3n, true),
+    "undecided (800 for, 700 against, of 2400 voting) / deciding against (1600): pay released, executor slashed, bounty paid",
+    () => ledger.connect(c).vote(3n, false),
     () => ledger.connect(b).vote(3n, true),
   );
   await ledger.connect(sys.admin).grantRole(await ledger.SETTLEMENT_ROLE(), escrowAgent.address);

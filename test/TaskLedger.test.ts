@@ -1013,6 +1013,26 @@ describe("TaskLedger", () => {
   });
 
   describe("disputes decided by power", () => {
+    it("count only the power that may vote: the executor's is left out", async () => {
+      // n3 (500 of 1800) executed the task; 1300 may vote. 700 is more than half of 1300, not of 1800.
+      const invalidate = await networkHelpers.loadFixture(completedFixture);
+      const [, n2, , n4] = invalidate.nodes;
+      await invalidate.ledger.connect(n4).submitValidation(invalidate.taskId, false, evidence("n4"));
+      await expect(invalidate.ledger.connect(n2).vote(invalidate.taskId, true))
+        .to.emit(invalidate.ledger, "DisputeResolved")
+        .withArgs(invalidate.taskId, true, 700n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
+
+      // 650 of 1300 is half the voting power: enough to uphold (not of 1800).
+      const uphold = await networkHelpers.loadFixture(completedFixture);
+      const [m1, m2, , , m5] = uphold.nodes;
+      await uphold.ledger.connect(m1).submitValidation(uphold.taskId, false, evidence("n1"));
+      await uphold.ledger.connect(m5).vote(uphold.taskId, false);
+      expect((await uphold.ledger.disputeOf(uphold.taskId)).status).to.equal(DisputeStatus.Open); // 500 valid
+      await expect(uphold.ledger.connect(m2).vote(uphold.taskId, false))
+        .to.emit(uphold.ledger, "DisputeResolved")
+        .withArgs(uphold.taskId, false, 100n, 700n, (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS, 0n);
+    });
+
     it("invalidate the task once more than half the epoch's power says so", async () => {
       const { sys, ledger, runB, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [, , n3, n4, n5] = nodes;
@@ -1022,11 +1042,11 @@ describe("TaskLedger", () => {
       const p2Before = await sys.token.balanceOf(p2.address);
       const vaultBefore = await sys.token.balanceOf(vault);
 
-      await ledger.connect(n4).submitValidation(taskId, false, evidence("n4")); // 500 of 1800: not yet
+      await ledger.connect(n4).submitValidation(taskId, false, evidence("n4")); // 500 of 1300 voting: not yet
       expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Open);
       const slashed = (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS; // 20 tokens
       const bounty = (slashed * ACCUSER_REWARD_BPS) / BPS; // 10 tokens
-      const tx = ledger.connect(n5).vote(taskId, true); // 1000 of 1800: more than half
+      const tx = ledger.connect(n5).vote(taskId, true); // 1000 of 1300: more than half
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, true, 1000n, 0n, slashed, bounty);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")

@@ -27,9 +27,11 @@ pragma solidity ^0.8.28;
 ///         Disputes: a failed validation opens the task's dispute (the accuser's validation counts as its
 ///         vote); later failed validations count as votes to invalidate, later successful ones as votes to
 ///         uphold. Nodes with power in `e` other than the executor vote with that power. The dispute is
-///         decided as soon as one side holds more than half of `totalPower(e)` (invalidate) or at least half
-///         (uphold), or, at the end of the epoch's Dispute phase, for the task (upheld) unless invalidation
-///         already won. Invalidated: the executor loses the task's pay (released to the run's escrow) and
+///         decided as soon as one side holds more than half of the voting power `totalPower(e) − power_x`
+///         (invalidate) or at least half (uphold): the executor cannot vote, so its power does not count,
+///         and a large executor cannot make its own invalidation unreachable. Votes stay open a full Dispute
+///         window after the dispute opened (votingEndOf); then it is decided for the task (upheld) unless
+///         invalidation already won. Invalidated: the executor loses the task's pay (released to the run's escrow) and
 ///         `executorSlashBps` of its stake; the accuser receives `accuserRewardBps` of what was slashed.
 ///         Upheld: the accuser loses `falseAccuserSlashBps` of its stake (Gonka never penalises one).
 ///
