@@ -17,7 +17,7 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { Wallet, id } from "ethers";
+import { type HDNodeWallet, Wallet, id } from "ethers";
 import { type DiscoveryService, discoveryOptionsFromFlags, startDiscovery } from "../../keepers/discovery/index.js";
 import { type MasterService, masterSchema, startMaster } from "../../keepers/master/index.js";
 import { ConfigError, parseConfig } from "../../keepers/shared/config.js";
@@ -60,7 +60,7 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
   let dev: DevChain;
   let dir: string;
 
-  const client = (key: string | Wallet) => new SignedClient(typeof key === "string" ? new Wallet(key) : key, dev.admin.chainId);
+  const client = (key: string | Wallet | HDNodeWallet) => new SignedClient(typeof key === "string" ? new Wallet(key) : key, dev.admin.chainId);
 
   /** Registers dev node `i` in MinerRegistry (its provider pays the stake); returns the block. */
   async function registerNode(i: number): Promise<number> {
@@ -269,7 +269,8 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
     let fakeDiscovery: Server;
     let discoveryUrl: string;
     let beating = true;
-    let beatTargets: string[] = [];
+    /** Where each member heartbeats (round robin, as a load balancer would spread them); none: silent. */
+    const beatTargets = new Map<string, string[]>();
     let beatLoop: Promise<void> | undefined;
     const members: Wallet[] = [];
     const masterAddress = () => new Wallet(dev.keys.master).address;
@@ -351,6 +352,19 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
         60_000,
         200,
       );
+      // The members heartbeat from now on (every 300 ms; the masters expect one a second).
+      for (const node of members) beatTargets.set(node.address, [leaderUrl]);
+      beatLoop = (async () => {
+        for (let i = 0; beating; i++) {
+          await Promise.all(
+            members.map((node) => {
+              const targets = beatTargets.get(node.address) ?? [];
+              return targets.length > 0 ? heartbeat(node, targets[i % targets.length]).catch(() => undefined) : undefined;
+            }),
+          );
+          await sleep(300);
+        }
+      })();
 
       follower = await startMaster({
         rpcUrl: dev.rpcUrl,
@@ -371,6 +385,7 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
         leaderLeaseMs: LEASE_MS,
         logger: capture("master-2", followerLogs),
       });
+      for (const node of members) beatTargets.set(node.address, [leaderUrl, follower.url]);
     });
 
     after(async () => {
@@ -397,7 +412,7 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
 
     it("shows in each instance's node view the heartbeats the other took, and refuses a heartbeat replayed on the other", async () => {
       const [node] = members;
-      await until("the follower to know the member", () => follower.node(node.address)?.state === "Invited");
+      await until("the follower to see the member Healthy", () => follower.node(node.address)?.state === "Healthy");
       // To the follower: the leader's node view (buyer's GET /nodes) shows it.
       const toFollower = await heartbeat(node, follower.url);
       expect(toFollower.status, toFollower.body.error).to.equal(200);
@@ -435,20 +450,11 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
       expect(replayed.status).to.equal(401);
       expect(((await replayed.json()) as ErrorBody).error).to.equal("nonce already used: replayed request");
 
-      // From now on the member heartbeats through both instances, as behind a load balancer.
-      beatTargets = [leaderUrl, follower.url];
-      beatLoop = (async () => {
-        for (let i = 0; beating; i++) {
-          const targets = beatTargets;
-          if (targets.length > 0) await heartbeat(node, targets[i % targets.length]).catch(() => undefined);
-          await sleep(300);
-        }
-      })();
     });
 
     it("has only the leader eject a dead member, once, while both instances judge it dead", async () => {
       const [alive, silent] = members;
-      expect((await heartbeat(silent, follower.url)).status).to.equal(200);
+      beatTargets.set(silent.address, []);
       await until("the silent member ejected on chain", async () => (await ejections(silent.address)).length > 0, 30_000, 200);
       await until("the follower to see the ejection", () => follower.node(silent.address)?.state === "Ejected");
       expect(follower.transitions(silent.address).map((t) => t.to)).to.include.members(["Healthy", "Unhealthy", "Dead", "Ejected"]);
@@ -462,7 +468,7 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
 
     it("takes over the duties on the other instance once the killed leader's lease expires", async () => {
       const [alive] = members;
-      beatTargets = [follower.url];
+      beatTargets.set(alive.address, [follower.url]);
       const killedAt = Date.now();
       leaderProcess!.kill("SIGKILL");
       await leaderExited;
@@ -488,8 +494,7 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
       expect(view.body.nodes.find((n) => n.node === alive.address)?.state).to.equal("Healthy");
 
       // And it carries the chain-writing duties (same key as the dead leader: the nonce is re-read from the chain).
-      beating = false;
-      await beatLoop;
+      beatTargets.set(alive.address, []);
       await until("the new leader to eject the member that went silent", async () => (await ejections(alive.address)).length > 0, 30_000, 200);
       await until("the ejection confirmed in the new leader's logs", () => followerLogs.some((l) => l.msg === "eject: confirmed"));
       expect(await ejections(alive.address)).to.have.length(1);
