@@ -26,27 +26,34 @@ export interface SharedHeartbeat {
   at: number;
   /** `sentAt` as the node sent it. */
   sentAt: string;
-  /** The task statuses it carried (applied by the leader, which holds the task book). */
-  tasks: ReportedTaskStatus[];
 }
 
 /** Last heartbeats shared by the master's instances. */
 export interface HeartbeatStore {
-  /** Records `heartbeat` unless a later one of the node is there already. Rejects when the store is unreachable. */
-  record(node: string, heartbeat: SharedHeartbeat): Promise<void>;
-  /** Every node's last heartbeat. */
+  /**
+   * Records a heartbeat and the task statuses it carried, unless a later heartbeat of the node is there
+   * already. Rejects when the store is unreachable.
+   */
+  record(node: string, heartbeat: SharedHeartbeat, tasks: ReportedTaskStatus[]): Promise<void>;
+  /** Every node's last heartbeat (small records: read by every instance at every liveness check). */
   all(): Promise<Map<string, SharedHeartbeat>>;
+  /** The task statuses carried by the last heartbeat of each of `nodes` (read by the leader, which holds the task book). */
+  tasksOf(nodes: string[]): Promise<Map<string, ReportedTaskStatus[]>>;
 }
 
 const HEARTBEATS = "heartbeats";
+const HEARTBEAT_TASKS = "heartbeat-tasks";
 
-/** One Redis hash: field = checksummed node address, value = the heartbeat as JSON (`at` first). */
+/**
+ * Two Redis hashes, field = checksummed node address: `heartbeats` (`{ at, sentAt }`) and `heartbeat-tasks`
+ * (the statuses), written together by one script that never lets an earlier heartbeat replace a later one.
+ */
 export class RedisHeartbeatStore implements HeartbeatStore {
   constructor(private readonly redis: SharedRedis) {}
 
-  async record(node: string, heartbeat: SharedHeartbeat): Promise<void> {
-    const value = JSON.stringify({ at: heartbeat.at, sentAt: heartbeat.sentAt, tasks: heartbeat.tasks });
-    await this.redis.client.cnHsetNewer(HEARTBEATS, node, heartbeat.at, value);
+  async record(node: string, heartbeat: SharedHeartbeat, tasks: ReportedTaskStatus[]): Promise<void> {
+    const value = JSON.stringify({ at: heartbeat.at, sentAt: heartbeat.sentAt });
+    await this.redis.client.cnHsetNewer(HEARTBEATS, HEARTBEAT_TASKS, node, heartbeat.at, value, JSON.stringify(tasks));
   }
 
   async all(): Promise<Map<string, SharedHeartbeat>> {
@@ -54,15 +61,29 @@ export class RedisHeartbeatStore implements HeartbeatStore {
     const heartbeats = new Map<string, SharedHeartbeat>();
     for (const [node, text] of Object.entries(raw)) {
       try {
-        const parsed = JSON.parse(text) as { at?: unknown; sentAt?: unknown; tasks?: unknown };
-        if (typeof parsed.at !== "number") continue;
-        const tasks = taskStatusSchema.array().safeParse(parsed.tasks ?? []);
-        heartbeats.set(node, { at: parsed.at, sentAt: String(parsed.sentAt ?? ""), tasks: tasks.success ? tasks.data : [] });
+        const parsed = JSON.parse(text) as { at?: unknown; sentAt?: unknown };
+        if (typeof parsed.at === "number") heartbeats.set(node, { at: parsed.at, sentAt: String(parsed.sentAt ?? "") });
       } catch {
-        // not a heartbeat this version wrote: ignored
+        // not a record this version wrote: ignored
       }
     }
     return heartbeats;
+  }
+
+  async tasksOf(nodes: string[]): Promise<Map<string, ReportedTaskStatus[]>> {
+    const tasks = new Map<string, ReportedTaskStatus[]>();
+    if (nodes.length === 0) return tasks;
+    const values = await this.redis.client.hmget(HEARTBEAT_TASKS, ...nodes);
+    values.forEach((text, i) => {
+      if (text === null) return;
+      try {
+        const parsed = taskStatusSchema.array().safeParse(JSON.parse(text));
+        if (parsed.success) tasks.set(nodes[i], parsed.data);
+      } catch {
+        // not a record this version wrote: ignored
+      }
+    });
+    return tasks;
   }
 }
 

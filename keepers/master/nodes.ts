@@ -778,7 +778,7 @@ export class NodeTracker {
     const now = Date.now();
     if (this.options.heartbeats) {
       try {
-        await this.options.heartbeats.record(node, { at: now, sentAt, tasks });
+        await this.options.heartbeats.record(node, { at: now, sentAt }, tasks);
       } catch (error) {
         throw new HttpError(503, `heartbeat not recorded: the shared heartbeat store is unreachable (${(error as Error).message}); send it again`);
       }
@@ -816,7 +816,7 @@ export class NodeTracker {
   private async syncSharedHeartbeats(): Promise<boolean> {
     const store = this.options.heartbeats;
     if (!store) return true;
-    let shared: Map<string, { at: number; sentAt: string; tasks: ReportedTaskStatus[] }>;
+    let shared: Awaited<ReturnType<HeartbeatStore["all"]>>;
     try {
       shared = await store.all();
     } catch (error) {
@@ -831,6 +831,7 @@ export class NodeTracker {
       this.listeningSince = Date.now();
       this.heartbeatLog.info({}, "shared heartbeats readable again: the silence meanwhile does not count against the nodes");
     }
+    const taken: string[] = [];
     for (const [node, heartbeat] of shared) {
       const record = this.records.get(node);
       if (!record || record.participation !== "Member") continue;
@@ -838,7 +839,15 @@ export class NodeTracker {
       // A heartbeat from before the node's current membership (an earlier life in the run) does not count.
       if (record.joinedAt !== null && heartbeat.at < record.joinedAt - this.intervalMs) continue;
       this.takeHeartbeat(record, heartbeat.at, heartbeat.sentAt, "another instance");
-      this.options.onHeartbeat?.(node, heartbeat.tasks);
+      taken.push(node);
+    }
+    // Their task statuses matter to the task book, which the leader holds: only it fetches them.
+    if (taken.length > 0 && this.options.onHeartbeat && (this.options.leader?.isLeader() ?? true)) {
+      try {
+        for (const [node, tasks] of await store.tasksOf(taken)) this.options.onHeartbeat(node, tasks);
+      } catch (error) {
+        this.heartbeatLog.warn({ nodes: taken.length, err: (error as Error).message }, "task statuses of heartbeats taken elsewhere not read; the next heartbeats carry them again");
+      }
     }
     return true;
   }

@@ -26,15 +26,20 @@ const SCRIPTS = {
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`,
   },
-  /** HSET field = ARGV[3] unless the stored JSON has an `at` at least ARGV[2]: a late write never goes back in time. */
+  /**
+   * HSET KEYS[1] field ARGV[1] = ARGV[3] unless the stored JSON has an `at` at least ARGV[2] (a late write
+   * never goes back in time); when it was written and KEYS[2] is given, HSET KEYS[2] field = ARGV[4] too (a
+   * record's detail kept apart, so that readers of the small records need not fetch it). Returns 1 when written.
+   */
   cnHsetNewer: {
-    numberOfKeys: 1,
+    numberOfKeys: 2,
     lua: `local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current then
   local ok, decoded = pcall(cjson.decode, current)
   if ok and type(decoded) == 'table' and tonumber(decoded.at) and tonumber(decoded.at) >= tonumber(ARGV[2]) then return 0 end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if ARGV[4] then redis.call('HSET', KEYS[2], ARGV[1], ARGV[4]) end
 return 1`,
   },
   /** PEXPIRE KEYS[1] when it still holds ARGV[1] (renew a lease we hold). */
@@ -54,7 +59,7 @@ return 0`,
 /** The scripts above as commands of the client. */
 export interface ScriptCommands {
   cnRateHit(key: string, windowMs: number): Promise<number>;
-  cnHsetNewer(key: string, field: string, at: number, value: string): Promise<number>;
+  cnHsetNewer(key: string, detailKey: string, field: string, at: number, value: string, detail?: string): Promise<number>;
   cnRenewIfEqual(key: string, value: string, ttlMs: number): Promise<number>;
   cnDeleteIfEqual(key: string, value: string): Promise<number>;
 }

@@ -19,10 +19,13 @@ import path from "node:path";
 import { expect } from "chai";
 import { type HDNodeWallet, Wallet, id } from "ethers";
 import { type DiscoveryService, discoveryOptionsFromFlags, startDiscovery } from "../../keepers/discovery/index.js";
+import { RedisHeartbeatStore } from "../../keepers/master/cluster.js";
 import { type MasterService, masterSchema, startMaster } from "../../keepers/master/index.js";
 import { ConfigError, parseConfig } from "../../keepers/shared/config.js";
 import { SignedClient } from "../../keepers/shared/http.js";
+import { LeaderLease } from "../../keepers/shared/leader-lease.js";
 import { createLogger } from "../../keepers/shared/log.js";
+import { SharedRedis } from "../../keepers/shared/redis.js";
 import { signRequest } from "../../keepers/shared/signing.js";
 import { ROOT, freePort } from "../../scripts/lib/processes.js";
 import { gpuModel, signInvite, signNodeConsent } from "../../scripts/lib/protocol.js";
@@ -145,6 +148,55 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
       .with.property("message")
       .that.includes("--redis-url (CN_REDIS_URL): must be a redis:// or rediss:// URL")
       .and.includes("--leader-lease-ms (CN_LEADER_LEASE_MS): must be at least 1000");
+  });
+
+  describe("shared records in Redis", () => {
+    const silent = createLogger({ component: "test", level: "silent" });
+    let shared: SharedRedis;
+
+    before(async () => {
+      shared = new SharedRedis({ url: redis.url, prefix: "test:records:", logger: silent });
+      expect(await shared.waitReady()).to.equal(true);
+    });
+
+    after(() => shared?.close());
+
+    it("keeps each node's latest heartbeat and the task statuses it carried: an earlier one arriving late changes nothing", async () => {
+      const store = new RedisHeartbeatStore(shared);
+      const node = Wallet.createRandom().address;
+      const running = [{ taskId: "t1", state: "running" as const }];
+      await store.record(node, { at: 2_000, sentAt: "second" }, running);
+      await store.record(node, { at: 1_000, sentAt: "first" }, []);
+      expect((await store.all()).get(node)).to.deep.equal({ at: 2_000, sentAt: "second" });
+      expect((await store.tasksOf([node, Wallet.createRandom().address]))).to.deep.equal(new Map([[node, running]]));
+    });
+
+    it("gives the leader lease to one holder, fences a holder whose lease was taken, and hands it over at once on release", async () => {
+      const lease = (url: string) => new LeaderLease({ redis: shared, key: "lease", url, ttlMs: 1_200, logger: silent });
+      const first = lease("http://first");
+      const second = lease("http://second");
+      await first.start();
+      await second.start();
+      try {
+        expect([first.isLeader(), second.isLeader()]).to.deep.equal([true, false]);
+        expect(second.leader()).to.deep.equal(first.holder);
+        expect(await first.confirm()).to.equal(true);
+        expect(await second.confirm()).to.equal(false);
+        // The key changed behind the holder's back (its lease expired during a stall): the next write cycle is refused.
+        await shared.client.set("lease", "another holder", "PX", 300);
+        expect(await first.confirm()).to.equal(false);
+        expect(first.isLeader()).to.equal(false);
+        const holder = await until("a new holder once the foreign lease expired", () => (first.isLeader() ? first : second.isLeader() ? second : undefined), 3_000, 20);
+        const other = holder === first ? second : first;
+        const released = Date.now();
+        await holder.stop();
+        await until("the other to take the released lease", () => other.isLeader(), 1_200, 10);
+        expect(Date.now() - released).to.be.below(1_200); // at its next attempt, not after an expiry
+      } finally {
+        await first.stop();
+        await second.stop();
+      }
+    });
   });
 
   describe("discovery: two instances on one Redis", () => {
