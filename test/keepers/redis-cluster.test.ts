@@ -551,5 +551,36 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
       await until("the ejection confirmed in the new leader's logs", () => followerLogs.some((l) => l.msg === "eject: confirmed"));
       expect(await ejections(alive.address)).to.have.length(1);
     });
+
+    it("judges nobody while Redis is down: heartbeats get 503, no node turns Dead or is ejected, and all resumes when Redis is back", async () => {
+      const node = await member(3);
+      members.push(node);
+      beatTargets.set(node.address, [follower.url]);
+      await until("the new member Healthy", () => follower.node(node.address)?.state === "Healthy", 20_000);
+
+      await redis.stop();
+      try {
+        await until("the follower to lose the lease with Redis", () => !follower.isLeader(), 5_000, 20);
+        const refused = await until("heartbeats refused while Redis is down", async () => {
+          const answer = await heartbeat(node, follower.url);
+          return answer.status === 503 ? answer : undefined;
+        });
+        expect(refused.body.error).to.match(/^replay protection unavailable/);
+        // Longer than it takes a silent member to be declared dead (4 intervals of 1 s).
+        await sleep(6_000);
+        expect(follower.node(node.address)!.state).to.equal("Healthy");
+        expect(follower.isLeader()).to.equal(false);
+        expect(await health(follower.url)).to.include({ status: "degraded", redis: "down", leader: false });
+      } finally {
+        await redis.start();
+      }
+      await until("the lease taken again once Redis is back", () => follower.isLeader(), 15_000, 50);
+      await until("heartbeats accepted again", async () => (await heartbeat(node, follower.url)).status === 200, 15_000, 200);
+      await sleep(2_000);
+      expect(follower.node(node.address)!.state).to.equal("Healthy");
+      expect(follower.transitions(node.address).map((t) => t.to)).to.not.include.members(["Unhealthy", "Dead"]);
+      expect(await ejections(node.address)).to.have.length(0);
+      expect(followerLogs.some((l) => l.msg === "shared heartbeats readable again: the silence meanwhile does not count against the nodes")).to.equal(true);
+    });
   });
 });
