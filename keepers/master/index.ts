@@ -307,6 +307,8 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
     publicUrl ||= url;
     if (shared) {
+      const leading = metrics.gauge("master_leader", "1 while this instance holds the leader lease (several instances on Redis)");
+      leading.set(0);
       lease = new LeaderLease({
         redis: shared,
         key: "leader",
@@ -318,7 +320,9 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
           (chain.signer as NonceManager).reset();
           nodes.kick();
           void ledger?.pass();
+          leading.set(1);
         },
+        onLost: () => leading.set(0),
       });
       await lease.start();
     }
