@@ -13,13 +13,27 @@ import { Command, Option } from "commander";
 import { Counter, Gauge } from "prom-client";
 import { z } from "zod";
 import { type Chain, EventFollower, connectChain, headBlock } from "../shared/chain.js";
-import { COMMON_OPTIONS, ConfigError, type OptionNames, addCommonOptions, commonSchema, parseConfig, integerOption, optionNames } from "../shared/config.js";
+import {
+  COMMON_OPTIONS,
+  ConfigError,
+  type OptionNames,
+  REDIS_OPTIONS,
+  addCommonOptions,
+  addRedisOption,
+  commonSchema,
+  integerOption,
+  optionNames,
+  parseConfig,
+  redisUrlSchema,
+} from "../shared/config.js";
 import { closeServer, createApp, finishApp, listen, requireSignature } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { type Metrics, createMetrics } from "../shared/metrics.js";
+import { RedisNonceStore, RedisRateLimiter, SharedRedis, keyPrefix } from "../shared/redis.js";
 import { KeeperStore } from "../shared/store.js";
 import { Access } from "./access.js";
+import { type EndpointStore, RedisEndpointStore, SqliteEndpointStore } from "./endpoints.js";
 import { addDiscoveryRoutes, routeOf } from "./routes.js";
 import { DiscoveryIndex } from "./state.js";
 
@@ -47,6 +61,11 @@ export interface DiscoveryOptions {
   rateLimit?: { max: number; windowMs: number };
   /** Largest request body (default "16kb"); 413 beyond. */
   bodyLimit?: string;
+  /**
+   * Redis shared by several discovery instances behind a load balancer: used nonces, rate-limit counters and
+   * node endpoints live there instead of the SQLite file (which keeps this instance's chain index and cursor).
+   */
+  redisUrl?: string;
   /** Use this logger instead of a new one at `logLevel` (tests). */
   logger?: Logger;
 }
@@ -55,8 +74,10 @@ export interface DiscoveryService {
   /** Where the HTTP API listens, e.g. http://127.0.0.1:8700. */
   url: string;
   chainId: bigint;
-  /** The chain-derived index and the endpoints (read it in tests; the service writes it). */
+  /** The chain-derived index (read it in tests; the service writes it); it holds the endpoints too without Redis. */
   index: DiscoveryIndex;
+  /** Where the endpoints are kept (the SQLite file, or Redis with `redisUrl`). */
+  endpoints: EndpointStore;
   /** Last block whose events are all in the index. */
   cursor(): number;
   /** Resolves once every block up to `block` is in the index; rejects after `timeoutMs` (default 30 s). */
@@ -76,13 +97,21 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
   const chain = await connectChain({ rpcUrl: options.rpcUrl, deploymentFile: options.deploymentFile, pollingIntervalMs: pollMs });
   let store: KeeperStore | undefined;
   let server: Server | undefined;
+  let redis: SharedRedis | undefined;
   try {
     const file = path.join(options.dataDir, "discovery.sqlite");
     store = new KeeperStore(file);
     const validatorRole = await chain.contracts.challengeBoard.VALIDATOR_ROLE();
     const index = new DiscoveryIndex(store.db, validatorRole);
+    if (options.redisUrl) {
+      const prefix = keyPrefix(chain.chainId, chain.deployment.contracts.MinerRegistry.address, "discovery");
+      redis = new SharedRedis({ url: options.redisUrl, prefix, logger: subsystem(logger, "Cluster") });
+      // Not fatal: until Redis answers, signed requests are refused with 503 and the connection retries.
+      await redis.waitReady();
+    }
+    const endpoints: EndpointStore = redis ? new RedisEndpointStore(redis, index) : new SqliteEndpointStore(index);
     const confirmations = options.confirmations ?? 0;
-    const instruments = discoveryMetrics(metrics, chain, index, () => follower.cursor, confirmations);
+    const instruments = discoveryMetrics(metrics, chain, endpoints, () => follower.cursor, confirmations);
 
     const chainLog = subsystem(logger, "Chain");
     const follower = new EventFollower({
@@ -136,23 +165,27 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
       metrics,
       bodyLimit: options.bodyLimit ?? "16kb",
       health: async () => {
+        const shared = redis ? redis.health() : {};
+        const sharedDown = redis && !redis.isUp() ? { status: "degraded", error: "Redis unreachable: signed requests are refused with 503" } : {};
         try {
           // lag: blocks the index still has to handle (the head minus the confirmations we wait for).
           const head = await headBlock(chain.provider);
-          return { cursor: follower.cursor, head, lag: Math.max(0, head - confirmations - follower.cursor) };
+          return { cursor: follower.cursor, head, lag: Math.max(0, head - confirmations - follower.cursor), ...shared, ...sharedDown };
         } catch (error) {
-          return { status: "degraded", cursor: follower.cursor, head: null, lag: null, error: `chain unreachable: ${(error as { shortMessage?: string }).shortMessage ?? "RPC error"}` };
+          return { status: "degraded", cursor: follower.cursor, head: null, lag: null, ...shared, error: `chain unreachable: ${(error as { shortMessage?: string }).shortMessage ?? "RPC error"}` };
         }
       },
     });
+    const rateLimit = options.rateLimit ?? { max: 120, windowMs: 60_000 };
     const signed = requireSignature({
       chainId: chain.chainId,
       audience: DISCOVERY_AUDIENCE,
-      nonces: store,
+      nonces: redis ? new RedisNonceStore(redis) : store,
       maxSkewSec: options.maxSkewSec ?? 60,
-      rateLimit: options.rateLimit ?? { max: 120, windowMs: 60_000 },
+      rateLimit,
+      rateLimiter: redis ? new RedisRateLimiter(redis, rateLimit) : undefined,
     });
-    addDiscoveryRoutes(app, { index, access, logger, signed });
+    addDiscoveryRoutes(app, { endpoints, access, logger, signed });
     finishApp(app, logger);
 
     server = await listen(app, options.port ?? DEFAULT_PORT, options.host ?? "127.0.0.1");
@@ -176,8 +209,9 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
         cursor: follower.cursor,
         pollMs,
         confirmations,
-        endpoints: index.endpointCount(),
+        endpoints: await endpoints.count().catch(() => null),
         validators: index.validators().length,
+        sharedState: redis ? { redis: redis.url } : "sqlite",
       },
       "discovery started",
     );
@@ -189,6 +223,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
       url,
       chainId: chain.chainId,
       index,
+      endpoints,
       cursor: () => follower.cursor,
       waitForBlock: (block, timeoutMs = 30_000) =>
         new Promise<void>((resolve, reject) => {
@@ -211,6 +246,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
           await closeServer(openServer);
           const cursor = follower.cursor;
           openStore.close();
+          redis?.close();
           chain.provider.destroy();
           startup.info({ cursor }, "discovery stopped");
         })()),
@@ -218,12 +254,13 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
   } catch (error) {
     if (server) await closeServer(server);
     store?.close();
+    redis?.close();
     chain.provider.destroy();
     throw error;
   }
 }
 
-function discoveryMetrics(metrics: Metrics, chain: Chain, index: DiscoveryIndex, cursor: () => number, confirmations: number) {
+function discoveryMetrics(metrics: Metrics, chain: Chain, endpoints: EndpointStore, cursor: () => number, confirmations: number) {
   const prefix = "computenet_discovery_";
   const registers = [metrics.registry];
   return {
@@ -247,10 +284,10 @@ function discoveryMetrics(metrics: Metrics, chain: Chain, index: DiscoveryIndex,
     }),
     endpoints: new Gauge({
       name: `${prefix}endpoints`,
-      help: "Node endpoints stored",
+      help: "Node endpoints stored (-1: the shared store is unreachable)",
       registers,
-      collect() {
-        this.set(index.endpointCount());
+      async collect() {
+        this.set(await endpoints.count().catch(() => -1));
       },
     }),
     lag: new Gauge({
@@ -278,7 +315,7 @@ function discoveryMetrics(metrics: Metrics, chain: Chain, index: DiscoveryIndex,
 
 // ------------------------------------------------------------------ command
 
-const DISCOVERY_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("maxSkewSec", "rateLimitMax", "rateLimitWindowMs", "bodyLimit") };
+const DISCOVERY_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...REDIS_OPTIONS, ...optionNames("maxSkewSec", "rateLimitMax", "rateLimitWindowMs", "bodyLimit") };
 
 
 export const discoverySchema = commonSchema.extend({
@@ -289,6 +326,7 @@ export const discoverySchema = commonSchema.extend({
     .string()
     .regex(/^[1-9][0-9]{0,6}(b|kb|mb)$/i, 'must be a size like "16kb" (b, kb or mb)')
     .refine((v) => !/mb$/i.test(v) || Number.parseInt(v, 10) <= 10, "must be at most 10mb"),
+  redisUrl: redisUrlSchema,
 });
 
 export type DiscoveryConfig = z.infer<typeof discoverySchema>;
@@ -308,6 +346,7 @@ export function discoveryOptionsFromFlags(raw: Record<string, unknown>): Discove
     maxSkewSec: config.maxSkewSec,
     rateLimit: { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs },
     bodyLimit: config.bodyLimit,
+    redisUrl: config.redisUrl,
   };
 }
 
@@ -317,6 +356,7 @@ export function discoveryCommand(): Command {
     "node endpoint directory: stores miners' endpoints and shows them only to validators and their runs' masters",
   );
   addCommonOptions(command, { port: DEFAULT_PORT, dataDir: "data/discovery" });
+  addRedisOption(command, "used request nonces, rate-limit counters and node endpoints");
   const o = DISCOVERY_OPTIONS;
   command
     .addOption(new Option(`${o.maxSkewSec.flag} <sec>`, "largest accepted clock skew of signed requests").env(o.maxSkewSec.env!).default("60"))

@@ -9,7 +9,7 @@ import { HttpError } from "../shared/http.js";
 import type { Logger } from "../shared/log.js";
 import type { Access } from "./access.js";
 import { checkEndpoint } from "./endpoint.js";
-import type { DiscoveryIndex } from "./state.js";
+import type { EndpointStore } from "./endpoints.js";
 
 /** Largest list answered by /validator/pending and /runs/:runId/nodes (oldest first / by address). */
 export const MAX_LIST = 1000;
@@ -39,7 +39,8 @@ export function parseRunIdParam(raw: string): bigint {
 }
 
 export interface RouteDeps {
-  index: DiscoveryIndex;
+  /** Where endpoints are kept (SQLite, or Redis shared by several instances). */
+  endpoints: EndpointStore;
   access: Access;
   logger: Logger;
   /** The shared signature middleware (one instance: its rate limit spans all routes). */
@@ -58,7 +59,7 @@ function wrap(handler: Handler): RequestHandler {
 }
 
 export function addDiscoveryRoutes(app: express.Express, deps: RouteDeps): void {
-  const { index, access, logger, signed } = deps;
+  const { endpoints, access, logger, signed } = deps;
   const now = deps.now ?? (() => new Date());
 
   app.put(
@@ -77,8 +78,8 @@ export function addDiscoveryRoutes(app: express.Express, deps: RouteDeps): void 
         logger.info({ subsystem: "Registration", node, reason: checked.reason }, "endpoint refused");
         throw new HttpError(400, checked.reason);
       }
-      const previous = index.endpoint(node)?.endpoint;
-      const record = index.setEndpoint(node, checked.endpoint, now().toISOString());
+      const previous = (await endpoints.get(node))?.endpoint;
+      const record = await endpoints.set(node, checked.endpoint, now().toISOString());
       deps.onEndpointStored?.();
       logger.info(
         { subsystem: "Registration", node, endpoint: record.endpoint, previous: previous ?? null, changed: previous !== record.endpoint, via },
@@ -94,7 +95,7 @@ export function addDiscoveryRoutes(app: express.Express, deps: RouteDeps): void 
     wrap(async (req, res) => {
       const node = parseNodeParam(String(req.params.node));
       const reader = await access.requireNodeReader(req.signer!, node);
-      const record = index.endpoint(node);
+      const record = await endpoints.get(node);
       if (!record) throw new HttpError(404, `${node} has no endpoint`);
       logger.info(
         { subsystem: reader.as === "validator" ? "Validation" : "Onboarding", node, reader: req.signer, as: reader.as, runId: reader.runId, via: reader.via },
@@ -109,7 +110,7 @@ export function addDiscoveryRoutes(app: express.Express, deps: RouteDeps): void 
     signed,
     wrap(async (req, res) => {
       const via = await access.requireValidator(req.signer!);
-      const nodes = index.pending(MAX_LIST);
+      const nodes = await endpoints.pending(MAX_LIST);
       logger.info({ subsystem: "Validation", validator: req.signer, via, pending: nodes.length, limit: MAX_LIST }, "pending list read");
       res.json({ nodes });
     }),
@@ -121,7 +122,7 @@ export function addDiscoveryRoutes(app: express.Express, deps: RouteDeps): void 
     wrap(async (req, res) => {
       const runId = parseRunIdParam(String(req.params.runId));
       const via = await access.requireRunMaster(req.signer!, runId);
-      const nodes = index.runNodes(runId.toString(), MAX_LIST);
+      const nodes = await endpoints.runNodes(runId.toString(), MAX_LIST);
       logger.info(
         {
           subsystem: "Onboarding",

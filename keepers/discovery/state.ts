@@ -251,6 +251,29 @@ export class DiscoveryIndex {
     return row ? (PARTICIPATION[row.participation] as ParticipationName) : undefined;
   }
 
+  /**
+   * Registered nodes whose current declaration is not decided yet (no round, or a pending one), by address:
+   * the candidates of `pending` when the endpoints live elsewhere (Redis).
+   */
+  undecidedNodes(): string[] {
+    const rows = this.db
+      .prepare(
+        `SELECT n.node FROM discovery_nodes n
+         LEFT JOIN discovery_challenges c ON c.node = n.node AND c.caps_id = n.caps_id
+         WHERE c.status IS NULL OR c.status = 'pending' ORDER BY n.node`,
+      )
+      .all() as { node: string }[];
+    return rows.map((r) => r.node);
+  }
+
+  /** The run's Registered and Member nodes, by address (with or without an endpoint). */
+  runParticipants(runId: string): Array<{ node: string; participation: ParticipationName }> {
+    const rows = this.db
+      .prepare("SELECT node, participation FROM discovery_participations WHERE run_id = ? ORDER BY node")
+      .all(runId) as { node: string; participation: 1 | 2 }[];
+    return rows.map((r) => ({ node: r.node, participation: PARTICIPATION[r.participation] as ParticipationName }));
+  }
+
   // ------------------------------------------------------------------ endpoints
 
   setEndpoint(node: string, endpoint: string, updatedAt: string): EndpointRecord {

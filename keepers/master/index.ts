@@ -9,21 +9,37 @@
  *   startMaster(options)  programmatic start (tests, devnet), options already validated
  *   masterCommand()       `computenet master`: flags + env, validation, key loading, signal handling
  */
-import type { Server } from "node:http";
+import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Command, Option } from "commander";
 import { type NonceManager, getAddress } from "ethers";
 import { z } from "zod";
 import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
-import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
+import {
+  addCommonOptions,
+  addRedisOption,
+  COMMON_OPTIONS,
+  commonSchema,
+  ConfigError,
+  integerOption,
+  loadPrivateKey,
+  type OptionNames,
+  parseConfig,
+  optionNames,
+  REDIS_OPTIONS,
+  redisUrlSchema,
+} from "../shared/config.js";
 import { SignedClient, listen } from "../shared/http.js";
+import { LeaderLease } from "../shared/leader-lease.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { createMetrics } from "../shared/metrics.js";
+import { RedisNonceStore, RedisRateLimiter, SharedRedis, keyPrefix } from "../shared/redis.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender, decodeRevert } from "../shared/tx.js";
 import { RunStatus } from "../../scripts/lib/protocol.js";
+import { RedisHeartbeatStore, leaderForwarder } from "./cluster.js";
 import { DiscoveryClient } from "./discovery.js";
 import { FileStore } from "./files.js";
 import { LedgerQueue } from "./ledger.js";
@@ -41,6 +57,7 @@ export const MASTER_DEFAULTS = {
   reconcileMs: 2000,
   maxFileBytes: 64 * 1024 * 1024,
   assignment: "chain" as AssignmentMode,
+  leaderLeaseMs: 10_000,
 } as const;
 
 export interface MasterOptions {
@@ -76,6 +93,15 @@ export interface MasterOptions {
   assignment?: AssignmentMode;
   /** Interval of the chain assignment queue's passes (default 1000 ms). */
   ledgerTickMs?: number;
+  /**
+   * Redis shared by several instances of this master behind a load balancer (cluster.ts): request nonces,
+   * rate-limit counters, heartbeats and the leader lease. Unset: one instance, everything in its SQLite file.
+   */
+  redisUrl?: string;
+  /** With Redis: where the other instances reach this one (default http://<host>:<bound port>). */
+  instanceUrl?: string;
+  /** With Redis: lifetime of the leader lease, ms (default 10 000): the longest pause of the duties after a leader dies. */
+  leaderLeaseMs?: number;
   /** Defaults to a pino logger on stdout with component "master" and node = the master's address. */
   logger?: Logger;
 }
@@ -96,6 +122,10 @@ export interface MasterService {
   tasks(): MasterTask[];
   task(taskId: string): MasterTask | undefined;
   assignment: AssignmentMode;
+  /** Whether this instance does the chain-writing duties: always without Redis; with it, while it holds the leader lease. */
+  isLeader(): boolean;
+  /** With Redis: this instance's id in the leader lease. */
+  instanceId?: string;
   /** Runs one pass of the chain assignment queue now (chain mode; a no-op in local mode). */
   ledgerPass(): Promise<void>;
   /** Runs one reconcile pass now (discovery, invites). */
@@ -131,6 +161,8 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
   const startup = subsystem(logger, "Startup");
   let store: KeeperStore | undefined;
   let server: Server | undefined;
+  let redis: SharedRedis | undefined;
+  let lease: LeaderLease | undefined;
   try {
     const run = await readRun(chain, runId);
     if (getAddress(run.master) !== address) {
@@ -145,6 +177,13 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     store = new KeeperStore(path.join(options.dataDir, "master.sqlite"));
     claimDataDir(store, options.dataDir, { chainId: chain.chainId.toString(), trainingRuns: chain.deployment.contracts.TrainingRuns.address, runId: runId.toString(), master: address });
 
+    if (options.redisUrl) {
+      const prefix = keyPrefix(chain.chainId, chain.deployment.contracts.TrainingRuns.address, "master", `run-${runId}`);
+      redis = new SharedRedis({ url: options.redisUrl, prefix, logger: subsystem(logger, "Cluster") });
+      // Not fatal: until Redis answers, signed requests get 503, liveness is not judged and nobody leads.
+      await redis.waitReady();
+    }
+    const shared = redis;
     const metrics = createMetrics("master");
     const client = new SignedClient(wallet, chain.chainId);
     const tx = new TxSender({ logger, interfaces: contractInterfaces(), signer: chain.signer as NonceManager });
@@ -169,6 +208,12 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       },
       ...settings,
       onNodeDown: (node: string, reason: string) => void tasks?.failActive(node, reason),
+      // The task book is the leader's: other instances only pass the statuses on through Redis.
+      onHeartbeat: (node: string, statuses: Parameters<TaskBook["applyStatuses"]>[1]) => {
+        if (!shared || lease?.isLeader()) tasks?.applyStatuses(node, statuses, "heartbeat");
+      },
+      heartbeats: shared ? new RedisHeartbeatStore(shared) : undefined,
+      leader: shared ? { isLeader: () => lease?.isLeader() ?? false, confirm: async () => (lease ? lease.confirm() : false) } : undefined,
     };
     const nodes = new NodeTracker(nodeOptions);
     tasks = new TaskBook({
@@ -183,7 +228,18 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     });
     const ledger =
       settings.assignment === "chain"
-        ? new LedgerQueue({ chain, runId, tasks, nodes, client, tx, logger, metrics, tickMs: options.ledgerTickMs })
+        ? new LedgerQueue({
+            chain,
+            runId,
+            tasks,
+            nodes,
+            client,
+            tx,
+            logger,
+            metrics,
+            tickMs: options.ledgerTickMs,
+            mayWrite: shared ? async () => (lease ? lease.confirm() : false) : undefined,
+          })
         : undefined;
     const follower = new EventFollower({
       chain,
@@ -206,11 +262,27 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       ledger,
       files,
       client,
-      nonces: store,
+      nonces: shared ? new RedisNonceStore(shared) : store,
+      rateLimiter: shared ? new RedisRateLimiter(shared, MASTER_RATE_LIMIT) : undefined,
       logger,
       metrics,
       maxFileBytes: settings.maxFileBytes,
-      health: () => ({ runId: runId.toString(), master: address, assignment: settings.assignment, cursor: follower.cursor, nodes: nodes.all().length }),
+      health: () => ({
+        runId: runId.toString(),
+        master: address,
+        assignment: settings.assignment,
+        cursor: follower.cursor,
+        nodes: nodes.all().length,
+        ...(shared
+          ? {
+              ...shared.health(),
+              ...(shared.isUp() ? {} : { status: "degraded", error: "Redis unreachable: signed requests are refused with 503" }),
+              instance: lease?.holder.id ?? null,
+              leader: lease?.isLeader() ?? false,
+              leaderInstance: lease?.leader()?.id ?? null,
+            }
+          : {}),
+      }),
     });
 
     // Catch up with the chain before serving: node states are then as the events left them.
@@ -218,10 +290,42 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     await follower.poll();
     startup.info({ cursorBefore: before, cursor: follower.cursor, nodes: nodes.all().length }, "caught up with the chain");
 
-    server = await listen(app, options.port, options.host);
+    if (shared) {
+      // Requests for the leader's task book go to the leader (cluster.ts); the rest is answered here.
+      const forward = leaderForwarder({ lease: () => lease, logger: subsystem(logger, "Cluster") });
+      const front = createServer((req, res) => {
+        if (!forward(req, res)) app(req, res);
+      });
+      server = await new Promise<Server>((resolve, reject) => {
+        front.once("error", reject);
+        front.listen(options.port, options.host, () => resolve(front));
+      });
+    } else {
+      server = await listen(app, options.port, options.host);
+    }
     const port = (server.address() as AddressInfo).port;
     const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
     publicUrl ||= url;
+    if (shared) {
+      const leading = metrics.gauge("master_leader", "1 while this instance holds the leader lease (several instances on Redis)");
+      leading.set(0);
+      lease = new LeaderLease({
+        redis: shared,
+        key: "leader",
+        url: options.instanceUrl ?? url,
+        ttlMs: options.leaderLeaseMs ?? MASTER_DEFAULTS.leaderLeaseMs,
+        logger: subsystem(logger, "Cluster"),
+        onAcquired: () => {
+          // The previous leader sent transactions with the same key: take the next nonce from the chain.
+          (chain.signer as NonceManager).reset();
+          nodes.kick();
+          void ledger?.pass();
+          leading.set(1);
+        },
+        onLost: () => leading.set(0),
+      });
+      await lease.start();
+    }
 
     // Event polling is driven here (not by follower.start) so that stop() can wait for the poll in flight.
     let stopped = false;
@@ -256,6 +360,8 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       tasks: () => tasks!.list(),
       task: (id) => tasks!.get(id),
       assignment: settings.assignment,
+      isLeader: () => (lease ? lease.isLeader() : true),
+      instanceId: lease?.holder.id,
       ledgerPass: async () => {
         await ledger?.pass();
       },
@@ -271,8 +377,11 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
           await ledger?.stop();
           await nodes.stop();
           await polling.catch(() => undefined);
+          // Duties stopped: hand the lease over at once rather than after it expires.
+          await lease?.stop();
           await closeGracefully(listening);
           openStore.close();
+          shared?.close();
           chain.provider.destroy();
           startup.info({ runId: runId.toString() }, "master stopped");
         })();
@@ -280,12 +389,17 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       },
     };
   } catch (error) {
+    await lease?.stop();
     if (server) await closeGracefully(server);
     store?.close();
+    redis?.close();
     chain.provider.destroy();
     throw error;
   }
 }
+
+/** Signed requests per address per minute at the master (heartbeats, the buyer's calls, uploads). */
+const MASTER_RATE_LIMIT = { max: 1200, windowMs: 60_000 };
 
 async function readRun(chain: Chain, runId: bigint): Promise<{ buyer: string; master: string; status: number }> {
   try {
@@ -330,7 +444,11 @@ function closeGracefully(server: Server, timeoutMs = 3_000): Promise<void> {
 
 // ------------------------------------------------------------------ command
 
-const MASTER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("runId", "discoveryUrl", "publicUrl", "heartbeatIntervalSec", "unhealthyAfterMisses", "deadAfterMisses", "inviteExpirySec", "reconcileMs", "maxFileBytes", "assignment") };
+const MASTER_OPTIONS: OptionNames = {
+  ...COMMON_OPTIONS,
+  ...REDIS_OPTIONS,
+  ...optionNames("runId", "discoveryUrl", "publicUrl", "heartbeatIntervalSec", "unhealthyAfterMisses", "deadAfterMisses", "inviteExpirySec", "reconcileMs", "maxFileBytes", "assignment", "instanceUrl", "leaderLeaseMs"),
+};
 
 const httpUrl = z
   .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
@@ -358,6 +476,9 @@ export const masterSchema = commonSchema
     reconcileMs: integerOption(100, 3_600_000),
     maxFileBytes: integerOption(1, 1024 * 1024 * 1024),
     assignment: z.enum(["chain", "local"], { error: 'must be "chain" or "local"' }),
+    redisUrl: redisUrlSchema,
+    instanceUrl: httpUrl.optional(),
+    leaderLeaseMs: integerOption(1_000, 600_000),
   })
   .refine((c) => c.deadAfterMisses > c.unhealthyAfterMisses, {
     path: ["deadAfterMisses"],
@@ -372,6 +493,7 @@ export function masterCommand(): Command {
     "coordinate one training run: invite validated nodes, take heartbeats, eject dead nodes, serve the buyer's tasks and files",
   );
   addCommonOptions(command, { port: MASTER_DEFAULTS.port, dataDir: MASTER_DEFAULTS.dataDir });
+  addRedisOption(command, "request nonces, rate-limit counters, heartbeats and the leader lease");
   const o = MASTER_OPTIONS;
   const d = MASTER_DEFAULTS;
   command
@@ -391,6 +513,14 @@ export function masterCommand(): Command {
       )
         .env(o.assignment.env!)
         .default(d.assignment),
+    )
+    .addOption(
+      new Option(`${o.instanceUrl.flag} <url>`, "with --redis-url: where the other instances reach this one (default http://<host>:<port>)").env(o.instanceUrl.env!),
+    )
+    .addOption(
+      new Option(`${o.leaderLeaseMs.flag} <ms>`, "with --redis-url: lifetime of the leader lease (the longest pause of invites, ejections and tasks after a leader dies)")
+        .env(o.leaderLeaseMs.env!)
+        .default(String(d.leaderLeaseMs)),
     )
     .action(async (raw: Record<string, unknown>) => {
       let service: MasterService;

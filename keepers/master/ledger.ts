@@ -54,6 +54,11 @@ export interface LedgerQueueOptions {
   metrics: Metrics;
   /** Interval of the queue's passes (default 1000 ms). */
   tickMs?: number;
+  /**
+   * Several instances: whether this one may send transactions now (the leader lease, confirmed). A pass
+   * that may not is skipped whole. Default: always.
+   */
+  mayWrite?: () => Promise<boolean>;
   /** New on-chain tasks for one buyer's task after the earlier ones expired undispatched (default 3). */
   maxRequeues?: number;
   /** Backoff of dispatches to an assignee that does not take its task (default 1 s doubling to 30 s). */
@@ -142,6 +147,7 @@ export class LedgerQueue {
   }
 
   private async runPass(): Promise<void> {
+    if (this.options.mayWrite && !(await this.options.mayWrite().catch(() => false))) return;
     const steps: Array<[string, () => Promise<void>]> = [
       ["recover createTask", () => this.recoverCreating()],
       ["expire", () => this.expireEnded()],

@@ -12,13 +12,15 @@
 import { randomBytes } from "node:crypto";
 import { type Wallet, getAddress, id } from "ethers";
 import { type Chain, type ChainEvent, headBlock } from "../shared/chain.js";
-import type { SignedClient } from "../shared/http.js";
+import { HttpError, type SignedClient } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
 import type { Db } from "../shared/store.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
 import { RunStatus, signInvite } from "../../scripts/lib/protocol.js";
+import type { HeartbeatStore } from "./cluster.js";
 import type { DiscoveryClient } from "./discovery.js";
+import type { ReportedTaskStatus } from "./tasks.js";
 
 export const NODE_STATES = ["Discovered", "Invited", "Healthy", "Unhealthy", "Dead", "Ejected", "Left"] as const;
 export type NodeState = (typeof NODE_STATES)[number];
@@ -176,6 +178,18 @@ export interface NodeTrackerOptions {
   reconcileMs: number;
   /** Called when a node with tasks is gone (dead, left, ejected): its active tasks fail with `reason`. */
   onNodeDown: (node: string, reason: string) => void;
+  /** Called with the task statuses of each heartbeat taken in (here, or by another instance when shared). */
+  onHeartbeat?: (node: string, tasks: ReportedTaskStatus[]) => void;
+  /**
+   * Several instances (Redis): the last heartbeats every instance sees; liveness is judged from them, and
+   * not at all while they cannot be read.
+   */
+  heartbeats?: HeartbeatStore;
+  /**
+   * Several instances: the leader lease. Only its holder invites and ejects; `confirm` fences each write
+   * cycle. Without it this instance is the only one and always acts.
+   */
+  leader?: { isLeader(): boolean; confirm(): Promise<boolean> };
 }
 
 export class NodeTracker {
@@ -185,7 +199,13 @@ export class NodeTracker {
   private readonly onboarding: Logger;
   private readonly heartbeatLog: Logger;
   private readonly address: string;
-  private readonly startedAt = Date.now();
+  /**
+   * Since when this instance hears heartbeats: its start, or the end of the last outage of the shared
+   * heartbeat store. Silence before it does not count against the nodes.
+   */
+  private listeningSince = Date.now();
+  /** The shared heartbeats could not be read at the last tick. */
+  private sharedBlind = false;
   private readonly intervalMs: number;
   private readonly inviteRetryMs: number;
   private readonly inviting = new Set<string>();
@@ -281,16 +301,17 @@ export class NodeTracker {
     };
     void reconcileLoop();
     const tickMs = Math.max(100, Math.min(1000, Math.floor(this.intervalMs / 4)));
-    const tickLoop = () => {
+    const tickLoop = async () => {
       if (this.stopped) return;
       try {
-        this.tick();
+        // Liveness is judged only from heartbeats we can see: not while the shared ones are unreadable.
+        if (await this.syncSharedHeartbeats()) this.tick();
       } catch (error) {
         this.heartbeatLog.error({ err: (error as Error).message }, "heartbeat check failed");
       }
-      this.tickTimer = setTimeout(tickLoop, tickMs);
+      if (!this.stopped) this.tickTimer = setTimeout(tickLoop, tickMs);
     };
-    tickLoop();
+    void tickLoop();
   }
 
   /** Stops the loops and waits (bounded) for invites, ejections and a reconcile in flight. */
@@ -450,8 +471,11 @@ export class NodeTracker {
         try {
           await this.refreshRun();
           await this.refreshEndpoints();
-          await this.inviteDue();
-          await this.introduceDue();
+          // Invites are the leader's (fenced: the lease is confirmed right before the cycle).
+          if (await this.mayWrite()) {
+            await this.inviteDue();
+            await this.introduceDue();
+          }
         } catch (error) {
           this.onboarding.warn({ err: (error as Error).message }, "reconcile pass failed; retrying at the next one");
         }
@@ -744,26 +768,93 @@ export class NodeTracker {
     return member;
   }
 
-  /** Records a member's heartbeat; returns its state afterwards. */
-  recordHeartbeat(node: string, sentAt: string): NodeState {
-    const record = this.records.get(node);
-    if (!record) throw new Error(`heartbeat from unknown node ${node}`);
+  /**
+   * Records a member's heartbeat (first in the shared store, when there is one: a heartbeat acknowledged is
+   * one every instance sees; 503 when it cannot be written) and hands its task statuses on; returns the
+   * node's state afterwards.
+   */
+  async recordHeartbeat(node: string, sentAt: string, tasks: ReportedTaskStatus[] = []): Promise<NodeState> {
+    if (!this.records.has(node)) throw new Error(`heartbeat from unknown node ${node}`);
     const now = Date.now();
+    if (this.options.heartbeats) {
+      try {
+        await this.options.heartbeats.record(node, { at: now, sentAt }, tasks);
+      } catch (error) {
+        throw new HttpError(503, `heartbeat not recorded: the shared heartbeat store is unreachable (${(error as Error).message}); send it again`);
+      }
+    }
+    const record = this.records.get(node)!;
+    this.metrics.heartbeats.inc();
+    const state = this.takeHeartbeat(record, now, sentAt, "here");
+    this.options.onHeartbeat?.(node, tasks);
+    return state;
+  }
+
+  private takeHeartbeat(record: MasterNode, at: number, sentAt: string, via: "here" | "another instance"): NodeState {
     const previous = record.lastHeartbeat;
-    record.lastHeartbeat = now;
+    record.lastHeartbeat = at;
     this.introduced.delete(record.node);
     record.lastSentAt = sentAt;
-    this.metrics.heartbeats.inc();
-    const sinceMs = previous === null ? null : now - previous;
+    const sinceMs = previous === null ? null : at - previous;
+    const shared = via === "here" ? {} : { via };
     if (record.state === "Invited" || record.state === "Discovered") {
-      this.transition(record, "Healthy", "first heartbeat", this.heartbeatLog, { sentAt });
+      this.transition(record, "Healthy", "first heartbeat", this.heartbeatLog, { sentAt, ...shared });
     } else if (record.state === "Unhealthy") {
-      this.transition(record, "Healthy", "heartbeats resumed", this.heartbeatLog, { sinceLastMs: sinceMs, intervalMs: this.intervalMs });
+      this.transition(record, "Healthy", "heartbeats resumed", this.heartbeatLog, { sinceLastMs: sinceMs, intervalMs: this.intervalMs, ...shared });
     } else {
       this.save(record);
-      this.heartbeatLog.debug({ miner: node, state: record.state, sinceLastMs: sinceMs }, "heartbeat");
+      this.heartbeatLog.debug({ miner: record.node, state: record.state, sinceLastMs: sinceMs, ...shared }, "heartbeat");
     }
     return record.state;
+  }
+
+  /**
+   * Several instances: takes in the heartbeats other instances accepted since we last looked. Returns false
+   * while the shared store cannot be read (liveness is then not judged at all: no node turns Unhealthy or
+   * Dead because Redis is down), true otherwise.
+   */
+  private async syncSharedHeartbeats(): Promise<boolean> {
+    const store = this.options.heartbeats;
+    if (!store) return true;
+    let shared: Awaited<ReturnType<HeartbeatStore["all"]>>;
+    try {
+      shared = await store.all();
+    } catch (error) {
+      if (!this.sharedBlind) {
+        this.sharedBlind = true;
+        this.heartbeatLog.warn({ err: (error as Error).message }, "shared heartbeats unreadable: no node is judged until they can be read again");
+      }
+      return false;
+    }
+    if (this.sharedBlind) {
+      this.sharedBlind = false;
+      this.listeningSince = Date.now();
+      this.heartbeatLog.info({}, "shared heartbeats readable again: the silence meanwhile does not count against the nodes");
+    }
+    const taken: string[] = [];
+    for (const [node, heartbeat] of shared) {
+      const record = this.records.get(node);
+      if (!record || record.participation !== "Member") continue;
+      if (record.lastHeartbeat !== null && record.lastHeartbeat >= heartbeat.at) continue;
+      // A heartbeat from before the node's current membership (an earlier life in the run) does not count.
+      if (record.joinedAt !== null && heartbeat.at < record.joinedAt - this.intervalMs) continue;
+      this.takeHeartbeat(record, heartbeat.at, heartbeat.sentAt, "another instance");
+      taken.push(node);
+    }
+    // Their task statuses matter to the task book, which the leader holds: only it fetches them.
+    if (taken.length > 0 && this.options.onHeartbeat && (this.options.leader?.isLeader() ?? true)) {
+      try {
+        for (const [node, tasks] of await store.tasksOf(taken)) this.options.onHeartbeat(node, tasks);
+      } catch (error) {
+        this.heartbeatLog.warn({ nodes: taken.length, err: (error as Error).message }, "task statuses of heartbeats taken elsewhere not read; the next heartbeats carry them again");
+      }
+    }
+    return true;
+  }
+
+  /** Whether this instance may send transactions now: always alone; with a lease, when it is confirmed held. */
+  private async mayWrite(): Promise<boolean> {
+    return this.options.leader ? this.options.leader.confirm() : true;
   }
 
   /** Moves members through Healthy → Unhealthy → Dead by missed intervals, and ejects the dead. */
@@ -777,7 +868,7 @@ export class NodeTracker {
       }
       if (!WATCHED.has(record.state)) continue;
       // Time the master was not running does not count against the nodes: it could not hear them.
-      const since = Math.max(record.lastHeartbeat ?? record.joinedAt ?? now, this.startedAt);
+      const since = Math.max(record.lastHeartbeat ?? record.joinedAt ?? now, this.listeningSince);
       const misses = Math.floor((now - since) / this.intervalMs);
       const figures = {
         missedIntervals: misses,
@@ -798,6 +889,8 @@ export class NodeTracker {
 
   private scheduleEject(record: MasterNode): void {
     if (this.ejecting.has(record.node) || this.stopped) return;
+    // Another instance holds the lease: ejecting is its duty.
+    if (this.options.leader && !this.options.leader.isLeader()) return;
     if ((this.ejectRetryAt.get(record.node) ?? 0) > Date.now()) return;
     void this.track(this.eject(record.node));
   }
@@ -809,6 +902,10 @@ export class NodeTracker {
       if (!this.canAct) {
         this.ejectRetryAt.set(node, Date.now() + this.inviteRetryMs);
         this.heartbeatLog.warn({ miner: node, master: this.run.master, runStatus: this.run.status }, "dead node not ejected: this key is not the master of an open run");
+        return;
+      }
+      if (!(await this.mayWrite())) {
+        this.heartbeatLog.info({ miner: node }, "dead node not ejected here: this instance no longer holds the leader lease");
         return;
       }
       // Chain state first: after a restart or a redelivered event the node may already be out.

@@ -12,6 +12,7 @@ import { z } from "zod";
 import { HttpError, createApp, finishApp, requireSignature } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
+import type { RateLimiter } from "../shared/rate-limit.js";
 import type { NonceStore } from "../shared/signing.js";
 import type { SignedClient } from "../shared/http.js";
 import { TASK_ID_PATTERN } from "../miner/task-spec.js";
@@ -32,6 +33,8 @@ export interface RouteContext {
   files: FileStore;
   client: SignedClient;
   nonces: NonceStore;
+  /** Shared rate-limit counters (several instances); default: counted in this process. */
+  rateLimiter?: RateLimiter;
   logger: Logger;
   metrics: Metrics;
   maxFileBytes: number;
@@ -67,6 +70,7 @@ export function buildApp(ctx: RouteContext): express.Express {
     audience: ctx.address.toLowerCase(),
     nonces: ctx.nonces,
     rateLimit: { max: 1200, windowMs: 60_000 },
+    rateLimiter: ctx.rateLimiter,
   });
   const refusedHeartbeats = ctx.metrics.counter("master_heartbeats_refused_total", "Heartbeats refused, by reason", ["reason"]);
 
@@ -132,8 +136,8 @@ export function buildApp(ctx: RouteContext): express.Express {
       refuse(403, `${ctx.address} is no longer the master of run ${runId} (it is ${nodes.run.master})`, "not_master");
     }
     if (!(await nodes.isMember(signer))) refuse(403, `${signer} is not a member of run ${runId}`, "not_member");
-    const state = nodes.recordHeartbeat(signer, String(body.sentAt));
-    tasks.applyStatuses(signer, body.tasks, "heartbeat");
+    // The task statuses reach the task book through the tracker (at the leader, when instances share Redis).
+    const state = await nodes.recordHeartbeat(signer, String(body.sentAt), body.tasks);
     res.json({ ok: true, state });
   });
 

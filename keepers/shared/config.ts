@@ -119,3 +119,30 @@ export function loadPrivateKey(options: { keyFile?: string; env?: NodeJS.Process
   if (!PRIVATE_KEY.test(key)) throw new ConfigError([`the private key in ${source} must be 32 bytes of hex`]);
   return key;
 }
+
+// ------------------------------------------------------------------ shared state (several instances)
+
+export const REDIS_OPTIONS: OptionNames = { redisUrl: { flag: "--redis-url", env: "CN_REDIS_URL" } };
+
+/** Adds `--redis-url` (CN_REDIS_URL) to a keeper that can run as several instances on one Redis. */
+export function addRedisOption(command: Command, what: string): Command {
+  return command.addOption(
+    new Option(
+      `${REDIS_OPTIONS.redisUrl.flag} <url>`,
+      `Redis holding the state several instances share (${what}), e.g. redis://127.0.0.1:6379/0; unset: the embedded SQLite file, one instance`,
+    ).env(REDIS_OPTIONS.redisUrl.env!),
+  );
+}
+
+/** `--redis-url`: absent, or a redis:// / rediss:// URL with a host and at most a database number as its path. */
+export const redisUrlSchema = z
+  .string()
+  .refine((text) => {
+    try {
+      const url = new URL(text);
+      return (url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "" && /^(\/\d{0,2})?$/.test(url.pathname);
+    } catch {
+      return false;
+    }
+  }, "must be a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379/0")
+  .optional();

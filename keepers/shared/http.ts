@@ -8,6 +8,7 @@ import express, { type NextFunction, type Request, type Response } from "express
 import type { Signer } from "ethers";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
+import { MemoryRateLimiter, type RateLimiter } from "./rate-limit.js";
 import { AuthError, type NonceStore, signRequest, verifyRequest } from "./signing.js";
 
 /** An error with an HTTP status and a reason for the caller. */
@@ -101,41 +102,41 @@ export interface SignatureOptions {
   audience: string;
   nonces: NonceStore;
   maxSkewSec?: number;
-  /** Requests per address per window; refused with 429 beyond. */
+  /** Requests per address per window; refused with 429 beyond (counted in this process). */
   rateLimit?: { max: number; windowMs: number };
+  /** Counters to use instead of in-process ones for `rateLimit` (shared by instances, e.g. in Redis). */
+  rateLimiter?: RateLimiter;
 }
 
-/** Middleware: verifies the request's signature (401 with a reason on failure) and sets `req.signer`. */
+/**
+ * Middleware: verifies the request's signature (401 with a reason on failure; 503 when the nonce store or
+ * the rate-limit counters cannot be reached) and sets `req.signer`.
+ */
 export function requireSignature(options: SignatureOptions) {
-  const windows = new Map<string, { start: number; count: number }>();
-  return (req: Request, _res: Response, next: NextFunction) => {
+  const limiter = options.rateLimiter ?? (options.rateLimit ? new MemoryRateLimiter(options.rateLimit) : undefined);
+  const authenticate = async (req: Request): Promise<void> => {
+    const queryIndex = req.originalUrl.indexOf("?");
+    req.signer = await verifyRequest(
+      {
+        method: req.method,
+        path: req.path,
+        query: queryIndex === -1 ? "" : req.originalUrl.slice(queryIndex + 1),
+        body: req.rawBody ?? Buffer.alloc(0),
+        header: (name) => req.header(name),
+      },
+      options,
+    );
+    if (!limiter) return;
+    let allowed: boolean;
     try {
-      const queryIndex = req.originalUrl.indexOf("?");
-      req.signer = verifyRequest(
-        {
-          method: req.method,
-          path: req.path,
-          query: queryIndex === -1 ? "" : req.originalUrl.slice(queryIndex + 1),
-          body: req.rawBody ?? Buffer.alloc(0),
-          header: (name) => req.header(name),
-        },
-        options,
-      );
-      if (options.rateLimit) {
-        const now = Date.now();
-        const key = req.signer.toLowerCase();
-        const window = windows.get(key);
-        if (!window || now - window.start >= options.rateLimit.windowMs) {
-          windows.set(key, { start: now, count: 1 });
-          if (windows.size > 100_000) windows.clear(); // bounded memory under a flood of fresh keys
-        } else if (++window.count > options.rateLimit.max) {
-          throw new HttpError(429, `rate limit: more than ${options.rateLimit.max} requests in ${options.rateLimit.windowMs} ms`);
-        }
-      }
-      next();
+      allowed = await limiter.hit(req.signer.toLowerCase());
     } catch (error) {
-      next(error);
+      throw new HttpError(503, `rate limit counters unavailable, try again later: ${(error as Error).message}`);
     }
+    if (!allowed) throw new HttpError(429, `rate limit: more than ${limiter.limit.max} requests in ${limiter.limit.windowMs} ms`);
+  };
+  return (req: Request, _res: Response, next: NextFunction) => {
+    authenticate(req).then(() => next(), next);
   };
 }
 

@@ -8,6 +8,7 @@ export type { Logger } from "pino";
 
 export type Subsystem =
   | "Startup"
+  | "Cluster"
   | "Chain"
   | "Http"
   | "Registration"

@@ -108,10 +108,13 @@ export function recoverMessageSigner(message: string, signature: string): string
   return recoverAddressFast(getBytes(hashMessage(message)), signature);
 }
 
-/** Why a request was refused; `status` is 401 (not authenticated) or 403 (authenticated, not allowed). */
+/**
+ * Why a request was refused; `status` is 401 (not authenticated), 403 (authenticated, not allowed) or 503
+ * (the nonce store cannot be reached: replay protection cannot be checked, so nothing is accepted).
+ */
 export class AuthError extends Error {
   constructor(
-    readonly status: 401 | 403,
+    readonly status: 401 | 403 | 503,
     message: string,
   ) {
     super(message);
@@ -119,9 +122,13 @@ export class AuthError extends Error {
   }
 }
 
-/** Remembers (address, nonce) pairs until they expire; `use` returns false for a pair seen before. */
+/**
+ * Remembers (address, nonce) pairs until they expire (unix s); `use` records the pair and returns false
+ * for a pair seen before, atomically. Embedded stores answer at once; a shared one (Redis) answers
+ * asynchronously and rejects when it cannot be reached.
+ */
 export interface NonceStore {
-  use(address: string, nonce: string, expiresAt: number): boolean;
+  use(address: string, nonce: string, expiresAt: number): boolean | Promise<boolean>;
 }
 
 export interface VerifyOptions {
@@ -141,8 +148,11 @@ export interface IncomingRequest {
   header(name: string): string | undefined;
 }
 
-/** Checks a signed request; returns the signer's checksummed address or throws an AuthError (401). */
-export function verifyRequest(request: IncomingRequest, options: VerifyOptions): string {
+/**
+ * Checks a signed request; resolves to the signer's checksummed address or rejects with an AuthError:
+ * 401 for a bad or replayed request, 503 when the nonce store cannot say whether the nonce is fresh.
+ */
+export async function verifyRequest(request: IncomingRequest, options: VerifyOptions): Promise<string> {
   const address = request.header(HEADER_ADDRESS);
   const timestampText = request.header(HEADER_TIMESTAMP);
   const nonce = request.header(HEADER_NONCE);
@@ -177,9 +187,14 @@ export function verifyRequest(request: IncomingRequest, options: VerifyOptions):
     throw new AuthError(401, "signature does not match the request (signer, chain, audience, method, path, query, body, time or nonce)");
   }
   // Only after the signature checks out: a forged request must not burn someone else's nonce.
-  if (!options.nonces.use(signer, nonce, timestamp + maxSkew)) {
-    throw new AuthError(401, "nonce already used: replayed request");
+  let fresh: boolean;
+  try {
+    fresh = await options.nonces.use(signer, nonce, timestamp + maxSkew);
+  } catch (error) {
+    // Without the store a replay cannot be told from a first use: refuse rather than guess.
+    throw new AuthError(503, `replay protection unavailable, try again later: ${(error as Error).message}`);
   }
+  if (!fresh) throw new AuthError(401, "nonce already used: replayed request");
   return signer;
 }
 

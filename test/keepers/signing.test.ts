@@ -52,9 +52,9 @@ async function signed(wallet: Signer, over: { timestamp?: number; nonce?: string
   });
 }
 
-function refusal(fn: () => unknown): AuthError {
+async function refusal(fn: () => Promise<unknown>): Promise<AuthError> {
   try {
-    fn();
+    await fn();
   } catch (error) {
     if (error instanceof AuthError) return error;
     throw error;
@@ -113,14 +113,14 @@ describe("signed keeper requests", () => {
   describe("verifyRequest", () => {
     it("accepts a fresh request and returns its signer, whatever the query order", async () => {
       const headers = await signed(wallet);
-      expect(verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() })).to.equal(wallet.address);
+      expect(await verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() })).to.equal(wallet.address);
     });
 
     it("refuses a replay of the same request (GET included)", async () => {
       const nonces = new MemoryNonceStore();
       const headers = await signed(wallet);
-      verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces });
-      const error = refusal(() => verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces }));
+      await verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces });
+      const error = await refusal(() => verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces }));
       expect(error.status).to.equal(401);
       expect(error.message).to.equal("nonce already used: replayed request");
     });
@@ -128,11 +128,11 @@ describe("signed keeper requests", () => {
     it("refuses a timestamp outside the allowed skew, in the past and in the future, at the boundary", async () => {
       const now = 1_000_000;
       const opts = { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore(), maxSkewSec: 60, now: () => now };
-      expect(verifyRequest(incoming(await signed(wallet, { timestamp: now - 60 })), opts)).to.equal(wallet.address);
-      expect(verifyRequest(incoming(await signed(wallet, { timestamp: now + 60 })), opts)).to.equal(wallet.address);
+      expect(await verifyRequest(incoming(await signed(wallet, { timestamp: now - 60 })), opts)).to.equal(wallet.address);
+      expect(await verifyRequest(incoming(await signed(wallet, { timestamp: now + 60 })), opts)).to.equal(wallet.address);
       for (const timestamp of [now - 61, now + 61]) {
         const headers = await signed(wallet, { timestamp });
-        const error = refusal(() => verifyRequest(incoming(headers), opts));
+        const error = await refusal(() => verifyRequest(incoming(headers), opts));
         expect(error.status).to.equal(401);
         expect(error.message).to.equal(`stale or future timestamp: ${timestamp} is more than 60 s from ${now}`);
       }
@@ -150,7 +150,7 @@ describe("signed keeper requests", () => {
       ];
       for (const [what, over, opts] of cases) {
         const headers = await signed(wallet);
-        const error = refusal(() =>
+        const error = await refusal(() =>
           verifyRequest(incoming(headers, over), {
             chainId: opts.chainId ?? CHAIN,
             audience: opts.audience ?? AUDIENCE,
@@ -164,7 +164,7 @@ describe("signed keeper requests", () => {
 
     it("refuses a request claiming another address than its signer", async () => {
       const headers = { ...(await signed(wallet)), [HEADER_ADDRESS]: Wallet.createRandom().address };
-      expect(refusal(() => verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() })).message).to.match(
+      expect((await refusal(() => verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() }))).message).to.match(
         /^signature does not match/,
       );
     });
@@ -179,15 +179,15 @@ describe("signed keeper requests", () => {
         [{ ...good, [HEADER_SIGNATURE]: "0x1234" }, /x-cn-signature must be a 65-byte hex signature/],
       ];
       for (const [headers, reason] of cases) {
-        expect(refusal(() => verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() })).message).to.match(reason);
+        expect((await refusal(() => verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() }))).message).to.match(reason);
       }
     });
 
     it("does not burn the nonce of a forged request", async () => {
       const nonces = new MemoryNonceStore();
       const headers = await signed(wallet);
-      refusal(() => verifyRequest(incoming(headers, { path: "/other" }), { chainId: CHAIN, audience: AUDIENCE, nonces }));
-      expect(verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces })).to.equal(wallet.address);
+      await refusal(() => verifyRequest(incoming(headers, { path: "/other" }), { chainId: CHAIN, audience: AUDIENCE, nonces }));
+      expect(await verifyRequest(incoming(headers), { chainId: CHAIN, audience: AUDIENCE, nonces })).to.equal(wallet.address);
     });
   });
 
