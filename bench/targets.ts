@@ -89,11 +89,11 @@ export function judge(target: Target, figures: Figures): Judged {
 /** How each known figure is measured; `gas.<Contract>.<function>.first|repeat` rows share one text. */
 export const HOW: Record<string, string> = {
   "gas.claimRatio200v5":
-    "bench/gas-scale.ts (hardhat run, in-process EVM, the test system of test/helpers): a steady-state Settlement.claim (epoch's beacon and emission fixed, run's escrow already paid) by a node that executed a task, in an epoch of 20 tasks with every node holding power and doing its duties, among 200 nodes ÷ among 5 nodes (as test/Settlement.test.ts)",
+    "bench/gas-scale.ts (hardhat run, in-process EVM, the test system of test/helpers): a steady-state Settlement.claim (epoch's beacon and emission fixed, run's escrow already paid) by a node that executed a task, in an epoch of 20 tasks with every node holding power and doing its duties, among 200 nodes ÷ among 5 nodes (as test/Settlement.test.ts). Beacons come from block hashes, so which tasks a claim checks, and with them its gas, moves a little from one run to the next",
   "gas.claimGasAt5": "Settlement.claim gas among 5 nodes (see gas.claimRatio200v5)",
   "gas.claimGasAt200": "Settlement.claim gas among 200 nodes (see gas.claimRatio200v5)",
   "gas.createTaskRatio200v5":
-    "bench/gas-scale.ts: the largest of 8 TaskLedger.createTask calls in a run with 200 enrolled nodes ÷ the same in a run with 5 (power 100 + i per node, epoch's task list warmed first; as test/TaskLedger.test.ts)",
+    "bench/gas-scale.ts: the largest of 8 TaskLedger.createTask calls in a run with 200 enrolled nodes ÷ the same in a run with 5 (power 100 + i per node, epoch's task list warmed first; as test/TaskLedger.test.ts); the draws follow the PoC beacon, so the figures move a little between runs",
   "gas.createTaskGasAt5": "createTask gas, 5 enrolled nodes (see gas.createTaskRatio200v5)",
   "gas.createTaskGasAt200": "createTask gas, 200 enrolled nodes (see gas.createTaskRatio200v5)",
   "gas.perFunction":
