@@ -6,7 +6,8 @@
  *
  * The worker imports challenge.ts itself. Run from TypeScript sources (tsx, the test runner), the module
  * hooks of the parent thread do not reach a worker, so it registers tsx's ESM hooks first; compiled to
- * JavaScript it imports challenge.js directly. If no worker can start, challenges are solved inline.
+ * JavaScript it imports challenge.js directly. If no worker can start, challenges are solved inline; so are
+ * small ones (n ≤ 256) that arrive while the worker is still starting.
  */
 import type { Worker } from "node:worker_threads";
 import { startModuleWorker } from "../shared/module-worker.js";
@@ -31,6 +32,12 @@ const { parentPort, workerData } = require("node:worker_threads");
   parentPort.postMessage({ ready: true });
 })().catch((error) => parentPort.postMessage({ failed: String((error && error.stack) || error) }));
 `;
+
+/**
+ * Largest challenge solved on the calling thread while the worker is not ready: n = 256 (the validators'
+ * default) takes about 50 ms there (challenge.ts), less than the worker's start-up.
+ */
+export const INLINE_WHILE_STARTING_MAX_N = 256;
 
 export class QueueFullError extends Error {
   constructor(readonly pending: number) {
@@ -101,6 +108,12 @@ export class ChallengeSolver {
   }
 
   private async run(params: ChallengeParams): Promise<string> {
+    if (!this.worker && params.n <= INLINE_WHILE_STARTING_MAX_N) {
+      // The worker is still starting (a second or more on a busy machine, right when a new node gets its
+      // first challenge): a small challenge is solved here meanwhile, in tens of milliseconds.
+      void this.ensureWorker();
+      return encodeResult(solveChallenge(params));
+    }
     const worker = await this.ensureWorker();
     if (!worker) return encodeResult(solveChallenge(params));
     const id = this.nextId++;

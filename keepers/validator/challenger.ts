@@ -279,6 +279,12 @@ type Assessment =
   | { action: "wait"; why: string; waiting: string; retryInMs: number; fields?: Record<string, unknown> };
 
 const STATUS_NAMES = ["None", "Pending", "Validated", "Rejected"] as const;
+/**
+ * A node puts its endpoint in discovery right after registering, usually a moment after this validator saw
+ * the registration: it looks again after these delays (each at most the pending poll's interval) instead of
+ * leaving a new node's first challenge to the next pending poll.
+ */
+const ENDPOINT_QUICK_CHECKS_MS = [250, 500, 1_000] as const;
 /** Reverts that mean a report (ours before a restart, or other validators') already decided or covered the round. */
 const ALREADY_DONE = new Set(["ChallengeBoardAlreadyReported", "ChallengeBoardRoundClosed"]);
 
@@ -323,6 +329,9 @@ export class Challenger {
   /** Last note logged per node: repeats go to debug. */
   private readonly lastNote = new Map<string, string>();
   private readonly idleWaiters: Array<() => void> = [];
+  /** Quick endpoint checks made per node since its last chain event (ENDPOINT_QUICK_CHECKS_MS). */
+  private readonly endpointChecks = new Map<string, number>();
+  private readonly timers = new Set<NodeJS.Timeout>();
   private readonly abort = new AbortController();
   private stopped = false;
   private readonly stats = { challenges: 0, reports: 0, approved: 0, rejected: 0 };
@@ -366,6 +375,7 @@ export class Challenger {
       if (existing && existing.waiting !== null && existing.waiting !== "endpoint" && existing.retryAt > Date.now()) return;
     } else {
       this.settled.delete(address);
+      this.endpointChecks.delete(address);
     }
     this.options.candidates.add(address, source);
     this.options.logger.debug({ target: address, source, ...fields }, "candidate queued");
@@ -399,6 +409,8 @@ export class Challenger {
   /** Abandons running challenges (nothing is reported for them; they stay queued for the next start) and waits for them. */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
     this.queue.clear();
     this.rerun.clear();
     this.abort.abort();
@@ -493,8 +505,10 @@ export class Challenger {
       // Nodes usually upload their endpoint after registering: wait, it appears in the pending list.
       this.note(node, "no endpoint at discovery yet: waiting", { capsId: capsId.toString() });
       this.deferSafely(node, this.options.endpointRecheckMs ?? 15 * this.pendingPollMs, "endpoint");
+      this.checkEndpointSoon(node);
       return;
     }
+    this.endpointChecks.delete(node);
 
     const settings = this.options.settings;
     this.lastNote.delete(node);
@@ -634,8 +648,22 @@ export class Challenger {
     }
   }
 
+  /** Looks at `node` again after the next of its quick endpoint checks, if any is left. */
+  private checkEndpointSoon(node: string): void {
+    const made = this.endpointChecks.get(node) ?? 0;
+    if (this.stopped || made >= ENDPOINT_QUICK_CHECKS_MS.length) return;
+    this.endpointChecks.set(node, made + 1);
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.schedule(node);
+    }, Math.min(ENDPOINT_QUICK_CHECKS_MS[made], this.pendingPollMs));
+    timer.unref();
+    this.timers.add(timer);
+  }
+
   private settle(node: string, assessment: Exclude<Assessment, { action: "ready" }>): void {
     if (assessment.action === "drop") {
+      this.endpointChecks.delete(node);
       this.note(node, `skip: ${assessment.why}`, assessment.fields ?? {});
       this.settled.set(node, assessment.why);
       this.options.candidates.remove(node);

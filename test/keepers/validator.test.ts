@@ -580,6 +580,32 @@ describe("validator keeper (real hardhat node, signed HTTP, SQLite)", function (
     });
   });
 
+  describe("an endpoint uploaded just after the registration", () => {
+    it("is found by quick re-checks after the registration event, without waiting for discovery's pending list", async function () {
+      this.timeout(60_000);
+      // Chain events only, and a pending poll (the fallback) far beyond the test's wait.
+      discovery.pendingEnabled = false;
+      const quickLines: LogLine[] = [];
+      const validator = await startValidator({ ...validatorOptions(dev.keys.validators[1], path.join(dir, "v1-quick"), quickLines), pendingPollMs: 60_000 });
+      try {
+        const key = Wallet.createRandom();
+        const { node } = await registerNode(providers[0], key);
+        await until("the validator to find no endpoint", async () => quickLines.some((l) => l.target === node && l.msg === "no endpoint at discovery yet: waiting"));
+        const uploaded = Date.now();
+        const miner = await startMiner(key.address, "honest");
+        const { approved } = await waitForReport(node, 10_000);
+        expect(approved.map((e) => e.args.validator)).to.deep.equal([validatorAddresses[1]]);
+        expect(miner.challenges).to.have.length(1);
+        // The first re-check comes 250 ms after the first look, the last 1.75 s after it.
+        const challenged = Date.parse(String(quickLines.find((l) => l.target === node && l.msg === "challenging node")!.ts));
+        expect(challenged - uploaded).to.be.below(2_000);
+      } finally {
+        await validator.stop();
+        discovery.pendingEnabled = true;
+      }
+    });
+  });
+
   describe("stopping mid-challenge", () => {
     it("abandons a challenge in flight when stopped, reports nothing for it, keeps the node queued and challenges it after a restart", async function () {
       this.timeout(60_000);
