@@ -243,7 +243,7 @@ interface ITaskLedger {
     ///         the caller looked up (refused while any of the node's disputes of the epoch is open), or releases
     ///         it back to each run's escrow when `provider` is the zero address. Records `outcome` and the total
     ///         in the node's record and clears its runs and their work. Emits WorkPaid or WorkReleased for each
-    ///         run with work.
+    ///         run with work; the settler announces the settlement itself (Settlement: Claimed, ClaimExpired).
     /// @param epoch The epoch.
     /// @param node The node.
     /// @param provider Where the work is paid; the zero address releases it.
