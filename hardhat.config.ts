@@ -21,12 +21,20 @@ const compiler = {
   },
 };
 
+// Settlement and the RewardVault run on every claim and are small, so they are optimized for execution over
+// size (a few kilobytes more bytecode, about 1,000 gas less per claim). Same overrides in every profile.
+const claimPath = { ...compiler, settings: { ...compiler.settings, optimizer: { enabled: true, runs: 1_000_000 } } };
+const profile = {
+  compilers: [compiler],
+  overrides: { "contracts/Settlement.sol": claimPath, "contracts/RewardVault.sol": claimPath },
+};
+
 export default defineConfig({
   plugins: [hardhatToolboxMochaEthers],
   solidity: {
     profiles: {
-      default: compiler,
-      production: compiler,
+      default: profile,
+      production: profile,
     },
   },
   paths: {

@@ -87,10 +87,20 @@ contract RewardVault is IRewardVault, AccessControl, ReentrancyGuardTransient, C
     }
 
     /// @inheritdoc IRewardVault
-    function payReward(uint64 epoch, address to, uint256 amount) external onlyRole(PAYER_ROLE) nonReentrant {
+    /// @dev Fixing and paying in one call: a claim makes one call to the vault.
+    function payShare(uint64 epoch, address to, uint256 share, uint256 total)
+        external
+        onlyRole(PAYER_ROLE)
+        nonReentrant
+        returns (uint256 amount)
+    {
         if (to == address(0)) revert RewardVaultZeroAddress();
+        if (share > total || total == 0) revert RewardVaultInvalidShare(share, total);
         Record memory record = _fix(epoch);
         if (record.returned) revert RewardVaultAlreadyReturned(epoch);
+        // Exact without 512-bit arithmetic: emission < 2^120 and share <= total, so the product is below 2^248.
+        amount = uint256(record.emission) * share / total;
+        if (amount == 0) return 0;
         uint256 remaining = record.emission - record.paid;
         if (amount > remaining) revert RewardVaultEmissionExceeded(epoch, amount, remaining);
         // amount <= remaining < 2^120, and `outstanding` holds at least this epoch's remaining.

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.28;
 
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {Hashes} from "@openzeppelin/contracts/utils/cryptography/Hashes.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
@@ -18,20 +19,25 @@ import {Clock} from "./utils/Clock.sol";
 ///         See {ISettlement}.
 /// @dev Gas. A claim makes a fixed number of calls whatever the number of nodes or tasks: the sample has at
 ///      most `sampleSize` draws and the ledger pays at most MAX_RUNS_PER_EPOCH runs. What keeps it cheap (a
-///      claim pays every cold storage read it makes):
-///      - Epoch facts. The timeline, the task range and the power totals of an epoch are final once its Claim
-///        phase begins; its first claim reads them from the other contracts and keeps them in two slots that
-///        every later claim reads instead of making six calls. A node's power is then its raw count under the
-///        kept water level (IProofOfCompute: power = min(raw, level)), one read.
+///      claim pays every cold storage read it makes, and a fresh slot costs 20,000 gas):
+///      - One record per node and epoch. The claim's outcome (claimed, expired, forfeited, ...) is kept in the
+///        TaskLedger's record of the node's epoch (ITaskLedger.NodeEpochRecord), next to its runs, open disputes,
+///        power and settled work: the node's first enrollment wrote that slot, so a claim reads it once
+///        (`nodeEpochOf`, with the epoch's task range) and rewrites it warm (`settleWork`) instead of writing a
+///        slot of its own. The reward is not stored: `claimOf` recomputes it from the final emission and powers.
+///      - Epoch facts. The Claim phase's end, the water level and the total power of an epoch are final once its
+///        Claim phase begins; its first claim reads them from the other contracts and keeps them in one slot.
+///        A node's power is the one the ledger recorded at its enrollment, or else its raw count under the kept
+///        water level (IProofOfCompute: power = min(raw, level)), one read.
 ///      - Task ids. Tasks are numbered by one counter and created only in the Work phase of the current epoch
 ///        (ITaskLedger), so the tasks of an epoch carry consecutive ids: the `i`-th is the first plus `i`.
 ///      - A bound on the duty threshold. The ledger's rule is `H(seed, t) < min(1, k·p_v / (T − p_x))` with
 ///        `p_x` the executor's power, which never exceeds the epoch's water level `L`. So a task whose
 ///        `H(seed, t)` is at least the threshold computed with `p_x = L` is no duty, whoever executed it, and
 ///        needs no read of the task. With many nodes that is nearly every draw.
-///      - Order of the remaining reads: an honest node validated its duties, so `hasValidated` (one read)
-///        comes before `isValidationDuty` (task, power and total power reads), which only a draw the node
-///        did not validate needs.
+///      - Order of the remaining reads: an honest node validated its duties, so its validation bits (one word for
+///        256 consecutive tasks, read once per word) come before `isValidationDuty` (task, power and total power
+///        reads), which only a draw the node did not validate needs.
 ///      The sample stays small (MAX_SAMPLE_SIZE, default 8 in the deployment) because every draw that may be
 ///      a duty costs a claim a few thousand gas; with a duty probability `q` per task, a node that skips a
 ///      share `s` of its duties is caught with probability `1 − (1 − q·s)^sampleSize` per epoch and loses its
@@ -40,34 +46,27 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
     /// @notice Largest sample of tasks a claim may draw (bounds the claim's gas).
     uint256 public constant MAX_SAMPLE_SIZE = 32;
 
-    /// @dev Flags of a stored claim.
+    /// @dev Flags of a claim's outcome, kept in the ledger's record of the node's epoch (never 0 once settled).
     uint8 private constant _CLAIMED = 1;
     uint8 private constant _EXPIRED = 2;
     uint8 private constant _FORFEITED = 4;
+    /// @dev The claim paid the node's power share of the emission (0 when the emission or the share is 0).
+    uint8 private constant _REWARDED = 8;
+    /// @dev The claim found no provider: the ledger released the work instead of paying it.
+    uint8 private constant _UNPAID = 16;
     /// @dev Basis points of a whole (the ledger's `validationKBps` is k in basis points).
     uint256 private constant _BPS = 10_000;
 
-    /// @dev `Claim` packed into one slot: a claim writes one fresh slot. Amounts are token amounts, far
-    ///      below 2^120.
-    struct StoredClaim {
-        uint8 flags;
-        uint120 work;
-        uint120 reward;
-    }
-
-    /// @dev What every claim of an epoch needs from the other contracts, final once its Claim phase begins and
-    ///      kept by its first claim (two slots read instead of six calls). `claimEnd` 0: not kept yet.
+    /// @dev What every claim of an epoch needs from the EpochManager and ProofOfCompute, final once its Claim
+    ///      phase begins and kept by its first claim in one slot. `claimEnd` 0: not kept yet.
     /// @param claimEnd End of the epoch's Claim phase.
-    /// @param firstTaskId Id of the epoch's first task (ids of an epoch are consecutive, see the @dev above).
-    /// @param taskCount Number of the epoch's tasks.
-    /// @param powerLevel The epoch's water level: the largest power, and the cap of every raw count.
-    /// @param totalPower The epoch's total power.
+    /// @param powerLevel The epoch's water level: the largest power, and the cap of every raw count (a count is
+    ///        a uint64).
+    /// @param totalPower The epoch's total power (at most ProofOfCompute's uint128 raw total).
     struct EpochFacts {
         uint64 claimEnd;
-        uint64 firstTaskId;
-        uint64 taskCount;
         uint64 powerLevel;
-        uint256 totalPower;
+        uint128 totalPower;
     }
 
     /// @notice The epoch clock (phases, claim beacon, seed commitments).
@@ -85,7 +84,6 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev The ledger's `validationKBps`, fixed at its deployment (ITaskLedger.Parameters).
     uint256 private immutable _validationKBps;
 
-    mapping(uint64 epoch => mapping(address node => StoredClaim)) private _claims;
     mapping(uint64 epoch => EpochFacts) private _facts;
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE, like every computenet contract's admin. No function of this
@@ -127,48 +125,47 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
     ///      check stops at the first miss; the claim beacon is needed (and fixed) only when the epoch has more
     ///      tasks than `sampleSize`. A node no longer registered has no provider: the ledger releases its work
     ///      to the runs' escrow and its reward is not paid (it returns to the vault with the epoch's rest), so
-    ///      a provider should claim before deregistering a node.
+    ///      a provider should claim before deregistering a node. The ledger records the outcome (and refuses a
+    ///      second settlement) before any token moves.
     function claim(uint64 epoch, address node, bytes32 seed)
         external
         nonReentrant
         returns (uint256 work, uint256 reward)
     {
         EpochFacts memory facts = _claimFacts(epoch);
-        StoredClaim storage stored = _claims[epoch][node];
-        if (stored.flags != 0) revert SettlementAlreadySettled(epoch, node);
-        if (epochs.seedCommitmentOf(epoch, node) != keccak256(abi.encode(seed, node))) {
+        (ITaskLedger.NodeEpochRecord memory record, ITaskLedger.EpochTasks memory tasks) = ledger.nodeEpochOf(epoch, node);
+        if (record.outcome != 0) revert SettlementAlreadySettled(epoch, node);
+        // keccak256(abi.encode(seed, node)), hashed in scratch space.
+        if (epochs.seedCommitmentOf(epoch, node) != Hashes.efficientKeccak256(seed, bytes32(uint256(uint160(node))))) {
             revert SettlementInvalidSeed(epoch, node);
         }
-        uint256 open = ledger.openDisputesOf(epoch, node);
-        if (open != 0) revert SettlementDisputesOpen(epoch, node, open);
+        if (record.openDisputes != 0) revert SettlementDisputesOpen(epoch, node, record.openDisputes);
 
-        // Power is the raw count under the epoch's water level (IProofOfCompute): one read instead of the
-        // level's recomputation.
-        uint256 power = Math.min(poc.rawPowerOf(epoch, node), facts.powerLevel);
-        bytes32 beacon = _draws(facts, power) ? _fixedClaimBeacon(epoch) : bytes32(0);
-        (bool forfeited, uint256 missedTaskId, uint256 sampled) = _checkDuties(node, seed, beacon, power, facts);
-        stored.flags = forfeited ? _CLAIMED | _FORFEITED : _CLAIMED;
+        // The ledger recorded the power of an enrolled node; otherwise it is the raw count under the epoch's
+        // water level (IProofOfCompute): one read instead of the level's recomputation.
+        uint256 power = record.runCount != 0 ? record.power : Math.min(poc.rawPowerOf(epoch, node), facts.powerLevel);
+        bytes32 beacon = _draws(tasks.count, power) ? _fixedClaimBeacon(epoch) : bytes32(0);
+        (bool forfeited, uint256 missedTaskId, uint256 sampled) = _checkDuties(node, seed, beacon, power, facts, tasks);
 
-        work = ledger.payWork(epoch, node);
         address provider = registry.providerOf(node);
-        if (!forfeited && power != 0 && provider != address(0)) {
-            // power != 0 implies a positive total power.
-            reward = Math.mulDiv(vault.fixEmission(epoch), power, facts.totalPower);
-            if (reward != 0) vault.payReward(epoch, provider, reward);
-        }
-        stored.work = SafeCast.toUint120(work);
-        stored.reward = SafeCast.toUint120(reward);
+        // power != 0 implies a positive total power.
+        bool rewarded = !forfeited && power != 0 && provider != address(0);
+        uint8 outcome = _CLAIMED;
+        if (forfeited) outcome |= _FORFEITED;
+        if (rewarded) outcome |= _REWARDED;
+        if (provider == address(0)) outcome |= _UNPAID;
+        uint256 settled = ledger.settleWork(epoch, node, provider, outcome);
+        if (provider != address(0)) work = settled;
+        if (rewarded) reward = vault.payShare(epoch, provider, power, facts.totalPower);
         emit Claimed(epoch, node, provider, work, reward, forfeited, missedTaskId, sampled);
     }
 
     /// @inheritdoc ISettlement
     function expire(uint64 epoch, address node) external nonReentrant returns (uint256 released) {
         if (_clock() < epochs.timelineOf(epoch).claimEnd) _revertWrongPhase(epoch);
-        StoredClaim storage stored = _claims[epoch][node];
-        if (stored.flags != 0) revert SettlementAlreadySettled(epoch, node);
-        stored.flags = _EXPIRED;
-        released = ledger.releaseWork(epoch, node);
-        stored.work = SafeCast.toUint120(released);
+        (ITaskLedger.NodeEpochRecord memory record,) = ledger.nodeEpochOf(epoch, node);
+        if (record.outcome != 0) revert SettlementAlreadySettled(epoch, node);
+        released = ledger.settleWork(epoch, node, address(0), _EXPIRED);
         emit ClaimExpired(epoch, node, released);
     }
 
@@ -182,9 +179,10 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
         returns (bool forfeited, uint256 missedTaskId, uint256 sampled)
     {
         EpochFacts memory facts = _readFacts(epoch, 0);
+        (, ITaskLedger.EpochTasks memory tasks) = ledger.nodeEpochOf(epoch, node);
         uint256 power = poc.powerOf(epoch, node);
-        bytes32 beacon = _draws(facts, power) ? epochs.claimBeacon(epoch) : bytes32(0);
-        return _checkDuties(node, seed, beacon, power, facts);
+        bytes32 beacon = _draws(tasks.count, power) ? epochs.claimBeacon(epoch) : bytes32(0);
+        return _checkDuties(node, seed, beacon, power, facts, tasks);
     }
 
     /// @inheritdoc ISettlement
@@ -199,14 +197,22 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @inheritdoc ISettlement
+    /// @dev The outcome and the work come from the ledger's record of the node's epoch; the reward is recomputed
+    ///      as the claim computed it, from inputs final by then: the fixed emission, the node's power and the
+    ///      total power.
     function claimOf(uint64 epoch, address node) external view returns (Claim memory) {
-        StoredClaim memory stored = _claims[epoch][node];
+        (ITaskLedger.NodeEpochRecord memory record,) = ledger.nodeEpochOf(epoch, node);
+        uint8 outcome = record.outcome;
+        uint256 reward;
+        if (outcome & _REWARDED != 0) {
+            reward = Math.mulDiv(vault.emissionOf(epoch).emission, poc.powerOf(epoch, node), poc.totalPower(epoch));
+        }
         return Claim({
-            claimed: stored.flags & _CLAIMED != 0,
-            expired: stored.flags & _EXPIRED != 0,
-            forfeited: stored.flags & _FORFEITED != 0,
-            work: stored.work,
-            reward: stored.reward
+            claimed: outcome & _CLAIMED != 0,
+            expired: outcome & _EXPIRED != 0,
+            forfeited: outcome & _FORFEITED != 0,
+            work: outcome & _UNPAID != 0 ? 0 : record.work,
+            reward: SafeCast.toUint128(reward)
         });
     }
 
@@ -222,7 +228,7 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @dev The epoch's facts a claim needs, read from the other contracts by the epoch's first claim and kept:
-    ///      they are final in the Claim phase (timeline, tasks, power). Reverts outside the Claim phase.
+    ///      they are final in the Claim phase (timeline, power). Reverts outside the Claim phase.
     function _claimFacts(uint64 epoch) private returns (EpochFacts memory facts) {
         facts = _facts[epoch];
         uint64 now_ = _clock();
@@ -237,44 +243,51 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
         _facts[epoch] = facts;
     }
 
-    /// @dev The epoch's tasks and power, read from the ledger and ProofOfCompute.
+    /// @dev The epoch's power, read from ProofOfCompute.
     function _readFacts(uint64 epoch, uint64 claimEnd) private view returns (EpochFacts memory facts) {
-        uint256 taskCount = ledger.epochTaskCount(epoch);
         (uint256 level,,,) = poc.powerCap(epoch);
         facts = EpochFacts({
             claimEnd: claimEnd,
-            firstTaskId: taskCount == 0 ? 0 : SafeCast.toUint64(ledger.epochTaskAt(epoch, 0)),
-            taskCount: SafeCast.toUint64(taskCount),
             powerLevel: SafeCast.toUint64(level),
-            totalPower: poc.totalPower(epoch)
+            totalPower: SafeCast.toUint128(poc.totalPower(epoch))
         });
     }
 
     /// @dev Whether the duty check draws tasks from the claim beacon (rather than checking all or none).
-    function _draws(EpochFacts memory facts, uint256 power) private view returns (bool) {
-        return power != 0 && facts.taskCount > sampleSize;
+    function _draws(uint256 taskCount, uint256 power) private view returns (bool) {
+        return power != 0 && taskCount > sampleSize;
     }
 
     /// @dev The duty check of the notice. Draws nothing for a node without power (it has no duty) or an epoch
-    ///      without tasks; otherwise `min(sampleSize, taskCount)` draws, stopping at the first missed duty.
+    ///      without tasks; otherwise `min(sampleSize, taskCount)` draws, stopping at the first missed duty. The
+    ///      node's validation bits are read a word (256 consecutive task ids) at a time, each word once in a row.
     function _checkDuties(
         address node,
         bytes32 seed,
         bytes32 beacon,
         uint256 power,
-        EpochFacts memory facts
+        EpochFacts memory facts,
+        ITaskLedger.EpochTasks memory tasks
     ) private view returns (bool forfeited, uint256 missedTaskId, uint256 sampled) {
-        uint256 taskCount = facts.taskCount;
+        uint256 taskCount = tasks.count;
         if (power == 0 || taskCount == 0) return (false, 0, 0);
         bool drawAll = taskCount <= sampleSize;
         uint256 draws = drawAll ? taskCount : sampleSize;
         uint256 bound = _dutyBound(power, facts);
+        uint256 wordIndex = type(uint256).max; // no word read yet (task ids are far below 256 · 2^248)
+        uint256 word;
         for (uint256 j; j < draws; ++j) {
             uint256 index = drawAll ? j : uint256(keccak256(abi.encode(beacon, node, j))) % taskCount;
-            uint256 taskId = facts.firstTaskId + index;
-            // No duty on this task whoever executed it (see the contract's @dev), or a duty done.
-            uint256 h = uint256(keccak256(abi.encode(seed, taskId)));
-            if ((h >= bound && bound != type(uint256).max) || ledger.hasValidated(taskId, node)) continue;
+            uint256 taskId = tasks.firstTaskId + index;
+            // No duty on this task whoever executed it (see the contract's @dev).
+            // H(seed, t) = keccak256(abi.encode(seed, t)), hashed in scratch space.
+            if (bound != type(uint256).max && uint256(Hashes.efficientKeccak256(seed, bytes32(taskId))) >= bound) continue;
+            if (taskId >> 8 != wordIndex) {
+                wordIndex = taskId >> 8;
+                word = ledger.validationWordOf(node, wordIndex);
+            }
+            // A duty done, if it was one.
+            if ((word >> (taskId & 0xff)) & 1 != 0) continue;
             // The ledger's rule decides: Completed, not executed by the node, and under the threshold.
             if (ledger.isValidationDuty(taskId, node, seed)) return (true, taskId, j + 1);
         }
@@ -287,7 +300,7 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
     ///      certain duties hold even for the largest hash).
     function _dutyBound(uint256 power, EpochFacts memory facts) private view returns (uint256) {
         uint256 numerator = _validationKBps * power;
-        uint256 denominator = (facts.totalPower - facts.powerLevel) * _BPS;
+        uint256 denominator = (uint256(facts.totalPower) - facts.powerLevel) * _BPS;
         if (numerator >= denominator) return type(uint256).max;
         return Math.mulDiv(type(uint256).max, numerator, denominator);
     }

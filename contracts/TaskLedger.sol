@@ -28,18 +28,29 @@ import {Clock} from "./utils/Clock.sol";
 ///      - "Stake" in the slashing rules is what the registry can slash: the active stake plus the stake still
 ///        unbonding, so that unstaking or deregistering while a dispute runs does not shrink the penalty.
 ///      - An accuser whose node is no longer registered (no provider) receives no bounty.
-///      - Work of a node that is no longer registered when it is paid (no provider to pay) goes back to the
-///        runs' escrow, as if released.
+///      - The settler looks the node's provider up and passes it to `settleWork` (the zero address, for a node
+///        no longer registered, releases the work to the runs' escrow instead).
 ///      - Work is settled (paid or released) only after the epoch's Dispute phase. A dispute opened late in that
 ///        phase stays open for votes a full Dispute window (votingEndOf), at most until the Claim phase ends:
 ///        Settlement refuses to pay a node with open disputes, and releases unclaimed work only after the Claim
-///        phase, so no task is invalidated after its work was settled.
+///        phase, so no task is invalidated after its work was settled (settling clears the node's work per run,
+///        so an invalidation after it would revert). The ledger itself refuses to pay a node's work while one of
+///        its disputes is open.
+///
+///      Gas of a claim (Settlement reads `nodeEpochOf`, `validationWordOf`, then calls `settleWork`):
+///      - The node's record of an epoch (runs, open disputes, power, settlement) is one slot, written first by the
+///        node's enrollment: a claim reads it once and rewrites it warm.
+///      - An epoch's tasks are one slot (first id, count, end of the Dispute phase, kept by its first task), so
+///        `settleWork` checks the phase with one read instead of the EpochManager's timeline.
+///      - Validations are bits, 256 tasks a word per node: a claim's duty check reads one word for tasks that
+///        lie in it (an epoch's ids are consecutive), and a node's later validations rewrite a non-zero word.
+///      - Runs without work emit nothing and call nothing when settled.
 contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clock {
     /// @notice Role of the Settlement contract: pays or releases the work of an epoch.
     bytes32 public constant SETTLEMENT_ROLE = keccak256("SETTLEMENT_ROLE");
     /// @notice Draws of one task before it gives up on nodes that left the run since they enrolled.
     uint256 public constant MAX_DRAWS = 4;
-    /// @notice Runs a node may enroll in per epoch (bounds the loops of `payWork` and `releaseWork`).
+    /// @notice Runs a node may enroll in per epoch (bounds the loop of `settleWork`).
     uint256 public constant MAX_RUNS_PER_EPOCH = 16;
     /// @notice Upper bound of `validationKBps` (k = 100).
     uint32 public constant MAX_VALIDATION_K_BPS = 1_000_000;
@@ -70,12 +81,11 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         bytes32 resultHash;
     }
 
-    /// @dev A node's runs of one epoch (enrollments, which are also the runs its work is credited in) and
-    ///      whether its work was settled. The count and the flag share a slot, so that settling rewrites a warm,
-    ///      non-zero slot; run ids are packed four a slot.
+    /// @dev A node's record of one epoch: slot 0 is ITaskLedger.NodeEpochRecord (written first by the node's
+    ///      first enrollment, so that a claim rewrites a non-zero slot); then its runs (enrollments, which are also
+    ///      the runs its work is credited in), run ids packed four a slot.
     struct NodeEpoch {
-        uint8 runCount;
-        bool settled;
+        NodeEpochRecord head;
         uint64[MAX_RUNS_PER_EPOCH] runIds;
     }
 
@@ -93,15 +103,15 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     uint64 private _taskCount;
     mapping(uint256 taskId => StoredTask) private _tasks;
     mapping(uint256 taskId => Dispute) private _disputes;
-    mapping(uint256 taskId => mapping(address node => bool)) private _validated;
-    mapping(uint64 epoch => uint64[]) private _epochTasks;
+    /// @dev Bit `taskId % 256` of word `taskId / 256`: the node validated (or voted on) the task.
+    mapping(address node => mapping(uint256 word => uint256 bits)) private _validations;
+    mapping(uint64 epoch => EpochTasks) private _epochTasks;
 
     /// @dev Enrollment entries of a run in an epoch: `node << 96 | cumulative weight`, in enrollment order.
     mapping(uint256 runId => mapping(uint64 epoch => uint256[])) private _enrollment;
     mapping(uint256 runId => mapping(uint64 epoch => mapping(address node => bool))) private _enrolled;
     mapping(uint64 epoch => mapping(address node => NodeEpoch)) private _nodeEpochs;
     mapping(uint64 epoch => mapping(address node => mapping(uint256 runId => uint256))) private _work;
-    mapping(uint64 epoch => mapping(address node => uint256)) private _openDisputes;
 
     /// @param admin Receives DEFAULT_ADMIN_ROLE (grants SETTLEMENT_ROLE).
     /// @param epochs_ EpochManager.
@@ -147,7 +157,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     function enroll(uint256 runId, address node) external {
         // The Work phase starts when the PoC validation phase ends, which is when power becomes final
         // (IProofOfCompute.isPowerFinal), so the phase check covers finality.
-        (uint64 epoch,) = _currentWorkEpoch();
+        (uint64 epoch,,) = _currentWorkEpoch();
         if (runs.getRun(runId).status != ITrainingRuns.RunStatus.Active) revert TaskLedgerRunNotActive(runId);
         if (!runs.isMember(runId, node)) revert TaskLedgerNotMember(runId, node);
         uint256 weight = poc.powerOf(epoch, node);
@@ -155,7 +165,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         mapping(address => bool) storage enrolled = _enrolled[runId][epoch];
         if (enrolled[node]) revert TaskLedgerAlreadyEnrolled(runId, epoch, node);
         NodeEpoch storage record = _nodeEpochs[epoch][node];
-        uint256 runCount = record.runCount;
+        uint256 runCount = record.head.runCount;
         if (runCount >= MAX_RUNS_PER_EPOCH) revert TaskLedgerTooManyRuns(epoch, node);
 
         uint256[] storage entries = _enrollment[runId][epoch];
@@ -163,7 +173,9 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint256 cumulative = weight + (length == 0 ? 0 : _cumulative(entries[length - 1]));
         enrolled[node] = true;
         record.runIds[runCount] = SafeCast.toUint64(runId);
-        record.runCount = uint8(runCount + 1);
+        record.head.runCount = uint8(runCount + 1);
+        // Power is final in the Work phase, and at most a PoC count (uint64).
+        if (runCount == 0) record.head.power = uint64(weight);
         entries.push((uint256(uint160(node)) << 96) | SafeCast.toUint96(cumulative));
         emit NodeEnrolled(runId, epoch, node, weight, cumulative);
     }
@@ -180,7 +192,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (run.master != msg.sender) revert TaskLedgerNotMaster(runId, msg.sender);
         if (run.status != ITrainingRuns.RunStatus.Active) revert TaskLedgerRunNotActive(runId);
         if (units == 0 || specHash == bytes32(0)) revert TaskLedgerInvalidTask();
-        (uint64 epoch, uint64 deadline) = _currentWorkEpoch();
+        (uint64 epoch, uint64 deadline, uint64 disputeEnd) = _currentWorkEpoch();
 
         // Nobody can enroll in an epoch that was never advanced (it has no power), so an enrollment implies
         // a beacon.
@@ -209,7 +221,14 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         task.assigneePower = uint96(weight); // a difference of two uint96 cumulative weights
         task.deadline = deadline;
         task.specHash = specHash;
-        _epochTasks[epoch].push(uint64(taskId));
+        EpochTasks storage epochTasks = _epochTasks[epoch];
+        uint64 count = epochTasks.count;
+        if (count == 0) {
+            // Ids of an epoch are consecutive: tasks are created only in the current epoch.
+            epochTasks.firstTaskId = uint64(taskId);
+            epochTasks.disputeEnd = disputeEnd;
+        }
+        epochTasks.count = count + 1;
         emit TaskCreated(taskId, runId, assignee, epoch, specHash, units, pay, draws);
 
         if (pay > 0) runs.reserveEscrow(runId, pay);
@@ -271,8 +290,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
             dispute.accuser = msg.sender;
             dispute.openedAt = _clock();
             dispute.invalidWeight = uint128(weight);
-            ++_openDisputes[epoch][task.assignee];
-            ++_openDisputes[epoch][msg.sender];
+            ++_nodeEpochs[epoch][task.assignee].head.openDisputes;
+            ++_nodeEpochs[epoch][msg.sender].head.openDisputes;
             emit DisputeOpened(taskId, msg.sender, weight);
             _resolveIfDecided(taskId, task, dispute);
         } else if (disputeStatus == DisputeStatus.Open) {
@@ -305,42 +324,45 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     // ------------------------------------------------------------------ work settlement
 
     /// @inheritdoc ITaskLedger
-    /// @dev Only after the epoch's Dispute phase (TaskLedgerWorkNotFinal). A node no longer registered has no
-    ///      provider to pay: its work is released to the runs' escrow instead (WorkReleased) and 0 returned.
-    function payWork(uint64 epoch, address node)
+    /// @dev Only after the epoch's Dispute phase (TaskLedgerWorkNotFinal), read from the epoch's task record
+    ///      (from the EpochManager for an epoch without tasks, whose nodes have no work).
+    function settleWork(uint64 epoch, address node, address provider, uint8 outcome)
         external
         onlyRole(SETTLEMENT_ROLE)
         nonReentrant
         returns (uint256 total)
     {
-        (NodeEpoch storage record, uint256 count) = _startSettlement(epoch, node);
-        address provider = registry.providerOf(node);
-        if (provider == address(0)) {
-            _release(epoch, node, record, count);
-            return 0;
-        }
+        if (outcome == 0) revert TaskLedgerZeroOutcome();
+        EpochTasks storage epochTasks = _epochTasks[epoch];
+        uint64 finalAt = epochTasks.count != 0 ? epochTasks.disputeEnd : epochs.timelineOf(epoch).disputeEnd;
+        if (_clock() < finalAt) revert TaskLedgerWorkNotFinal(epoch, finalAt);
+        NodeEpoch storage record = _nodeEpochs[epoch][node];
+        NodeEpochRecord storage head = record.head;
+        if (head.outcome != 0) revert TaskLedgerWorkSettled(epoch, node);
+        bool pay = provider != address(0);
+        if (pay && head.openDisputes != 0) revert TaskLedgerDisputesOpen(epoch, node, head.openDisputes);
+        head.outcome = outcome;
+
+        uint256 count = head.runCount; // at most MAX_RUNS_PER_EPOCH
         mapping(uint256 => uint256) storage work = _work[epoch][node];
         for (uint256 i; i < count; ++i) {
             uint256 runId = record.runIds[i];
+            // Settled: the record keeps only the total, and clearing slots read anyway refunds most of the writes.
+            record.runIds[i] = 0;
             uint256 amount = work[runId];
-            emit WorkPaid(epoch, node, runId, provider, amount);
-            if (amount > 0) {
-                total += amount;
+            if (amount == 0) continue;
+            total += amount;
+            work[runId] = 0;
+            if (pay) {
+                emit WorkPaid(epoch, node, runId, provider, amount);
                 runs.payFromEscrow(runId, provider, amount);
+            } else {
+                emit WorkReleased(epoch, node, runId, amount);
+                runs.releaseEscrow(runId, amount);
             }
         }
-    }
-
-    /// @inheritdoc ITaskLedger
-    /// @dev Only after the epoch's Dispute phase (TaskLedgerWorkNotFinal).
-    function releaseWork(uint64 epoch, address node)
-        external
-        onlyRole(SETTLEMENT_ROLE)
-        nonReentrant
-        returns (uint256 total)
-    {
-        (NodeEpoch storage record, uint256 count) = _startSettlement(epoch, node);
-        return _release(epoch, node, record, count);
+        head.runCount = 0;
+        head.work = SafeCast.toUint128(total);
     }
 
     // ------------------------------------------------------------------ views
@@ -394,17 +416,34 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
     /// @inheritdoc ITaskLedger
     function epochTaskCount(uint64 epoch) external view returns (uint256) {
-        return _epochTasks[epoch].length;
+        return _epochTasks[epoch].count;
     }
 
     /// @inheritdoc ITaskLedger
     function epochTaskAt(uint64 epoch, uint256 index) external view returns (uint256) {
-        return _epochTasks[epoch][index];
+        EpochTasks memory epochTasks = _epochTasks[epoch];
+        if (index >= epochTasks.count) revert TaskLedgerTaskIndexOutOfRange(epoch, index, epochTasks.count);
+        return epochTasks.firstTaskId + index;
     }
 
     /// @inheritdoc ITaskLedger
     function hasValidated(uint256 taskId, address node) external view returns (bool) {
-        return _validated[taskId][node];
+        return _validations[node][taskId >> 8] & (1 << (taskId & 0xff)) != 0;
+    }
+
+    /// @inheritdoc ITaskLedger
+    function validationWordOf(address node, uint256 word) external view returns (uint256) {
+        return _validations[node][word];
+    }
+
+    /// @inheritdoc ITaskLedger
+    function nodeEpochOf(uint64 epoch, address node)
+        external
+        view
+        returns (NodeEpochRecord memory record, EpochTasks memory tasks)
+    {
+        record = _nodeEpochs[epoch][node].head;
+        tasks = _epochTasks[epoch];
     }
 
     /// @inheritdoc ITaskLedger
@@ -456,7 +495,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         returns (uint256[] memory runIds, uint256[] memory amounts, bool settled)
     {
         NodeEpoch storage record = _nodeEpochs[epoch][node];
-        uint256 count = record.runCount;
+        uint256 count = record.head.runCount;
         runIds = new uint256[](count);
         amounts = new uint256[](count);
         mapping(uint256 => uint256) storage work = _work[epoch][node];
@@ -465,24 +504,25 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
             runIds[i] = runId;
             amounts[i] = work[runId];
         }
-        settled = record.settled;
+        settled = record.head.outcome != 0;
     }
 
     /// @inheritdoc ITaskLedger
     function openDisputesOf(uint64 epoch, address node) external view returns (uint256) {
-        return _openDisputes[epoch][node];
+        return _nodeEpochs[epoch][node].head.openDisputes;
     }
 
     // ------------------------------------------------------------------ internals
 
-    /// @dev The current epoch and its end, when it is in its Work phase.
-    function _currentWorkEpoch() private view returns (uint64 epoch, uint64 end) {
+    /// @dev The current epoch, its end and the end of its Dispute phase, when it is in its Work phase.
+    function _currentWorkEpoch() private view returns (uint64 epoch, uint64 end, uint64 disputeEnd) {
         epoch = epochs.currentEpoch();
         if (epoch == 0) revert TaskLedgerNotWorkPhase(epoch);
         IEpochManager.Timeline memory timeline = epochs.timelineOf(epoch);
         // `now < timeline.end` holds: the epoch is current.
         if (_clock() < timeline.pocValidationEnd) revert TaskLedgerNotWorkPhase(epoch);
         end = timeline.end;
+        disputeEnd = timeline.disputeEnd;
     }
 
     /// @dev The draw of `attempt` for `taskId`: the first entry whose cumulative weight exceeds
@@ -529,13 +569,16 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     ///      returns its weight.
     function _recordVoter(uint256 taskId, StoredTask storage task, uint64 closesAt) private returns (uint256 weight) {
         if (msg.sender == task.assignee) revert TaskLedgerSelfValidation(taskId);
-        mapping(address => bool) storage validated = _validated[taskId];
-        if (validated[msg.sender]) revert TaskLedgerAlreadyValidated(taskId, msg.sender);
+        mapping(uint256 => uint256) storage words = _validations[msg.sender];
+        uint256 word = taskId >> 8;
+        uint256 bits = words[word];
+        uint256 bit = 1 << (taskId & 0xff);
+        if (bits & bit != 0) revert TaskLedgerAlreadyValidated(taskId, msg.sender);
         uint64 epoch = task.epoch;
         if (_clock() >= closesAt) revert TaskLedgerValidationClosed(taskId, closesAt);
         weight = poc.powerOf(epoch, msg.sender);
         if (weight == 0) revert TaskLedgerNoPower(epoch, msg.sender);
-        validated[msg.sender] = true;
+        words[word] = bits | bit;
     }
 
     /// @dev Adds a vote to an open dispute and resolves it if the vote decides it. Each side sums the powers of
@@ -566,8 +609,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint256 pay = task.pay;
         task.status = TaskStatus.Invalidated;
         dispute.status = DisputeStatus.Invalidated;
-        --_openDisputes[epoch][executor];
-        --_openDisputes[epoch][accuser];
+        --_nodeEpochs[epoch][executor].head.openDisputes;
+        --_nodeEpochs[epoch][accuser].head.openDisputes;
         // Credited at completion and not settled: settlement waits for the end of the Dispute phase.
         _work[epoch][executor][runId] -= pay;
 
@@ -587,8 +630,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         address accuser = dispute.accuser;
         uint64 epoch = task.epoch;
         dispute.status = DisputeStatus.Upheld;
-        --_openDisputes[epoch][task.assignee];
-        --_openDisputes[epoch][accuser];
+        --_nodeEpochs[epoch][task.assignee].head.openDisputes;
+        --_nodeEpochs[epoch][accuser].head.openDisputes;
         uint256 slashed = _slash(accuser, _falseAccuserSlashBps, FALSE_ACCUSATION_REASON);
         emit DisputeResolved(taskId, false, dispute.invalidWeight, dispute.validWeight, slashed, 0);
     }
@@ -602,34 +645,5 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint256 amount = held * bps / BPS;
         if (amount == 0) return 0;
         return registry.slash(node, amount, reason);
-    }
-
-    /// @dev Checks that `node`'s work of `epoch` may be settled now, marks it settled, returns its runs.
-    function _startSettlement(uint64 epoch, address node)
-        private
-        returns (NodeEpoch storage record, uint256 count)
-    {
-        uint64 finalAt = epochs.timelineOf(epoch).disputeEnd;
-        if (_clock() < finalAt) revert TaskLedgerWorkNotFinal(epoch, finalAt);
-        record = _nodeEpochs[epoch][node];
-        if (record.settled) revert TaskLedgerWorkSettled(epoch, node);
-        record.settled = true;
-        count = record.runCount; // at most MAX_RUNS_PER_EPOCH
-    }
-
-    function _release(uint64 epoch, address node, NodeEpoch storage record, uint256 count)
-        private
-        returns (uint256 total)
-    {
-        mapping(uint256 => uint256) storage work = _work[epoch][node];
-        for (uint256 i; i < count; ++i) {
-            uint256 runId = record.runIds[i];
-            uint256 amount = work[runId];
-            emit WorkReleased(epoch, node, runId, amount);
-            if (amount > 0) {
-                total += amount;
-                runs.releaseEscrow(runId, amount);
-            }
-        }
     }
 }

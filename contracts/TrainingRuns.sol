@@ -45,7 +45,9 @@ contract TrainingRuns is
     bytes32 public constant INVITE_TYPEHASH =
         keccak256("Invite(uint256 runId,address node,uint256 generation,uint256 nonce,uint256 expiry)");
 
-    /// @dev Storage layout of a run; the first two slots hold everything `registerForRun` reads.
+    /// @dev Storage layout of a run; the first two slots hold everything `registerForRun` reads, and `reserved`
+    ///      and `paid` share a slot, so that paying from escrow rewrites one slot (and a run's first pay does not
+    ///      write a fresh one).
     struct RunRecord {
         address buyer;
         RunStatus status;
@@ -58,9 +60,9 @@ contract TrainingRuns is
         uint32 minStorageGB;
         uint128 pricePerUnit;
         uint128 deposited;
+        uint128 reserved;
         uint128 paid;
         uint128 refunded;
-        uint128 reserved;
         string discoveryURI;
         bytes32[] allowedGpuModels;
     }
@@ -308,12 +310,17 @@ contract TrainingRuns is
     }
 
     /// @inheritdoc ITrainingRuns
+    /// @dev Reads the run's status only when the reservation falls short (an unknown run reserves nothing): a
+    ///      payment reads and writes one slot of the run.
     function payFromEscrow(uint256 runId, address to, uint256 amount) external onlyRole(ESCROW_ROLE) nonReentrant {
-        RunRecord storage run = _run(runId);
         if (to == address(0)) revert TrainingRunsZeroAddress();
         if (amount == 0) revert TrainingRunsZeroAmount();
+        RunRecord storage run = _runs[runId];
         uint128 reserved = run.reserved;
-        if (amount > reserved) revert TrainingRunsInsufficientEscrow(runId, reserved, amount);
+        if (amount > reserved) {
+            _run(runId);
+            revert TrainingRunsInsufficientEscrow(runId, reserved, amount);
+        }
         run.reserved = reserved - uint128(amount);
         run.paid += uint128(amount);
         emit EscrowPaid(runId, to, amount);

@@ -84,6 +84,11 @@ async function cappedVault(sys: System, supply: bigint, cap: bigint, payer: Hard
 }
 
 /** The EpochEmission struct as a plain object. */
+/** Pays exactly `amount` of `epoch`'s emission (`emission`, the schedule by default): the share `amount` out of it. */
+function payAmount(vault: RewardVault, payer: HardhatEthersSigner, epoch: bigint, to: string, amount: bigint, emission = scheduled(epoch)) {
+  return vault.connect(payer).payShare(epoch, to, amount, emission);
+}
+
 async function emissionOf(vault: RewardVault, epoch: bigint) {
   const { fixed_, returned, emission, paid } = await vault.emissionOf(epoch);
   return { fixed_, returned, emission, paid };
@@ -268,13 +273,13 @@ describe("RewardVault", () => {
       await expect(vault.fixEmission(3n)).to.emit(vault, "EmissionFixed").withArgs(3n, 0n);
       expect(await vault.outstanding()).to.equal(cap - supply);
       // Paying moves room from outstanding into the supply: still no room for anyone else.
-      await vault.connect(payer).payReward(1n, sys.stranger.address, 4_000n * TOKEN);
+      await payAmount(vault, payer, 1n, sys.stranger.address, 4_000n * TOKEN);
       expect(await token.totalSupply()).to.equal(supply + 4_000n * TOKEN);
       expect(await vault.outstanding()).to.equal(cap - supply - 4_000n * TOKEN);
       expect((await token.totalSupply()) + (await vault.outstanding())).to.equal(cap);
       // Every fixed emission can be paid in full without ever hitting the token's cap.
-      await vault.connect(payer).payReward(1n, sys.stranger.address, INITIAL_EMISSION - 4_000n * TOKEN);
-      await vault.connect(payer).payReward(2n, sys.stranger.address, (scheduled(2n) * 6n) / 10n);
+      await payAmount(vault, payer, 1n, sys.stranger.address, INITIAL_EMISSION - 4_000n * TOKEN);
+      await payAmount(vault, payer, 2n, sys.stranger.address, (scheduled(2n) * 6n) / 10n, (scheduled(2n) * 6n) / 10n);
       expect(await token.totalSupply()).to.equal(cap);
       expect(await vault.outstanding()).to.equal(0n);
     });
@@ -286,7 +291,7 @@ describe("RewardVault", () => {
       const { vault } = await cappedVault(sys, supply, cap, payer);
       await time.increaseTo(disputeEndOf(1n));
       await vault.fixEmission(1n);
-      await vault.connect(payer).payReward(1n, sys.stranger.address, 3_000n * TOKEN);
+      await payAmount(vault, payer, 1n, sys.stranger.address, 3_000n * TOKEN);
       await time.increaseTo(claimEndOf(1n));
       await vault.returnUnclaimed(1n);
       // Epoch 9 (Claim phase open) gets what epoch 1 did not pay: 7 000 tokens, less than its schedule.
@@ -309,12 +314,12 @@ describe("RewardVault", () => {
     });
   });
 
-  describe("payReward", () => {
+  describe("payShare", () => {
     it("mints to the receiver within the epoch's emission, fixing it first, and emits RewardPaid", async () => {
       const { sys, vault, payer, disputeEndOf } = await networkHelpers.loadFixture(vaultFixture);
       await time.increaseTo(disputeEndOf(1n));
       const supplyBefore = await sys.token.totalSupply();
-      const tx = vault.connect(payer).payReward(1n, sys.stranger.address, 1_234n);
+      const tx = payAmount(vault, payer, 1n, sys.stranger.address, 1_234n);
       await expect(tx).to.emit(vault, "EmissionFixed").withArgs(1n, INITIAL_EMISSION);
       await expect(tx).to.emit(vault, "RewardPaid").withArgs(1n, sys.stranger.address, 1_234n);
       await expect(tx).to.changeTokenBalances(ethers, sys.token, [sys.stranger, vault, payer], [1_234n, 0n, 0n]);
@@ -328,19 +333,53 @@ describe("RewardVault", () => {
       expect(await vault.outstanding()).to.equal(INITIAL_EMISSION - 1_234n);
     });
 
+    it("pays share / total of the emission, rounded down, and returns the amount", async () => {
+      const { sys, vault, payer, disputeEndOf } = await networkHelpers.loadFixture(vaultFixture);
+      await time.increaseTo(disputeEndOf(1n));
+      expect(await vault.connect(payer).payShare.staticCall(1n, sys.stranger.address, 1n, 3n)).to.equal(INITIAL_EMISSION / 3n);
+      const tx = vault.connect(payer).payShare(1n, sys.stranger.address, 2n, 3n);
+      await expect(tx).to.emit(vault, "RewardPaid").withArgs(1n, sys.stranger.address, (INITIAL_EMISSION * 2n) / 3n);
+      await expect(tx).to.changeTokenBalances(ethers, sys.token, [sys.stranger], [(INITIAL_EMISSION * 2n) / 3n]);
+    });
+
+    it("mints nothing and emits no RewardPaid when the share rounds down to zero, but fixes the emission", async () => {
+      const { sys, vault, payer, disputeEndOf } = await networkHelpers.loadFixture(vaultFixture);
+      await time.increaseTo(disputeEndOf(1n));
+      const total = 2n ** 200n;
+      expect(await vault.connect(payer).payShare.staticCall(1n, sys.stranger.address, 1n, total)).to.equal(0n);
+      const tx = vault.connect(payer).payShare(1n, sys.stranger.address, 1n, total);
+      await expect(tx).to.emit(vault, "EmissionFixed").withArgs(1n, INITIAL_EMISSION);
+      await expect(tx).to.not.emit(vault, "RewardPaid");
+      await expect(tx).to.not.emit(sys.token, "Transfer");
+      expect((await vault.emissionOf(1n)).paid).to.equal(0n);
+    });
+
+    it("refuses a share above its total and a zero total", async () => {
+      const { sys, vault, payer, disputeEndOf } = await networkHelpers.loadFixture(vaultFixture);
+      await time.increaseTo(disputeEndOf(1n));
+      for (const [share, total] of [
+        [2n, 1n],
+        [0n, 0n],
+      ]) {
+        await expect(vault.connect(payer).payShare(1n, sys.stranger.address, share, total))
+          .to.be.revertedWithCustomError(vault, "RewardVaultInvalidShare")
+          .withArgs(share, total);
+      }
+    });
+
     it("accumulates payments up to exactly the emission and refuses one wei more, naming what remains", async () => {
       const { sys, vault, payer, disputeEndOf } = await networkHelpers.loadFixture(vaultFixture);
       await time.increaseTo(disputeEndOf(1n));
-      await vault.connect(payer).payReward(1n, sys.stranger.address, 4_000n * TOKEN);
-      await expect(vault.connect(payer).payReward(1n, sys.admin.address, 6_000n * TOKEN + 1n))
+      await payAmount(vault, payer, 1n, sys.stranger.address, 4_000n * TOKEN);
+      await expect(payAmount(vault, payer, 1n, sys.admin.address, 6_000n * TOKEN + 1n))
         .to.be.revertedWithCustomError(vault, "RewardVaultEmissionExceeded")
         .withArgs(1n, 6_000n * TOKEN + 1n, 6_000n * TOKEN);
-      await expect(vault.connect(payer).payReward(1n, sys.admin.address, 6_000n * TOKEN))
+      await expect(payAmount(vault, payer, 1n, sys.admin.address, 6_000n * TOKEN))
         .to.emit(vault, "RewardPaid")
         .withArgs(1n, sys.admin.address, 6_000n * TOKEN);
       expect((await vault.emissionOf(1n)).paid).to.equal(INITIAL_EMISSION);
       expect(await vault.outstanding()).to.equal(0n);
-      await expect(vault.connect(payer).payReward(1n, sys.admin.address, 1n))
+      await expect(payAmount(vault, payer, 1n, sys.admin.address, 1n))
         .to.be.revertedWithCustomError(vault, "RewardVaultEmissionExceeded")
         .withArgs(1n, 1n, 0n);
     });
@@ -348,8 +387,8 @@ describe("RewardVault", () => {
     it("keeps each epoch's payments to its own emission", async () => {
       const { sys, vault, payer, disputeEndOf } = await networkHelpers.loadFixture(vaultFixture);
       await time.increaseTo(disputeEndOf(2n));
-      await vault.connect(payer).payReward(1n, sys.stranger.address, INITIAL_EMISSION);
-      await vault.connect(payer).payReward(2n, sys.stranger.address, 5n);
+      await payAmount(vault, payer, 1n, sys.stranger.address, INITIAL_EMISSION);
+      await payAmount(vault, payer, 2n, sys.stranger.address, 5n);
       expect((await vault.emissionOf(2n)).paid).to.equal(5n);
       expect(await vault.outstanding()).to.equal(scheduled(2n) - 5n);
     });
@@ -358,7 +397,7 @@ describe("RewardVault", () => {
       const { sys, vault, PAYER_ROLE, disputeEndOf } = await networkHelpers.loadFixture(vaultFixture);
       await time.increaseTo(disputeEndOf(1n));
       for (const caller of [sys.admin, sys.stranger]) {
-        await expect(vault.connect(caller).payReward(1n, caller.address, 1n))
+        await expect(payAmount(vault, caller, 1n, caller.address, 1n))
           .to.be.revertedWithCustomError(vault, "AccessControlUnauthorizedAccount")
           .withArgs(caller.address, PAYER_ROLE);
       }
@@ -366,21 +405,21 @@ describe("RewardVault", () => {
 
     it("refuses the zero receiver, epoch 0, an epoch not yet due and a returned epoch", async () => {
       const { vault, payer, disputeEndOf, claimEndOf } = await networkHelpers.loadFixture(vaultFixture);
-      await expect(vault.connect(payer).payReward(1n, ethers.ZeroAddress, 1n)).to.be.revertedWithCustomError(
+      await expect(payAmount(vault, payer, 1n, ethers.ZeroAddress, 1n)).to.be.revertedWithCustomError(
         vault,
         "RewardVaultZeroAddress",
       );
-      await expect(vault.connect(payer).payReward(0n, payer.address, 1n))
+      await expect(payAmount(vault, payer, 0n, payer.address, 1n, 1n))
         .to.be.revertedWithCustomError(vault, "RewardVaultInvalidEpoch")
         .withArgs(0n);
-      await expect(vault.connect(payer).payReward(1n, payer.address, 1n))
+      await expect(payAmount(vault, payer, 1n, payer.address, 1n))
         .to.be.revertedWithCustomError(vault, "RewardVaultEmissionNotDue")
         .withArgs(1n, disputeEndOf(1n));
       await time.increaseTo(disputeEndOf(1n));
-      await vault.connect(payer).payReward(1n, payer.address, 1n);
+      await payAmount(vault, payer, 1n, payer.address, 1n);
       await time.increaseTo(claimEndOf(1n));
       await vault.returnUnclaimed(1n);
-      await expect(vault.connect(payer).payReward(1n, payer.address, 1n))
+      await expect(payAmount(vault, payer, 1n, payer.address, 1n))
         .to.be.revertedWithCustomError(vault, "RewardVaultAlreadyReturned")
         .withArgs(1n);
     });
@@ -419,7 +458,7 @@ describe("RewardVault", () => {
       const { sys, vault, payer, disputeEndOf } = await networkHelpers.loadFixture(vaultFixture);
       await fundVault(sys, 10n * TOKEN);
       await time.increaseTo(disputeEndOf(1n));
-      await vault.connect(payer).payReward(1n, sys.stranger.address, 3n * TOKEN);
+      await payAmount(vault, payer, 1n, sys.stranger.address, 3n * TOKEN);
       expect(await sys.token.balanceOf(await vault.getAddress())).to.equal(10n * TOKEN);
       await vault.connect(payer).payBounty(sys.stranger.address, 10n * TOKEN);
       expect(await vault.outstanding()).to.equal(INITIAL_EMISSION - 3n * TOKEN);
@@ -452,8 +491,8 @@ describe("RewardVault", () => {
     it("lets anyone return the unpaid rest once: emission = paid + returned, and outstanding frees it", async () => {
       const { sys, vault, payer, disputeEndOf, claimEndOf } = await networkHelpers.loadFixture(vaultFixture);
       await time.increaseTo(disputeEndOf(2n));
-      await vault.connect(payer).payReward(1n, sys.stranger.address, 2_500n * TOKEN);
-      await vault.connect(payer).payReward(1n, sys.admin.address, 1_000n * TOKEN);
+      await payAmount(vault, payer, 1n, sys.stranger.address, 2_500n * TOKEN);
+      await payAmount(vault, payer, 1n, sys.admin.address, 1_000n * TOKEN);
       await vault.fixEmission(2n);
       await time.setNextBlockTimestamp(claimEndOf(1n));
       const rest = INITIAL_EMISSION - 3_500n * TOKEN;
@@ -469,7 +508,7 @@ describe("RewardVault", () => {
     it("returns the static result and 0 for a fully paid epoch", async () => {
       const { vault, payer, disputeEndOf, claimEndOf } = await networkHelpers.loadFixture(vaultFixture);
       await time.increaseTo(disputeEndOf(1n));
-      await vault.connect(payer).payReward(1n, payer.address, INITIAL_EMISSION);
+      await payAmount(vault, payer, 1n, payer.address, INITIAL_EMISSION);
       await time.increaseTo(claimEndOf(1n));
       expect(await vault.returnUnclaimed.staticCall(1n)).to.equal(0n);
       await expect(vault.returnUnclaimed(1n)).to.emit(vault, "UnclaimedReturned").withArgs(1n, 0n);
@@ -503,9 +542,9 @@ describe("RewardVault", () => {
         .withArgs(sys.stranger.address, await vault.DEFAULT_ADMIN_ROLE());
       await vault.connect(sys.admin).grantRole(PAYER_ROLE, sys.stranger.address);
       await time.increaseTo(disputeEndOf(1n));
-      await expect(vault.connect(sys.stranger).payReward(1n, sys.stranger.address, 1n)).to.emit(vault, "RewardPaid");
+      await expect(payAmount(vault, sys.stranger, 1n, sys.stranger.address, 1n)).to.emit(vault, "RewardPaid");
       await vault.connect(sys.admin).revokeRole(PAYER_ROLE, sys.stranger.address);
-      await expect(vault.connect(sys.stranger).payReward(1n, sys.stranger.address, 1n)).to.be.revertedWithCustomError(
+      await expect(payAmount(vault, sys.stranger, 1n, sys.stranger.address, 1n)).to.be.revertedWithCustomError(
         vault,
         "AccessControlUnauthorizedAccount",
       );
@@ -523,7 +562,7 @@ describe("RewardVault", () => {
         await time.increaseTo(disputeEndOf(epoch));
         await vault.fixEmission(epoch);
         const pay = pays[epoch.toString()];
-        if (pay > 0n) await vault.connect(payer).payReward(epoch, sys.nodes[Number(epoch)].address, pay);
+        if (pay > 0n) await payAmount(vault, payer, epoch, sys.nodes[Number(epoch)].address, pay);
         minted += pay;
         expect((await sys.token.totalSupply()) + (await vault.outstanding()) <= cap).to.equal(true);
       }

@@ -430,11 +430,12 @@ describe("Settlement", () => {
         .withArgs(EPOCH, (beacon: string) => beacon !== ethers.ZeroHash, await sys.settlement.getAddress());
       const beacon = await sys.epochManager.claimBeacon(EPOCH);
       const expected = await expectedCheck(sys, EPOCH, n2.address, seed(n2));
+      const work = await workOf(sys, EPOCH, n2.address);
       const second = sys.settlement.claim(EPOCH, n2.address, seed(n2));
       await expect(second).to.not.emit(sys.epochManager, "ClaimBeaconFixed");
       await expect(second)
         .to.emit(sys.settlement, "Claimed")
-        .withArgs(EPOCH, n2.address, sys.providers[0].address, await workOf(sys, EPOCH, n2.address), (r: bigint) => r > 0n, false, 0n, expected.sampled);
+        .withArgs(EPOCH, n2.address, sys.providers[0].address, work, (r: bigint) => r > 0n, false, 0n, expected.sampled);
       expect(await sys.epochManager.claimBeacon(EPOCH)).to.equal(beacon);
     });
 
@@ -579,9 +580,12 @@ describe("Settlement", () => {
 
     it("pays nothing for a node deregistered since: its work returns to the escrow, its reward to the vault", async () => {
       const { sys, nodes, seed, runIds } = await networkHelpers.loadFixture(smallEpochFixture);
-      const [n1] = nodes;
-      const p1 = sys.providers[0];
+      // A node that drew work (the draws follow the beacon; six tasks among five nodes leave one at least).
+      let n1 = nodes[0];
+      for (const node of nodes.slice(0, 5)) if ((await workOf(sys, EPOCH, node.address)) > 0n) n1 = node;
       const work = await workOf(sys, EPOCH, n1.address);
+      expect(work > 0n, "a node with work").to.equal(true);
+      const p1 = sys.providers[nodes.indexOf(n1) < 3 ? 0 : 1];
       await sys.trainingRuns.connect(p1).leaveRun(runIds[0], n1.address);
       await sys.registry.connect(p1).deregisterNode(n1.address);
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
@@ -594,6 +598,14 @@ describe("Settlement", () => {
       await expect(tx).to.not.emit(sys.rewardVault, "RewardPaid");
       await expect(tx).to.changeTokenBalances(ethers, sys.token, [p1, sys.trainingRuns], [0n, 0n]);
       expect((await sys.trainingRuns.escrowOf(runIds[0])).available).to.equal(available + work);
+      // Claimed, but nothing paid: the released work is not the claim's.
+      expect(await plainClaim(sys, EPOCH, n1.address)).to.deep.equal({
+        claimed: true,
+        expired: false,
+        forfeited: false,
+        work: 0n,
+        reward: 0n,
+      });
     });
 
     it("matches the notice's duty check for any seed: the threshold bound never skips a duty", async () => {

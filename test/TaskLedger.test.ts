@@ -318,7 +318,7 @@ describe("TaskLedger", () => {
 
   describe("enroll", () => {
     it("appends the node with its power as weight, from anyone", async () => {
-      const { sys, ledger, runA, nodes } = await networkHelpers.loadFixture(poweredFixture);
+      const { sys, ledger, runA, runB, nodes } = await networkHelpers.loadFixture(poweredFixture);
       const [n1, n2] = nodes;
       await expect(ledger.connect(sys.stranger).enroll(runA, n1.address))
         .to.emit(ledger, "NodeEnrolled")
@@ -335,6 +335,12 @@ describe("TaskLedger", () => {
       expect(work.amounts).to.deep.equal([0n]);
       expect(work.settled).to.equal(false);
       expect(await ledger.enrollmentOf(runA, EPOCH + 1n)).to.deep.equal([0n, 0n]);
+      // The node's record of the epoch: its runs and its power, from its first enrollment on.
+      await ledger.enroll(runB, n1.address);
+      const [record] = await ledger.nodeEpochOf(EPOCH, n1.address);
+      expect([record.runCount, record.outcome, record.openDisputes, record.power, record.work]).to.deep.equal([2n, 0n, 0n, 100n, 0n]);
+      const [none] = await ledger.nodeEpochOf(EPOCH, nodes[2].address);
+      expect([none.runCount, none.power]).to.deep.equal([0n, 0n]);
     });
 
     it("is refused outside the current epoch's Work phase", async () => {
@@ -495,6 +501,16 @@ describe("TaskLedger", () => {
       expect(await ledger.epochTaskCount(EPOCH)).to.equal(1n);
       expect(await ledger.epochTaskAt(EPOCH, 0n)).to.equal(1n);
       expect(await ledger.epochTaskCount(EPOCH + 1n)).to.equal(0n);
+      await expect(ledger.epochTaskAt(EPOCH, 1n))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerTaskIndexOutOfRange")
+        .withArgs(EPOCH, 1n, 1n);
+      // The epoch's tasks: consecutive ids from the first, and the end of its Dispute phase.
+      const second = await newTask(ctx, runB, 1n);
+      expect(await ledger.epochTaskAt(EPOCH, 1n)).to.equal(second.taskId);
+      const [, tasks] = await ledger.nodeEpochOf(EPOCH, nodes[2].address);
+      expect([tasks.firstTaskId, tasks.count, tasks.disputeEnd]).to.deep.equal([1n, 2n, (await timeline(sys)).disputeEnd]);
+      const [, later] = await ledger.nodeEpochOf(EPOCH + 1n, nodes[2].address);
+      expect([later.firstTaskId, later.count, later.disputeEnd]).to.deep.equal([0n, 0n, 0n]);
       const dispute = await ledger.disputeOf(1n);
       expect(dispute.status).to.equal(DisputeStatus.None);
     });
@@ -812,6 +828,9 @@ describe("TaskLedger", () => {
         .withArgs(taskId, n1.address, true, evidence("n1"), 100n);
       expect(await ledger.hasValidated(taskId, n1.address)).to.equal(true);
       expect(await ledger.hasValidated(taskId, nodes[1].address)).to.equal(false);
+      // One bit per task, 256 tasks a word.
+      expect(await ledger.validationWordOf(n1.address, taskId >> 8n)).to.equal(1n << (taskId & 255n));
+      expect(await ledger.validationWordOf(nodes[1].address, taskId >> 8n)).to.equal(0n);
       const dispute = await ledger.disputeOf(taskId);
       expect(dispute.status).to.equal(DisputeStatus.None);
       expect(dispute.validWeight).to.equal(100n);
@@ -887,6 +906,7 @@ describe("TaskLedger", () => {
       expect(await ledger.openDisputesOf(EPOCH, n1.address)).to.equal(1n);
       expect(await ledger.openDisputesOf(EPOCH, n3.address)).to.equal(1n);
       expect(await ledger.openDisputesOf(EPOCH, nodes[1].address)).to.equal(0n);
+      expect((await ledger.nodeEpochOf(EPOCH, n3.address))[0].openDisputes).to.equal(1n);
     });
 
     it("counts later validations of a disputed task as votes", async () => {
@@ -1278,7 +1298,7 @@ describe("TaskLedger", () => {
     });
   });
 
-  describe("payWork and releaseWork", () => {
+  describe("settleWork", () => {
     /** Work in epoch 1: n3 completed 6 + 2 tokens in run B and, in run A, whatever it was drawn for. */
     async function workFixture() {
       const ctx = await completedFixture();
@@ -1287,94 +1307,142 @@ describe("TaskLedger", () => {
       return ctx;
     }
 
-    it("pays the node's work per run to its provider after the Dispute phase, once", async () => {
+    /** The logs of `name` a transaction emitted from the ledger. */
+    async function ledgerEvents(ctx: Context, tx: Promise<ContractTransactionResponse>, name: string) {
+      const receipt = (await (await tx).wait())!;
+      return receipt.logs.map((log) => ctx.ledger.interface.parseLog(log)).filter((e) => e?.name === name);
+    }
+
+    it("pays the node's work per run to the provider given, after the Dispute phase, once, and records the outcome", async () => {
       const ctx = await networkHelpers.loadFixture(workFixture);
-      const { sys, ledger, runA, runB, nodes, settler } = ctx;
+      const { sys, ledger, runB, nodes, settler } = ctx;
       const n3 = nodes[2];
       const [p1] = sys.providers;
       const t = await timeline(sys);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
-      await expect(ledger.connect(settler).payWork(EPOCH, n3.address, MINED))
+      await expect(ledger.connect(settler).settleWork(EPOCH, n3.address, p1.address, 5, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerWorkNotFinal")
         .withArgs(EPOCH, t.disputeEnd);
       await time.setNextBlockTimestamp(t.disputeEnd);
       const before = await sys.token.balanceOf(p1.address);
       const escrowBefore = await balancedEscrow(sys, runB);
-      const tx = ledger.connect(settler).payWork(EPOCH, n3.address, MINED);
-      await expect(tx).to.emit(ledger, "WorkPaid").withArgs(EPOCH, n3.address, runA, p1.address, 0n);
-      await expect(tx).to.emit(ledger, "WorkPaid").withArgs(EPOCH, n3.address, runB, p1.address, 8n * TOKEN);
+      const tx = ledger.connect(settler).settleWork(EPOCH, n3.address, p1.address, 5, MINED);
+      // Run A holds none of n3's work: no event for it.
+      const paid = await ledgerEvents(ctx, tx, "WorkPaid");
+      expect(paid.map((e) => [...e!.args])).to.deep.equal([[EPOCH, n3.address, runB, p1.address, 8n * TOKEN]]);
       await expect(tx).to.emit(sys.trainingRuns, "EscrowPaid").withArgs(runB, p1.address, 8n * TOKEN);
+      await expect(tx).to.not.emit(ledger, "WorkReleased");
       expect(await sys.token.balanceOf(p1.address)).to.equal(before + 8n * TOKEN);
       const escrowAfter = await balancedEscrow(sys, runB);
       expect(escrowAfter.paid - escrowBefore.paid).to.equal(8n * TOKEN);
       expect(escrowBefore.reserved - escrowAfter.reserved).to.equal(8n * TOKEN);
+      // The record keeps the outcome and the total; the runs and their work are cleared.
+      const [record] = await ledger.nodeEpochOf(EPOCH, n3.address);
+      expect([record.runCount, record.outcome, record.openDisputes, record.power, record.work]).to.deep.equal([
+        0n,
+        5n,
+        0n,
+        500n,
+        8n * TOKEN,
+      ]);
       const work = await ledger.workOf(EPOCH, n3.address);
       expect(work.settled).to.equal(true);
-      expect(work.amounts).to.deep.equal([0n, 8n * TOKEN]);
-      for (const call of [ledger.connect(settler).payWork(EPOCH, n3.address), ledger.connect(settler).releaseWork(EPOCH, n3.address)]) {
-        await expect(call).to.be.revertedWithCustomError(ledger, "TaskLedgerWorkSettled").withArgs(EPOCH, n3.address);
+      expect(work.runIds).to.deep.equal([]);
+      expect(work.amounts).to.deep.equal([]);
+      for (const provider of [p1.address, ethers.ZeroAddress]) {
+        await expect(ledger.connect(settler).settleWork(EPOCH, n3.address, provider, 1))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerWorkSettled")
+          .withArgs(EPOCH, n3.address);
       }
     });
 
-    it("returns the total paid", async () => {
+    it("returns the total paid or released", async () => {
       const { sys, ledger, nodes, settler } = await networkHelpers.loadFixture(workFixture);
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
-      expect(await ledger.connect(settler).payWork.staticCall(EPOCH, nodes[2].address)).to.equal(8n * TOKEN);
-      expect(await ledger.connect(settler).releaseWork.staticCall(EPOCH, nodes[2].address)).to.equal(8n * TOKEN);
-      expect(await ledger.connect(settler).payWork.staticCall(EPOCH, nodes[5].address)).to.equal(0n);
+      const p1 = sys.providers[0].address;
+      expect(await ledger.connect(settler).settleWork.staticCall(EPOCH, nodes[2].address, p1, 1)).to.equal(8n * TOKEN);
+      expect(await ledger.connect(settler).settleWork.staticCall(EPOCH, nodes[2].address, ethers.ZeroAddress, 1)).to.equal(
+        8n * TOKEN,
+      );
+      expect(await ledger.connect(settler).settleWork.staticCall(EPOCH, nodes[5].address, p1, 1)).to.equal(0n);
     });
 
-    it("releases unclaimed work back to each run's escrow", async () => {
-      const { sys, ledger, runA, runB, nodes, settler } = await networkHelpers.loadFixture(workFixture);
+    it("releases the work back to each run's escrow when no provider is given", async () => {
+      const ctx = await networkHelpers.loadFixture(workFixture);
+      const { sys, ledger, runB, nodes, settler } = ctx;
       const n3 = nodes[2];
-      const t = await timeline(sys);
-      await time.setNextBlockTimestamp(t.disputeEnd - 1n);
-      await expect(ledger.connect(settler).releaseWork(EPOCH, n3.address, MINED))
-        .to.be.revertedWithCustomError(ledger, "TaskLedgerWorkNotFinal")
-        .withArgs(EPOCH, t.disputeEnd);
       await goToPhase(connection, sys, EPOCH, EpochPhase.Closed);
       const escrowBefore = await balancedEscrow(sys, runB);
-      const tx = ledger.connect(settler).releaseWork(EPOCH, n3.address);
-      await expect(tx).to.emit(ledger, "WorkReleased").withArgs(EPOCH, n3.address, runA, 0n);
-      await expect(tx).to.emit(ledger, "WorkReleased").withArgs(EPOCH, n3.address, runB, 8n * TOKEN);
+      const balance = await sys.token.balanceOf(await sys.trainingRuns.getAddress());
+      const tx = ledger.connect(settler).settleWork(EPOCH, n3.address, ethers.ZeroAddress, 2);
+      const released = await ledgerEvents(ctx, tx, "WorkReleased");
+      expect(released.map((e) => [...e!.args])).to.deep.equal([[EPOCH, n3.address, runB, 8n * TOKEN]]);
       await expect(tx).to.emit(sys.trainingRuns, "EscrowReleased").withArgs(runB, 8n * TOKEN, false);
+      await expect(tx).to.not.emit(ledger, "WorkPaid");
       const escrowAfter = await balancedEscrow(sys, runB);
       expect(escrowAfter.available - escrowBefore.available).to.equal(8n * TOKEN);
+      expect(await sys.token.balanceOf(await sys.trainingRuns.getAddress())).to.equal(balance);
+      const [record] = await ledger.nodeEpochOf(EPOCH, n3.address);
+      expect([record.outcome, record.work]).to.deep.equal([2n, 8n * TOKEN]);
       expect((await ledger.workOf(EPOCH, n3.address)).settled).to.equal(true);
-      await expect(ledger.connect(settler).payWork(EPOCH, n3.address))
-        .to.be.revertedWithCustomError(ledger, "TaskLedgerWorkSettled")
-        .withArgs(EPOCH, n3.address);
     });
 
-    it("settles a node without runs, marking it settled", async () => {
-      const { sys, ledger, nodes, settler } = await networkHelpers.loadFixture(workFixture);
+    it("settles a node without runs: records the outcome in a record of its own, pays nothing", async () => {
+      const ctx = await networkHelpers.loadFixture(workFixture);
+      const { sys, ledger, nodes, settler } = ctx;
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
-      const tx = ledger.connect(settler).payWork(EPOCH, nodes[5].address);
+      const tx = ledger.connect(settler).settleWork(EPOCH, nodes[5].address, sys.providers[1].address, 1);
       await expect(tx).to.not.emit(ledger, "WorkPaid");
+      await expect(tx).to.not.emit(sys.trainingRuns, "EscrowPaid");
+      const [record] = await ledger.nodeEpochOf(EPOCH, nodes[5].address);
+      expect([record.runCount, record.outcome, record.power, record.work]).to.deep.equal([0n, 1n, 0n, 0n]);
       expect((await ledger.workOf(EPOCH, nodes[5].address)).settled).to.equal(true);
     });
 
-    it("releases instead of paying the work of a node that is no longer registered", async () => {
-      const { sys, ledger, runB, nodes, settler } = await networkHelpers.loadFixture(workFixture);
-      const n3 = nodes[2];
-      for (const runId of await sys.trainingRuns.runsOf(n3.address)) await sys.trainingRuns.connect(n3).leaveRun(runId, n3.address);
-      await sys.registry.connect(sys.providers[0]).deregisterNode(n3.address);
+    it("reads the Dispute phase's end from the EpochManager for an epoch without tasks", async () => {
+      const { sys, ledger, nodes, settler } = await networkHelpers.loadFixture(workFixture);
+      const t = await timeline(sys, 2n);
+      expect(await ledger.epochTaskCount(2n)).to.equal(0n);
+      await expect(ledger.connect(settler).settleWork(2n, nodes[0].address, sys.providers[0].address, 1))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerWorkNotFinal")
+        .withArgs(2n, t.disputeEnd);
+    });
+
+    it("refuses to pay a node while one of its disputes is open, releases it, and pays once resolved", async () => {
+      const { sys, ledger, runB, nodes, settler, taskId } = await networkHelpers.loadFixture(workFixture);
+      const [n1, , n3] = nodes;
+      // n1 (100 of 1800) fails n3's first task: the dispute stays open.
+      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
-      expect(await ledger.connect(settler).payWork.staticCall(EPOCH, n3.address)).to.equal(0n);
-      const tx = ledger.connect(settler).payWork(EPOCH, n3.address);
-      await expect(tx).to.emit(ledger, "WorkReleased").withArgs(EPOCH, n3.address, runB, 8n * TOKEN);
-      await expect(tx).to.not.emit(ledger, "WorkPaid");
-      expect((await balancedEscrow(sys, runB)).reserved).to.equal(0n);
+      const p1 = sys.providers[0].address;
+      for (const node of [n1, n3]) {
+        await expect(ledger.connect(settler).settleWork(EPOCH, node.address, p1, 1))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputesOpen")
+          .withArgs(EPOCH, node.address, 1n);
+      }
+      expect(await ledger.connect(settler).settleWork.staticCall(EPOCH, n3.address, ethers.ZeroAddress, 2)).to.equal(8n * TOKEN);
+      // Opened early: its voting ended with the Dispute phase.
+      await ledger.resolveDispute(taskId);
+      await expect(ledger.connect(settler).settleWork(EPOCH, n3.address, p1, 1))
+        .to.emit(ledger, "WorkPaid")
+        .withArgs(EPOCH, n3.address, runB, p1, 8n * TOKEN);
+    });
+
+    it("refuses a zero outcome", async () => {
+      const { sys, ledger, nodes, settler } = await networkHelpers.loadFixture(workFixture);
+      await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
+      await expect(
+        ledger.connect(settler).settleWork(EPOCH, nodes[2].address, sys.providers[0].address, 0),
+      ).to.be.revertedWithCustomError(ledger, "TaskLedgerZeroOutcome");
     });
 
     it("is refused to accounts without SETTLEMENT_ROLE", async () => {
       const { sys, ledger, nodes } = await networkHelpers.loadFixture(workFixture);
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
-      for (const call of [
-        ledger.connect(nodes[2]).payWork(EPOCH, nodes[2].address),
-        ledger.connect(sys.admin).releaseWork(EPOCH, nodes[2].address),
-      ]) {
-        await expect(call).to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount");
+      for (const caller of [nodes[2], sys.admin]) {
+        await expect(ledger.connect(caller).settleWork(EPOCH, nodes[2].address, caller.address, 1))
+          .to.be.revertedWithCustomError(ledger, "AccessControlUnauthorizedAccount")
+          .withArgs(caller.address, SETTLEMENT_ROLE);
       }
     });
   });
@@ -1427,14 +1495,15 @@ describe("TaskLedger", () => {
       for (const node of nodes.slice(0, 5)) {
         const work = await ledger.workOf(EPOCH, node.address);
         const inA = work.amounts[work.runIds.findIndex((r) => r === runA)];
+        const provider = await sys.registry.providerOf(node.address);
         if (turn++ % 2 === 0) {
-          expect(await ledger.connect(settler).payWork.staticCall(EPOCH, node.address)).to.equal(
+          expect(await ledger.connect(settler).settleWork.staticCall(EPOCH, node.address, provider, 1)).to.equal(
             work.amounts.reduce((sum, a) => sum + a, 0n),
           );
-          await ledger.connect(settler).payWork(EPOCH, node.address);
+          await ledger.connect(settler).settleWork(EPOCH, node.address, provider, 1);
           paid += inA;
         } else {
-          await ledger.connect(settler).releaseWork(EPOCH, node.address);
+          await ledger.connect(settler).settleWork(EPOCH, node.address, ethers.ZeroAddress, 2);
           released += inA;
         }
         if (inA === 0n) turn--; // nodes without work do not take a turn

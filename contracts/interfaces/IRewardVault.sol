@@ -5,7 +5,7 @@ pragma solidity ^0.8.28;
 /// @notice The epoch economy's reward emission and the protocol's slashed funds. Epoch `e` emits
 ///         `initialEmission × retentionWad^(e-1) / 1e18^(e-1)` (an exponential decay per epoch; a half-life of
 ///         h epochs is `retentionWad = 1e18 × 2^(-1/h)`), limited by the token's supply cap: the emission of
-///         an epoch is fixed the first time it is needed (`fixEmission`, called by the first claim) as the
+///         an epoch is fixed the first time it is needed (`fixEmission`, or the first claim's `payShare`) as the
 ///         smaller of the decayed amount and what the cap still allows after every emission fixed before it.
 ///         Rewards are minted when paid (PAYER_ROLE: Settlement), so an epoch's unpaid rest is simply never
 ///         minted; `returnUnclaimed` (anyone, after the epoch's Claim phase) records it as returned to the
@@ -38,6 +38,8 @@ interface IRewardVault {
     error RewardVaultClaimsOpen(uint64 epoch, uint64 claimEnd);
     /// @notice The rest of `epoch` was already returned.
     error RewardVaultAlreadyReturned(uint64 epoch);
+    /// @notice A share must be at most its total, and the total positive.
+    error RewardVaultInvalidShare(uint256 share, uint256 total);
 
     event EmissionFixed(uint64 indexed epoch, uint256 emission);
     event RewardPaid(uint64 indexed epoch, address indexed to, uint256 amount);
@@ -49,8 +51,15 @@ interface IRewardVault {
     /// @notice Fixes the emission of `epoch` if not yet fixed (anyone) and returns it.
     function fixEmission(uint64 epoch) external returns (uint256 emission);
 
-    /// @notice Mints `amount` of `epoch`'s emission to `to` (PAYER_ROLE); fixes the emission first if needed.
-    function payReward(uint64 epoch, address to, uint256 amount) external;
+    /// @notice Mints `share / total` of `epoch`'s emission, rounded down, to `to` (PAYER_ROLE: Settlement, with
+    ///         a node's power out of the epoch's total power); fixes the emission first if needed. Mints nothing
+    ///         (and emits no RewardPaid) when that is 0. Refuses to take the epoch's payments past its emission.
+    /// @param epoch The epoch whose emission pays.
+    /// @param to Receiver.
+    /// @param share The receiver's share, at most `total`.
+    /// @param total The whole the share is out of, positive.
+    /// @return amount Amount minted.
+    function payShare(uint64 epoch, address to, uint256 share, uint256 total) external returns (uint256 amount);
 
     /// @notice Pays `amount` (or the vault's whole balance when smaller) to `to` from the vault's balance
     ///         (PAYER_ROLE).

@@ -14,8 +14,12 @@ pragma solidity ^0.8.28;
 ///            not executed by the node, and that the seed obliges the node to validate
 ///            (`TaskLedger.isValidationDuty`) must have been validated by it. One miss forfeits the node's
 ///            reward share of the epoch (its work is still paid: the work was done and validated by others);
-///         4. work: the node's credited work (TaskLedger) is paid from each run's escrow;
-///         5. reward: `emission × powerOf(epoch, node) / totalPower(epoch)`, minted by the RewardVault.
+///         4. work: the node's credited work (TaskLedger) is paid from each run's escrow to the node's provider
+///            (MinerRegistry), or released to the escrow when the node has none any more;
+///         5. reward: `emission × powerOf(epoch, node) / totalPower(epoch)`, rounded down, minted by the
+///            RewardVault to the provider.
+///         The claim's outcome is recorded in the TaskLedger's record of the node's epoch (one claim or expiry
+///         per node and epoch).
 ///         Gas does not depend on the number of nodes or tasks: `sampleSize` draws and at most
 ///         MAX_RUNS_PER_EPOCH runs. After the Claim phase, `expire` releases an unclaimed node's work back to
 ///         its runs' escrow.
@@ -73,6 +77,8 @@ interface ISettlement {
     /// @notice The reward `node` would get for `epoch` (before the duty check).
     function rewardOf(uint64 epoch, address node) external view returns (uint256);
 
+    /// @notice What `node`'s claim or expiry of `epoch` recorded: `work` is what the claim paid (0 when the
+    ///         node had no provider) or what the expiry released; `reward` what the claim minted.
     function claimOf(uint64 epoch, address node) external view returns (Claim memory);
 
     function sampleSize() external view returns (uint256);

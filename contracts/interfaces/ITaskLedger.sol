@@ -35,9 +35,12 @@ pragma solidity ^0.8.28;
 ///         `executorSlashBps` of its stake; the accuser receives `accuserRewardBps` of what was slashed.
 ///         Upheld: the accuser loses `falseAccuserSlashBps` of its stake (Gonka never penalises one).
 ///
-///         Work pay is credited to the executor per epoch and run when the task is completed, and paid by
-///         `payWork` (SETTLEMENT_ROLE) to the node's provider when it claims, or released back to the escrow
-///         by `releaseWork` when the claim expires.
+///         Work pay is credited to the executor per epoch and run when the task is completed, and settled once by
+///         `settleWork` (SETTLEMENT_ROLE): paid to the node's provider when it claims, or released back to the
+///         escrow when the claim expires (or the node has no provider any more). The node's record of the epoch
+///         (`nodeEpochOf`: runs, open disputes, power, settlement) is one storage slot that enrollment writes
+///         first, so that a claim reads and rewrites one warm, non-zero slot; the settler keeps its own flags
+///         (`outcome`) in it.
 interface ITaskLedger {
     /// @notice Lifecycle of a task: Assigned -> Completed -> (Invalidated), or Assigned -> Expired.
     enum TaskStatus {
@@ -90,6 +93,32 @@ interface ITaskLedger {
         bytes32 resultHash;
         uint96 assigneePower;
         uint64 completedAt;
+    }
+
+    /// @notice A node's record of one epoch (one storage slot: what a claim reads and writes).
+    /// @param runCount Runs the node enrolled in (at most MAX_RUNS_PER_EPOCH); 0 once settled (the settlement
+    ///        clears the node's runs and their work, keeping only the total in `work`).
+    /// @param outcome The settler's flags, recorded by `settleWork` and opaque to the ledger (Settlement: its
+    ///        claim's outcome); 0 while the node's work is unsettled.
+    /// @param openDisputes Disputes of the epoch still open in which the node is the executor or the accuser.
+    /// @param power The node's power in the epoch, recorded at its first enrollment (0 if it never enrolled).
+    /// @param work Work settled (paid or released); 0 until then.
+    struct NodeEpochRecord {
+        uint8 runCount;
+        uint8 outcome;
+        uint32 openDisputes;
+        uint64 power;
+        uint128 work;
+    }
+
+    /// @notice An epoch's tasks. Tasks are numbered by one counter and created only in the Work phase of the
+    ///         current epoch, so an epoch's tasks carry consecutive ids: `firstTaskId` to
+    ///         `firstTaskId + count - 1`. `disputeEnd` is the end of the epoch's Dispute phase, kept by its first
+    ///         task. All 0 for an epoch without tasks.
+    struct EpochTasks {
+        uint64 firstTaskId;
+        uint64 count;
+        uint64 disputeEnd;
     }
 
     /// @notice A task's dispute.
@@ -150,6 +179,12 @@ interface ITaskLedger {
     /// @notice Work of `epoch` can be settled only once its Dispute phase is over (`finalAt`), when none of
     ///         its tasks can be invalidated any more.
     error TaskLedgerWorkNotFinal(uint64 epoch, uint64 finalAt);
+    /// @notice `count` disputes of `node` in `epoch` are still open: its work cannot be paid yet.
+    error TaskLedgerDisputesOpen(uint64 epoch, address node, uint256 count);
+    /// @notice A settlement must record a non-zero outcome (0 means unsettled).
+    error TaskLedgerZeroOutcome();
+    /// @notice `epoch` has `count` tasks: there is no task at `index`.
+    error TaskLedgerTaskIndexOutOfRange(uint64 epoch, uint256 index, uint256 count);
 
     /// @notice `node` joined the draws of `runId` in `epoch` with `weight`; `cumulative` is the run's enrolled
     ///         weight after it.
@@ -205,14 +240,18 @@ interface ITaskLedger {
     /// @notice Resolves the task's dispute once decided (anyone).
     function resolveDispute(uint256 taskId) external;
 
-    /// @notice Pays `node`'s work of `epoch` (all its runs, at most MAX_RUNS_PER_EPOCH) to its provider
-    ///         (SETTLEMENT_ROLE). Once per node and epoch.
-    /// @return total Amount paid.
-    function payWork(uint64 epoch, address node) external returns (uint256 total);
-
-    /// @notice Releases `node`'s unpaid work of `epoch` back to each run's escrow (SETTLEMENT_ROLE).
-    /// @return total Amount released.
-    function releaseWork(uint64 epoch, address node) external returns (uint256 total);
+    /// @notice Settles `node`'s work of `epoch` (all its runs, at most MAX_RUNS_PER_EPOCH), once, after the
+    ///         epoch's Dispute phase (SETTLEMENT_ROLE): pays it from each run's escrow to `provider`, which
+    ///         the caller looked up (refused while any of the node's disputes of the epoch is open), or releases
+    ///         it back to each run's escrow when `provider` is the zero address. Records `outcome` and the total
+    ///         in the node's record and clears its runs and their work. Emits WorkPaid or WorkReleased for each
+    ///         run with work; the settler announces the settlement itself (Settlement: Claimed, ClaimExpired).
+    /// @param epoch The epoch.
+    /// @param node The node.
+    /// @param provider Where the work is paid; the zero address releases it.
+    /// @param outcome The settler's flags (non-zero), kept in the node's record (see NodeEpochRecord).
+    /// @return total Amount paid or released.
+    function settleWork(uint64 epoch, address node, address provider, uint8 outcome) external returns (uint256 total);
 
     function parameters() external view returns (Parameters memory);
 
@@ -230,11 +269,22 @@ interface ITaskLedger {
     /// @notice Number of tasks created in `epoch`.
     function epochTaskCount(uint64 epoch) external view returns (uint256);
 
-    /// @notice The `index`-th task created in `epoch`.
+    /// @notice The `index`-th task created in `epoch` (reverts past the last).
     function epochTaskAt(uint64 epoch, uint256 index) external view returns (uint256 taskId);
 
     /// @notice Whether `node` validated `taskId` (or voted on its dispute).
     function hasValidated(uint256 taskId, address node) external view returns (bool);
+
+    /// @notice The tasks `node` validated (or voted on) among ids `256·word` to `256·word + 255`: bit `i` is set
+    ///         when it did task `256·word + i`. One read answers a claim's whole duty check when the epoch's
+    ///         tasks fit in one word.
+    function validationWordOf(address node, uint256 word) external view returns (uint256 bits);
+
+    /// @notice `node`'s record of `epoch` and the epoch's tasks: what a claim needs from the ledger, in one call.
+    function nodeEpochOf(uint64 epoch, address node)
+        external
+        view
+        returns (NodeEpochRecord memory record, EpochTasks memory tasks);
 
     /// @notice Enrolled members of `runId` in `epoch` and their total weight.
     function enrollmentOf(uint256 runId, uint64 epoch) external view returns (uint256 count, uint256 totalWeight);
@@ -250,6 +300,7 @@ interface ITaskLedger {
     function isValidationDuty(uint256 taskId, address validator, bytes32 seed) external view returns (bool);
 
     /// @notice Work credited to `node` in `epoch`, per run, and whether it was settled (paid or released).
+    ///         Empty once settled: the settlement clears the runs and their work (the total stays in `nodeEpochOf`).
     function workOf(uint64 epoch, address node)
         external
         view
