@@ -6,7 +6,6 @@
  *   startDiscovery(options)  programmatic start (tests, devnet)
  *   discoveryCommand()       `computenet discovery` (flags with env fallbacks)
  */
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Command, Option } from "commander";
@@ -14,16 +13,16 @@ import { Counter, Gauge } from "prom-client";
 import { z } from "zod";
 import { type Chain, EventFollower, connectChain, headBlock } from "../shared/chain.js";
 import { COMMON_OPTIONS, ConfigError, type OptionNames, addCommonOptions, commonSchema, parseConfig, integerOption, optionNames } from "../shared/config.js";
-import { closeServer, createApp, finishApp, listen, requireSignature } from "../shared/http.js";
+import { type App, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { type Metrics, createMetrics } from "../shared/metrics.js";
 import { KeeperStore } from "../shared/store.js";
 import { Access } from "./access.js";
-import { addDiscoveryRoutes, routeOf } from "./routes.js";
+import { DISCOVERY_AUDIENCE, buildDiscoveryApp } from "./routes.js";
 import { DiscoveryIndex } from "./state.js";
 
-export const DISCOVERY_AUDIENCE = "discovery";
+export { DISCOVERY_AUDIENCE };
 export const DEFAULT_PORT = 8700;
 /** Name of discovery's event cursor in its KeeperStore. */
 export const DISCOVERY_CURSOR = "discovery";
@@ -75,7 +74,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
 
   const chain = await connectChain({ rpcUrl: options.rpcUrl, deploymentFile: options.deploymentFile, pollingIntervalMs: pollMs });
   let store: KeeperStore | undefined;
-  let server: Server | undefined;
+  let app: App | undefined;
   try {
     const file = path.join(options.dataDir, "discovery.sqlite");
     store = new KeeperStore(file);
@@ -131,9 +130,15 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
       logger,
       onDecision: (check, via, allowed) => instruments.decisions.inc({ check, via, result: allowed ? "allowed" : "refused" }),
     });
-    const app = createApp({
+    app = buildDiscoveryApp({
+      index,
+      access,
       logger,
       metrics,
+      chainId: chain.chainId,
+      nonces: store,
+      maxSkewSec: options.maxSkewSec ?? 60,
+      rateLimit: options.rateLimit ?? { max: 120, windowMs: 60_000 },
       bodyLimit: options.bodyLimit ?? "16kb",
       health: async () => {
         try {
@@ -144,26 +149,10 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
           return { status: "degraded", cursor: follower.cursor, head: null, lag: null, error: `chain unreachable: ${(error as { shortMessage?: string }).shortMessage ?? "RPC error"}` };
         }
       },
+      // Counted as answered, so that refusals before routing (413, malformed JSON, 404) are counted too.
+      onAnswered: (method, route, status) => instruments.requests.inc({ method, route, status: String(status) }),
     });
-    const signed = requireSignature({
-      chainId: chain.chainId,
-      audience: DISCOVERY_AUDIENCE,
-      nonces: store,
-      maxSkewSec: options.maxSkewSec ?? 60,
-      rateLimit: options.rateLimit ?? { max: 120, windowMs: 60_000 },
-    });
-    addDiscoveryRoutes(app, { index, access, logger, signed });
-    finishApp(app, logger);
-
-    server = await listen(app, options.port ?? DEFAULT_PORT, options.host ?? "127.0.0.1");
-    // Counted at the server, so that refusals before routing (413, malformed JSON, 404) are counted too.
-    server.on("request", (req, res) => {
-      res.once("finish", () => {
-        const url = req.url ?? "/";
-        const pathOnly = url.split("?")[0];
-        instruments.requests.inc({ method: req.method ?? "?", route: routeOf(req.method ?? "", pathOnly), status: String(res.statusCode) });
-      });
-    });
+    const server = await listen(app, options.port ?? DEFAULT_PORT, options.host ?? "127.0.0.1");
     const address = server.address() as AddressInfo;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
@@ -183,7 +172,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
     );
 
     const openStore = store;
-    const openServer = server;
+    const openApp = app;
     let stopping: Promise<void> | undefined;
     return {
       url,
@@ -208,7 +197,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
           if (timer) clearTimeout(timer);
           follower.stop();
           await inFlight.catch(() => undefined);
-          await closeServer(openServer);
+          await closeServer(openApp);
           const cursor = follower.cursor;
           openStore.close();
           chain.provider.destroy();
@@ -216,7 +205,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
         })()),
     };
   } catch (error) {
-    if (server) await closeServer(server);
+    if (app) await closeServer(app);
     store?.close();
     chain.provider.destroy();
     throw error;

@@ -9,7 +9,6 @@
  *   startMaster(options)  programmatic start (tests, devnet), options already validated
  *   masterCommand()       `computenet master`: flags + env, validation, key loading, signal handling
  */
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Command, Option } from "commander";
@@ -17,7 +16,7 @@ import { type NonceManager, getAddress } from "ethers";
 import { z } from "zod";
 import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
 import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
-import { SignedClient, listen } from "../shared/http.js";
+import { type App, SignedClient, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { createMetrics } from "../shared/metrics.js";
@@ -130,7 +129,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
   const logger = options.logger ?? createLogger({ component: "master", node: address, level: options.logLevel });
   const startup = subsystem(logger, "Startup");
   let store: KeeperStore | undefined;
-  let server: Server | undefined;
+  let app: App | undefined;
   try {
     const run = await readRun(chain, runId);
     if (getAddress(run.master) !== address) {
@@ -197,7 +196,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       confirmations: options.confirmations,
     });
 
-    const app = buildApp({
+    app = buildApp({
       runId,
       address,
       chainId: chain.chainId,
@@ -218,7 +217,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     await follower.poll();
     startup.info({ cursorBefore: before, cursor: follower.cursor, nodes: nodes.all().length }, "caught up with the chain");
 
-    server = await listen(app, options.port, options.host);
+    const server = await listen(app, options.port, options.host);
     const port = (server.address() as AddressInfo).port;
     const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
     publicUrl ||= url;
@@ -241,7 +240,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       "master started",
     );
 
-    const listening = server;
+    const listening = app;
     const openStore = store;
     let stopping: Promise<void> | undefined;
     return {
@@ -271,7 +270,8 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
           await ledger?.stop();
           await nodes.stop();
           await polling.catch(() => undefined);
-          await closeGracefully(listening);
+          // Requests in flight get 3 s to finish; idle connections are closed at once.
+          await closeServer(listening, 3_000);
           openStore.close();
           chain.provider.destroy();
           startup.info({ runId: runId.toString() }, "master stopped");
@@ -280,7 +280,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       },
     };
   } catch (error) {
-    if (server) await closeGracefully(server);
+    if (app) await closeServer(app);
     store?.close();
     chain.provider.destroy();
     throw error;
@@ -310,22 +310,6 @@ function claimDataDir(store: KeeperStore, dataDir: string, identity: Record<stri
   else if (existing !== text) {
     throw new ConfigError([`${COMMON_OPTIONS.dataDir.flag}: ${dataDir} holds the state of another master, run or deployment (${existing}); use another data dir`]);
   }
-}
-
-/** Stops accepting, lets requests in flight finish (bounded), then drops what is left. */
-function closeGracefully(server: Server, timeoutMs = 3_000): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      server.closeAllConnections();
-      resolve();
-    }, timeoutMs);
-    timer.unref();
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
 }
 
 // ------------------------------------------------------------------ command

@@ -17,6 +17,7 @@ import {
   type IncomingRequest,
   canonicalQuery,
   canonicalRequest,
+  eip191Digest,
   recoverAddressFast,
   recoverMessageSigner,
   signRequest,
@@ -99,6 +100,14 @@ describe("signed keeper requests", () => {
         const signature = await wallet.signMessage(message);
         expect(recoverMessageSigner(message, signature)).to.equal(verifyMessage(message, signature));
         expect(recoverMessageSigner(message, signature)).to.equal(wallet.address);
+      }
+    });
+
+    it("hashes messages exactly as ethers.hashMessage (EIP-191), non-ASCII text included", async () => {
+      for (const message of ["", "m", "path:/nodes/0xabc\nquery:a=1", "naïve ☃ 🚀 日本", "x".repeat(1000)]) {
+        expect(`0x${eip191Digest(message).toString("hex")}`, message).to.equal(hashMessage(message));
+        const signature = await wallet.signMessage(message);
+        expect(recoverMessageSigner(message, signature), message).to.equal(verifyMessage(message, signature));
       }
     });
 
