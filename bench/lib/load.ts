@@ -128,6 +128,8 @@ export interface LoadResult {
   durationMs: number;
   /** Count of answers by status ("error" for transport errors, "skipped" for open-loop drops). */
   statuses: Record<string, number>;
+  /** CPU the load client's process used meanwhile, in % of one core (it shares the machine with the server). */
+  clientCpuPct: number;
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
@@ -174,6 +176,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }
   };
 
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const deadline = options.durationMs === undefined ? Number.POSITIVE_INFINITY : started + options.durationMs;
   let issued = 0;
@@ -216,6 +219,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     await pool.close().catch(() => undefined);
   }
   const durationMs = performance.now() - started;
+  const cpu = process.cpuUsage(cpuBefore);
   if (skipped > 0) statuses.skipped = skipped;
 
   const sorted = latencies.subarray(0, finished).sort();
@@ -231,5 +235,6 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     maxMs: round(finished === 0 ? 0 : sorted[finished - 1]),
     durationMs: Math.round(durationMs),
     statuses,
+    clientCpuPct: Math.round(((cpu.user + cpu.system) / 1000 / durationMs) * 100),
   };
 }

@@ -3,11 +3,10 @@
  * path parameters (400), permission (403, see access.ts), then the body (400) and the resource (404).
  */
 import type { preHandlerAsyncHookHandler } from "fastify";
-import { getAddress, isAddress } from "ethers";
 import { type App, type AppOptions, HttpError, createApp, pathOf, requireSignature } from "../shared/http.js";
 import type { Logger } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
-import type { NonceStore, Recover } from "../shared/signing.js";
+import { type NonceStore, type Recover, parseAddress } from "../shared/signing.js";
 import type { Access } from "./access.js";
 import { checkEndpoint } from "./endpoint.js";
 import type { DiscoveryIndex } from "./state.js";
@@ -30,9 +29,9 @@ export function routeOf(method: string, path: string): string {
 }
 
 export function parseNodeParam(raw: string): string {
-  const text: string = raw;
-  if (!isAddress(raw)) throw new HttpError(400, `:node must be an address (0x and 40 hex digits, valid checksum if mixed case), got ${JSON.stringify(text.slice(0, 64))}`);
-  return getAddress(raw);
+  const node = parseAddress(raw);
+  if (node === null) throw new HttpError(400, `:node must be an address (0x and 40 hex digits, valid checksum if mixed case), got ${JSON.stringify(raw.slice(0, 64))}`);
+  return node;
 }
 
 export function parseRunIdParam(raw: string): bigint {

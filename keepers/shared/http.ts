@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, type preHandlerAsyn
 import type { Signer } from "ethers";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
-import { AuthError, type NonceStore, type Recover, acceptClaim, readClaim, recoverMessageAddress, signRequest } from "./signing.js";
+import { AuthError, type NonceStore, type Recover, readClaim, recoverMessageAddress, replayError, signRequest, signerOfClaim } from "./signing.js";
 
 /** An error with an HTTP status and a reason for the caller. */
 export class HttpError extends Error {
@@ -152,7 +152,7 @@ export interface SignatureOptions {
  */
 export function requireSignature(options: SignatureOptions): preHandlerAsyncHookHandler {
   const windows = new Map<string, { start: number; count: number }>();
-  const recover = options.recover;
+  const { recover, nonces } = options;
   return async function verifySignature(request) {
     const url = request.url;
     const q = url.indexOf("?");
@@ -168,7 +168,11 @@ export function requireSignature(options: SignatureOptions): preHandlerAsyncHook
       options,
     );
     const recovered = recover ? await recover(claim.text, claim.signature) : recoverMessageAddress(claim.text, claim.signature);
-    const signer = acceptClaim(claim, recovered, options.nonces);
+    const signer = signerOfClaim(claim, recovered);
+    // Only after the signature checks out: a forged request must not burn someone else's nonce.
+    const expiresAt = claim.timestamp + claim.maxSkew;
+    const fresh = nonces.useSoon ? await nonces.useSoon(signer, claim.nonce, expiresAt) : nonces.use(signer, claim.nonce, expiresAt);
+    if (!fresh) throw replayError();
     request.signer = signer;
     if (options.rateLimit) {
       const now = Date.now();

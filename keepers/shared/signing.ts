@@ -107,6 +107,23 @@ export function eip191Digest(message: string | Uint8Array): Buffer {
 const CHECKSUM_CACHE_SIZE = 65_536;
 const checksums = new Map<string, string>();
 
+/**
+ * `ethers.getAddress(raw)` for a request parameter, null where ethers would throw (not an address, or a
+ * mixed-case one with a wrong checksum). The usual 0x form is answered from the checksum cache.
+ */
+export function parseAddress(raw: string): string | null {
+  if (ADDRESS_PATTERN.test(raw)) {
+    const checksummed = checksumAddress(raw.toLowerCase());
+    const mixedCase = /[a-f]/.test(raw.slice(2)) && /[A-F]/.test(raw.slice(2));
+    return !mixedCase || raw === checksummed ? checksummed : null;
+  }
+  try {
+    return getAddress(raw);
+  } catch {
+    return null;
+  }
+}
+
 /** EIP-55 checksummed form of a lowercase 0x address (ethers' `getAddress`, remembered). */
 export function checksumAddress(lower: string): string {
   let checksummed = checksums.get(lower);
@@ -172,9 +189,17 @@ export class AuthError extends Error {
   }
 }
 
-/** Remembers (address, nonce) pairs until they expire; `use` returns false for a pair seen before. */
+/**
+ * Remembers used nonces until they expire; `use` returns false for an (address, nonce, expiry) seen before.
+ * The expiry is the signed timestamp plus the allowed skew: a replayed request repeats all three.
+ */
 export interface NonceStore {
   use(address: string, nonce: string, expiresAt: number): boolean;
+  /**
+   * The same, for a server taking many requests at once: may write the nonces of concurrent requests
+   * together, and resolves once this one is stored.
+   */
+  useSoon?(address: string, nonce: string, expiresAt: number): Promise<boolean>;
 }
 
 export interface VerifyOptions {
@@ -245,19 +270,29 @@ export function readClaim(request: IncomingRequest, options: Omit<VerifyOptions,
 }
 
 /**
- * Finishes a check with the signer recovered from the claim's text (lowercase, or null when the signature
- * is malformed): it must be the claimed address and the nonce fresh. Returns the checksummed signer or
- * throws an AuthError (401).
+ * The checksummed signer of a claim, given the address recovered from its text (lowercase, or null when
+ * the signature is malformed); throws an AuthError (401) when it is not the claimed address.
  */
-export function acceptClaim(claim: SignedClaim, recovered: string | null, nonces: NonceStore): string {
+export function signerOfClaim(claim: SignedClaim, recovered: string | null): string {
   if (recovered === null || recovered !== claim.address.toLowerCase()) {
     throw new AuthError(401, "signature does not match the request (signer, chain, audience, method, path, query, body, time or nonce)");
   }
-  const signer = checksumAddress(recovered);
+  return checksumAddress(recovered);
+}
+
+/** The refusal of a request whose nonce was used before. */
+export function replayError(): AuthError {
+  return new AuthError(401, "nonce already used: replayed request");
+}
+
+/**
+ * Finishes a check with the signer recovered from the claim's text: it must be the claimed address and the
+ * nonce fresh. Returns the checksummed signer or throws an AuthError (401).
+ */
+export function acceptClaim(claim: SignedClaim, recovered: string | null, nonces: NonceStore): string {
+  const signer = signerOfClaim(claim, recovered);
   // Only after the signature checks out: a forged request must not burn someone else's nonce.
-  if (!nonces.use(signer, claim.nonce, claim.timestamp + claim.maxSkew)) {
-    throw new AuthError(401, "nonce already used: replayed request");
-  }
+  if (!nonces.use(signer, claim.nonce, claim.timestamp + claim.maxSkew)) throw replayError();
   return signer;
 }
 
@@ -281,7 +316,7 @@ export class MemoryNonceStore implements NonceStore {
       for (const [key, expiry] of this.seen) if (expiry < now) this.seen.delete(key);
       this.lastSweep = now;
     }
-    const key = `${address.toLowerCase()}:${nonce}`;
+    const key = `${expiresAt}:${address.toLowerCase()}:${nonce}`;
     if (this.seen.has(key)) return false;
     this.seen.set(key, expiresAt);
     return true;
