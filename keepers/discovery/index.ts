@@ -17,6 +17,7 @@ import { type App, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { type Metrics, createMetrics } from "../shared/metrics.js";
+import { DEFAULT_VERIFY_WORKERS, SignaturePool } from "../shared/signature-pool.js";
 import { KeeperStore } from "../shared/store.js";
 import { Access } from "./access.js";
 import { DISCOVERY_AUDIENCE, buildDiscoveryApp } from "./routes.js";
@@ -46,6 +47,8 @@ export interface DiscoveryOptions {
   rateLimit?: { max: number; windowMs: number };
   /** Largest request body (default "16kb"); 413 beyond. */
   bodyLimit?: string;
+  /** Worker threads recovering request signatures (default 1; 0: on the event loop). */
+  verifyWorkers?: number;
   /** Use this logger instead of a new one at `logLevel` (tests). */
   logger?: Logger;
 }
@@ -75,7 +78,9 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
   const chain = await connectChain({ rpcUrl: options.rpcUrl, deploymentFile: options.deploymentFile, pollingIntervalMs: pollMs });
   let store: KeeperStore | undefined;
   let app: App | undefined;
+  let pool: SignaturePool | undefined;
   try {
+    pool = await SignaturePool.start({ size: options.verifyWorkers ?? DEFAULT_VERIFY_WORKERS, logger });
     const file = path.join(options.dataDir, "discovery.sqlite");
     store = new KeeperStore(file);
     const validatorRole = await chain.contracts.challengeBoard.VALIDATOR_ROLE();
@@ -151,6 +156,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
       },
       // Counted as answered, so that refusals before routing (413, malformed JSON, 404) are counted too.
       onAnswered: (method, route, status) => instruments.requests.inc({ method, route, status: String(status) }),
+      recover: pool.recover,
     });
     const server = await listen(app, options.port ?? DEFAULT_PORT, options.host ?? "127.0.0.1");
     const address = server.address() as AddressInfo;
@@ -173,6 +179,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
 
     const openStore = store;
     const openApp = app;
+    const openPool = pool;
     let stopping: Promise<void> | undefined;
     return {
       url,
@@ -198,6 +205,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
           follower.stop();
           await inFlight.catch(() => undefined);
           await closeServer(openApp);
+          await openPool.close();
           const cursor = follower.cursor;
           openStore.close();
           chain.provider.destroy();
@@ -206,6 +214,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
     };
   } catch (error) {
     if (app) await closeServer(app);
+    await pool?.close();
     store?.close();
     chain.provider.destroy();
     throw error;
@@ -267,7 +276,7 @@ function discoveryMetrics(metrics: Metrics, chain: Chain, index: DiscoveryIndex,
 
 // ------------------------------------------------------------------ command
 
-const DISCOVERY_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("maxSkewSec", "rateLimitMax", "rateLimitWindowMs", "bodyLimit") };
+const DISCOVERY_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("maxSkewSec", "rateLimitMax", "rateLimitWindowMs", "bodyLimit", "verifyWorkers") };
 
 
 export const discoverySchema = commonSchema.extend({
@@ -278,6 +287,7 @@ export const discoverySchema = commonSchema.extend({
     .string()
     .regex(/^[1-9][0-9]{0,6}(b|kb|mb)$/i, 'must be a size like "16kb" (b, kb or mb)')
     .refine((v) => !/mb$/i.test(v) || Number.parseInt(v, 10) <= 10, "must be at most 10mb"),
+  verifyWorkers: integerOption(0, 16),
 });
 
 export type DiscoveryConfig = z.infer<typeof discoverySchema>;
@@ -297,6 +307,7 @@ export function discoveryOptionsFromFlags(raw: Record<string, unknown>): Discove
     maxSkewSec: config.maxSkewSec,
     rateLimit: { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs },
     bodyLimit: config.bodyLimit,
+    verifyWorkers: config.verifyWorkers,
   };
 }
 
@@ -312,6 +323,9 @@ export function discoveryCommand(): Command {
     .addOption(new Option(`${o.rateLimitMax.flag} <n>`, "signed requests per address per window (429 beyond)").env(o.rateLimitMax.env!).default("120"))
     .addOption(new Option(`${o.rateLimitWindowMs.flag} <ms>`, "rate limit window").env(o.rateLimitWindowMs.env!).default("60000"))
     .addOption(new Option(`${o.bodyLimit.flag} <size>`, "largest request body (413 beyond)").env(o.bodyLimit.env!).default("16kb"))
+    .addOption(
+      new Option(`${o.verifyWorkers.flag} <n>`, "worker threads recovering request signatures (0: on the event loop)").env(o.verifyWorkers.env!).default(String(DEFAULT_VERIFY_WORKERS)),
+    )
     .action(async (flags: Record<string, unknown>) => {
       let options: DiscoveryOptions;
       try {

@@ -20,6 +20,7 @@ import { type App, SignedClient, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { createMetrics } from "../shared/metrics.js";
+import { DEFAULT_VERIFY_WORKERS, SignaturePool } from "../shared/signature-pool.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender, decodeRevert } from "../shared/tx.js";
 import { RunStatus } from "../../scripts/lib/protocol.js";
@@ -40,6 +41,7 @@ export const MASTER_DEFAULTS = {
   reconcileMs: 2000,
   maxFileBytes: 64 * 1024 * 1024,
   assignment: "chain" as AssignmentMode,
+  verifyWorkers: DEFAULT_VERIFY_WORKERS,
 } as const;
 
 export interface MasterOptions {
@@ -75,6 +77,8 @@ export interface MasterOptions {
   assignment?: AssignmentMode;
   /** Interval of the chain assignment queue's passes (default 1000 ms). */
   ledgerTickMs?: number;
+  /** Worker threads recovering request signatures (default 1; 0: on the event loop). */
+  verifyWorkers?: number;
   /** Defaults to a pino logger on stdout with component "master" and node = the master's address. */
   logger?: Logger;
 }
@@ -130,6 +134,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
   const startup = subsystem(logger, "Startup");
   let store: KeeperStore | undefined;
   let app: App | undefined;
+  let pool: SignaturePool | undefined;
   try {
     const run = await readRun(chain, runId);
     if (getAddress(run.master) !== address) {
@@ -196,6 +201,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       confirmations: options.confirmations,
     });
 
+    pool = await SignaturePool.start({ size: options.verifyWorkers ?? MASTER_DEFAULTS.verifyWorkers, logger });
     app = buildApp({
       runId,
       address,
@@ -210,6 +216,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       metrics,
       maxFileBytes: settings.maxFileBytes,
       health: () => ({ runId: runId.toString(), master: address, assignment: settings.assignment, cursor: follower.cursor, nodes: nodes.all().length }),
+      recover: pool.recover,
     });
 
     // Catch up with the chain before serving: node states are then as the events left them.
@@ -241,6 +248,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     );
 
     const listening = app;
+    const openPool = pool;
     const openStore = store;
     let stopping: Promise<void> | undefined;
     return {
@@ -272,6 +280,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
           await polling.catch(() => undefined);
           // Requests in flight get 3 s to finish; idle connections are closed at once.
           await closeServer(listening, 3_000);
+          await openPool.close();
           openStore.close();
           chain.provider.destroy();
           startup.info({ runId: runId.toString() }, "master stopped");
@@ -281,6 +290,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     };
   } catch (error) {
     if (app) await closeServer(app);
+    await pool?.close();
     store?.close();
     chain.provider.destroy();
     throw error;
@@ -314,7 +324,7 @@ function claimDataDir(store: KeeperStore, dataDir: string, identity: Record<stri
 
 // ------------------------------------------------------------------ command
 
-const MASTER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("runId", "discoveryUrl", "publicUrl", "heartbeatIntervalSec", "unhealthyAfterMisses", "deadAfterMisses", "inviteExpirySec", "reconcileMs", "maxFileBytes", "assignment") };
+const MASTER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("runId", "discoveryUrl", "publicUrl", "heartbeatIntervalSec", "unhealthyAfterMisses", "deadAfterMisses", "inviteExpirySec", "reconcileMs", "maxFileBytes", "assignment", "verifyWorkers") };
 
 const httpUrl = z
   .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
@@ -342,6 +352,7 @@ export const masterSchema = commonSchema
     reconcileMs: integerOption(100, 3_600_000),
     maxFileBytes: integerOption(1, 1024 * 1024 * 1024),
     assignment: z.enum(["chain", "local"], { error: 'must be "chain" or "local"' }),
+    verifyWorkers: integerOption(0, 16),
   })
   .refine((c) => c.deadAfterMisses > c.unhealthyAfterMisses, {
     path: ["deadAfterMisses"],
@@ -375,6 +386,9 @@ export function masterCommand(): Command {
       )
         .env(o.assignment.env!)
         .default(d.assignment),
+    )
+    .addOption(
+      new Option(`${o.verifyWorkers.flag} <n>`, "worker threads recovering request signatures (0: on the event loop)").env(o.verifyWorkers.env!).default(String(d.verifyWorkers)),
     )
     .action(async (raw: Record<string, unknown>) => {
       let service: MasterService;

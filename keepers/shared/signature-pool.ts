@@ -11,7 +11,15 @@
 import type { Worker } from "node:worker_threads";
 import type { Logger } from "./log.js";
 import { startModuleWorker } from "./module-worker.js";
-import { type Recover, recoverMessageAddress } from "./signing.js";
+import { recoverMessageAddress } from "./recover.js";
+import type { Recover } from "./signing.js";
+
+/**
+ * Default for the master and discovery: one worker. With the load client on the same 2 cores, one worker
+ * took the master from ~3,000 to ~3,250 heartbeats/s (bench/sections/http.ts); a second only competes for
+ * the same cores.
+ */
+export const DEFAULT_VERIFY_WORKERS = 1;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -20,10 +28,10 @@ const { parentPort, workerData } = require("node:worker_threads");
     const { register } = await import(workerData.loader);
     register();
   }
-  const signing = await import(workerData.module);
+  const recover = await import(workerData.module);
   parentPort.on("message", ({ id, texts, signatures }) => {
     const addresses = new Array(texts.length);
-    for (let i = 0; i < texts.length; i++) addresses[i] = signing.recoverMessageAddress(texts[i], signatures[i]);
+    for (let i = 0; i < texts.length; i++) addresses[i] = recover.recoverMessageAddress(texts[i], signatures[i]);
     parentPort.postMessage({ id, addresses });
   });
   parentPort.postMessage({ ready: true });
@@ -58,7 +66,7 @@ export class SignaturePool {
       Array.from({ length: options.size }, () =>
         startModuleWorker({
           source: WORKER_SOURCE,
-          module: "./signing",
+          module: "./recover",
           base: import.meta.url,
           logger: options.logger,
           fields: { subsystem: "Http" },

@@ -17,8 +17,9 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { type Signer, getAddress } from "ethers";
-import createKeccak from "keccak";
-import secp256k1 from "secp256k1";
+import { eip191Digest, lowerAddressOf, recoverAddressLower, recoverMessageAddress } from "./recover.js";
+
+export { eip191Digest, recoverAddressLower, recoverMessageAddress };
 
 export const HEADER_ADDRESS = "x-cn-address";
 export const HEADER_TIMESTAMP = "x-cn-timestamp";
@@ -91,18 +92,6 @@ export async function signRequest(
   };
 }
 
-function keccak256(data: Uint8Array): Buffer {
-  return createKeccak("keccak256").update(Buffer.from(data.buffer, data.byteOffset, data.byteLength)).digest();
-}
-
-const EIP191_PREFIX = "\x19Ethereum Signed Message:\n";
-
-/** The EIP-191 (personal_sign) digest of `message`: what `ethers.hashMessage` computes, as bytes. */
-export function eip191Digest(message: string | Uint8Array): Buffer {
-  const bytes = typeof message === "string" ? Buffer.from(message, "utf8") : Buffer.from(message);
-  return keccak256(Buffer.concat([Buffer.from(`${EIP191_PREFIX}${bytes.length}`, "utf8"), bytes]));
-}
-
 /** Largest number of checksummed addresses remembered (~150 bytes each). */
 const CHECKSUM_CACHE_SIZE = 65_536;
 const checksums = new Map<string, string>();
@@ -135,42 +124,15 @@ export function checksumAddress(lower: string): string {
   return checksummed;
 }
 
-/** Lowercase address of an uncompressed (65-byte, 0x04-prefixed) secp256k1 public key. */
-function lowerAddressOf(publicKey: Uint8Array): string {
-  return `0x${keccak256(publicKey.subarray(1)).toString("hex", 12)}`;
-}
-
 /** Checksummed address of an uncompressed (65-byte) secp256k1 public key. */
 export function addressOfPublicKey(publicKey: Uint8Array): string {
   return checksumAddress(lowerAddressOf(publicKey));
-}
-
-/**
- * Lowercase address that signed `digest` (32 bytes) with a 65-byte r‖s‖v signature (0x hex), using native
- * libsecp256k1. Null for a malformed signature.
- */
-export function recoverAddressLower(digest: Uint8Array, signature: string): string | null {
-  if (!SIGNATURE_PATTERN.test(signature)) return null;
-  const sig = Buffer.from(signature.slice(2), "hex");
-  let v = sig[64];
-  if (v >= 27) v -= 27;
-  if (v !== 0 && v !== 1) return null;
-  try {
-    return lowerAddressOf(secp256k1.ecdsaRecover(sig.subarray(0, 64), v, digest, false));
-  } catch {
-    return null;
-  }
 }
 
 /** Checksummed address that signed `digest`, or null for a malformed signature (never throws). */
 export function recoverAddressFast(digest: Uint8Array, signature: string): string | null {
   const lower = recoverAddressLower(digest, signature);
   return lower === null ? null : checksumAddress(lower);
-}
-
-/** EIP-191 (personal_sign) recovery of `message`'s signer, lowercase, native path. */
-export function recoverMessageAddress(message: string, signature: string): string | null {
-  return recoverAddressLower(eip191Digest(message), signature);
 }
 
 /** EIP-191 (personal_sign) recovery of `message`'s signer, checksummed, native path. */
