@@ -281,6 +281,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
           // Requests in flight get 3 s to finish; idle connections are closed at once.
           await closeServer(listening, 3_000);
           await openPool.close();
+          nodes.flushHeartbeats(); // heartbeats answered during the grace period
           openStore.close();
           chain.provider.destroy();
           startup.info({ runId: runId.toString() }, "master stopped");
