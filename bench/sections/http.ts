@@ -141,7 +141,7 @@ async function helloPerSec(durationMs: number): Promise<LoadResult> {
 // ------------------------------------------------------------------ discovery
 
 /** Requests in closed loop; each key stays well within discovery's default 120 signed requests a minute. */
-export async function discovery(dataDir: string, requests: number, verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1)): Promise<LoadResult> {
+export async function discovery(dataDir: string, requests: number, maxMs: number, verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1)): Promise<LoadResult> {
   const nodes = Array.from({ length: Math.max(500, Math.ceil((requests * 0.6) / 60)) }, newNodeKey);
   const validators = Array.from({ length: Math.max(200, Math.ceil((requests * 0.4) / 60)) }, newNodeKey);
   const master = newNodeKey();
@@ -172,7 +172,7 @@ export async function discovery(dataDir: string, requests: number, verifyWorkers
     await runLoad({ url: server.url, requests: nodes.map((node) => presign(node, { ...common, method: "PUT", path: `/nodes/${node.address}`, body: { endpoint: "http://node.bench.invalid:8800" } })), connections: CONNECTIONS });
     log(`discovery: signing ${requests} requests from ${nodes.length} nodes and ${validators.length} validators`);
     const signed = signAll(requests);
-    return await runLoad({ url: server.url, requests: signed, connections: CONNECTIONS, durationMs: 30_000 });
+    return await runLoad({ url: server.url, requests: signed, connections: CONNECTIONS, durationMs: maxMs });
   } finally {
     await server.stop();
   }
@@ -191,6 +191,7 @@ export async function master(
   dataDir: string,
   members: number,
   throughputRequests: number,
+  throughputMaxMs: number,
   openLoopMs: number,
   verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1),
 ): Promise<MasterFigures> {
@@ -213,7 +214,7 @@ export async function master(
     const warmUp = await runLoad({ url: server.url, requests: keys.map(heartbeat), connections: CONNECTIONS });
     log(`master: signing ${throughputRequests} heartbeats`);
     const steady = Array.from({ length: throughputRequests }, (_, i) => heartbeat(keys[i % members]));
-    const throughput = await runLoad({ url: server.url, requests: steady, connections: CONNECTIONS, durationMs: 30_000 });
+    const throughput = await runLoad({ url: server.url, requests: steady, connections: CONNECTIONS, durationMs: throughputMaxMs });
     const offered = Math.ceil(openLoopMs / 1000) * 1000;
     const paced = Array.from({ length: offered }, (_, i) => heartbeat(keys[(i * 13) % members]));
     const openLoop = await runLoad({ url: server.url, requests: paced, connections: CONNECTIONS, ratePerSec: 1000, durationMs: openLoopMs + 1_000 });
@@ -234,9 +235,10 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
     log(`ecrecover: ${ecrecover}/s`);
     const hello = await helloPerSec(quick ? 3_000 : 8_000);
     log(`hello: ${JSON.stringify(hello)}`);
-    const disc = await discovery(path.join(dir, "discovery"), quick ? 25_000 : 80_000);
+    // Bounded by count and by time (--quick must stay under 90 s even on a busy machine).
+    const disc = await discovery(path.join(dir, "discovery"), quick ? 15_000 : 80_000, quick ? 8_000 : 25_000);
     log(`discovery: ${JSON.stringify(disc)}`);
-    const m = await master(path.join(dir, "master"), 10_000, quick ? 25_000 : 60_000, quick ? 5_000 : 15_000);
+    const m = await master(path.join(dir, "master"), 10_000, quick ? 20_000 : 60_000, quick ? 8_000 : 20_000, quick ? 5_000 : 15_000);
     log(`master: warm-up ${JSON.stringify(m.warmUp)}`);
     log(`master: throughput ${JSON.stringify(m.throughput)}`);
     log(`master: open loop ${JSON.stringify(m.openLoop)}`);
