@@ -45,10 +45,14 @@ export const how: Record<string, string> = {
   "master.heartbeatsPerSec": "real master app and SQLite file in a child process, 10,000 members already Healthy, signed heartbeats round robin, closed loop",
   "master.heartbeatP99Ms": "same master, heartbeats offered in open loop at 1,000/s, latency from each one's due time",
   "master.rssMBAt10kNodes": "the master child process' own RSS after 10,000 distinct nodes heartbeated (several times each)",
+  "discovery.errors": "discovery requests not answered 2xx (should be 0: every request is one discovery accepts)",
+  "discovery.serverCpuUsPerRequest": "CPU time of the discovery process (all threads) per request in the timed run, µs: what a request costs whatever else runs on the machine",
+  "master.heartbeatErrors": "heartbeats not answered 2xx over all master runs (should be 0)",
+  "master.serverCpuUsPerHeartbeat": "CPU time of the master process (all threads) per heartbeat in the closed-loop run, µs",
 };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CONNECTIONS = 32;
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 
 function log(text: string): void {
   process.stderr.write(`[http] ${text}\n`);
@@ -59,7 +63,9 @@ function log(text: string): void {
 interface Child {
   url: string;
   facts: Record<string, unknown>;
-  memory(): Promise<{ rss: number; heapUsed: number }>;
+  memory(): Promise<{ rss: number; heapUsed: number; cpuUs: number }>;
+  /** Starts the server's CPU profiler, or stops it and writes the profile to `file`. */
+  profile(file: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -93,6 +99,7 @@ async function startServer(setup: ServerSetup): Promise<Child> {
       url: ready.url,
       facts: ready.facts,
       memory: () => ask({ type: "memory" }, "memory"),
+      profile: (file) => ask({ type: "profile", file }, "profile"),
       stop: () =>
         new Promise<void>((resolve) => {
           const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
@@ -107,6 +114,18 @@ async function startServer(setup: ServerSetup): Promise<Child> {
     child.kill("SIGKILL");
     throw error;
   }
+}
+
+/** A load run, with the server process' CPU time per answered request (all its threads, µs). */
+async function measured(server: Child, load: () => Promise<LoadResult>): Promise<LoadResult & { serverCpuUsPerRequest: number }> {
+  // BENCH_PROFILE=<dir>: the server's CPU profile of the timed run only (no start-up, no warm-up).
+  const profileDir = process.env.BENCH_PROFILE;
+  if (profileDir) await server.profile("");
+  const before = (await server.memory()).cpuUs;
+  const result = await load();
+  const after = (await server.memory()).cpuUs;
+  if (profileDir) await server.profile(path.join(profileDir, `${String(server.facts.kind)}-${Date.now()}.cpuprofile`));
+  return { ...result, serverCpuUsPerRequest: Math.round((after - before) / Math.max(1, result.count)) };
 }
 
 // ------------------------------------------------------------------ bounds
@@ -141,7 +160,12 @@ async function helloPerSec(durationMs: number): Promise<LoadResult> {
 // ------------------------------------------------------------------ discovery
 
 /** Requests in closed loop; each key stays well within discovery's default 120 signed requests a minute. */
-export async function discovery(dataDir: string, requests: number, maxMs: number, verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1)): Promise<LoadResult> {
+export async function discovery(
+  dataDir: string,
+  requests: number,
+  maxMs: number,
+  verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1),
+): Promise<LoadResult & { serverCpuUsPerRequest: number }> {
   const nodes = Array.from({ length: Math.max(500, Math.ceil((requests * 0.6) / 60)) }, newNodeKey);
   const validators = Array.from({ length: Math.max(200, Math.ceil((requests * 0.4) / 60)) }, newNodeKey);
   const master = newNodeKey();
@@ -172,7 +196,7 @@ export async function discovery(dataDir: string, requests: number, maxMs: number
     await runLoad({ url: server.url, requests: nodes.map((node) => presign(node, { ...common, method: "PUT", path: `/nodes/${node.address}`, body: { endpoint: "http://node.bench.invalid:8800" } })), connections: CONNECTIONS });
     log(`discovery: signing ${requests} requests from ${nodes.length} nodes and ${validators.length} validators`);
     const signed = signAll(requests);
-    return await runLoad({ url: server.url, requests: signed, connections: CONNECTIONS, durationMs: maxMs });
+    return await measured(server, () => runLoad({ url: server.url, requests: signed, connections: CONNECTIONS, durationMs: maxMs }));
   } finally {
     await server.stop();
   }
@@ -182,7 +206,7 @@ export async function discovery(dataDir: string, requests: number, maxMs: number
 
 interface MasterFigures {
   warmUp: LoadResult;
-  throughput: LoadResult;
+  throughput: LoadResult & { serverCpuUsPerRequest: number };
   openLoop: LoadResult;
   rssMB: number;
 }
@@ -214,7 +238,7 @@ export async function master(
     const warmUp = await runLoad({ url: server.url, requests: keys.map(heartbeat), connections: CONNECTIONS });
     log(`master: signing ${throughputRequests} heartbeats`);
     const steady = Array.from({ length: throughputRequests }, (_, i) => heartbeat(keys[i % members]));
-    const throughput = await runLoad({ url: server.url, requests: steady, connections: CONNECTIONS, durationMs: throughputMaxMs });
+    const throughput = await measured(server, () => runLoad({ url: server.url, requests: steady, connections: CONNECTIONS, durationMs: throughputMaxMs }));
     const offered = Math.ceil(openLoopMs / 1000) * 1000;
     const paced = Array.from({ length: offered }, (_, i) => heartbeat(keys[(i * 13) % members]));
     const openLoop = await runLoad({ url: server.url, requests: paced, connections: CONNECTIONS, ratePerSec: 1000, durationMs: openLoopMs + 1_000 });
@@ -248,9 +272,11 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
       "discovery.signedRequestsPerSec": Math.round((disc.ok / disc.durationMs) * 1000),
       "discovery.p99Ms": disc.p99Ms,
       "discovery.errors": disc.errors,
+      "discovery.serverCpuUsPerRequest": disc.serverCpuUsPerRequest,
       "master.heartbeatsPerSec": Math.round((m.throughput.ok / m.throughput.durationMs) * 1000),
       "master.heartbeatP99Ms": m.openLoop.p99Ms,
       "master.heartbeatErrors": m.warmUp.errors + m.throughput.errors + m.openLoop.errors,
+      "master.serverCpuUsPerHeartbeat": m.throughput.serverCpuUsPerRequest,
       "master.rssMBAt10kNodes": m.rssMB,
     };
   } finally {
