@@ -15,9 +15,10 @@ import { recoverMessageAddress } from "./recover.js";
 import type { Recover } from "./signing.js";
 
 /**
- * Default for the master and discovery: one worker. With the load client on the same 2 cores, one worker
- * took the master from ~3,000 to ~3,250 heartbeats/s (bench/sections/http.ts); a second only competes for
- * the same cores.
+ * Default for the master and discovery: one worker. Measured with bench/sections/http.ts, load client on the
+ * same 2 cores (and other work on the machine): master 4,350-4,600 heartbeats/s with one worker against
+ * 3,900-4,050 without; discovery ~3,050-3,600 requests/s against ~2,950-3,150; two workers did worse
+ * than one (they only compete for the same cores).
  */
 export const DEFAULT_VERIFY_WORKERS = 1;
 
