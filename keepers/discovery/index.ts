@@ -6,7 +6,6 @@
  *   startDiscovery(options)  programmatic start (tests, devnet)
  *   discoveryCommand()       `computenet discovery` (flags with env fallbacks)
  */
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Command, Option } from "commander";
@@ -26,18 +25,19 @@ import {
   parseConfig,
   redisUrlSchema,
 } from "../shared/config.js";
-import { closeServer, createApp, finishApp, listen, requireSignature } from "../shared/http.js";
+import { type App, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { type Metrics, createMetrics } from "../shared/metrics.js";
 import { RedisNonceStore, RedisRateLimiter, SharedRedis, keyPrefix } from "../shared/redis.js";
+import { DEFAULT_VERIFY_WORKERS, SignaturePool } from "../shared/signature-pool.js";
 import { KeeperStore } from "../shared/store.js";
 import { Access } from "./access.js";
 import { type EndpointStore, RedisEndpointStore, SqliteEndpointStore } from "./endpoints.js";
-import { addDiscoveryRoutes, routeOf } from "./routes.js";
+import { DISCOVERY_AUDIENCE, buildDiscoveryApp } from "./routes.js";
 import { DiscoveryIndex } from "./state.js";
 
-export const DISCOVERY_AUDIENCE = "discovery";
+export { DISCOVERY_AUDIENCE };
 export const DEFAULT_PORT = 8700;
 /** Name of discovery's event cursor in its KeeperStore. */
 export const DISCOVERY_CURSOR = "discovery";
@@ -61,6 +61,8 @@ export interface DiscoveryOptions {
   rateLimit?: { max: number; windowMs: number };
   /** Largest request body (default "16kb"); 413 beyond. */
   bodyLimit?: string;
+  /** Worker threads recovering request signatures (default 1; 0: on the event loop). */
+  verifyWorkers?: number;
   /**
    * Redis shared by several discovery instances behind a load balancer: used nonces, rate-limit counters and
    * node endpoints live there instead of the SQLite file (which keeps this instance's chain index and cursor).
@@ -96,9 +98,11 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
 
   const chain = await connectChain({ rpcUrl: options.rpcUrl, deploymentFile: options.deploymentFile, pollingIntervalMs: pollMs });
   let store: KeeperStore | undefined;
-  let server: Server | undefined;
+  let app: App | undefined;
+  let pool: SignaturePool | undefined;
   let redis: SharedRedis | undefined;
   try {
+    pool = await SignaturePool.start({ size: options.verifyWorkers ?? DEFAULT_VERIFY_WORKERS, logger });
     const file = path.join(options.dataDir, "discovery.sqlite");
     store = new KeeperStore(file);
     const validatorRole = await chain.contracts.challengeBoard.VALIDATOR_ROLE();
@@ -160,43 +164,35 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
       logger,
       onDecision: (check, via, allowed) => instruments.decisions.inc({ check, via, result: allowed ? "allowed" : "refused" }),
     });
-    const app = createApp({
+    const rateLimit = options.rateLimit ?? { max: 120, windowMs: 60_000 };
+    const shared = redis;
+    app = buildDiscoveryApp({
+      endpoints,
+      access,
       logger,
       metrics,
+      chainId: chain.chainId,
+      nonces: shared ? new RedisNonceStore(shared) : store,
+      maxSkewSec: options.maxSkewSec ?? 60,
+      rateLimit,
+      rateLimiter: shared ? new RedisRateLimiter(shared, rateLimit) : undefined,
       bodyLimit: options.bodyLimit ?? "16kb",
       health: async () => {
-        const shared = redis ? redis.health() : {};
-        const sharedDown = redis && !redis.isUp() ? { status: "degraded", error: "Redis unreachable: signed requests are refused with 503" } : {};
+        const sharedHealth = shared ? shared.health() : {};
+        const sharedDown = shared && !shared.isUp() ? { status: "degraded", error: "Redis unreachable: signed requests are refused with 503" } : {};
         try {
           // lag: blocks the index still has to handle (the head minus the confirmations we wait for).
           const head = await headBlock(chain.provider);
-          return { cursor: follower.cursor, head, lag: Math.max(0, head - confirmations - follower.cursor), ...shared, ...sharedDown };
+          return { cursor: follower.cursor, head, lag: Math.max(0, head - confirmations - follower.cursor), ...sharedHealth, ...sharedDown };
         } catch (error) {
-          return { status: "degraded", cursor: follower.cursor, head: null, lag: null, ...shared, error: `chain unreachable: ${(error as { shortMessage?: string }).shortMessage ?? "RPC error"}` };
+          return { status: "degraded", cursor: follower.cursor, head: null, lag: null, ...sharedHealth, error: `chain unreachable: ${(error as { shortMessage?: string }).shortMessage ?? "RPC error"}` };
         }
       },
+      // Counted as answered, so that refusals before routing (413, malformed JSON, 404) are counted too.
+      onAnswered: (method, route, status) => instruments.requests.inc({ method, route, status: String(status) }),
+      recover: pool.recover,
     });
-    const rateLimit = options.rateLimit ?? { max: 120, windowMs: 60_000 };
-    const signed = requireSignature({
-      chainId: chain.chainId,
-      audience: DISCOVERY_AUDIENCE,
-      nonces: redis ? new RedisNonceStore(redis) : store,
-      maxSkewSec: options.maxSkewSec ?? 60,
-      rateLimit,
-      rateLimiter: redis ? new RedisRateLimiter(redis, rateLimit) : undefined,
-    });
-    addDiscoveryRoutes(app, { endpoints, access, logger, signed });
-    finishApp(app, logger);
-
-    server = await listen(app, options.port ?? DEFAULT_PORT, options.host ?? "127.0.0.1");
-    // Counted at the server, so that refusals before routing (413, malformed JSON, 404) are counted too.
-    server.on("request", (req, res) => {
-      res.once("finish", () => {
-        const url = req.url ?? "/";
-        const pathOnly = url.split("?")[0];
-        instruments.requests.inc({ method: req.method ?? "?", route: routeOf(req.method ?? "", pathOnly), status: String(res.statusCode) });
-      });
-    });
+    const server = await listen(app, options.port ?? DEFAULT_PORT, options.host ?? "127.0.0.1");
     const address = server.address() as AddressInfo;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
@@ -217,7 +213,8 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
     );
 
     const openStore = store;
-    const openServer = server;
+    const openApp = app;
+    const openPool = pool;
     let stopping: Promise<void> | undefined;
     return {
       url,
@@ -243,16 +240,18 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
           if (timer) clearTimeout(timer);
           follower.stop();
           await inFlight.catch(() => undefined);
-          await closeServer(openServer);
+          await closeServer(openApp);
+          await openPool.close();
           const cursor = follower.cursor;
           openStore.close();
-          redis?.close();
+          shared?.close();
           chain.provider.destroy();
           startup.info({ cursor }, "discovery stopped");
         })()),
     };
   } catch (error) {
-    if (server) await closeServer(server);
+    if (app) await closeServer(app);
+    await pool?.close();
     store?.close();
     redis?.close();
     chain.provider.destroy();
@@ -315,7 +314,7 @@ function discoveryMetrics(metrics: Metrics, chain: Chain, endpoints: EndpointSto
 
 // ------------------------------------------------------------------ command
 
-const DISCOVERY_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...REDIS_OPTIONS, ...optionNames("maxSkewSec", "rateLimitMax", "rateLimitWindowMs", "bodyLimit") };
+const DISCOVERY_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...REDIS_OPTIONS, ...optionNames("maxSkewSec", "rateLimitMax", "rateLimitWindowMs", "bodyLimit", "verifyWorkers") };
 
 
 export const discoverySchema = commonSchema.extend({
@@ -326,6 +325,7 @@ export const discoverySchema = commonSchema.extend({
     .string()
     .regex(/^[1-9][0-9]{0,6}(b|kb|mb)$/i, 'must be a size like "16kb" (b, kb or mb)')
     .refine((v) => !/mb$/i.test(v) || Number.parseInt(v, 10) <= 10, "must be at most 10mb"),
+  verifyWorkers: integerOption(0, 16),
   redisUrl: redisUrlSchema,
 });
 
@@ -346,6 +346,7 @@ export function discoveryOptionsFromFlags(raw: Record<string, unknown>): Discove
     maxSkewSec: config.maxSkewSec,
     rateLimit: { max: config.rateLimitMax, windowMs: config.rateLimitWindowMs },
     bodyLimit: config.bodyLimit,
+    verifyWorkers: config.verifyWorkers,
     redisUrl: config.redisUrl,
   };
 }
@@ -363,6 +364,9 @@ export function discoveryCommand(): Command {
     .addOption(new Option(`${o.rateLimitMax.flag} <n>`, "signed requests per address per window (429 beyond)").env(o.rateLimitMax.env!).default("120"))
     .addOption(new Option(`${o.rateLimitWindowMs.flag} <ms>`, "rate limit window").env(o.rateLimitWindowMs.env!).default("60000"))
     .addOption(new Option(`${o.bodyLimit.flag} <size>`, "largest request body (413 beyond)").env(o.bodyLimit.env!).default("16kb"))
+    .addOption(
+      new Option(`${o.verifyWorkers.flag} <n>`, "worker threads recovering request signatures (0: on the event loop)").env(o.verifyWorkers.env!).default(String(DEFAULT_VERIFY_WORKERS)),
+    )
     .action(async (flags: Record<string, unknown>) => {
       let options: DiscoveryOptions;
       try {

@@ -10,6 +10,7 @@
  */
 import { getAddress } from "ethers";
 import type { ChainEvent } from "../shared/chain.js";
+import type Database from "better-sqlite3";
 import type { Db } from "../shared/store.js";
 
 /** Challenge state of a node's *current* declaration ("none": no round for it yet). */
@@ -74,6 +75,8 @@ export interface AppliedEvent {
 
 export class DiscoveryIndex {
   private readonly validatorRole: string;
+  /** Statements prepared once: preparing costs more than running a point query. */
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(
     private readonly db: Db,
@@ -81,6 +84,15 @@ export class DiscoveryIndex {
   ) {
     this.validatorRole = validatorRole.toLowerCase();
     db.exec(SCHEMA);
+  }
+
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
   }
 
   // ------------------------------------------------------------------ events
@@ -93,8 +105,8 @@ export class DiscoveryIndex {
     switch (`${event.contract}.${event.name}`) {
       case "MinerRegistry.NodeRegistered": {
         const node = addr(a.node);
-        this.db
-          .prepare(
+        this
+          .sql(
             `INSERT INTO discovery_nodes (node, provider, caps_id) VALUES (?, ?, ?)
              ON CONFLICT(node) DO UPDATE SET provider = excluded.provider, caps_id = excluded.caps_id`,
           )
@@ -103,12 +115,12 @@ export class DiscoveryIndex {
       }
       case "MinerRegistry.CapabilitiesUpdated": {
         const node = addr(a.node);
-        this.db.prepare("UPDATE discovery_nodes SET caps_id = ? WHERE node = ?").run(id(a.capsId), node);
+        this.sql("UPDATE discovery_nodes SET caps_id = ? WHERE node = ?").run(id(a.capsId), node);
         return { what: "capabilities updated", fields: { node, capsId: id(a.capsId) } };
       }
       case "MinerRegistry.NodeDeregistered": {
         const node = addr(a.node);
-        this.db.prepare("DELETE FROM discovery_nodes WHERE node = ?").run(node);
+        this.sql("DELETE FROM discovery_nodes WHERE node = ?").run(node);
         return { what: "node deregistered", fields: { node } };
       }
       case "ChallengeBoard.ChallengeRoundStarted":
@@ -120,7 +132,7 @@ export class DiscoveryIndex {
       case "ChallengeBoard.ValidationRevoked": {
         const node = addr(a.node);
         const round = Number(a.round);
-        this.db.prepare("UPDATE discovery_challenges SET status = 'rejected' WHERE node = ? AND round = ?").run(node, round);
+        this.sql("UPDATE discovery_challenges SET status = 'rejected' WHERE node = ? AND round = ?").run(node, round);
         return { what: "validation revoked", fields: { node, round } };
       }
       case "ChallengeBoard.RoleGranted":
@@ -128,23 +140,23 @@ export class DiscoveryIndex {
         if (String(a.role).toLowerCase() !== this.validatorRole) return undefined;
         const account = addr(a.account);
         if (event.name === "RoleGranted") {
-          this.db.prepare("INSERT OR IGNORE INTO discovery_validators (address) VALUES (?)").run(account);
+          this.sql("INSERT OR IGNORE INTO discovery_validators (address) VALUES (?)").run(account);
           return { what: "validator role granted", fields: { validator: account } };
         }
-        this.db.prepare("DELETE FROM discovery_validators WHERE address = ?").run(account);
+        this.sql("DELETE FROM discovery_validators WHERE address = ?").run(account);
         return { what: "validator role revoked", fields: { validator: account } };
       }
       case "TrainingRuns.RunCreated": {
         const runId = id(a.runId);
         // DO NOTHING: a replayed RunCreated must not undo a later MasterChanged or status change.
-        this.db
-          .prepare("INSERT INTO discovery_runs (run_id, master, status) VALUES (?, ?, ?) ON CONFLICT(run_id) DO NOTHING")
+        this
+          .sql("INSERT INTO discovery_runs (run_id, master, status) VALUES (?, ?, ?) ON CONFLICT(run_id) DO NOTHING")
           .run(runId, addr(a.master), RunStatusCode.Pending);
         return { what: "run created", fields: { runId, master: addr(a.master) } };
       }
       case "TrainingRuns.MasterChanged": {
         const runId = id(a.runId);
-        this.db.prepare("UPDATE discovery_runs SET master = ? WHERE run_id = ?").run(addr(a.newMaster), runId);
+        this.sql("UPDATE discovery_runs SET master = ? WHERE run_id = ?").run(addr(a.newMaster), runId);
         return { what: "run master changed", fields: { runId, previousMaster: addr(a.previousMaster), master: addr(a.newMaster) } };
       }
       case "TrainingRuns.RunStarted":
@@ -161,7 +173,7 @@ export class DiscoveryIndex {
       case "TrainingRuns.NodeEjected": {
         const runId = id(a.runId);
         const node = addr(a.node);
-        this.db.prepare("DELETE FROM discovery_participations WHERE run_id = ? AND node = ?").run(runId, node);
+        this.sql("DELETE FROM discovery_participations WHERE run_id = ? AND node = ?").run(runId, node);
         return { what: event.name === "NodeLeft" ? "node left run" : "node ejected from run", fields: { runId, node } };
       }
       default:
@@ -171,8 +183,8 @@ export class DiscoveryIndex {
 
   private setChallenge(node: string, capsId: string, round: number, status: ChallengeState): AppliedEvent {
     // Rounds only grow: a replayed event of an older round never overwrites a newer one.
-    this.db
-      .prepare(
+    this
+      .sql(
         `INSERT INTO discovery_challenges (node, caps_id, round, status) VALUES (?, ?, ?, ?)
          ON CONFLICT(node) DO UPDATE SET caps_id = excluded.caps_id, round = excluded.round, status = excluded.status
          WHERE excluded.round >= discovery_challenges.round`,
@@ -183,13 +195,13 @@ export class DiscoveryIndex {
 
   private setRunStatus(runId: string, status: number): AppliedEvent {
     // Pending -> Active -> Completed | Cancelled: a status never moves back.
-    this.db.prepare("UPDATE discovery_runs SET status = ? WHERE run_id = ? AND status < ?").run(status, runId, status);
+    this.sql("UPDATE discovery_runs SET status = ? WHERE run_id = ? AND status < ?").run(status, runId, status);
     return { what: `run ${RUN_STATUS[status].toLowerCase()}`, fields: { runId, status: RUN_STATUS[status] } };
   }
 
   private setParticipation(runId: string, node: string, participation: 1 | 2): AppliedEvent {
-    this.db
-      .prepare(
+    this
+      .sql(
         `INSERT INTO discovery_participations (run_id, node, participation) VALUES (?, ?, ?)
          ON CONFLICT(run_id, node) DO UPDATE SET participation = excluded.participation`,
       )
@@ -200,17 +212,17 @@ export class DiscoveryIndex {
   // ------------------------------------------------------------------ reads (addresses checksummed)
 
   isRegistered(node: string): boolean {
-    return this.db.prepare("SELECT 1 FROM discovery_nodes WHERE node = ?").get(node) !== undefined;
+    return this.sql("SELECT 1 FROM discovery_nodes WHERE node = ?").get(node) !== undefined;
   }
 
   capsIdOf(node: string): string | undefined {
-    return (this.db.prepare("SELECT caps_id FROM discovery_nodes WHERE node = ?").get(node) as { caps_id: string } | undefined)?.caps_id;
+    return (this.sql("SELECT caps_id FROM discovery_nodes WHERE node = ?").get(node) as { caps_id: string } | undefined)?.caps_id;
   }
 
   /** Challenge state of the node's current declaration. */
   challengeState(node: string): ChallengeState {
-    const row = this.db
-      .prepare(
+    const row = this
+      .sql(
         `SELECT c.status FROM discovery_nodes n JOIN discovery_challenges c ON c.node = n.node AND c.caps_id = n.caps_id
          WHERE n.node = ?`,
       )
@@ -219,15 +231,15 @@ export class DiscoveryIndex {
   }
 
   isValidator(address: string): boolean {
-    return this.db.prepare("SELECT 1 FROM discovery_validators WHERE address = ?").get(address) !== undefined;
+    return this.sql("SELECT 1 FROM discovery_validators WHERE address = ?").get(address) !== undefined;
   }
 
   validators(): string[] {
-    return (this.db.prepare("SELECT address FROM discovery_validators ORDER BY address").all() as { address: string }[]).map((r) => r.address);
+    return (this.sql("SELECT address FROM discovery_validators ORDER BY address").all() as { address: string }[]).map((r) => r.address);
   }
 
   run(runId: string): RunRecord | undefined {
-    const row = this.db.prepare("SELECT run_id, master, status FROM discovery_runs WHERE run_id = ?").get(runId) as
+    const row = this.sql("SELECT run_id, master, status FROM discovery_runs WHERE run_id = ?").get(runId) as
       | { run_id: string; master: string; status: number }
       | undefined;
     return row ? { runId: row.run_id, master: row.master, status: row.status } : undefined;
@@ -235,8 +247,8 @@ export class DiscoveryIndex {
 
   /** A pending or active run mastered by `master` in which `node` is Registered or Member, if any. */
   openRunOfMasterWithNode(master: string, node: string): string | undefined {
-    const row = this.db
-      .prepare(
+    const row = this
+      .sql(
         `SELECT r.run_id FROM discovery_participations p JOIN discovery_runs r ON r.run_id = p.run_id
          WHERE p.node = ? AND r.master = ? AND r.status IN (1, 2) LIMIT 1`,
       )
@@ -245,7 +257,7 @@ export class DiscoveryIndex {
   }
 
   participation(runId: string, node: string): ParticipationName | undefined {
-    const row = this.db.prepare("SELECT participation FROM discovery_participations WHERE run_id = ? AND node = ?").get(runId, node) as
+    const row = this.sql("SELECT participation FROM discovery_participations WHERE run_id = ? AND node = ?").get(runId, node) as
       | { participation: 1 | 2 }
       | undefined;
     return row ? (PARTICIPATION[row.participation] as ParticipationName) : undefined;
@@ -277,8 +289,8 @@ export class DiscoveryIndex {
   // ------------------------------------------------------------------ endpoints
 
   setEndpoint(node: string, endpoint: string, updatedAt: string): EndpointRecord {
-    this.db
-      .prepare(
+    this
+      .sql(
         `INSERT INTO discovery_endpoints (node, endpoint, updated_at) VALUES (?, ?, ?)
          ON CONFLICT(node) DO UPDATE SET endpoint = excluded.endpoint, updated_at = excluded.updated_at`,
       )
@@ -287,14 +299,14 @@ export class DiscoveryIndex {
   }
 
   endpoint(node: string): EndpointRecord | undefined {
-    const row = this.db.prepare("SELECT node, endpoint, updated_at FROM discovery_endpoints WHERE node = ?").get(node) as
+    const row = this.sql("SELECT node, endpoint, updated_at FROM discovery_endpoints WHERE node = ?").get(node) as
       | { node: string; endpoint: string; updated_at: string }
       | undefined;
     return row ? { node: row.node, endpoint: row.endpoint, updatedAt: row.updated_at } : undefined;
   }
 
   endpointCount(): number {
-    return (this.db.prepare("SELECT COUNT(*) AS n FROM discovery_endpoints").get() as { n: number }).n;
+    return (this.sql("SELECT COUNT(*) AS n FROM discovery_endpoints").get() as { n: number }).n;
   }
 
   /**
@@ -302,8 +314,8 @@ export class DiscoveryIndex {
    * pending one): what validators still have to challenge. Oldest endpoint first, at most `limit`.
    */
   pending(limit: number): EndpointRecord[] {
-    const rows = this.db
-      .prepare(
+    const rows = this
+      .sql(
         `SELECT e.node, e.endpoint, e.updated_at FROM discovery_endpoints e
          JOIN discovery_nodes n ON n.node = e.node
          LEFT JOIN discovery_challenges c ON c.node = n.node AND c.caps_id = n.caps_id
@@ -316,8 +328,8 @@ export class DiscoveryIndex {
 
   /** The run's Registered and Member nodes that have an endpoint, at most `limit`. */
   runNodes(runId: string, limit: number): RunNodeRecord[] {
-    const rows = this.db
-      .prepare(
+    const rows = this
+      .sql(
         `SELECT p.node, p.participation, e.endpoint, e.updated_at FROM discovery_participations p
          JOIN discovery_endpoints e ON e.node = p.node
          WHERE p.run_id = ? ORDER BY p.node LIMIT ?`,

@@ -9,7 +9,6 @@
  *   startMaster(options)  programmatic start (tests, devnet), options already validated
  *   masterCommand()       `computenet master`: flags + env, validation, key loading, signal handling
  */
-import { type Server, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Command, Option } from "commander";
@@ -30,12 +29,13 @@ import {
   REDIS_OPTIONS,
   redisUrlSchema,
 } from "../shared/config.js";
-import { SignedClient, listen } from "../shared/http.js";
+import { type App, SignedClient, closeServer, listen } from "../shared/http.js";
 import { LeaderLease } from "../shared/leader-lease.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { createMetrics } from "../shared/metrics.js";
 import { RedisNonceStore, RedisRateLimiter, SharedRedis, keyPrefix } from "../shared/redis.js";
+import { DEFAULT_VERIFY_WORKERS, SignaturePool } from "../shared/signature-pool.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender, decodeRevert } from "../shared/tx.js";
 import { RunStatus } from "../../scripts/lib/protocol.js";
@@ -58,6 +58,7 @@ export const MASTER_DEFAULTS = {
   maxFileBytes: 64 * 1024 * 1024,
   assignment: "chain" as AssignmentMode,
   leaderLeaseMs: 10_000,
+  verifyWorkers: DEFAULT_VERIFY_WORKERS,
 } as const;
 
 export interface MasterOptions {
@@ -102,6 +103,8 @@ export interface MasterOptions {
   instanceUrl?: string;
   /** With Redis: lifetime of the leader lease, ms (default 10 000): the longest pause of the duties after a leader dies. */
   leaderLeaseMs?: number;
+  /** Worker threads recovering request signatures (default 1; 0: on the event loop). */
+  verifyWorkers?: number;
   /** Defaults to a pino logger on stdout with component "master" and node = the master's address. */
   logger?: Logger;
 }
@@ -160,7 +163,8 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
   const logger = options.logger ?? createLogger({ component: "master", node: address, level: options.logLevel });
   const startup = subsystem(logger, "Startup");
   let store: KeeperStore | undefined;
-  let server: Server | undefined;
+  let app: App | undefined;
+  let pool: SignaturePool | undefined;
   let redis: SharedRedis | undefined;
   let lease: LeaderLease | undefined;
   try {
@@ -253,7 +257,8 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       confirmations: options.confirmations,
     });
 
-    const app = buildApp({
+    pool = await SignaturePool.start({ size: options.verifyWorkers ?? MASTER_DEFAULTS.verifyWorkers, logger });
+    app = buildApp({
       runId,
       address,
       chainId: chain.chainId,
@@ -283,6 +288,9 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
             }
           : {}),
       }),
+      recover: pool.recover,
+      // Requests for the leader's task book go to the leader (cluster.ts); the rest is answered here.
+      front: shared ? leaderForwarder({ lease: () => lease, logger: subsystem(logger, "Cluster") }) : undefined,
     });
 
     // Catch up with the chain before serving: node states are then as the events left them.
@@ -290,19 +298,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     await follower.poll();
     startup.info({ cursorBefore: before, cursor: follower.cursor, nodes: nodes.all().length }, "caught up with the chain");
 
-    if (shared) {
-      // Requests for the leader's task book go to the leader (cluster.ts); the rest is answered here.
-      const forward = leaderForwarder({ lease: () => lease, logger: subsystem(logger, "Cluster") });
-      const front = createServer((req, res) => {
-        if (!forward(req, res)) app(req, res);
-      });
-      server = await new Promise<Server>((resolve, reject) => {
-        front.once("error", reject);
-        front.listen(options.port, options.host, () => resolve(front));
-      });
-    } else {
-      server = await listen(app, options.port, options.host);
-    }
+    const server = await listen(app, options.port, options.host);
     const port = (server.address() as AddressInfo).port;
     const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
     publicUrl ||= url;
@@ -345,7 +341,8 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       "master started",
     );
 
-    const listening = server;
+    const listening = app;
+    const openPool = pool;
     const openStore = store;
     let stopping: Promise<void> | undefined;
     return {
@@ -379,7 +376,10 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
           await polling.catch(() => undefined);
           // Duties stopped: hand the lease over at once rather than after it expires.
           await lease?.stop();
-          await closeGracefully(listening);
+          // Requests in flight get 3 s to finish; idle connections are closed at once.
+          await closeServer(listening, 3_000);
+          await openPool.close();
+          nodes.flushHeartbeats(); // heartbeats answered during the grace period
           openStore.close();
           shared?.close();
           chain.provider.destroy();
@@ -390,7 +390,8 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     };
   } catch (error) {
     await lease?.stop();
-    if (server) await closeGracefully(server);
+    if (app) await closeServer(app);
+    await pool?.close();
     store?.close();
     redis?.close();
     chain.provider.destroy();
@@ -426,28 +427,26 @@ function claimDataDir(store: KeeperStore, dataDir: string, identity: Record<stri
   }
 }
 
-/** Stops accepting, lets requests in flight finish (bounded), then drops what is left. */
-function closeGracefully(server: Server, timeoutMs = 3_000): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      server.closeAllConnections();
-      resolve();
-    }, timeoutMs);
-    timer.unref();
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
-}
-
 // ------------------------------------------------------------------ command
 
 const MASTER_OPTIONS: OptionNames = {
   ...COMMON_OPTIONS,
   ...REDIS_OPTIONS,
-  ...optionNames("runId", "discoveryUrl", "publicUrl", "heartbeatIntervalSec", "unhealthyAfterMisses", "deadAfterMisses", "inviteExpirySec", "reconcileMs", "maxFileBytes", "assignment", "instanceUrl", "leaderLeaseMs"),
+  ...optionNames(
+    "runId",
+    "discoveryUrl",
+    "publicUrl",
+    "heartbeatIntervalSec",
+    "unhealthyAfterMisses",
+    "deadAfterMisses",
+    "inviteExpirySec",
+    "reconcileMs",
+    "maxFileBytes",
+    "assignment",
+    "instanceUrl",
+    "leaderLeaseMs",
+    "verifyWorkers",
+  ),
 };
 
 const httpUrl = z
@@ -479,6 +478,7 @@ export const masterSchema = commonSchema
     redisUrl: redisUrlSchema,
     instanceUrl: httpUrl.optional(),
     leaderLeaseMs: integerOption(1_000, 600_000),
+    verifyWorkers: integerOption(0, 16),
   })
   .refine((c) => c.deadAfterMisses > c.unhealthyAfterMisses, {
     path: ["deadAfterMisses"],
@@ -521,6 +521,9 @@ export function masterCommand(): Command {
       new Option(`${o.leaderLeaseMs.flag} <ms>`, "with --redis-url: lifetime of the leader lease (the longest pause of invites, ejections and tasks after a leader dies)")
         .env(o.leaderLeaseMs.env!)
         .default(String(d.leaderLeaseMs)),
+    )
+    .addOption(
+      new Option(`${o.verifyWorkers.flag} <n>`, "worker threads recovering request signatures (0: on the event loop)").env(o.verifyWorkers.env!).default(String(d.verifyWorkers)),
     )
     .action(async (raw: Record<string, unknown>) => {
       let service: MasterService;

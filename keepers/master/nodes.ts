@@ -223,6 +223,14 @@ export class NodeTracker {
   /** How far the chain's clock (latest block.timestamp) runs ahead of ours, seconds; refreshed each reconcile. */
   private chainSkewSec = 0;
   private readonly metrics;
+  private readonly statements;
+  /**
+   * Nodes whose last heartbeat is newer in memory than in SQLite. A heartbeat that changes no state is
+   * written with the others once per tick (at most a second later), in one transaction, instead of one
+   * write per heartbeat. A crash loses at most that second of heartbeat times, which decides nothing: after
+   * a restart misses count from the restart (`startedAt`), and every state change is written at once.
+   */
+  private readonly unsavedHeartbeats = new Set<string>();
 
   constructor(private readonly options: NodeTrackerOptions) {
     this.db = options.db;
@@ -237,7 +245,11 @@ export class NodeTracker {
       heartbeats: options.metrics.counter("master_heartbeats_total", "Heartbeats accepted"),
       ejections: options.metrics.counter("master_ejections_total", "Ejections mined"),
       transitions: options.metrics.counter("master_node_transitions_total", "Node state transitions", ["to"]),
-      nodes: options.metrics.gauge("master_nodes", "Nodes by state", ["state"]),
+      // Counted when /metrics is read, not on every state change: a pass over all nodes.
+      nodes: options.metrics.gauge("master_nodes", "Nodes by state", ["state"], (gauge) => {
+        const counts = this.countByState();
+        for (const state of NODE_STATES) gauge.set({ state }, counts[state] ?? 0);
+      }),
     };
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS master_nodes (
@@ -252,10 +264,17 @@ export class NodeTracker {
         at INTEGER NOT NULL, reason TEXT NOT NULL
       );
     `);
+    this.statements = {
+      save: this.db.prepare(
+        `INSERT INTO master_nodes (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map((c) => `@${c}`).join(", ")})
+         ON CONFLICT(node) DO UPDATE SET ${COLUMNS.filter((c) => c !== "node").map((c) => `${c} = excluded.${c}`).join(", ")}`,
+      ),
+      heartbeat: this.db.prepare("UPDATE master_nodes SET last_heartbeat = ?, last_sent_at = ? WHERE node = ?"),
+      transition: this.db.prepare("INSERT INTO master_transitions (node, from_state, to_state, at, reason) VALUES (?, ?, ?, ?, ?)"),
+    };
     for (const row of this.db.prepare("SELECT * FROM master_nodes").all() as NodeRow[]) {
       this.records.set(row.node, fromRow(row));
     }
-    this.updateGauge();
     if (this.records.size > 0) {
       this.onboarding.info({ nodes: this.countByState() }, "node states restored from the data dir");
     }
@@ -321,6 +340,19 @@ export class NodeTracker {
     if (this.tickTimer) clearTimeout(this.tickTimer);
     const pending = [...this.inflight, ...(this.reconciling ? [this.reconciling] : [])];
     await Promise.race([Promise.allSettled(pending), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    this.flushHeartbeats();
+  }
+
+  /** Writes the heartbeat times kept in memory since the last flush, in one transaction. */
+  flushHeartbeats(): void {
+    if (this.unsavedHeartbeats.size === 0 || !this.db.open) return;
+    this.db.transaction(() => {
+      for (const node of this.unsavedHeartbeats) {
+        const record = this.records.get(node);
+        if (record) this.statements.heartbeat.run(record.lastHeartbeat, record.lastSentAt, node);
+      }
+    })();
+    this.unsavedHeartbeats.clear();
   }
 
   /** Asks for a reconcile pass as soon as possible (after an event that may allow an invite). */
@@ -399,7 +431,6 @@ export class NodeTracker {
       record.eventBlock = event.blockNumber;
       record.eventIndex = event.logIndex;
       this.records.set(node, record);
-      this.save(record);
       this.logTransition(record, null, "Discovered", `NodeRegisteredForRun in block ${event.blockNumber}`, this.onboarding);
     } else {
       // Registered again after leaving or being ejected: a new life in the run.
@@ -802,7 +833,7 @@ export class NodeTracker {
     } else if (record.state === "Unhealthy") {
       this.transition(record, "Healthy", "heartbeats resumed", this.heartbeatLog, { sinceLastMs: sinceMs, intervalMs: this.intervalMs, ...shared });
     } else {
-      this.save(record);
+      this.unsavedHeartbeats.add(record.node);
       this.heartbeatLog.debug({ miner: record.node, state: record.state, sinceLastMs: sinceMs, ...shared }, "heartbeat");
     }
     return record.state;
@@ -859,6 +890,7 @@ export class NodeTracker {
 
   /** Moves members through Healthy → Unhealthy → Dead by missed intervals, and ejects the dead. */
   tick(now = Date.now()): void {
+    this.flushHeartbeats();
     const { unhealthyAfterMisses, deadAfterMisses } = this.options;
     for (const record of this.records.values()) {
       if (record.participation !== "Member") continue;
@@ -980,13 +1012,8 @@ export class NodeTracker {
   }
 
   private save(record: MasterNode): void {
-    const row = toRow(record);
-    this.db
-      .prepare(
-        `INSERT INTO master_nodes (${COLUMNS.join(", ")}) VALUES (${COLUMNS.map((c) => `@${c}`).join(", ")})
-         ON CONFLICT(node) DO UPDATE SET ${COLUMNS.filter((c) => c !== "node").map((c) => `${c} = excluded.${c}`).join(", ")}`,
-      )
-      .run(row);
+    this.statements.save.run(toRow(record));
+    this.unsavedHeartbeats.delete(record.node);
   }
 
   private transition(record: MasterNode, to: NodeState, reason: string, log: Logger, figures: Record<string, unknown> = {}): void {
@@ -997,17 +1024,13 @@ export class NodeTracker {
     }
     record.state = to;
     record.stateSince = Date.now();
-    this.save(record);
     this.logTransition(record, from, to, reason, log, figures);
   }
 
   private logTransition(record: MasterNode, from: NodeState | null, to: NodeState, reason: string, log: Logger, figures: Record<string, unknown> = {}): void {
     this.save(record);
-    this.db
-      .prepare("INSERT INTO master_transitions (node, from_state, to_state, at, reason) VALUES (?, ?, ?, ?, ?)")
-      .run(record.node, from, to, Date.now(), reason);
+    this.statements.transition.run(record.node, from, to, Date.now(), reason);
     this.metrics.transitions.inc({ to });
-    this.updateGauge();
     log.info({ miner: record.node, from, to, reason, participation: record.participation, ...figures }, `node ${from ?? "(new)"} → ${to}: ${reason}`);
   }
 
@@ -1015,11 +1038,6 @@ export class NodeTracker {
     const counts: Record<string, number> = {};
     for (const r of this.records.values()) counts[r.state] = (counts[r.state] ?? 0) + 1;
     return counts;
-  }
-
-  private updateGauge(): void {
-    const counts = this.countByState();
-    for (const state of NODE_STATES) this.metrics.nodes.set({ state }, counts[state] ?? 0);
   }
 }
 

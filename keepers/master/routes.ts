@@ -4,16 +4,15 @@
  * an on-chain task for nodes with power in its epoch. Every permission is read from chain state
  * (membership, the run's buyer, the task's node, power), never from the request.
  */
-import { HEADER_ADDRESS, HEADER_TIMESTAMP } from "../shared/signing.js";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import express, { type NextFunction, type Request, type Response } from "express";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { z } from "zod";
-import { HttpError, createApp, finishApp, requireSignature } from "../shared/http.js";
+import { type App, type AppOptions, HttpError, createApp, requireSignature } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
 import type { RateLimiter } from "../shared/rate-limit.js";
-import type { NonceStore } from "../shared/signing.js";
+import { HEADER_ADDRESS, HEADER_TIMESTAMP, type NonceStore, type Recover } from "../shared/signing.js";
 import type { SignedClient } from "../shared/http.js";
 import { TASK_ID_PATTERN } from "../miner/task-spec.js";
 import { type FileStore, SHA256_PATTERN, fileNameFromHeader, fileNameProblem } from "./files.js";
@@ -39,6 +38,10 @@ export interface RouteContext {
   metrics: Metrics;
   maxFileBytes: number;
   health: () => Record<string, unknown>;
+  /** Where signers are recovered (default: on this thread). */
+  recover?: Recover;
+  /** Answers some requests before the app (the forwarding of leader-only routes, cluster.ts). */
+  front?: AppOptions["front"];
 }
 
 const heartbeatSchema = z.object({
@@ -60,7 +63,9 @@ const missingSchema = z.object({
     .max(10_000, "at most 10000 files per request"),
 });
 
-export function buildApp(ctx: RouteContext): express.Express {
+type TaskParams = { Params: { taskId: string } };
+
+export function buildApp(ctx: RouteContext): App {
   const { runId, logger, nodes, tasks, files } = ctx;
   const heartbeatLog = subsystem(logger, "Heartbeat");
   const tasksLog = subsystem(logger, "Tasks");
@@ -71,18 +76,20 @@ export function buildApp(ctx: RouteContext): express.Express {
     nonces: ctx.nonces,
     rateLimit: { max: 1200, windowMs: 60_000 },
     rateLimiter: ctx.rateLimiter,
+    recover: ctx.recover,
   });
   const refusedHeartbeats = ctx.metrics.counter("master_heartbeats_refused_total", "Heartbeats refused, by reason", ["reason"]);
 
-  const requireBuyer = (req: Request, _res: Response, next: NextFunction) => {
-    if (req.signer!.toLowerCase() !== nodes.run.buyer.toLowerCase()) {
-      return next(new HttpError(403, `${req.signer} is not the buyer of run ${runId}`));
+  const requireBuyer = async (req: FastifyRequest) => {
+    if (req.signer.toLowerCase() !== nodes.run.buyer.toLowerCase()) {
+      throw new HttpError(403, `${req.signer} is not the buyer of run ${runId}`);
     }
-    next();
   };
+  /** Signed, by the run's buyer. */
+  const buyerOnly = { preHandler: [signed, requireBuyer] };
 
-  const taskParam = (req: Request): MasterTask => {
-    const taskId = String(req.params.taskId);
+  const taskParam = (req: FastifyRequest<TaskParams>): MasterTask => {
+    const taskId = req.params.taskId;
     if (!TASK_ID_PATTERN.test(taskId)) throw new HttpError(400, "taskId must match [A-Za-z0-9_-]{1,64}");
     const task = tasks.get(taskId);
     if (!task) throw new HttpError(404, `no task ${taskId} in run ${runId}`);
@@ -90,9 +97,9 @@ export function buildApp(ctx: RouteContext): express.Express {
   };
 
   /** The task, when the signer is the node it was sent to. */
-  const taskOfSigner = (req: Request): MasterTask => {
+  const taskOfSigner = (req: FastifyRequest<TaskParams>): MasterTask => {
     const task = taskParam(req);
-    if (task.node.toLowerCase() !== req.signer!.toLowerCase()) {
+    if (task.node.toLowerCase() !== req.signer.toLowerCase()) {
       throw new HttpError(403, `${req.signer} is not the node task ${task.taskId} was sent to`);
     }
     return task;
@@ -102,30 +109,29 @@ export function buildApp(ctx: RouteContext): express.Express {
    * Answers a 5xx the master expects (no healthy node, an unreachable miner) itself, logged as a warning
    * with its figures: the shared error handler would log it as an internal error.
    */
-  const expected = async (res: Response, log: Logger, work: () => Promise<void>) => {
+  const expected = async <T>(reply: FastifyReply, log: Logger, work: () => Promise<T>): Promise<T | FastifyReply> => {
     try {
-      await work();
+      return await work();
     } catch (error) {
       if (error instanceof HttpError && error.status >= 500) {
         log.warn({ status: error.status, reason: error.message }, "request answered with an upstream or capacity error");
-        res.status(error.status).json({ error: error.message });
-        return;
+        return reply.code(error.status).send({ error: error.message });
       }
       throw error;
     }
   };
 
-  const app = createApp({ logger, metrics: ctx.metrics, bodyLimit: "1mb", health: ctx.health });
+  const app = createApp({ logger, metrics: ctx.metrics, bodyLimit: "1mb", health: ctx.health, front: ctx.front });
 
   // ---------------------------------------------------------------- heartbeats (member nodes)
-  app.post("/heartbeat", signed, async (req, res) => {
-    const signer = req.signer!;
+  app.post("/heartbeat", { preHandler: signed }, async (req) => {
+    const signer = req.signer;
     const refuse = (status: number, reason: string, label: string): never => {
       refusedHeartbeats.inc({ reason: label });
       heartbeatLog.warn({ miner: signer, status, reason }, "heartbeat refused");
       throw new HttpError(status, reason);
     };
-    const parsed = heartbeatSchema.safeParse(req.json);
+    const parsed = heartbeatSchema.safeParse(req.body);
     if (!parsed.success) refuse(400, zodProblems(parsed.error), "malformed");
     const body = parsed.data!;
     if (body.node.toLowerCase() !== signer.toLowerCase()) {
@@ -138,120 +144,111 @@ export function buildApp(ctx: RouteContext): express.Express {
     if (!(await nodes.isMember(signer))) refuse(403, `${signer} is not a member of run ${runId}`, "not_member");
     // The task statuses reach the task book through the tracker (at the leader, when instances share Redis).
     const state = await nodes.recordHeartbeat(signer, String(body.sentAt), body.tasks);
-    res.json({ ok: true, state });
+    return { ok: true, state };
   });
 
   // ---------------------------------------------------------------- tasks (buyer)
-  app.post("/tasks", signed, requireBuyer, async (req, res) => {
-    await expected(res, tasksLog, async () => {
-      const created = await tasks.create(req.json);
+  app.post("/tasks", buyerOnly, async (req, reply) =>
+    expected(reply, tasksLog, async () => {
+      const created = await tasks.create(req.body);
       // Local: sent to its node (201). Chain: queued until the chain draws its node (202).
-      res.status(created.state === "queued" ? 202 : 201).json(created);
-    });
-  });
+      return reply.code(created.state === "queued" ? 202 : 201).send(created);
+    }),
+  );
 
-  app.get("/tasks", signed, requireBuyer, (_req, res) => {
-    res.json({ tasks: tasks.list().map((task) => tasks.view(task)) });
-  });
+  app.get("/tasks", buyerOnly, async () => ({ tasks: tasks.list().map((task) => tasks.view(task)) }));
 
-  app.get("/tasks/:taskId", signed, requireBuyer, async (req, res) => {
+  app.get<TaskParams>("/tasks/:taskId", buyerOnly, async (req) => {
     const task = taskParam(req);
     const { task: fresh, refreshError } = await tasks.refresh(task, nodes.get(task.node));
     if (refreshError) tasksLog.info({ taskId: task.taskId, miner: task.node, err: refreshError }, "status not refreshed from the node; answering the last known one");
-    res.json({ ...tasks.view(fresh), ...(refreshError ? { refreshError } : {}) });
+    return { ...tasks.view(fresh), ...(refreshError ? { refreshError } : {}) };
   });
 
   // ---------------------------------------------------------------- on-chain task specs (nodes with power)
-  app.get("/ledger/tasks/:ledgerTaskId/spec", signed, async (req, res) => {
+  app.get<{ Params: { ledgerTaskId: string } }>("/ledger/tasks/:ledgerTaskId/spec", { preHandler: signed }, async (req) => {
     if (!ctx.ledger) throw new HttpError(404, `this master assigns tasks locally: run ${runId} has no on-chain tasks`);
-    res.json(await ctx.ledger.specFor(String(req.params.ledgerTaskId), req.signer!));
+    return ctx.ledger.specFor(req.params.ledgerTaskId, req.signer);
   });
 
-  app.get("/tasks/:taskId/logs", signed, requireBuyer, (req, res) => expected(res, tasksLog, async () => {
-    const task = taskParam(req);
-    const tail = req.query.tail;
-    if (tail !== undefined && (typeof tail !== "string" || !/^[0-9]{1,6}$/.test(tail))) {
-      throw new HttpError(400, "tail must be a whole number of lines (at most 999999)");
-    }
-    const node = nodes.get(task.node);
-    if (!node?.endpoint) throw new HttpError(502, `no endpoint known for node ${task.node}`);
-    const url = `${node.endpoint}/tasks/${task.taskId}/logs${tail !== undefined ? `?tail=${tail}` : ""}`;
-    let answer;
-    try {
-      answer = await ctx.client.request<{ stdout?: unknown; stderr?: unknown; error?: string }>("GET", url, { audience: task.node.toLowerCase() });
-    } catch (error) {
-      throw new HttpError(502, `node ${task.node} did not answer for the logs: ${(error as Error).message}`);
-    }
-    if (answer.status !== 200) {
-      throw new HttpError(502, `node ${task.node} answered ${answer.status} for the logs: ${answer.body?.error ?? ""}`.trim());
-    }
-    const { stdout, stderr } = answer.body ?? {};
-    if (typeof stdout !== "string" || typeof stderr !== "string") throw new HttpError(502, `node ${task.node} answered malformed logs`);
-    tasksLog.debug({ taskId: task.taskId, miner: task.node, stdoutBytes: stdout.length, stderrBytes: stderr.length }, "logs proxied");
-    res.json({ taskId: task.taskId, node: task.node, stdout, stderr });
+  app.get<TaskParams & { Querystring: { tail?: unknown } }>("/tasks/:taskId/logs", buyerOnly, async (req, reply) =>
+    expected(reply, tasksLog, async () => {
+      const task = taskParam(req);
+      const tail = req.query.tail;
+      if (tail !== undefined && (typeof tail !== "string" || !/^[0-9]{1,6}$/.test(tail))) {
+        throw new HttpError(400, "tail must be a whole number of lines (at most 999999)");
+      }
+      const node = nodes.get(task.node);
+      if (!node?.endpoint) throw new HttpError(502, `no endpoint known for node ${task.node}`);
+      const url = `${node.endpoint}/tasks/${task.taskId}/logs${tail !== undefined ? `?tail=${tail}` : ""}`;
+      let answer;
+      try {
+        answer = await ctx.client.request<{ stdout?: unknown; stderr?: unknown; error?: string }>("GET", url, { audience: task.node.toLowerCase() });
+      } catch (error) {
+        throw new HttpError(502, `node ${task.node} did not answer for the logs: ${(error as Error).message}`);
+      }
+      if (answer.status !== 200) {
+        throw new HttpError(502, `node ${task.node} answered ${answer.status} for the logs: ${answer.body?.error ?? ""}`.trim());
+      }
+      const { stdout, stderr } = answer.body ?? {};
+      if (typeof stdout !== "string" || typeof stderr !== "string") throw new HttpError(502, `node ${task.node} answered malformed logs`);
+      tasksLog.debug({ taskId: task.taskId, miner: task.node, stdoutBytes: stdout.length, stderrBytes: stderr.length }, "logs proxied");
+      return { taskId: task.taskId, node: task.node, stdout, stderr };
+    }),
+  );
+
+  app.get("/nodes", buyerOnly, async () => ({
+    nodes: nodes.all().map((n) => ({
+      node: n.node,
+      state: n.state,
+      participation: n.participation,
+      lastHeartbeat: n.lastHeartbeat === null ? null : new Date(n.lastHeartbeat).toISOString(),
+      stateSince: new Date(n.stateSince).toISOString(),
+      tasks: tasks.activeTaskIds(n.node),
+    })),
   }));
 
-  app.get("/nodes", signed, requireBuyer, (_req, res) => {
-    res.json({
-      nodes: nodes.all().map((n) => ({
-        node: n.node,
-        state: n.state,
-        participation: n.participation,
-        lastHeartbeat: n.lastHeartbeat === null ? null : new Date(n.lastHeartbeat).toISOString(),
-        stateSince: new Date(n.stateSince).toISOString(),
-        tasks: tasks.activeTaskIds(n.node),
-      })),
-    });
-  });
-
   // ---------------------------------------------------------------- files
-  app.post("/tasks/:taskId/files/missing", signed, (req, res) => {
+  app.post<TaskParams>("/tasks/:taskId/files/missing", { preHandler: signed }, async (req) => {
     const task = taskOfSigner(req);
-    const parsed = missingSchema.safeParse(req.json);
+    const parsed = missingSchema.safeParse(req.body);
     if (!parsed.success) throw new HttpError(400, zodProblems(parsed.error));
     parsed.data.files.forEach((f, i) => {
       const problem = fileNameProblem(f.name);
       if (problem) throw new HttpError(400, `body.files.${i}.name: ${problem}`);
     });
-    res.json({ missing: files.missing(task.taskId, parsed.data.files) });
+    return { missing: files.missing(task.taskId, parsed.data.files) };
   });
 
-  app.get("/tasks/:taskId/files", signed, requireBuyer, (req, res) => {
+  app.get<TaskParams>("/tasks/:taskId/files", buyerOnly, async (req) => {
     const task = taskParam(req);
-    res.json({
+    return {
       files: files.list(task.taskId).map((f) => ({ name: f.name, sha256: f.sha256, size: f.size, uploadedAt: new Date(f.uploadedAt).toISOString() })),
-    });
+    };
   });
 
-  app.get("/tasks/:taskId/files/:sha256", signed, requireBuyer, (req, res, next) => {
+  // Downloads are streamed from the blob file, never read into memory.
+  app.get<TaskParams & { Params: { sha256: string } }>("/tasks/:taskId/files/:sha256", buyerOnly, async (req, reply) => {
     const task = taskParam(req);
-    const sha256 = String(req.params.sha256);
+    const sha256 = req.params.sha256;
     if (!SHA256_PATTERN.test(sha256)) throw new HttpError(400, "sha256 must be 64 lowercase hex characters");
     const file = files.find(task.taskId, sha256);
     const size = file ? files.blobSize(sha256) : undefined;
     if (!file || size === undefined) throw new HttpError(404, `task ${task.taskId} has no file ${sha256}`);
-    res.status(200).set({ "content-type": "application/octet-stream", "content-length": String(size) });
-    const stream = createReadStream(files.blobPath(sha256));
-    stream.on("error", next);
-    stream.pipe(res);
+    return reply.code(200).headers({ "content-type": "application/octet-stream", "content-length": String(size) }).send(createReadStream(files.blobPath(sha256)));
   });
 
-  finishApp(app, logger);
-
-  // The upload route is the only one allowed large bodies: it gets its own raw parser in front of the
-  // shared app (whose parser keeps every other route at 1 MB).
-  const outer = express();
-  outer.disable("x-powered-by");
-  outer.set("query parser", "simple");
-  outer.put(
+  // The upload route is the only one allowed large bodies (its own bodyLimit; every other route stays at
+  // 1 MB). Before reading up to maxFileBytes (onRequest runs before the body is read): the claimed signer
+  // must be the task's node and the timestamp fresh, so a stranger cannot make the master buffer large
+  // bodies. The signature itself (which covers the body) is verified after, by `signed`.
+  app.put<TaskParams & { Params: { sha256: string } }>(
     "/tasks/:taskId/files/:sha256",
-    // Before reading up to maxFileBytes: the claimed signer must be the task's node and the timestamp
-    // fresh, so a stranger cannot make the master buffer large bodies. The signature itself (which covers
-    // the body) is verified after, by `signed`.
-    (req: Request, _res: Response, next: NextFunction) => {
-      try {
-        const claimed = req.header(HEADER_ADDRESS);
-        const timestamp = Number(req.header(HEADER_TIMESTAMP));
+    {
+      bodyLimit: ctx.maxFileBytes,
+      onRequest: async (req) => {
+        const claimed = req.headers[HEADER_ADDRESS] as string | undefined;
+        const timestamp = Number(req.headers[HEADER_TIMESTAMP]);
         if (!claimed || !Number.isFinite(timestamp) || Math.abs(Math.floor(Date.now() / 1000) - timestamp) > 60) {
           throw new HttpError(401, "upload refused before its body: signature headers missing or stale");
         }
@@ -259,23 +256,14 @@ export function buildApp(ctx: RouteContext): express.Express {
         if (task.node.toLowerCase() !== claimed.toLowerCase()) {
           throw new HttpError(403, `${claimed} is not the node task ${task.taskId} was sent to`);
         }
-        next();
-      } catch (error) {
-        next(error);
-      }
+      },
+      preHandler: signed,
     },
-    express.raw({ type: () => true, limit: ctx.maxFileBytes }),
-    (req: Request, _res: Response, next: NextFunction) => {
-      req.rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      req.json = undefined;
-      next();
-    },
-    signed,
-    async (req, res) => {
+    async (req) => {
       const task = taskOfSigner(req);
-      const sha256 = String(req.params.sha256);
+      const sha256 = req.params.sha256;
       if (!SHA256_PATTERN.test(sha256)) throw new HttpError(400, "sha256 must be 64 lowercase hex characters");
-      const header = req.header("x-cn-file-name");
+      const header = req.headers["x-cn-file-name"] as string | undefined;
       if (header === undefined) throw new HttpError(400, "header x-cn-file-name (the file's relative name) is required");
       const name = fileNameFromHeader(header);
       const problem = fileNameProblem(name);
@@ -283,19 +271,18 @@ export function buildApp(ctx: RouteContext): express.Express {
         storageLog.warn({ taskId: task.taskId, miner: req.signer, name: JSON.stringify(name), problem }, "file refused: bad name");
         throw new HttpError(400, `x-cn-file-name ${problem}`);
       }
-      const type = (req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+      const type = (req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
       if (type !== "application/octet-stream") throw new HttpError(400, "content-type must be application/octet-stream");
-      const bytes = req.rawBody!;
+      const bytes = req.rawBody ?? Buffer.alloc(0);
       const actual = createHash("sha256").update(bytes).digest("hex");
       if (actual !== sha256) {
         storageLog.warn({ taskId: task.taskId, miner: req.signer, name, claimed: sha256, actual, size: bytes.length }, "file refused: hash mismatch");
         throw new HttpError(400, `the body hashes to ${actual}, not ${sha256}`);
       }
       const { stored, size } = await files.put(task.taskId, name, sha256, bytes);
-      res.json({ sha256, size, stored });
+      return { sha256, size, stored };
     },
   );
-  outer.use(app);
-  finishApp(outer, logger);
-  return outer;
+
+  return app;
 }

@@ -12,6 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import type { Db } from "../shared/store.js";
+import type Database from "better-sqlite3";
 import type { SignedTx } from "../shared/tx.js";
 import type { Logger } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
@@ -233,6 +234,7 @@ export class TaskBook {
   private readonly created;
   /** Called when a chain-mode task is queued (wakes the ledger queue). */
   onQueued: (() => void) | undefined;
+  private updateStatus: Database.Statement | undefined;
 
   constructor(private readonly options: TaskBookOptions) {
     this.db = options.db;
@@ -467,9 +469,9 @@ export class TaskBook {
       if (task.state !== status.state) {
         this.log.info({ taskId: task.taskId, miner: node, from: task.state, to: status.state, exitCode: status.exitCode ?? null, source }, "task state changed");
       }
-      this.db
-        .prepare("UPDATE master_tasks SET state = ?, status = ?, updated_at = ? WHERE task_id = ?")
-        .run(status.state, JSON.stringify(status), Date.now(), task.taskId);
+      // Heartbeats carry their node's statuses: prepared once, not per status.
+      this.updateStatus ??= this.db.prepare("UPDATE master_tasks SET state = ?, status = ?, updated_at = ? WHERE task_id = ?");
+      this.updateStatus.run(status.state, JSON.stringify(status), Date.now(), task.taskId);
       applied++;
     }
     if (foreign.length > 0) this.log.warn({ miner: node, tasks: foreign, source }, "status for tasks that are not this node's: ignored");

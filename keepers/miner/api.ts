@@ -2,9 +2,8 @@
  * The miner's HTTP API (PROTOCOL.md, "Miner"; audience = the node address). Every route but /health and
  * /metrics is signed; who may call what is decided by MinerAgent from chain state.
  */
-import type express from "express";
-import type { Request, Response } from "express";
-import { HttpError, createApp, finishApp, requireSignature } from "../shared/http.js";
+import type { FastifyRequest } from "fastify";
+import { type App, HttpError, createApp, requireSignature } from "../shared/http.js";
 import type { Logger } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
 import type { NonceStore } from "../shared/signing.js";
@@ -24,7 +23,9 @@ export interface MinerApiOptions {
   rateLimit?: { max: number; windowMs: number };
 }
 
-export function createMinerApi(options: MinerApiOptions): express.Express {
+type TaskParams = { Params: { taskId: string } };
+
+export function createMinerApi(options: MinerApiOptions): App {
   const { agent, logger, metrics } = options;
   const app = createApp({ logger, metrics, bodyLimit: "256kb", health: options.health });
   const signed = requireSignature({
@@ -35,39 +36,27 @@ export function createMinerApi(options: MinerApiOptions): express.Express {
     rateLimit: options.rateLimit ?? { max: 600, windowMs: 60_000 },
   });
   const requests = metrics.counter("miner_requests_total", "Signed requests answered, by route and status", ["route", "status"]);
-  const count = (route: string) => (_req: Request, res: Response, next: () => void) => {
-    res.on("finish", () => requests.inc({ route, status: String(res.statusCode) }));
-    next();
-  };
-  const signer = (req: Request) => req.signer!;
-  const taskId = (req: Request) => String(req.params.taskId);
+  /** Counted when answered, refusals of the signature hook included. */
+  const counted = (route: string) => ({
+    preHandler: signed,
+    onResponse: async (_req: FastifyRequest, reply: { statusCode: number }) => {
+      requests.inc({ route, status: String(reply.statusCode) });
+    },
+  });
 
-  app.post("/challenge", count("challenge"), signed, async (req, res) => {
-    res.json(await agent.solveChallenge(signer(req), req.json));
-  });
-  app.post("/invite", count("invite"), signed, async (req, res) => {
-    res.json(await agent.acceptInvite(signer(req), req.json));
-  });
-  app.post("/tasks", count("tasks"), signed, async (req, res) => {
-    res.status(202).json(await agent.startTask(signer(req), req.json));
-  });
-  app.get("/tasks/:taskId", count("task"), signed, async (req, res) => {
-    res.json(await agent.taskStatus(signer(req), taskId(req)));
-  });
-  app.get("/tasks/:taskId/logs", count("task-logs"), signed, async (req, res) => {
+  app.post("/challenge", counted("challenge"), async (req) => agent.solveChallenge(req.signer, req.body));
+  app.post("/invite", counted("invite"), async (req) => agent.acceptInvite(req.signer, req.body));
+  app.post("/tasks", counted("tasks"), async (req, reply) => reply.code(202).send(await agent.startTask(req.signer, req.body)));
+  app.get<TaskParams>("/tasks/:taskId", counted("task"), async (req) => agent.taskStatus(req.signer, req.params.taskId));
+  app.get<TaskParams & { Querystring: { tail?: unknown } }>("/tasks/:taskId/logs", counted("task-logs"), async (req) => {
     const tail = typeof req.query.tail === "string" ? req.query.tail : undefined;
-    res.json(await agent.taskLogs(signer(req), taskId(req), tail));
+    return agent.taskLogs(req.signer, req.params.taskId, tail);
   });
-  app.post("/tasks/:taskId/stop", count("task-stop"), signed, async (req, res) => {
-    res.json(await agent.stopTask(signer(req), taskId(req)));
-  });
-  app.get("/poc/:epoch/leaves", count("poc-leaves"), signed, async (req, res) => {
+  app.post<TaskParams>("/tasks/:taskId/stop", counted("task-stop"), async (req) => agent.stopTask(req.signer, req.params.taskId));
+  app.get<{ Params: { epoch: string }; Querystring: { indices?: unknown } }>("/poc/:epoch/leaves", counted("poc-leaves"), async (req) => {
     if (!options.economy) throw new HttpError(404, "this node does not take part in the epoch economy");
-    res.json(await options.economy.leaves(signer(req), String(req.params.epoch), req.query.indices));
+    return options.economy.leaves(req.signer, req.params.epoch, req.query.indices);
   });
-  app.get("/status", count("status"), signed, async (req, res) => {
-    res.json(await agent.statusFor(signer(req)));
-  });
-  finishApp(app, logger);
+  app.get("/status", counted("status"), async (req) => agent.statusFor(req.signer));
   return app;
 }

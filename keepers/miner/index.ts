@@ -12,7 +12,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Command, Option } from "commander";
@@ -305,8 +304,8 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
         economy: economy.status,
       }),
     });
-    const server: Server = await listen(app, options.port, options.host);
-    cleanups.push({ name: "http server", run: () => closeServer(server) });
+    const server = await listen(app, options.port, options.host);
+    cleanups.push({ name: "http server", run: () => closeServer(app) });
     const port = (server.address() as AddressInfo).port;
     const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`;
     const publicUrl = (options.publicUrl ?? url).replace(/\/+$/, "");

@@ -20,6 +20,8 @@ export class KeeperStore implements NonceStore {
   private readonly insertNonce: Database.Statement;
   private readonly sweepNonces: Database.Statement;
   private lastSweep = 0;
+  /** Nonces waiting for the next group commit, with their callers. */
+  private pendingNonces: Array<{ address: string; nonce: string; expiresAt: number; resolve: (fresh: boolean) => void; reject: (error: unknown) => void }> = [];
 
   constructor(file: string) {
     if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
@@ -29,24 +31,64 @@ export class KeeperStore implements NonceStore {
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS nonces (
-        address TEXT NOT NULL, nonce TEXT NOT NULL, expires_at INTEGER NOT NULL,
-        PRIMARY KEY (address, nonce)
+      -- Keyed by expiry first: inserts land next to each other (expiry = the request's timestamp + the
+      -- allowed skew, close to now), so each writes a page or two to the WAL instead of one random page per
+      -- B-tree, and the sweep deletes a range at the front. A replay repeats the timestamp (it is signed),
+      -- so (expiry, address, nonce) identifies a request as well as (address, nonce) does.
+      CREATE TABLE IF NOT EXISTS request_nonces (
+        expires_at INTEGER NOT NULL, address TEXT NOT NULL, nonce TEXT NOT NULL,
+        PRIMARY KEY (expires_at, address, nonce)
       ) WITHOUT ROWID;
-      CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
     `);
-    this.insertNonce = this.db.prepare("INSERT OR IGNORE INTO nonces (address, nonce, expires_at) VALUES (?, ?, ?)");
-    this.sweepNonces = this.db.prepare("DELETE FROM nonces WHERE expires_at < ?");
+    // Nonces of the previous layout (at most a minute's worth) stay refused after an upgrade.
+    const legacy = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nonces'").get();
+    if (legacy) {
+      this.db.transaction(() => {
+        this.db.exec("INSERT OR IGNORE INTO request_nonces (expires_at, address, nonce) SELECT expires_at, address, nonce FROM nonces");
+        this.db.exec("DROP TABLE nonces");
+      })();
+    }
+    this.insertNonce = this.db.prepare("INSERT OR IGNORE INTO request_nonces (expires_at, address, nonce) VALUES (?, ?, ?)");
+    this.sweepNonces = this.db.prepare("DELETE FROM request_nonces WHERE expires_at < ?");
   }
 
-  /** NonceStore: false when (address, nonce) was used before and has not expired. */
+  /**
+   * NonceStore: false when the address used this nonce, in a request of the same expiry, before and it has
+   * not expired. Expired ones are swept every second (a small range delete, not a pause).
+   */
   use(address: string, nonce: string, expiresAt: number): boolean {
     const now = Math.floor(Date.now() / 1000);
-    if (now - this.lastSweep >= 10) {
+    if (now - this.lastSweep >= 1) {
       this.sweepNonces.run(now);
       this.lastSweep = now;
     }
-    return this.insertNonce.run(address.toLowerCase(), nonce, expiresAt).changes === 1;
+    return this.insertNonce.run(expiresAt, address.toLowerCase(), nonce).changes === 1;
+  }
+
+  /**
+   * NonceStore, for the HTTP layer: the nonces of the requests that arrive in one turn of the event loop
+   * are written in one transaction (one WAL append instead of one per request), and each caller hears
+   * once its nonce is stored, so no request is answered before its nonce is. Two uses of a nonce in the
+   * same batch: the first wins, as with `use`.
+   */
+  useSoon(address: string, nonce: string, expiresAt: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      if (this.pendingNonces.length === 0) setImmediate(() => this.commitNonces());
+      this.pendingNonces.push({ address, nonce, expiresAt, resolve, reject });
+    });
+  }
+
+  private commitNonces(): void {
+    const batch = this.pendingNonces;
+    this.pendingNonces = [];
+    let fresh: boolean[];
+    try {
+      fresh = this.db.transaction(() => batch.map((n) => this.use(n.address, n.nonce, n.expiresAt)))();
+    } catch (error) {
+      for (const n of batch) n.reject(error);
+      return;
+    }
+    batch.forEach((n, i) => n.resolve(fresh[i]));
   }
 
   get(key: string): string | undefined {
@@ -68,6 +110,7 @@ export class KeeperStore implements NonceStore {
   }
 
   close(): void {
+    if (this.pendingNonces.length > 0 && this.db.open) this.commitNonces();
     if (this.db.open) this.db.close();
   }
 }

@@ -5,7 +5,6 @@
  *   startValidator(options)  programmatic start (tests, devnet)
  *   validatorCommand()       `computenet validator`: flags + env, validated, signal handling
  */
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { Command, Option } from "commander";
@@ -14,7 +13,7 @@ import { z } from "zod";
 import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
 import { DEFAULT_MAX_CHALLENGE_N, DEFAULT_MAX_CHALLENGE_ROUNDS } from "../shared/challenge.js";
 import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
-import { closeServer, createApp, finishApp, listen } from "../shared/http.js";
+import { type App, closeServer, createApp, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
 import { type Metrics, createMetrics } from "../shared/metrics.js";
@@ -122,7 +121,7 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
   const validation = subsystem(logger, "Validation");
 
   let store: KeeperStore | undefined;
-  let server: Server | undefined;
+  let server: App | undefined;
   try {
     const board = chain.contracts.challengeBoard;
     const role = await board.VALIDATOR_ROLE();
@@ -196,9 +195,8 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
       metrics,
       health: () => ({ validator: address, cursor: follower.cursor, ...challenger.status() }),
     });
-    finishApp(app, logger);
-    server = await listen(app, options.port ?? DEFAULT_VALIDATOR_PORT, options.host ?? "127.0.0.1");
-    const bound = server.address() as AddressInfo;
+    server = app;
+    const bound = (await listen(app, options.port ?? DEFAULT_VALIDATOR_PORT, options.host ?? "127.0.0.1")).address() as AddressInfo;
     const host = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
     const url = `http://${host}:${bound.port}`;
 

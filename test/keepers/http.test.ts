@@ -1,40 +1,46 @@
 /**
- * The keepers' HTTP layer over real loopback HTTP: signed routes, refusals with reasons, body limit,
- * rate limit, health and metrics.
+ * The keepers' HTTP layer (fastify) over real loopback HTTP: signed routes, refusals with reasons, body
+ * limit, malformed JSON, unknown routes, rate limit, health and metrics; and the benchmarks' load client,
+ * whose pre-signed requests the real verifyRequest must accept once.
  */
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { expect } from "chai";
 import { Wallet } from "ethers";
-import { HttpError, SignedClient, closeServer, createApp, finishApp, listen, requireSignature } from "../../keepers/shared/http.js";
+import { newNodeKey, presign, runLoad } from "../../bench/lib/load.js";
+import { type App, HttpError, SignedClient, closeServer, createApp, listen, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
-import { MemoryNonceStore, signRequest } from "../../keepers/shared/signing.js";
+import { AuthError, MemoryNonceStore, signRequest, verifyRequest } from "../../keepers/shared/signing.js";
 
 const CHAIN = 31337n;
 const AUDIENCE = "discovery";
 
 describe("keeper HTTP layer (real loopback HTTP)", () => {
-  let server: Server;
+  let app: App;
   let base: string;
   const allowed = Wallet.createRandom();
   const client = new SignedClient(allowed, CHAIN);
 
   before(async () => {
     const logger = createLogger({ component: "test", level: "silent" });
-    const app = createApp({ logger, metrics: createMetrics("test"), bodyLimit: "1kb", health: () => ({ role: "test" }) });
+    app = createApp({ logger, metrics: createMetrics("test"), bodyLimit: "1kb", health: () => ({ role: "test" }) });
     const signed = requireSignature({ chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore(), rateLimit: { max: 5, windowMs: 60_000 } });
-    app.get("/echo", signed, (req, res) => res.json({ signer: req.signer, query: req.query }));
-    app.post("/echo", signed, (req, res) => res.json({ signer: req.signer, body: req.json }));
-    app.get("/private", signed, (req, _res, next) => next(new HttpError(403, `${req.signer} may not read this`)));
-    app.get("/huge", (_req, res) => res.type("text/plain").send("x".repeat(2 * 1024 * 1024)));
-    app.get("/redirect", (_req, res) => res.redirect(302, "/health"));
-    finishApp(app, logger);
-    server = await listen(app, 0, "127.0.0.1");
+    app.get("/echo", { preHandler: signed }, async (req) => ({ signer: req.signer, query: req.query }));
+    app.post("/echo", { preHandler: signed }, async (req) => ({ signer: req.signer, body: req.body, bytes: req.rawBody?.length ?? 0 }));
+    app.put("/upload", { preHandler: signed, bodyLimit: 4096 }, async (req) => ({ bytes: req.rawBody?.length ?? 0 }));
+    app.get("/private", { preHandler: signed }, async (req) => {
+      throw new HttpError(403, `${req.signer} may not read this`);
+    });
+    app.get("/crash", async () => {
+      throw new Error("a bug, with internals the caller must not see");
+    });
+    app.get("/huge", async (_req, reply) => reply.type("text/plain").send("x".repeat(2 * 1024 * 1024)));
+    app.get("/redirect", async (_req, reply) => reply.redirect("/health", 302));
+    const server = await listen(app, 0, "127.0.0.1");
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
 
-  after(async () => closeServer(server));
+  after(async () => closeServer(app));
 
   it("serves /health and /metrics without a signature", async () => {
     expect(await (await fetch(`${base}/health`)).json()).to.deep.equal({ status: "ok", role: "test" });
@@ -85,17 +91,67 @@ describe("keeper HTTP layer (real loopback HTTP)", () => {
     expect(((await bad.json()) as { error: string }).error).to.equal("body is not valid JSON");
     const huge = await fetch(`${base}/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ x: "y".repeat(2048) }) });
     expect(huge.status).to.equal(413);
+    expect(huge.headers.get("content-type")).to.match(/^application\/json/);
     expect(((await huge.json()) as { error: string }).error).to.equal("body too large");
+    // Streamed without a content-length: counted while read.
+    const chunked = await fetch(`${base}/echo`, {
+      method: "POST",
+      headers: { "content-type": "application/octet-stream" },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 4; i++) controller.enqueue(new Uint8Array(512));
+          controller.close();
+        },
+      }),
+      duplex: "half",
+    } as RequestInit);
+    expect(chunked.status).to.equal(413);
   });
 
-  it("answers 404 with the route for unknown paths", async () => {
-    const response = await fetch(`${base}/nowhere`);
+  it("lets one route accept more than the app's body limit, and keeps the exact bytes of any content type", async () => {
+    const uploader = new SignedClient(Wallet.createRandom(), CHAIN); // each test its own signer: 5 requests a minute each
+    const bytes = new Uint8Array(3000).fill(7);
+    const response = await uploader.request<{ bytes: number }>("PUT", `${base}/upload`, { audience: AUDIENCE, rawBody: bytes });
+    expect(response).to.deep.equal({ status: 200, body: { bytes: 3000 } });
+    const tooBig = await uploader.request<{ error: string }>("PUT", `${base}/upload`, { audience: AUDIENCE, rawBody: new Uint8Array(5000) });
+    expect(tooBig).to.deep.equal({ status: 413, body: { error: "body too large" } });
+  });
+
+  it("answers 404 with the route for unknown paths, and 500 without internals for a bug", async () => {
+    const response = await fetch(`${base}/nowhere?x=1`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     expect(response.status).to.equal(404);
-    expect(((await response.json()) as { error: string }).error).to.equal("no route GET /nowhere");
+    expect(((await response.json()) as { error: string }).error).to.equal("no route POST /nowhere");
+    const crash = await fetch(`${base}/crash`);
+    expect(crash.status).to.equal(500);
+    expect(await crash.json()).to.deep.equal({ error: "internal error" });
+  });
+
+  it("routes like express did: with or without a trailing slash, in any letter case", async () => {
+    const wallet = Wallet.createRandom();
+    const reader = new SignedClient(wallet, CHAIN);
+    for (const path of ["/echo/", "/ECHO"]) {
+      const answer = await reader.request<{ signer: string }>("GET", `${base}${path}?a=1&a=2`, { audience: AUDIENCE });
+      expect(answer.status, path).to.equal(200);
+      expect(answer.body, path).to.deep.equal({ signer: wallet.address, query: { a: ["1", "2"] } });
+    }
+  });
+
+  it("refuses a signed POST whose body was changed in transit", async () => {
+    const other = Wallet.createRandom();
+    const body = Buffer.from(JSON.stringify({ x: 1 }));
+    const headers = await signRequest(other, { chainId: CHAIN, audience: AUDIENCE, method: "POST", path: "/echo", query: "", body });
+    const changed = await fetch(`${base}/echo`, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: JSON.stringify({ x: 2 }) });
+    expect(changed.status).to.equal(401);
+    expect(((await changed.json()) as { error: string }).error).to.match(/^signature does not match the request/);
+    const stale = await signRequest(other, { chainId: CHAIN, audience: AUDIENCE, method: "GET", path: "/echo", query: "", body: "", timestamp: Math.floor(Date.now() / 1000) - 3600 });
+    const refused = await fetch(`${base}/echo`, { headers: stale });
+    expect(refused.status).to.equal(401);
+    expect(((await refused.json()) as { error: string }).error).to.match(/^stale or future timestamp/);
   });
 
   it("limits requests per signer address with 429, without affecting other signers", async () => {
     const flooder = new SignedClient(Wallet.createRandom(), CHAIN);
+    // (the /echo routes and /private share one hook instance, hence one budget per signer)
     const statuses: number[] = [];
     for (let i = 0; i < 7; i++) statuses.push((await flooder.request("GET", `${base}/echo`, { audience: AUDIENCE })).status);
     expect(statuses).to.deep.equal([200, 200, 200, 200, 200, 429, 429]);
@@ -117,5 +173,67 @@ describe("keeper HTTP layer (real loopback HTTP)", () => {
     expect(error).to.be.instanceOf(HttpError);
     expect(error!.status).to.equal(403);
     expect(error!.message).to.equal(`GET ${base}/private: 403 ${allowed.address} may not read this`);
+  });
+});
+
+describe("benchmark load client (bench/lib/load.ts)", () => {
+  const key = newNodeKey();
+
+  it("pre-signs requests the real verifyRequest accepts once and refuses as replays", async () => {
+    const nonces = new MemoryNonceStore();
+    const options = { chainId: CHAIN, audience: "0x00000000000000000000000000000000000000aa", nonces };
+    const body = { runId: "1", node: key.address, tasks: [], sentAt: new Date().toISOString() };
+    const request = presign(key, { chainId: CHAIN, audience: options.audience, method: "POST", path: "/heartbeat", body });
+    const incoming = (r: typeof request) => ({
+      method: r.method,
+      path: r.path.split("?")[0],
+      query: r.path.split("?")[1] ?? "",
+      body: r.body ?? "",
+      header: (name: string) => r.headers[name],
+    });
+    expect(await verifyRequest(incoming(request), options)).to.equal(key.address);
+    expect(new Wallet(`0x${key.privateKey.toString("hex")}`).address).to.equal(key.address);
+    let replay: unknown;
+    try {
+      await verifyRequest(incoming(request), options);
+    } catch (error) {
+      replay = error;
+    }
+    expect(replay).to.be.instanceOf(AuthError);
+    expect((replay as AuthError).message).to.equal("nonce already used: replayed request");
+    const get = presign(key, { chainId: CHAIN, audience: options.audience, method: "GET", path: "/nodes/x", query: "b=2&a=1" });
+    expect(await verifyRequest(incoming(get), options)).to.equal(key.address);
+  });
+
+  it("drives a real app: pre-signed requests answered 200, the same ones replayed answered 401", async () => {
+    const logger = createLogger({ component: "test", level: "silent" });
+    const app = createApp({ logger, metrics: createMetrics("load-test") });
+    app.post("/beat", { preHandler: requireSignature({ chainId: CHAIN, audience: AUDIENCE, nonces: new MemoryNonceStore() }) }, async (req) => ({ signer: req.signer }));
+    const server = await listen(app, 0, "127.0.0.1");
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const keys = Array.from({ length: 20 }, newNodeKey);
+      const requests = keys.map((k, i) => presign(k, { chainId: CHAIN, audience: AUDIENCE, method: "POST", path: "/beat", body: { i } }));
+      const first = await runLoad({ url, requests, connections: 4 });
+      expect(first).to.deep.include({ count: 20, ok: 20, errors: 0, statuses: { "200": 20 } });
+      expect(first.p50Ms).to.be.at.most(first.p99Ms).and.at.most(first.maxMs);
+      const replayed = await runLoad({ url, requests, connections: 4 });
+      expect(replayed).to.deep.include({ count: 20, ok: 0, errors: 20, statuses: { "401": 20 } });
+      const open = await runLoad({ url, requests: (i) => presign(keys[i % 20], { chainId: CHAIN, audience: AUDIENCE, method: "POST", path: "/beat", body: { i } }), ratePerSec: 200, durationMs: 250, connections: 2 });
+      expect(open.ok).to.equal(open.count);
+      expect(open.count).to.be.within(40, 52);
+    } finally {
+      await closeServer(app);
+    }
+  });
+
+  it("refuses to target anything but 127.0.0.1 and runs only bounded", async () => {
+    const request = presign(key, { chainId: CHAIN, audience: AUDIENCE, method: "GET", path: "/" });
+    for (const url of ["http://localhost:1", "http://10.0.0.1:80"]) {
+      const error = await runLoad({ url, requests: [request] }).then(() => undefined, (e: Error) => e);
+      expect(error?.message, url).to.match(/127\.0\.0\.1 only/);
+    }
+    const unbounded = await runLoad({ url: "http://127.0.0.1:1", requests: () => request }).then(() => undefined, (e: Error) => e);
+    expect(unbounded?.message).to.match(/always bounded/);
   });
 });

@@ -10,7 +10,6 @@
  * LedgerTasks; a task "runs" by the test writing its storage folder). Real time: epochs last about a minute.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -26,7 +25,7 @@ import { computeTaskResult } from "../../keepers/miner/task-result.js";
 import { validateTaskSpec } from "../../keepers/miner/task-spec.js";
 import { type Chain, EventFollower, contractInterfaces } from "../../keepers/shared/chain.js";
 import { EpochClock } from "../../keepers/shared/epochs.js";
-import { HttpError, SignedClient, closeServer, createApp, finishApp, listen, requireSignature } from "../../keepers/shared/http.js";
+import { type App, HttpError, SignedClient, closeServer, createApp, listen, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
 import { MemoryNonceStore } from "../../keepers/shared/signing.js";
@@ -35,6 +34,9 @@ import { specHash } from "../../keepers/shared/task-hash.js";
 import { TxSender } from "../../keepers/shared/tx.js";
 import { gpuModel, signInvite, signNodeConsent } from "../../scripts/lib/protocol.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
+
+/** Route parameters and query of the test doubles' routes. */
+type P = { Params: Record<string, string>; Querystring: Record<string, string | undefined>; Body: unknown };
 
 const TOKEN = 10n ** 18n;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -82,7 +84,7 @@ describe("chain assignment against the real TaskLedger (devchain, short epochs)"
   const nodeKeys: string[] = [];
   const nodes: string[] = [];
   const endpoints = new Map<string, string>();
-  const servers: Server[] = [];
+  const servers: App[] = [];
   const miners = new Map<string, { chain: Chain; ledger: LedgerTasks; runtime: FolderRuntime; store: KeeperStore; received: string[] }>();
   /** Master task ids the miner doubles refuse (a node that never takes its task). */
   const refuse = new Set<string>();
@@ -178,18 +180,17 @@ describe("chain assignment against the real TaskLedger (devchain, short epochs)"
     miners.set(node, { chain, ledger, runtime, store, received });
     const app = createApp({ logger, metrics: createMetrics(`miner-double-${i}`) });
     const signed = requireSignature({ chainId: chain.chainId, audience: node.toLowerCase(), nonces: new MemoryNonceStore() });
-    app.post("/tasks", signed, async (req, res) => {
-      if (!(await chain.contracts.trainingRuns.isMaster(runId, req.signer!))) throw new HttpError(403, "not the master");
-      const spec = validateTaskSpec(req.json);
+    app.post<P>("/tasks", { preHandler: signed }, async (req, reply) => {
+      if (!(await chain.contracts.trainingRuns.isMaster(runId, req.signer))) throw new HttpError(403, "not the master");
+      const spec = validateTaskSpec(req.body);
       if (refuse.has(spec.taskId)) throw new HttpError(503, "this double refuses the task");
       await ledger.admit(spec, runtime.statuses.has(spec.taskId));
       received.push(spec.taskId);
       runtime.statuses.set(spec.taskId, { taskId: spec.taskId, runId: spec.runId, state: "running", exitCode: null, restarts: 0, startedAt: new Date().toISOString(), finishedAt: null });
-      res.status(202).json(runtime.statuses.get(spec.taskId));
+      reply.code(202).send(runtime.statuses.get(spec.taskId));
     });
-    finishApp(app, logger);
     const server = await listen(app, 0, "127.0.0.1");
-    servers.push(server);
+    servers.push(app);
     endpoints.set(node, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
   }
 

@@ -16,7 +16,6 @@
  * their endpoints), which NodeTracker keeps from heartbeats in the keeper.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -30,7 +29,7 @@ import { type AssignmentMode, TaskBook } from "../../keepers/master/tasks.js";
 import type { TaskStatus } from "../../keepers/miner/docker-runtime.js";
 import type { TaskSpec } from "../../keepers/miner/task-spec.js";
 import { type Chain, type ChainEvent, EventFollower, contractInterfaces } from "../../keepers/shared/chain.js";
-import { HttpError, SignedClient, closeServer, createApp, finishApp, listen, requireSignature } from "../../keepers/shared/http.js";
+import { type App, HttpError, SignedClient, closeServer, createApp, listen, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
 import { MemoryNonceStore } from "../../keepers/shared/signing.js";
@@ -39,6 +38,9 @@ import { specHash } from "../../keepers/shared/task-hash.js";
 import { type SignedTx, TxSender } from "../../keepers/shared/tx.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
 import { EconomyChain, sleep, until } from "./support/ledger-chain.js";
+
+/** Route parameters and query of the test doubles' routes. */
+type P = { Params: Record<string, string>; Querystring: Record<string, string | undefined>; Body: unknown };
 
 /**
  * Epochs of 10 minutes (PoC 1 min, PoC validation 1 min, Work 8 min), disputes open 2 min after an epoch;
@@ -59,7 +61,7 @@ class MinerDouble {
   readonly hold = new Set<string>();
   private held: Array<() => void> = [];
   endpoint = "";
-  private server: Server | undefined;
+  private server: App | undefined;
 
   constructor(
     readonly node: string,
@@ -69,23 +71,23 @@ class MinerDouble {
   async start(): Promise<void> {
     const app = createApp({ logger: silent, metrics: createMetrics(`miner-double-${this.node}`) });
     const signed = requireSignature({ chainId: this.chainId, audience: this.node.toLowerCase(), nonces: new MemoryNonceStore() });
-    app.post("/tasks", signed, async (req, res) => {
-      const body = req.json as TaskSpec;
-      this.received.push({ signer: req.signer!, body });
+    app.post<P>("/tasks", { preHandler: signed }, async (req, reply) => {
+      const body = req.body as TaskSpec;
+      this.received.push({ signer: req.signer, body });
       if (this.hold.has(body.taskId)) await new Promise<void>((resolve) => this.held.push(resolve));
       if (this.refuseAll) throw new HttpError(this.refuseAll.status, this.refuseAll.error);
       const status = this.statuses.get(body.taskId) ?? { taskId: body.taskId, runId: body.runId, state: "pending", exitCode: null, restarts: 0, startedAt: null, finishedAt: null };
       this.statuses.set(body.taskId, status);
-      res.status(202).json(status);
+      reply.code(202).send(status);
     });
-    app.get("/tasks/:taskId", signed, (req, res) => {
+    app.get<P>("/tasks/:taskId", { preHandler: signed }, (req, reply) => {
       const status = this.statuses.get(String(req.params.taskId));
       if (!status) throw new HttpError(404, `no task ${req.params.taskId}`);
-      res.json(status);
+      reply.send(status);
     });
-    finishApp(app, silent);
-    this.server = await listen(app, 0, "127.0.0.1");
-    this.endpoint = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.server = app;
+    await listen(app, 0, "127.0.0.1");
+    this.endpoint = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   }
 
   release(): void {
@@ -652,7 +654,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
         const unsigned = await fetch(`${base}/ledger/tasks/${ledgerTaskId}/spec`);
         expect(unsigned.status).to.equal(401);
       } finally {
-        await closeServer(server);
+        await closeServer(app);
       }
     });
 

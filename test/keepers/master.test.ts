@@ -10,7 +10,6 @@ import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -20,7 +19,7 @@ import { type MasterOptions, type MasterService, startMaster } from "../../keepe
 import { EJECT_REASON, type NodeState } from "../../keepers/master/nodes.js";
 import type { Chain } from "../../keepers/shared/chain.js";
 import { ConfigError } from "../../keepers/shared/config.js";
-import { HttpError, SignedClient, closeServer, createApp, finishApp, listen, requireSignature } from "../../keepers/shared/http.js";
+import { type App, HttpError, SignedClient, closeServer, createApp, listen, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
 import { MemoryNonceStore, signRequest } from "../../keepers/shared/signing.js";
@@ -29,6 +28,9 @@ import { type TaskSpec, validateTaskSpec } from "../../keepers/miner/task-spec.j
 import { INVITE_TYPES, Participation, RUNS_DOMAIN, gpuModel, signNodeConsent } from "../../scripts/lib/protocol.js";
 import { ROOT, freePort, rpc } from "../../scripts/lib/processes.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
+
+/** Route parameters and query of the test doubles' routes. */
+type P = { Params: Record<string, string>; Querystring: Record<string, string | undefined>; Body: unknown };
 
 const silent = createLogger({ component: "test-double", level: "silent" });
 
@@ -69,7 +71,7 @@ class FakeMinerDouble {
   /** Invites to acknowledge without accepting them on chain (a node that lets an invite lapse). */
   invitesToIgnore = 0;
   url = "";
-  private server: Server | undefined;
+  private server: App | undefined;
   private chain: Chain | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private masterUrl: string | undefined;
@@ -97,10 +99,10 @@ class FakeMinerDouble {
     const onlyMaster = async (signer: string) => {
       if (!(await runs.isMaster(this.runId, signer))) throw new HttpError(403, `${signer} is not the master of run ${this.runId}`);
     };
-    app.post("/invite", signed, async (req, res) => {
-      await onlyMaster(req.signer!);
-      const body = req.json as ReceivedInvite["body"];
-      this.invites.push({ at: Date.now(), signer: req.signer!, body });
+    app.post<P>("/invite", { preHandler: signed }, async (req, reply) => {
+      await onlyMaster(req.signer);
+      const body = req.body as ReceivedInvite["body"];
+      this.invites.push({ at: Date.now(), signer: req.signer, body });
       if (body.runId !== this.runId.toString()) throw new HttpError(400, `invite for run ${body.runId}`);
       const domain = { ...RUNS_DOMAIN, chainId: this.chain!.chainId, verifyingContract: this.dev.admin.deployment.contracts.TrainingRuns.address };
       const invite = { runId: BigInt(body.runId), node: this.address, generation: BigInt(body.generation), nonce: BigInt(body.nonce), expiry: BigInt(body.expiry) };
@@ -108,41 +110,41 @@ class FakeMinerDouble {
       if (invite.generation !== (await runs.inviteGenerationOf(this.runId, this.address))) throw new HttpError(409, "stale generation");
       if (this.invitesToIgnore > 0) {
         this.invitesToIgnore--;
-        res.json({ accepted: true, txHash: null });
+        reply.send({ accepted: true, txHash: null });
         return;
       }
       try {
         const tx = await runs.acceptInvite(invite.runId, this.address, invite.nonce, invite.expiry, body.signature);
         const receipt = await tx.wait();
-        this.startHeartbeats(req.signer!, body.masterUrl);
-        res.json({ accepted: true, txHash: receipt!.hash });
+        this.startHeartbeats(req.signer, body.masterUrl);
+        reply.send({ accepted: true, txHash: receipt!.hash });
       } catch (error) {
         throw new HttpError(409, `acceptInvite refused: ${(error as Error).message}`);
       }
     });
-    app.post("/tasks", signed, async (req, res) => {
-      await onlyMaster(req.signer!);
-      const spec = validateTaskSpec(req.json);
-      this.specs.push(req.json as TaskSpec);
-      res.status(202).json({ taskId: spec.taskId, runId: spec.runId, state: "pending", exitCode: null, restarts: 0, startedAt: null, finishedAt: null });
+    app.post<P>("/tasks", { preHandler: signed }, async (req, reply) => {
+      await onlyMaster(req.signer);
+      const spec = validateTaskSpec(req.body);
+      this.specs.push(req.body as TaskSpec);
+      reply.code(202).send({ taskId: spec.taskId, runId: spec.runId, state: "pending", exitCode: null, restarts: 0, startedAt: null, finishedAt: null });
     });
-    app.get("/tasks/:taskId", signed, async (req, res) => {
-      await onlyMaster(req.signer!);
+    app.get<P>("/tasks/:taskId", { preHandler: signed }, async (req, reply) => {
+      await onlyMaster(req.signer);
       const taskId = String(req.params.taskId);
       this.statusRequests.push(taskId);
       if (!this.specs.some((s) => s.taskId === taskId)) throw new HttpError(404, `no task ${taskId}`);
-      res.json({ taskId, runId: this.runId.toString(), state: "running", exitCode: null, restarts: 0, startedAt: new Date().toISOString(), finishedAt: null, containerId: "double-container-1" });
+      reply.send({ taskId, runId: this.runId.toString(), state: "running", exitCode: null, restarts: 0, startedAt: new Date().toISOString(), finishedAt: null, containerId: "double-container-1" });
     });
-    app.get("/tasks/:taskId/logs", signed, async (req, res) => {
-      await onlyMaster(req.signer!);
+    app.get<P>("/tasks/:taskId/logs", { preHandler: signed }, async (req, reply) => {
+      await onlyMaster(req.signer);
       const taskId = String(req.params.taskId);
       const tail = typeof req.query.tail === "string" ? req.query.tail : undefined;
       this.logRequests.push({ taskId, tail });
-      res.json({ stdout: `stdout of ${taskId} (tail ${tail})\n`, stderr: "a warning\n" });
+      reply.send({ stdout: `stdout of ${taskId} (tail ${tail})\n`, stderr: "a warning\n" });
     });
-    finishApp(app, silent);
-    this.server = await listen(app, 0, "127.0.0.1");
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.server = app;
+    await listen(app, 0, "127.0.0.1");
+    this.url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     return this;
   }
 
@@ -189,7 +191,7 @@ class FakeDiscoveryDouble {
   readonly endpoints = new Map<string, string>();
   readonly refusals: string[] = [];
   url = "";
-  private server: Server | undefined;
+  private server: App | undefined;
 
   constructor(private readonly dev: DevChain) {}
 
@@ -197,10 +199,10 @@ class FakeDiscoveryDouble {
     const runs = this.dev.admin.contracts.trainingRuns;
     const app = createApp({ logger: silent, metrics: createMetrics("discovery-double") });
     const signed = requireSignature({ chainId: this.dev.admin.chainId, audience: "discovery", nonces: new MemoryNonceStore() });
-    app.get("/runs/:runId/nodes", signed, async (req, res) => {
+    app.get<P>("/runs/:runId/nodes", { preHandler: signed }, async (req, reply) => {
       const runId = BigInt(String(req.params.runId));
-      if (!(await runs.isMaster(runId, req.signer!))) {
-        this.refusals.push(req.signer!);
+      if (!(await runs.isMaster(runId, req.signer))) {
+        this.refusals.push(req.signer);
         throw new HttpError(403, `${req.signer} is not the master of run ${runId}`);
       }
       const nodes = [];
@@ -209,17 +211,17 @@ class FakeDiscoveryDouble {
         if (participation === Participation.None) continue;
         nodes.push({ node, participation: participation === Participation.Member ? "Member" : "Registered", endpoint, updatedAt: new Date().toISOString() });
       }
-      res.json({ nodes });
+      reply.send({ nodes });
     });
-    app.get("/nodes/:node", signed, async (req, res) => {
+    app.get<P>("/nodes/:node", { preHandler: signed }, async (req, reply) => {
       const node = getAddress(String(req.params.node));
       const endpoint = this.endpoints.get(node);
       if (!endpoint) throw new HttpError(404, `no endpoint for ${node}`);
-      res.json({ node, endpoint, updatedAt: new Date().toISOString() });
+      reply.send({ node, endpoint, updatedAt: new Date().toISOString() });
     });
-    finishApp(app, silent);
-    this.server = await listen(app, 0, "127.0.0.1");
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.server = app;
+    await listen(app, 0, "127.0.0.1");
+    this.url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     return this;
   }
 

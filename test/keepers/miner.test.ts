@@ -11,7 +11,6 @@
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import type { Server } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
@@ -20,7 +19,7 @@ import { type Signer, Wallet } from "ethers";
 import { pino } from "pino";
 import { type ChallengeParams, decodeResult, newChallenge, resultHash, verifyChallenge } from "../../keepers/shared/challenge.js";
 import { type Chain } from "../../keepers/shared/chain.js";
-import { HttpError, SignedClient, closeServer, createApp, finishApp, listen, requireSignature } from "../../keepers/shared/http.js";
+import { type App, HttpError, SignedClient, closeServer, createApp, listen, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
 import { MemoryNonceStore } from "../../keepers/shared/signing.js";
@@ -30,6 +29,9 @@ import { freePort } from "../../scripts/lib/processes.js";
 import { Participation, signInvite } from "../../scripts/lib/protocol.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
 import { requireDocker } from "./support/docker.js";
+
+/** Route parameters and query of the test doubles' routes. */
+type P = { Params: Record<string, string>; Querystring: Record<string, string | undefined>; Body: unknown };
 
 const IMAGE = "computenet/busybox:latest";
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
@@ -52,7 +54,7 @@ const sha256 = (bytes: Uint8Array | string) => createHash("sha256").update(bytes
 class FakeDiscovery {
   readonly endpoints = new Map<string, { endpoint: string; updatedAt: number }>();
   puts = 0;
-  private server: Server | undefined;
+  private server: App | undefined;
 
   constructor(
     private readonly chain: Chain,
@@ -66,19 +68,19 @@ class FakeDiscovery {
   async start(): Promise<void> {
     const app = createApp({ logger: silent, metrics: createMetrics("fake-discovery") });
     const signed = requireSignature({ chainId: this.chain.chainId, audience: "discovery", nonces: new MemoryNonceStore() });
-    app.put("/nodes/:node", signed, async (req, res) => {
+    app.put<P>("/nodes/:node", { preHandler: signed }, async (req, reply) => {
       const node = String(req.params.node);
-      if (req.signer!.toLowerCase() !== node.toLowerCase()) throw new HttpError(403, "only the node key may set its endpoint");
+      if (req.signer.toLowerCase() !== node.toLowerCase()) throw new HttpError(403, "only the node key may set its endpoint");
       if (!(await this.chain.contracts.registry.isRegistered(node))) throw new HttpError(403, `${node} is not registered`);
-      const endpoint = (req.json as { endpoint?: unknown })?.endpoint;
+      const endpoint = (req.body as { endpoint?: unknown })?.endpoint;
       if (typeof endpoint !== "string" || !/^https?:\/\/[^/?#@]+$/.test(endpoint)) throw new HttpError(400, "endpoint must be http(s)://host:port");
       this.puts++;
       const entry = { endpoint, updatedAt: Math.floor(Date.now() / 1000) };
       this.endpoints.set(node.toLowerCase(), entry);
-      res.json({ node, ...entry });
+      reply.send({ node, ...entry });
     });
-    finishApp(app, silent);
-    this.server = await listen(app, this.port, "127.0.0.1");
+    this.server = app;
+    await listen(app, this.port, "127.0.0.1");
   }
 
   async stop(): Promise<void> {
@@ -102,7 +104,7 @@ class FakeMaster {
   readonly files: ReceivedFile[] = [];
   readonly refused: string[] = [];
   puts = 0;
-  private server: Server | undefined;
+  private server: App | undefined;
   url = "";
 
   constructor(
@@ -120,34 +122,34 @@ class FakeMaster {
         throw new HttpError(403, `${signer} is not a member of run ${this.runId()}`);
       }
     };
-    app.post("/heartbeat", signed, async (req, res) => {
-      await requireMember(req.signer!);
-      const body = req.json as FakeMaster["heartbeats"][number]["body"];
-      if (body?.node?.toLowerCase() !== req.signer!.toLowerCase()) throw new HttpError(403, "heartbeat for another node");
-      this.heartbeats.push({ signer: req.signer!, body });
-      res.json({ ok: true, state: "Healthy" });
+    app.post<P>("/heartbeat", { preHandler: signed }, async (req, reply) => {
+      await requireMember(req.signer);
+      const body = req.body as FakeMaster["heartbeats"][number]["body"];
+      if (body?.node?.toLowerCase() !== req.signer.toLowerCase()) throw new HttpError(403, "heartbeat for another node");
+      this.heartbeats.push({ signer: req.signer, body });
+      reply.send({ ok: true, state: "Healthy" });
     });
-    app.post("/tasks/:taskId/files/missing", signed, async (req, res) => {
-      await requireMember(req.signer!);
-      const files = (req.json as { files: Array<{ name: string; sha256: string; size: number }> }).files;
+    app.post<P>("/tasks/:taskId/files/missing", { preHandler: signed }, async (req, reply) => {
+      await requireMember(req.signer);
+      const files = (req.body as { files: Array<{ name: string; sha256: string; size: number }> }).files;
       const have = new Set(this.files.filter((file) => file.taskId === req.params.taskId).map((file) => file.sha256));
-      res.json({ missing: [...new Set(files.map((file) => file.sha256).filter((hash) => !have.has(hash)))] });
+      reply.send({ missing: [...new Set(files.map((file) => file.sha256).filter((hash) => !have.has(hash)))] });
     });
-    app.put("/tasks/:taskId/files/:sha256", signed, async (req, res) => {
-      await requireMember(req.signer!);
+    app.put<P>("/tasks/:taskId/files/:sha256", { preHandler: signed }, async (req, reply) => {
+      await requireMember(req.signer);
       const bytes = req.rawBody ?? Buffer.alloc(0);
       if (sha256(bytes) !== req.params.sha256) throw new HttpError(400, "bytes do not hash to :sha256");
-      if (req.header("content-type") !== "application/octet-stream") throw new HttpError(400, "content-type must be application/octet-stream");
-      const header = req.header("x-cn-file-name");
+      if (req.headers["content-type"] !== "application/octet-stream") throw new HttpError(400, "content-type must be application/octet-stream");
+      const header = req.headers["x-cn-file-name"] as string | undefined;
       if (!header) throw new HttpError(400, "x-cn-file-name missing");
       const name = Buffer.from(header, "latin1").toString("utf8"); // UTF-8 bytes arrive as latin1
       this.puts++;
       this.files.push({ taskId: String(req.params.taskId), name, sha256: String(req.params.sha256), bytes });
-      res.json({ sha256: req.params.sha256, size: bytes.length, stored: true });
+      reply.send({ sha256: req.params.sha256, size: bytes.length, stored: true });
     });
-    finishApp(app, silent);
-    this.server = await listen(app, 0, "127.0.0.1");
-    const address = this.server.address() as { port: number };
+    this.server = app;
+    await listen(app, 0, "127.0.0.1");
+    const address = app.server.address() as { port: number };
     this.url = `http://127.0.0.1:${address.port}`;
   }
 

@@ -17,11 +17,14 @@ import {
   type IncomingRequest,
   canonicalQuery,
   canonicalRequest,
+  eip191Digest,
   recoverAddressFast,
   recoverMessageSigner,
   signRequest,
   verifyRequest,
 } from "../../keepers/shared/signing.js";
+import { createLogger } from "../../keepers/shared/log.js";
+import { SignaturePool } from "../../keepers/shared/signature-pool.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
 
 const CHAIN = 31337n;
@@ -99,6 +102,14 @@ describe("signed keeper requests", () => {
         const signature = await wallet.signMessage(message);
         expect(recoverMessageSigner(message, signature)).to.equal(verifyMessage(message, signature));
         expect(recoverMessageSigner(message, signature)).to.equal(wallet.address);
+      }
+    });
+
+    it("hashes messages exactly as ethers.hashMessage (EIP-191), non-ASCII text included", async () => {
+      for (const message of ["", "m", "path:/nodes/0xabc\nquery:a=1", "naïve ☃ 🚀 日本", "x".repeat(1000)]) {
+        expect(`0x${eip191Digest(message).toString("hex")}`, message).to.equal(hashMessage(message));
+        const signature = await wallet.signMessage(message);
+        expect(recoverMessageSigner(message, signature), message).to.equal(verifyMessage(message, signature));
       }
     });
 
@@ -206,6 +217,46 @@ describe("signed keeper requests", () => {
       expect(second.use(Wallet.createRandom().address, "a".repeat(32), future)).to.equal(true);
       second.close();
       rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("writes the nonces of concurrent requests together: each answered once stored, a reuse in the same batch refused", async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "cn-nonce-"));
+      const file = path.join(dir, "keeper.sqlite");
+      const future = Math.floor(Date.now() / 1000) + 60;
+      const store = new KeeperStore(file);
+      const answers = await Promise.all([
+        store.useSoon(wallet.address, "c".repeat(32), future),
+        store.useSoon(wallet.address, "d".repeat(32), future),
+        store.useSoon(wallet.address, "c".repeat(32), future),
+      ]);
+      expect(answers).to.deep.equal([true, true, false]);
+      expect(await store.useSoon(wallet.address, "d".repeat(32), future)).to.equal(false);
+      store.close();
+      const reopened = new KeeperStore(file);
+      expect(reopened.use(wallet.address, "c".repeat(32), future)).to.equal(false);
+      reopened.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+  });
+
+  describe("signature workers", () => {
+    it("recover the same signers as the calling thread, for concurrent requests, and fall back to it once closed", async () => {
+      const pool = await SignaturePool.start({ size: 1, logger: createLogger({ component: "test", level: "silent" }) });
+      try {
+        expect(pool.size).to.equal(1);
+        const wallets = Array.from({ length: 5 }, () => Wallet.createRandom());
+        const messages = Array.from({ length: 40 }, (_, i) => `request ${i}`);
+        const signatures = await Promise.all(messages.map((m, i) => wallets[i % 5].signMessage(m)));
+        const recovered = await Promise.all(messages.map((m, i) => pool.recover(m, signatures[i])));
+        expect(recovered).to.deep.equal(messages.map((_, i) => wallets[i % 5].address.toLowerCase()));
+        expect(await pool.recover("request 0", signatures[1])).to.not.equal(wallets[0].address.toLowerCase());
+        expect(await pool.recover("m", "0x1234")).to.equal(null);
+      } finally {
+        await pool.close();
+      }
+      expect(pool.size).to.equal(0);
+      const wallet = Wallet.createRandom();
+      expect(await pool.recover("after", await wallet.signMessage("after"))).to.equal(wallet.address.toLowerCase());
     });
   });
 });

@@ -7,13 +7,12 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import { type EventLog, Wallet, ZeroHash, getAddress, id } from "ethers";
-import type express from "express";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import { type Verdict, approvalHash, reasonHash, runChallenge } from "../../keepers/validator/challenger.js";
 import { type ValidatorService, startValidator } from "../../keepers/validator/index.js";
 import type { Chain } from "../../keepers/shared/chain.js";
@@ -26,7 +25,7 @@ import {
   validateChallengeParams,
 } from "../../keepers/shared/challenge.js";
 import { ConfigError } from "../../keepers/shared/config.js";
-import { closeServer, createApp, finishApp, listen, requireSignature } from "../../keepers/shared/http.js";
+import { type App, closeServer, createApp, listen, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
 import { MemoryNonceStore } from "../../keepers/shared/signing.js";
@@ -35,6 +34,9 @@ import { CandidateStore } from "../../keepers/validator/candidates.js";
 import { freePort, portInUse } from "../../scripts/lib/processes.js";
 import { ChallengeStatus, signNodeConsent } from "../../scripts/lib/protocol.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
+
+/** Route parameters and query of the test doubles' routes. */
+type P = { Params: Record<string, string>; Querystring: Record<string, string | undefined>; Body: unknown };
 
 const silent = createLogger({ component: "test", level: "silent" });
 const ROOT = path.resolve(import.meta.dirname, "..", "..");
@@ -75,7 +77,7 @@ class FakeDiscovery {
   /** When false, the pending list is empty: candidates can then only come from chain events. */
   pendingEnabled = true;
   url = "";
-  private server: Server | undefined;
+  private server: App | undefined;
 
   constructor(private readonly chain: Chain) {}
 
@@ -84,39 +86,30 @@ class FakeDiscovery {
     const board = this.chain.contracts.challengeBoard;
     const role = await board.VALIDATOR_ROLE();
     const signed = requireSignature({ chainId: this.chain.chainId, audience: "discovery", nonces: new MemoryNonceStore() });
-    const validatorsOnly: express.RequestHandler = async (req, res, next) => {
-      try {
-        if (!(await board.hasRole(role, req.signer!))) return void res.status(403).json({ error: `${req.signer} is not a validator` });
-        next();
-      } catch (error) {
-        next(error);
-      }
+    const validatorsOnly = async (req: FastifyRequest, reply: FastifyReply) => {
+      if (!(await board.hasRole(role, req.signer))) return reply.code(403).send({ error: `${req.signer} is not a validator` });
     };
-    app.get("/nodes/:node", signed, validatorsOnly, (req, res) => {
+    app.get<P>("/nodes/:node", { preHandler: [signed, validatorsOnly] }, async (req, reply) => {
       const node = getAddress(String(req.params.node));
-      this.requests.push({ route: `GET /nodes/${node}`, signer: req.signer! });
+      this.requests.push({ route: `GET /nodes/${node}`, signer: req.signer });
       const endpoint = this.endpoints.get(node);
-      if (!endpoint) return void res.status(404).json({ error: `no endpoint for ${node}` });
-      res.json({ node, endpoint, updatedAt: Math.floor(Date.now() / 1000) });
+      if (!endpoint) return reply.code(404).send({ error: `no endpoint for ${node}` });
+      return { node, endpoint, updatedAt: Math.floor(Date.now() / 1000) };
     });
-    app.get("/validator/pending", signed, validatorsOnly, async (req, res, next) => {
-      try {
-        this.requests.push({ route: "GET /validator/pending", signer: req.signer! });
-        const nodes = [];
-        if (this.pendingEnabled) {
-          for (const [node, endpoint] of this.endpoints) {
-            if (await board.isValidated(node)) continue;
-            nodes.push({ node, endpoint, updatedAt: 0 });
-          }
+    app.get<P>("/validator/pending", { preHandler: [signed, validatorsOnly] }, async (req) => {
+      this.requests.push({ route: "GET /validator/pending", signer: req.signer });
+      const nodes = [];
+      if (this.pendingEnabled) {
+        for (const [node, endpoint] of this.endpoints) {
+          if (await board.isValidated(node)) continue;
+          nodes.push({ node, endpoint, updatedAt: 0 });
         }
-        res.json({ nodes });
-      } catch (error) {
-        next(error);
       }
+      return { nodes };
     });
-    finishApp(app, silent);
-    this.server = await listen(app, 0, "127.0.0.1");
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.server = app;
+    await listen(app, 0, "127.0.0.1");
+    this.url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   }
 
   count(route: string): number {
@@ -144,7 +137,7 @@ class FakeMiner {
   readonly resultHashes: string[] = [];
   readonly signers: string[] = [];
   url = "";
-  private server: Server | undefined;
+  private server: App | undefined;
 
   constructor(
     private readonly chain: Chain,
@@ -158,32 +151,27 @@ class FakeMiner {
     const board = this.chain.contracts.challengeBoard;
     const role = await board.VALIDATOR_ROLE();
     const signed = requireSignature({ chainId: this.chain.chainId, audience: this.node, nonces: new MemoryNonceStore() });
-    app.post("/challenge", signed, async (req, res, next) => {
-      try {
-        if (!(await board.hasRole(role, req.signer!))) return void res.status(403).json({ error: "not a validator" });
-        const params = validateChallengeParams(req.json);
-        this.challenges.push(params);
-        this.signers.push(req.signer!);
-        const behaviour = this.behaviour;
-        if (typeof behaviour === "function") {
-          const answer = await behaviour(params);
-          if (!res.socket?.destroyed) res.status(answer.status).type("application/json").send(answer.body);
-          return;
-        }
-        if (behaviour === "status503") return void res.status(503).json({ error: "busy solving another challenge" });
-        if (behaviour === "malformed") return void res.json({ challengeId: params.challengeId, result: "this is not base64 of C!" });
-        const c = solveChallenge(params);
-        if (behaviour === "wrong") c[7] = (c[7] + 1) % CHALLENGE_PRIME;
-        if (behaviour === "late") await sleep(this.lateMs);
-        if (behaviour === "honest") this.resultHashes.push(resultHash(params, c));
-        if (!res.socket?.destroyed) res.json({ challengeId: params.challengeId, result: encodeResult(c) });
-      } catch (error) {
-        next(error);
+    app.post<P>("/challenge", { preHandler: signed }, async (req, reply) => {
+      if (!(await board.hasRole(role, req.signer))) return reply.code(403).send({ error: "not a validator" });
+      const params = validateChallengeParams(req.body);
+      this.challenges.push(params);
+      this.signers.push(req.signer);
+      const behaviour = this.behaviour;
+      if (typeof behaviour === "function") {
+        const answer = await behaviour(params);
+        return reply.code(answer.status).type("application/json").send(answer.body);
       }
+      if (behaviour === "status503") return reply.code(503).send({ error: "busy solving another challenge" });
+      if (behaviour === "malformed") return { challengeId: params.challengeId, result: "this is not base64 of C!" };
+      const c = solveChallenge(params);
+      if (behaviour === "wrong") c[7] = (c[7] + 1) % CHALLENGE_PRIME;
+      if (behaviour === "late") await sleep(this.lateMs);
+      if (behaviour === "honest") this.resultHashes.push(resultHash(params, c));
+      return { challengeId: params.challengeId, result: encodeResult(c) };
     });
-    finishApp(app, silent);
-    this.server = await listen(app, 0, "127.0.0.1");
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    this.server = app;
+    await listen(app, 0, "127.0.0.1");
+    this.url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     return this;
   }
 

@@ -1,0 +1,290 @@
+/**
+ * Benchmark section "http": the signed HTTP hot paths of discovery and the master, against the bounds of
+ * the machine they run on, all on 127.0.0.1 with the bounded load client of bench/lib/load.ts.
+ *
+ *   node --import tsx bench/sections/http.ts [--quick]    prints the figures as JSON
+ *
+ * How each figure is measured (also exported as `how`, for the harness' report):
+ * - bound.ecrecoverPerSec: native secp256k1 `ecdsaRecover` (the `secp256k1` package the keepers verify
+ *   with) on one precomputed signature, in a loop on this process' thread: recoveries per second on one core.
+ * - bound.httpHelloPerSec: the keepers' fastify app (createApp) with one empty GET route, in a child
+ *   process, driven in closed loop by the same load client over the same number of keep-alive connections.
+ * - discovery.signedRequestsPerSec, discovery.p99Ms: the real discovery app (buildDiscoveryApp, what the
+ *   keeper serves) in a child process over a real SQLite file, its chain index populated through its state
+ *   module (see bench/lib/keeper-servers.ts). Pre-signed requests (signed before the timed window) from
+ *   thousands of distinct keys, each within its rate limit: 60% PUT /nodes/:node by registered nodes (an
+ *   upsert and a log line each), 40% GET /nodes/:node by validators. Closed loop; only 2xx answers count as
+ *   served (any other status is an error, reported as discovery.errors).
+ * - master.heartbeatsPerSec: the real master app (buildApp, what the keeper serves) in a child process over a
+ *   real SQLite file, with 10,000 run members. After every member heartbeated once (its first heartbeat
+ *   makes it Healthy), signed heartbeats from all of them, round robin, in closed loop.
+ * - master.heartbeatP99Ms: the same master, heartbeats offered in open loop at 1,000/s; latency from the
+ *   moment each heartbeat was due to its answer.
+ * - master.rssMBAt10kNodes: the master child process' own resident set size (process.memoryUsage().rss,
+ *   read in that process) after the runs above: 10,000 distinct nodes heartbeated, many times each.
+ * The load client and the servers share the machine's two cores: the figures are what one such machine
+ * does with its own load generator, not a server alone.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import secp256k1 from "secp256k1";
+import { Wallet } from "ethers";
+import { canonicalRequest, eip191Digest } from "../../keepers/shared/signing.js";
+import { BENCH_CHAIN_ID, BENCH_RUN_ID, type ServerSetup } from "../lib/keeper-servers.js";
+import { type LoadResult, type NodeKey, type PreparedRequest, newNodeKey, presign, runLoad } from "../lib/load.js";
+
+export const how: Record<string, string> = {
+  "bound.ecrecoverPerSec": "native secp256k1 ecdsaRecover (the keepers' library) in a loop on one thread",
+  "bound.httpHelloPerSec": "the keepers' fastify app with one empty route, child process, closed loop, same client and connections",
+  "discovery.signedRequestsPerSec":
+    "real discovery app and SQLite file in a child process; pre-signed requests from thousands of distinct keys (60% PUT /nodes/:node by registered nodes, 40% GET /nodes/:node by validators), closed loop; 2xx answers per second",
+  "discovery.p99Ms": "99th percentile latency of those requests (closed loop)",
+  "master.heartbeatsPerSec": "real master app and SQLite file in a child process, 10,000 members already Healthy, signed heartbeats round robin, closed loop",
+  "master.heartbeatP99Ms": "same master, heartbeats offered in open loop at 1,000/s, latency from each one's due time",
+  "master.rssMBAt10kNodes": "the master child process' own RSS after 10,000 distinct nodes heartbeated (several times each)",
+  "discovery.errors": "discovery requests not answered 2xx (should be 0: every request is one discovery accepts)",
+  "discovery.serverCpuUsPerRequest": "CPU time of the discovery process (all threads) per request in the timed run, µs: what a request costs whatever else runs on the machine",
+  "master.heartbeatErrors": "heartbeats not answered 2xx over all master runs (should be 0)",
+  "master.serverCpuUsPerHeartbeat": "CPU time of the master process (all threads) per heartbeat in the closed-loop run, µs",
+};
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+
+function log(text: string): void {
+  process.stderr.write(`[http] ${text}\n`);
+}
+
+// ------------------------------------------------------------------ child servers
+
+interface Child {
+  url: string;
+  facts: Record<string, unknown>;
+  memory(): Promise<{ rss: number; heapUsed: number; cpuUs: number }>;
+  /** Starts the server's CPU profiler, or stops it and writes the profile to `file`. */
+  profile(file: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function startServer(setup: ServerSetup): Promise<Child> {
+  const execArgv = ["--import", import.meta.resolve("tsx")];
+  // BENCH_CPU_PROF=<dir>: profile the server process (node --cpu-prof), one .cpuprofile per child.
+  if (process.env.BENCH_CPU_PROF) execArgv.push("--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`);
+  const child: ChildProcess = fork(path.join(HERE, "..", "lib", "serve.ts"), [], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const ask = <T>(message: Record<string, unknown>, answer: string, timeoutMs = 60_000): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`benchmark server: no ${answer} within ${timeoutMs} ms`)), timeoutMs);
+      const onMessage = (m: { type: string; error?: string }) => {
+        if (m.type === answer) done(undefined, m as T);
+        else if (m.type === "error") done(new Error(`benchmark server: ${m.error}`));
+      };
+      const onExit = (code: number | null) => done(new Error(`benchmark server exited (${code}) before its ${answer}`));
+      const done = (error?: Error, value?: T) => {
+        clearTimeout(timer);
+        child.off("message", onMessage);
+        child.off("exit", onExit);
+        if (error) reject(error);
+        else resolve(value!);
+      };
+      child.on("message", onMessage);
+      child.once("exit", onExit);
+      child.send(message);
+    });
+  try {
+    const ready = await ask<{ url: string; facts: Record<string, unknown> }>({ type: "start", setup }, "ready", 120_000);
+    return {
+      url: ready.url,
+      facts: ready.facts,
+      memory: () => ask({ type: "memory" }, "memory"),
+      profile: (file) => ask({ type: "profile", file }, "profile"),
+      stop: () =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+          child.once("exit", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.send({ type: "stop" });
+        }),
+    };
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
+  }
+}
+
+/** A load run, with the server process' CPU time per answered request (all its threads, µs). */
+async function measured(server: Child, load: () => Promise<LoadResult>): Promise<LoadResult & { serverCpuUsPerRequest: number }> {
+  // BENCH_PROFILE=<dir>: the server's CPU profile of the timed run only (no start-up, no warm-up).
+  const profileDir = process.env.BENCH_PROFILE;
+  if (profileDir) await server.profile("");
+  const before = (await server.memory()).cpuUs;
+  const result = await load();
+  const after = (await server.memory()).cpuUs;
+  if (profileDir) await server.profile(path.join(profileDir, `${String(server.facts.kind)}-${Date.now()}.cpuprofile`));
+  return { ...result, serverCpuUsPerRequest: Math.round((after - before) / Math.max(1, result.count)) };
+}
+
+// ------------------------------------------------------------------ bounds
+
+function ecrecoverPerSec(durationMs: number): number {
+  const key = newNodeKey();
+  const digest = eip191Digest(canonicalRequest({ chainId: 1, audience: "discovery", method: "GET", path: "/", query: "", body: "", timestamp: 1, nonce: "0".repeat(32) }));
+  const { signature, recid } = secp256k1.ecdsaSign(digest, key.privateKey);
+  for (let i = 0; i < 500; i++) secp256k1.ecdsaRecover(signature, recid, digest, false);
+  let done = 0;
+  const started = performance.now();
+  let elapsed = 0;
+  while (elapsed < durationMs) {
+    for (let i = 0; i < 500; i++) secp256k1.ecdsaRecover(signature, recid, digest, false);
+    done += 500;
+    elapsed = performance.now() - started;
+  }
+  return Math.round((done / elapsed) * 1000);
+}
+
+async function helloPerSec(durationMs: number): Promise<LoadResult> {
+  const server = await startServer({ kind: "hello" });
+  try {
+    const hello: PreparedRequest = { method: "GET", path: "/hello", headers: {} };
+    await runLoad({ url: server.url, requests: () => hello, connections: CONNECTIONS, count: 5_000, durationMs: 2_000 }); // warm-up
+    return await runLoad({ url: server.url, requests: () => hello, connections: CONNECTIONS, durationMs });
+  } finally {
+    await server.stop();
+  }
+}
+
+// ------------------------------------------------------------------ discovery
+
+/** Requests in closed loop; each key stays well within discovery's default 120 signed requests a minute. */
+export async function discovery(
+  dataDir: string,
+  requests: number,
+  maxMs: number,
+  verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1),
+): Promise<LoadResult & { serverCpuUsPerRequest: number }> {
+  const nodes = Array.from({ length: Math.max(500, Math.ceil((requests * 0.6) / 60)) }, newNodeKey);
+  const validators = Array.from({ length: Math.max(200, Math.ceil((requests * 0.4) / 60)) }, newNodeKey);
+  const master = newNodeKey();
+  const server = await startServer({
+    kind: "discovery",
+    dataDir,
+    verifyWorkers,
+    validators: validators.map((k) => k.address),
+    nodes: nodes.map((k) => k.address),
+    master: master.address,
+    runNodes: nodes.slice(0, 100).map((k) => k.address),
+  });
+  try {
+    const common = { chainId: BENCH_CHAIN_ID, audience: "discovery" };
+    // Keys taken in turn, writes and reads each from their own list: every key signs about as many.
+    let writes = 0;
+    let reads = 0;
+    const signAll = (count: number): PreparedRequest[] =>
+      Array.from({ length: count }, (_, i) => {
+        if (i % 5 < 3) {
+          const node = nodes[writes++ % nodes.length];
+          return presign(node, { ...common, method: "PUT", path: `/nodes/${node.address}`, body: { endpoint: `http://node-${i}.bench.invalid:8800` } });
+        }
+        const reader = validators[reads++ % validators.length];
+        return presign(reader, { ...common, method: "GET", path: `/nodes/${nodes[(i * 7) % nodes.length].address}` });
+      });
+    // Every node stores an endpoint first: the reads then find one (a 404 would count as an error).
+    await runLoad({ url: server.url, requests: nodes.map((node) => presign(node, { ...common, method: "PUT", path: `/nodes/${node.address}`, body: { endpoint: "http://node.bench.invalid:8800" } })), connections: CONNECTIONS });
+    log(`discovery: signing ${requests} requests from ${nodes.length} nodes and ${validators.length} validators`);
+    const signed = signAll(requests);
+    return await measured(server, () => runLoad({ url: server.url, requests: signed, connections: CONNECTIONS, durationMs: maxMs }));
+  } finally {
+    await server.stop();
+  }
+}
+
+// ------------------------------------------------------------------ master
+
+interface MasterFigures {
+  warmUp: LoadResult;
+  throughput: LoadResult & { serverCpuUsPerRequest: number };
+  openLoop: LoadResult;
+  rssMB: number;
+}
+
+export async function master(
+  dataDir: string,
+  members: number,
+  throughputRequests: number,
+  throughputMaxMs: number,
+  openLoopMs: number,
+  verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1),
+): Promise<MasterFigures> {
+  const masterWallet = Wallet.createRandom();
+  const audience = masterWallet.address.toLowerCase();
+  log(`master: ${members} node keys`);
+  const keys: NodeKey[] = Array.from({ length: members }, newNodeKey);
+  const server = await startServer({ kind: "master", dataDir, verifyWorkers, masterKey: masterWallet.privateKey, members: keys.map((k) => k.address) });
+  try {
+    const heartbeat = (key: NodeKey): PreparedRequest =>
+      presign(key, {
+        chainId: BENCH_CHAIN_ID,
+        audience,
+        method: "POST",
+        path: "/heartbeat",
+        body: { runId: BENCH_RUN_ID.toString(), node: key.address, tasks: [], sentAt: new Date().toISOString() },
+      });
+    // Every member's first heartbeat (Invited → Healthy: a state change, logged and saved at once).
+    log(`master: first heartbeat of ${members} nodes`);
+    const warmUp = await runLoad({ url: server.url, requests: keys.map(heartbeat), connections: CONNECTIONS });
+    log(`master: signing ${throughputRequests} heartbeats`);
+    const steady = Array.from({ length: throughputRequests }, (_, i) => heartbeat(keys[i % members]));
+    const throughput = await measured(server, () => runLoad({ url: server.url, requests: steady, connections: CONNECTIONS, durationMs: throughputMaxMs }));
+    const offered = Math.ceil(openLoopMs / 1000) * 1000;
+    const paced = Array.from({ length: offered }, (_, i) => heartbeat(keys[(i * 13) % members]));
+    const openLoop = await runLoad({ url: server.url, requests: paced, connections: CONNECTIONS, ratePerSec: 1000, durationMs: openLoopMs + 1_000 });
+    const { rss } = await server.memory();
+    return { warmUp, throughput, openLoop, rssMB: Math.round((rss / 1024 / 1024) * 10) / 10 };
+  } finally {
+    await server.stop();
+  }
+}
+
+// ------------------------------------------------------------------ section
+
+export async function run(opts: { quick: boolean }): Promise<Record<string, number>> {
+  const { quick } = opts;
+  const dir = mkdtempSync(path.join(os.tmpdir(), "cn-bench-http-"));
+  try {
+    const ecrecover = ecrecoverPerSec(quick ? 1_000 : 3_000);
+    log(`ecrecover: ${ecrecover}/s`);
+    const hello = await helloPerSec(quick ? 3_000 : 8_000);
+    log(`hello: ${JSON.stringify(hello)}`);
+    // Bounded by count and by time (--quick must stay under 90 s even on a busy machine).
+    const disc = await discovery(path.join(dir, "discovery"), quick ? 15_000 : 80_000, quick ? 8_000 : 25_000);
+    log(`discovery: ${JSON.stringify(disc)}`);
+    const m = await master(path.join(dir, "master"), 10_000, quick ? 20_000 : 60_000, quick ? 8_000 : 20_000, quick ? 5_000 : 15_000);
+    log(`master: warm-up ${JSON.stringify(m.warmUp)}`);
+    log(`master: throughput ${JSON.stringify(m.throughput)}`);
+    log(`master: open loop ${JSON.stringify(m.openLoop)}`);
+    return {
+      "bound.ecrecoverPerSec": ecrecover,
+      "bound.httpHelloPerSec": hello.perSec,
+      "discovery.signedRequestsPerSec": Math.round((disc.ok / disc.durationMs) * 1000),
+      "discovery.p99Ms": disc.p99Ms,
+      "discovery.errors": disc.errors,
+      "discovery.serverCpuUsPerRequest": disc.serverCpuUsPerRequest,
+      "master.heartbeatsPerSec": Math.round((m.throughput.ok / m.throughput.durationMs) * 1000),
+      "master.heartbeatP99Ms": m.openLoop.p99Ms,
+      "master.heartbeatErrors": m.warmUp.errors + m.throughput.errors + m.openLoop.errors,
+      "master.serverCpuUsPerHeartbeat": m.throughput.serverCpuUsPerRequest,
+      "master.rssMBAt10kNodes": m.rssMB,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  const figures = await run({ quick: process.argv.includes("--quick") });
+  console.log(JSON.stringify(figures, null, 2));
+}

@@ -1,0 +1,148 @@
+/**
+ * Signature recovery in worker threads, for the keepers whose HTTP hot path is signature-bound (the
+ * master's heartbeats, discovery). The recovery itself (Keccak of the request text, libsecp256k1
+ * `ecdsaRecover`, Keccak of the public key: ~80 µs) leaves the event loop, which keeps parsing, routing,
+ * SQLite and answering; the machine's second core does the curve math.
+ *
+ * Requests that arrive in the same turn of the event loop go to a worker as one message (one postMessage
+ * each way per batch, not per request), round robin over the workers. If no worker can start (or one dies),
+ * recoveries run on the calling thread: same results, only slower.
+ */
+import type { Worker } from "node:worker_threads";
+import type { Logger } from "./log.js";
+import { startModuleWorker } from "./module-worker.js";
+import { recoverMessageAddress } from "./recover.js";
+import type { Recover } from "./signing.js";
+
+/**
+ * Default for the master and discovery: one worker. Measured with bench/sections/http.ts, load client on the
+ * same 2 cores (and other work on the machine): master 4,350-4,600 heartbeats/s with one worker against
+ * 3,900-4,050 without; discovery ~3,050-3,600 requests/s against ~2,950-3,150; two workers did worse
+ * than one (they only compete for the same cores).
+ */
+export const DEFAULT_VERIFY_WORKERS = 1;
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require("node:worker_threads");
+(async () => {
+  if (workerData.loader) {
+    const { register } = await import(workerData.loader);
+    register();
+  }
+  const recover = await import(workerData.module);
+  parentPort.on("message", ({ id, texts, signatures }) => {
+    const addresses = new Array(texts.length);
+    for (let i = 0; i < texts.length; i++) addresses[i] = recover.recoverMessageAddress(texts[i], signatures[i]);
+    parentPort.postMessage({ id, addresses });
+  });
+  parentPort.postMessage({ ready: true });
+})().catch((error) => parentPort.postMessage({ failed: String(error && error.stack || error) }));
+`;
+
+interface Batch {
+  texts: string[];
+  signatures: string[];
+  resolves: Array<(address: string | null) => void>;
+}
+
+interface PoolWorker {
+  worker: Worker;
+  /** Batches sent and not answered, by id. */
+  pending: Map<number, Batch>;
+}
+
+export class SignaturePool {
+  private readonly workers: PoolWorker[] = [];
+  private next = 0;
+  private batchId = 0;
+  private batch: Batch | undefined;
+  private closed = false;
+
+  private constructor(private readonly logger: Logger) {}
+
+  /** Starts `size` workers (0: none, every recovery on the calling thread). */
+  static async start(options: { size: number; logger: Logger }): Promise<SignaturePool> {
+    const pool = new SignaturePool(options.logger);
+    const started = await Promise.all(
+      Array.from({ length: options.size }, () =>
+        startModuleWorker({
+          source: WORKER_SOURCE,
+          module: "./recover",
+          base: import.meta.url,
+          logger: options.logger,
+          fields: { subsystem: "Http" },
+          name: "signature worker",
+          fallback: "recovering signatures on the main thread",
+          closed: () => pool.closed,
+        }),
+      ),
+    );
+    for (const worker of started) if (worker) pool.attach(worker);
+    options.logger.info({ subsystem: "Http", workers: pool.workers.length, asked: options.size }, "signature recovery workers started");
+    return pool;
+  }
+
+  /** Worker threads running. */
+  get size(): number {
+    return this.workers.length;
+  }
+
+  /** The `recover` function for requireSignature. */
+  readonly recover: Recover = (text, signature) => {
+    if (this.workers.length === 0) return recoverMessageAddress(text, signature);
+    return new Promise<string | null>((resolve) => {
+      if (!this.batch) {
+        this.batch = { texts: [], signatures: [], resolves: [] };
+        setImmediate(() => this.flush());
+      }
+      this.batch.texts.push(text);
+      this.batch.signatures.push(signature);
+      this.batch.resolves.push(resolve);
+    });
+  };
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const workers = this.workers.splice(0);
+    for (const w of workers) this.recoverInline(w.pending);
+    await Promise.all(workers.map((w) => w.worker.terminate()));
+  }
+
+  private attach(worker: Worker): void {
+    const entry: PoolWorker = { worker, pending: new Map() };
+    worker.on("message", (message: { id: number; addresses: Array<string | null> }) => {
+      const batch = entry.pending.get(message.id);
+      if (!batch) return;
+      entry.pending.delete(message.id);
+      for (let i = 0; i < batch.resolves.length; i++) batch.resolves[i](message.addresses[i]);
+    });
+    worker.on("exit", (code) => {
+      const index = this.workers.indexOf(entry);
+      if (index !== -1) this.workers.splice(index, 1);
+      if (!this.closed) this.logger.error({ subsystem: "Http", code, left: this.workers.length }, "signature worker exited; its batches are recovered on the main thread");
+      this.recoverInline(entry.pending);
+    });
+    this.workers.push(entry);
+  }
+
+  private flush(): void {
+    const batch = this.batch;
+    this.batch = undefined;
+    if (!batch) return;
+    if (this.workers.length === 0) {
+      this.recoverInline(new Map([[0, batch]]));
+      return;
+    }
+    const target = this.workers[this.next++ % this.workers.length];
+    const id = this.batchId++;
+    target.pending.set(id, batch);
+    target.worker.postMessage({ id, texts: batch.texts, signatures: batch.signatures });
+  }
+
+  private recoverInline(pending: Map<number, Batch>): void {
+    for (const batch of pending.values()) {
+      for (let i = 0; i < batch.resolves.length; i++) batch.resolves[i](recoverMessageAddress(batch.texts[i], batch.signatures[i]));
+    }
+    pending.clear();
+  }
+}
