@@ -112,6 +112,7 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
       rateLimitMax: "120",
       rateLimitWindowMs: "60000",
       bodyLimit: "16kb",
+      verifyWorkers: "1",
     };
     expect(discoveryOptionsFromFlags({ ...discoveryFlags, redisUrl: "redis://127.0.0.1:6379/2" }).redisUrl).to.equal("redis://127.0.0.1:6379/2");
     expect(discoveryOptionsFromFlags(discoveryFlags).redisUrl).to.equal(undefined);
