@@ -274,7 +274,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         StoredTask storage task = _existingTask(taskId);
         TaskStatus status = task.status;
         if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
-        uint256 weight = _recordVoter(taskId, task, epochs.timelineOf(task.epoch).disputeEnd);
+        // The task's epoch has a task, so its record holds the end of the Dispute phase.
+        uint256 weight = _recordVoter(taskId, task, _epochTasks[task.epoch].disputeEnd);
         emit TaskValidated(taskId, msg.sender, ok, evidenceHash, weight);
 
         Dispute storage dispute = _disputes[taskId];

@@ -214,7 +214,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       onNodeDown: (node: string, reason: string) => void tasks?.failActive(node, reason),
       // The task book is the leader's: other instances only pass the statuses on through Redis.
       onHeartbeat: (node: string, statuses: Parameters<TaskBook["applyStatuses"]>[1]) => {
-        if (!shared || lease?.isLeader()) tasks?.applyStatuses(node, statuses, "heartbeat");
+        if (statuses.length > 0 && (!shared || lease?.isLeader())) tasks?.applyStatuses(node, statuses, "heartbeat");
       },
       heartbeats: shared ? new RedisHeartbeatStore(shared) : undefined,
       leader: shared ? { isLeader: () => lease?.isLeader() ?? false, confirm: async () => (lease ? lease.confirm() : false) } : undefined,

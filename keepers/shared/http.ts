@@ -19,12 +19,10 @@ import {
   AuthError,
   type NonceStore,
   type Recover,
+  acceptClaim,
   readClaim,
   recoverMessageAddress,
-  replayError,
   signRequest,
-  signerOfClaim,
-  useNonce,
 } from "./signing.js";
 
 /** An error with an HTTP status and a reason for the caller. */
@@ -195,9 +193,7 @@ export function requireSignature(options: SignatureOptions): preHandlerAsyncHook
       options,
     );
     const recovered = recover ? await recover(claim.text, claim.signature) : recoverMessageAddress(claim.text, claim.signature);
-    const signer = signerOfClaim(claim, recovered);
-    // Only after the signature checks out: a forged request must not burn someone else's nonce.
-    if (!(await useNonce(nonces, signer, claim))) throw replayError();
+    const signer = await acceptClaim(claim, recovered, nonces);
     request.signer = signer;
     if (!limiter) return;
     let allowed: boolean;

@@ -239,7 +239,7 @@ export function readClaim(request: IncomingRequest, options: Omit<VerifyOptions,
  * The checksummed signer of a claim, given the address recovered from its text (lowercase, or null when
  * the signature is malformed); throws an AuthError (401) when it is not the claimed address.
  */
-export function signerOfClaim(claim: SignedClaim, recovered: string | null): string {
+function signerOfClaim(claim: SignedClaim, recovered: string | null): string {
   if (recovered === null || recovered !== claim.address.toLowerCase()) {
     throw new AuthError(401, "signature does not match the request (signer, chain, audience, method, path, query, body, time or nonce)");
   }
@@ -247,7 +247,7 @@ export function signerOfClaim(claim: SignedClaim, recovered: string | null): str
 }
 
 /** The refusal of a request whose nonce was used before. */
-export function replayError(): AuthError {
+function replayError(): AuthError {
   return new AuthError(401, "nonce already used: replayed request");
 }
 
@@ -266,7 +266,7 @@ export async function acceptClaim(claim: SignedClaim, recovered: string | null, 
  * Records the claim's nonce for `signer`: whether it was fresh. Rejects with an AuthError (503) when the
  * store cannot answer: without it a replay cannot be told from a first use, so nothing is accepted.
  */
-export async function useNonce(nonces: NonceStore, signer: string, claim: SignedClaim): Promise<boolean> {
+async function useNonce(nonces: NonceStore, signer: string, claim: SignedClaim): Promise<boolean> {
   const expiresAt = claim.timestamp + claim.maxSkew;
   try {
     return nonces.useSoon ? await nonces.useSoon(signer, claim.nonce, expiresAt) : await nonces.use(signer, claim.nonce, expiresAt);

@@ -30,21 +30,11 @@ import { signRequest } from "../../keepers/shared/signing.js";
 import { ROOT, freePort } from "../../scripts/lib/processes.js";
 import { gpuModel, signInvite, signNodeConsent } from "../../scripts/lib/protocol.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
+import { until } from "./support/ledger-chain.js";
 import { type RedisServer, startRedis } from "./support/redis.js";
 
 type Log = Record<string, unknown>;
 type ErrorBody = { error: string };
-
-/** Polls `probe` until it returns something truthy; fails with `what` after `timeoutMs`. */
-async function until<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 15_000, stepMs = 50): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
