@@ -116,7 +116,7 @@ export async function buildDiscoveryServer(setup: DiscoverySetup): Promise<Bench
   const access = new Access({ index, contracts: unreachableChain, validatorRole: BENCH_VALIDATOR_ROLE, logger });
   const requests = metrics.counter("discovery_http_requests_total", "HTTP requests answered, by method, route and status", ["method", "route", "status"]);
   const app = buildDiscoveryApp({
-    endpoints: new SqliteEndpointStore(index),
+    endpoints: new SqliteEndpointStore(index, store),
     access,
     logger,
     metrics,

@@ -1,7 +1,7 @@
 /**
  * A bounded HTTP load client for the benchmarks, on 127.0.0.1 only.
  *
- *   runLoad(options)      drives prepared requests over keep-alive connections (undici Pool) and reports
+ *   runLoad(options)      drives prepared requests over keep-alive connections and reports
  *                         { count, ok, errors, perSec, p50Ms, p99Ms, maxMs }. Closed loop (default): each
  *                         connection sends its next request as soon as the previous answer arrived — the
  *                         server's maximum throughput. Open loop (`ratePerSec`): requests are due at a fixed
@@ -17,7 +17,7 @@
  */
 import { randomBytes } from "node:crypto";
 import secp256k1 from "secp256k1";
-import { Pool } from "undici";
+import { type Socket, connect } from "node:net";
 import {
   HEADER_ADDRESS,
   HEADER_NONCE,
@@ -132,9 +132,116 @@ export interface LoadResult {
   clientCpuPct: number;
 }
 
+/** A request serialized once: request line, headers and body as the bytes written to the socket. */
+function serialize(request: PreparedRequest, host: string): Buffer {
+  let head = `${request.method} ${request.path} HTTP/1.1\r\nhost: ${host}\r\nconnection: keep-alive\r\n`;
+  for (const [name, value] of Object.entries(request.headers)) head += `${name}: ${value}\r\n`;
+  const body = request.body;
+  if (body !== undefined && body.length > 0) head += `content-length: ${body.length}\r\n`;
+  head += "\r\n";
+  return body !== undefined && body.length > 0 ? Buffer.concat([Buffer.from(head, "latin1"), body]) : Buffer.from(head, "latin1");
+}
+
+const CRLFCRLF = Buffer.from("\r\n\r\n");
+const LARGEST_HEAD = 64 * 1024;
+
+/**
+ * One keep-alive HTTP/1.1 connection sending one request at a time (no pipelining): writes the prepared
+ * bytes, reads the answer's head and a Content-Length or chunked body, reports the status. Anything else
+ * (a close mid-answer, a timeout, a malformed head) fails the request and the connection is replaced.
+ */
+class Connection {
+  private socket: Socket | undefined;
+  private buffered: Buffer = Buffer.alloc(0);
+  private waiting: { resolve: (status: number) => void; reject: (error: Error) => void; timer: NodeJS.Timeout } | undefined;
+
+  constructor(
+    private readonly port: number,
+    private readonly timeoutMs: number,
+  ) {}
+
+  send(bytes: Buffer): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.fail(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      this.waiting = { resolve, reject, timer };
+      this.ensureSocket().write(bytes);
+    });
+  }
+
+  close(): void {
+    this.socket?.destroy();
+    this.socket = undefined;
+  }
+
+  private ensureSocket(): Socket {
+    if (this.socket) return this.socket;
+    const socket = connect({ host: "127.0.0.1", port: this.port });
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+      this.parse();
+    });
+    const lost = (error?: Error) => {
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      this.buffered = Buffer.alloc(0);
+      if (this.waiting) this.fail(error ?? new Error("connection closed before the answer"));
+    };
+    socket.on("error", lost);
+    socket.on("close", () => lost());
+    this.socket = socket;
+    return socket;
+  }
+
+  /** Completes the waiting request once its whole answer is buffered. */
+  private parse(): void {
+    const data = this.buffered;
+    const end = data.indexOf(CRLFCRLF);
+    if (end === -1) {
+      if (data.length > LARGEST_HEAD) this.fail(new Error("answer head too large"));
+      return;
+    }
+    const head = data.toString("latin1", 0, end);
+    const status = Number(head.slice(9, 12));
+    if (!head.startsWith("HTTP/1.1 ") || !(status >= 100 && status < 600)) return this.fail(new Error(`malformed answer: ${head.slice(0, 40)}`));
+    const lower = head.toLowerCase();
+    const length = /\r\ncontent-length: *([0-9]+)/.exec(lower);
+    let consumed: number;
+    if (length) {
+      consumed = end + 4 + Number(length[1]);
+      if (data.length < consumed) return;
+    } else if (lower.includes("\r\ntransfer-encoding: chunked")) {
+      const last = data.indexOf("\r\n0\r\n\r\n", end + 2);
+      if (last === -1) return;
+      consumed = last + 7;
+    } else {
+      consumed = end + 4;
+    }
+    this.buffered = data.length === consumed ? Buffer.alloc(0) : data.subarray(consumed);
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (!waiting) return this.fail(new Error("answer without a request"));
+    clearTimeout(waiting.timer);
+    if (/\r\nconnection: *close/.test(lower)) this.close();
+    waiting.resolve(status);
+  }
+
+  private fail(error: Error): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    this.close();
+    this.buffered = Buffer.alloc(0);
+    if (waiting) {
+      clearTimeout(waiting.timer);
+      waiting.reject(error);
+    }
+  }
+}
+
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const base = new URL(options.url);
-  if (base.hostname !== "127.0.0.1") throw new Error(`runLoad targets 127.0.0.1 only, not ${base.hostname}`);
+  if (base.hostname !== "127.0.0.1" || base.protocol !== "http:") throw new Error(`runLoad targets http://127.0.0.1 only, not ${base.origin}`);
+  const port = Number(base.port || 80);
   const prepared = options.requests;
   const count = options.count ?? (Array.isArray(prepared) ? prepared.length : undefined);
   if (count === undefined && options.durationMs === undefined) throw new Error("runLoad needs count or durationMs: a run is always bounded");
@@ -142,15 +249,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   const connections = options.connections ?? 32;
   const isOk = options.isOk ?? ((status: number) => status >= 200 && status < 300);
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const requestAt = (i: number): PreparedRequest => (Array.isArray(prepared) ? prepared[i] : prepared(i));
+  const host = base.host;
+  // Prepared arrays are serialized before the clock starts: the timed run writes bytes, nothing more.
+  const bytes = Array.isArray(prepared) ? prepared.slice(0, limit).map((r) => serialize(r, host)) : undefined;
+  const requestAt = (i: number): Buffer => (bytes ? bytes[i] : serialize((prepared as (index: number) => PreparedRequest)(i), host));
+  const pool = Array.from({ length: connections }, () => new Connection(port, timeoutMs));
 
-  const pool = new Pool(base.origin, {
-    connections,
-    pipelining: 1,
-    keepAliveTimeout: 30_000,
-    headersTimeout: timeoutMs,
-    bodyTimeout: timeoutMs,
-  });
   // Latencies in ms, one per finished request; bounded by `limit` or grown in chunks for timed runs.
   let latencies = new Float64Array(Math.min(limit, 1 << 20));
   let finished = 0;
@@ -166,11 +270,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     if (good) ok++;
     statuses[status] = (statuses[status] ?? 0) + 1;
   };
-  const send = async (request: PreparedRequest, dueAt: number): Promise<void> => {
+  const send = async (connection: Connection, request: Buffer, dueAt: number): Promise<void> => {
     try {
-      const answer = await pool.request({ method: request.method as "GET", path: request.path, headers: request.headers, body: request.body });
-      await answer.body.dump();
-      record(String(answer.statusCode), isOk(answer.statusCode), performance.now() - dueAt);
+      const status = await connection.send(request);
+      record(String(status), isOk(status), performance.now() - dueAt);
     } catch {
       record("error", false, performance.now() - dueAt);
     }
@@ -184,18 +287,35 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   try {
     if (options.ratePerSec === undefined) {
       // Closed loop: one sender per connection.
-      const sender = async () => {
+      const sender = async (connection: Connection) => {
         while (issued < limit && performance.now() < deadline) {
           const request = requestAt(issued++);
-          await send(request, performance.now());
+          await send(connection, request, performance.now());
         }
       };
-      await Promise.all(Array.from({ length: connections }, sender));
+      await Promise.all(pool.map(sender));
     } else {
-      // Open loop: every tick, send whatever is due by now.
+      // Open loop: every tick, queue whatever is due by now; idle connections take the oldest queued request.
       const intervalMs = 1000 / options.ratePerSec;
       const maxInFlight = options.maxInFlight ?? 64 * connections;
-      const inFlight = new Set<Promise<void>>();
+      const queue: Array<{ request: Buffer; dueAt: number }> = [];
+      let head = 0;
+      let inFlight = 0;
+      const idle = [...pool];
+      let drained: (() => void) | undefined;
+      const pump = () => {
+        while (idle.length > 0 && head < queue.length) {
+          const connection = idle.pop()!;
+          const { request, dueAt } = queue[head];
+          queue[head++] = undefined as never;
+          void send(connection, request, dueAt).finally(() => {
+            inFlight--;
+            idle.push(connection);
+            pump();
+            if (inFlight === 0) drained?.();
+          });
+        }
+      };
       while (issued < limit) {
         const now = performance.now();
         if (now >= deadline) break;
@@ -203,20 +323,21 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         while (issued < due) {
           const dueAt = started + issued * intervalMs;
           const request = requestAt(issued++);
-          if (inFlight.size >= maxInFlight) {
+          if (inFlight >= maxInFlight) {
             skipped++;
             continue;
           }
-          const pending = send(request, dueAt).finally(() => inFlight.delete(pending));
-          inFlight.add(pending);
+          inFlight++;
+          queue.push({ request, dueAt });
         }
+        pump();
         const next = started + issued * intervalMs;
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(next, deadline) - performance.now())));
       }
-      await Promise.all(inFlight);
+      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
     }
   } finally {
-    await pool.close().catch(() => undefined);
+    for (const connection of pool) connection.close();
   }
   const durationMs = performance.now() - started;
   const cpu = process.cpuUsage(cpuBefore);

@@ -11,11 +11,13 @@
  * an instance a block behind another never refuses what the other allows.
  */
 import type { SharedRedis } from "../shared/redis.js";
+import type { KeeperStore } from "../shared/store.js";
 import type { DiscoveryIndex, EndpointRecord, RunNodeRecord } from "./state.js";
 
 export interface EndpointStore {
   readonly kind: "sqlite" | "redis";
-  set(node: string, endpoint: string, updatedAt: string): Promise<EndpointRecord>;
+  /** Stores the node's endpoint; resolves with the record and the endpoint it replaced (undefined: none). */
+  set(node: string, endpoint: string, updatedAt: string): Promise<{ record: EndpointRecord; previous: string | undefined }>;
   get(node: string): Promise<EndpointRecord | undefined>;
   count(): Promise<number>;
   /** Registered nodes with an endpoint whose current declaration is undecided; oldest endpoint first, at most `limit`. */
@@ -24,14 +26,24 @@ export interface EndpointStore {
   runNodes(runId: string, limit: number): Promise<RunNodeRecord[]>;
 }
 
-/** Endpoints in the keeper's SQLite file (one instance). */
+/**
+ * Endpoints in the keeper's SQLite file (one instance). An upload is written in the store's group commit
+ * (with the nonces of the same turn of the event loop) and answered once committed.
+ */
 export class SqliteEndpointStore implements EndpointStore {
   readonly kind = "sqlite";
 
-  constructor(private readonly index: DiscoveryIndex) {}
+  constructor(
+    private readonly index: DiscoveryIndex,
+    private readonly store: Pick<KeeperStore, "writeSoon">,
+  ) {}
 
-  async set(node: string, endpoint: string, updatedAt: string): Promise<EndpointRecord> {
-    return this.index.setEndpoint(node, endpoint, updatedAt);
+  set(node: string, endpoint: string, updatedAt: string): Promise<{ record: EndpointRecord; previous: string | undefined }> {
+    // The read of the previous endpoint shares the group commit's transaction (no lock round of its own).
+    return this.store.writeSoon(() => {
+      const previous = this.index.endpoint(node)?.endpoint;
+      return { record: this.index.setEndpoint(node, endpoint, updatedAt), previous };
+    });
   }
 
   async get(node: string): Promise<EndpointRecord | undefined> {
@@ -64,9 +76,11 @@ export class RedisEndpointStore implements EndpointStore {
     private readonly index: DiscoveryIndex,
   ) {}
 
-  async set(node: string, endpoint: string, updatedAt: string): Promise<EndpointRecord> {
-    await this.redis.client.hset(HASH, node, JSON.stringify({ endpoint, updatedAt }));
-    return { node, endpoint, updatedAt };
+  async set(node: string, endpoint: string, updatedAt: string): Promise<{ record: EndpointRecord; previous: string | undefined }> {
+    // One round trip: the script swaps the value and answers the one it replaced.
+    const replaced = await this.redis.client.cnHsetSwap(HASH, node, JSON.stringify({ endpoint, updatedAt }));
+    const previous = replaced === null ? undefined : (JSON.parse(replaced) as { endpoint: string }).endpoint;
+    return { record: { node, endpoint, updatedAt }, previous };
   }
 
   async get(node: string): Promise<EndpointRecord | undefined> {

@@ -113,7 +113,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
       // Not fatal: until Redis answers, signed requests are refused with 503 and the connection retries.
       await redis.waitReady();
     }
-    const endpoints: EndpointStore = redis ? new RedisEndpointStore(redis, index) : new SqliteEndpointStore(index);
+    const endpoints: EndpointStore = redis ? new RedisEndpointStore(redis, index) : new SqliteEndpointStore(index, store);
     const confirmations = options.confirmations ?? 0;
     const instruments = discoveryMetrics(metrics, chain, endpoints, () => follower.cursor, confirmations);
 

@@ -73,12 +73,14 @@ export function addDiscoveryRoutes(app: App, deps: RouteDeps): void {
       logger.info({ subsystem: "Registration", node, reason: checked.reason }, "endpoint refused");
       throw new HttpError(400, checked.reason);
     }
-    const previous = (await endpoints.get(node))?.endpoint;
-    const record = await endpoints.set(node, checked.endpoint, now().toISOString());
+    const { record, previous } = await endpoints.set(node, checked.endpoint, now().toISOString());
     deps.onEndpointStored?.();
-    logger.info(
-      { subsystem: "Registration", node, endpoint: record.endpoint, previous: previous ?? null, changed: previous !== record.endpoint, via },
-      previous === undefined ? "endpoint stored" : "endpoint updated",
+    // A node re-announcing the endpoint it had (each restart does) is routine: info only for a change.
+    const changed = previous !== record.endpoint;
+    (changed ? logger.info : logger.debug).call(
+      logger,
+      { subsystem: "Registration", node, endpoint: record.endpoint, previous: previous ?? null, changed, via },
+      previous === undefined ? "endpoint stored" : changed ? "endpoint updated" : "endpoint unchanged",
     );
     return record;
   });
@@ -88,7 +90,8 @@ export function addDiscoveryRoutes(app: App, deps: RouteDeps): void {
     const reader = await access.requireNodeReader(req.signer, node);
     const record = await endpoints.get(node);
     if (!record) throw new HttpError(404, `${node} has no endpoint`);
-    logger.info(
+    // Reads change nothing and come at every validator's and master's pace: debug, not info.
+    logger.debug(
       { subsystem: reader.as === "validator" ? "Validation" : "Onboarding", node, reader: req.signer, as: reader.as, runId: reader.runId, via: reader.via },
       "endpoint read",
     );

@@ -48,6 +48,13 @@ return 1`,
     lua: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0`,
   },
+  /** HSET KEYS[1] field ARGV[1] = ARGV[2]; returns the value it replaced (nil: none). */
+  cnHsetSwap: {
+    numberOfKeys: 1,
+    lua: `local old = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return old`,
+  },
   /** DEL KEYS[1] when it still holds ARGV[1] (release a lease we hold, never someone else's). */
   cnDeleteIfEqual: {
     numberOfKeys: 1,
@@ -62,6 +69,7 @@ export interface ScriptCommands {
   cnHsetNewer(key: string, detailKey: string, field: string, at: number, value: string, detail?: string): Promise<number>;
   cnRenewIfEqual(key: string, value: string, ttlMs: number): Promise<number>;
   cnDeleteIfEqual(key: string, value: string): Promise<number>;
+  cnHsetSwap(key: string, field: string, value: string): Promise<string | null>;
 }
 
 export type SharedClient = Redis & ScriptCommands;

@@ -20,8 +20,8 @@ export class KeeperStore implements NonceStore {
   private readonly insertNonce: Database.Statement;
   private readonly sweepNonces: Database.Statement;
   private lastSweep = 0;
-  /** Nonces waiting for the next group commit, with their callers. */
-  private pendingNonces: Array<{ address: string; nonce: string; expiresAt: number; resolve: (fresh: boolean) => void; reject: (error: unknown) => void }> = [];
+  /** Writes waiting for the next group commit, with their callers. */
+  private pendingWrites: Array<{ work: () => unknown; resolve: (result: never) => void; reject: (error: unknown) => void }> = [];
 
   constructor(file: string) {
     if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
@@ -66,29 +66,40 @@ export class KeeperStore implements NonceStore {
   }
 
   /**
-   * NonceStore, for the HTTP layer: the nonces of the requests that arrive in one turn of the event loop
-   * are written in one transaction (one WAL append instead of one per request), and each caller hears
-   * once its nonce is stored, so no request is answered before its nonce is. Two uses of a nonce in the
-   * same batch: the first wins, as with `use`.
+   * NonceStore, for the HTTP layer: a nonce written in the next group commit (see `writeSoon`), so that
+   * no request is answered before its nonce is stored. Two uses of a nonce in the same batch: the first
+   * wins, as with `use`.
    */
   useSoon(address: string, nonce: string, expiresAt: number): Promise<boolean> {
-    return new Promise((resolve, reject) => {
-      if (this.pendingNonces.length === 0) setImmediate(() => this.commitNonces());
-      this.pendingNonces.push({ address, nonce, expiresAt, resolve, reject });
+    return this.writeSoon(() => this.use(address, nonce, expiresAt));
+  }
+
+  /**
+   * Group commit: `work` (synchronous SQLite writes) runs in one transaction with every other write asked
+   * for in the same turn of the event loop — one WAL append for a whole batch of requests instead of one
+   * per request — and the promise settles once that transaction committed, with what `work` returned. If
+   * the transaction fails (a work throws, the disk is full), it rolls back and every caller of the batch
+   * gets the error: nothing of it is stored.
+   */
+  writeSoon<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.pendingWrites.length === 0) setImmediate(() => this.commitWrites());
+      this.pendingWrites.push({ work, resolve: resolve as (result: never) => void, reject });
     });
   }
 
-  private commitNonces(): void {
-    const batch = this.pendingNonces;
-    this.pendingNonces = [];
-    let fresh: boolean[];
+  private commitWrites(): void {
+    const batch = this.pendingWrites;
+    this.pendingWrites = [];
+    if (batch.length === 0) return;
+    let results: unknown[];
     try {
-      fresh = this.db.transaction(() => batch.map((n) => this.use(n.address, n.nonce, n.expiresAt)))();
+      results = this.db.transaction(() => batch.map((w) => w.work()))();
     } catch (error) {
-      for (const n of batch) n.reject(error);
+      for (const w of batch) w.reject(error);
       return;
     }
-    batch.forEach((n, i) => n.resolve(fresh[i]));
+    batch.forEach((w, i) => w.resolve(results[i] as never));
   }
 
   get(key: string): string | undefined {
@@ -110,7 +121,7 @@ export class KeeperStore implements NonceStore {
   }
 
   close(): void {
-    if (this.pendingNonces.length > 0 && this.db.open) this.commitNonces();
+    if (this.pendingWrites.length > 0 && this.db.open) this.commitWrites();
     if (this.db.open) this.db.close();
   }
 }

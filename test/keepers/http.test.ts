@@ -3,7 +3,7 @@
  * limit, malformed JSON, unknown routes, rate limit, health and metrics; and the benchmarks' load client,
  * whose pre-signed requests the real verifyRequest must accept once.
  */
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createTcpServer } from "node:net";
 import { expect } from "chai";
 import { Wallet } from "ethers";
 import { newNodeKey, presign, runLoad } from "../../bench/lib/load.js";
@@ -224,6 +224,40 @@ describe("benchmark load client (bench/lib/load.ts)", () => {
       expect(open.count).to.be.within(40, 52);
     } finally {
       await closeServer(app);
+    }
+  });
+
+  it("counts dropped connections, silent servers and chunked answers right", async () => {
+    const request = presign(key, { chainId: CHAIN, audience: AUDIENCE, method: "GET", path: "/" });
+    // A server that answers the first request on each connection in chunks and drops the connection at the second.
+    const seen = new Map<object, number>();
+    const tcp = createTcpServer((socket) => {
+      socket.on("data", () => {
+        const n = (seen.get(socket) ?? 0) + 1;
+        seen.set(socket, n);
+        if (n === 1) socket.write("HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+        else if (n === 2) socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => tcp.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(tcp.address() as AddressInfo).port}`;
+      const result = await runLoad({ url, requests: [request, request, request], connections: 1, timeoutMs: 300 });
+      // 1: 201 (chunked body read whole); 2: connection dropped; 3: a new connection, answered in chunks again.
+      expect(result.statuses).to.deep.equal({ "201": 2, error: 1 });
+    } finally {
+      await new Promise((resolve) => tcp.close(resolve));
+    }
+    // A server that never answers: each request fails after its timeout, and the run still ends.
+    const silent = createTcpServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      const result = await runLoad({ url, requests: [request, request], connections: 2, timeoutMs: 200 });
+      expect(result.statuses).to.deep.equal({ error: 2 });
+      expect(result.p50Ms).to.be.at.least(190);
+    } finally {
+      silent.close();
     }
   });
 

@@ -237,6 +237,31 @@ describe("signed keeper requests", () => {
       reopened.close();
       rmSync(dir, { recursive: true, force: true });
     });
+
+    it("commits other writes of the same turn with the nonces, and rolls the whole batch back when one fails", async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "cn-nonce-"));
+      const file = path.join(dir, "keeper.sqlite");
+      const future = Math.floor(Date.now() / 1000) + 60;
+      const store = new KeeperStore(file);
+      const [fresh, written] = await Promise.all([store.useSoon(wallet.address, "e".repeat(32), future), store.writeSoon(() => store.set("k", "v1"))]);
+      expect(fresh).to.equal(true);
+      expect(written).to.equal(undefined);
+      expect(store.get("k")).to.equal("v1");
+      // One failing write in a batch: every caller of the batch hears the error, nothing of it is stored.
+      const outcomes = await Promise.allSettled([
+        store.useSoon(wallet.address, "f".repeat(32), future),
+        store.writeSoon(() => store.set("k", "v2")),
+        store.writeSoon(() => {
+          throw new Error("disk full");
+        }),
+      ]);
+      expect(outcomes.map((o) => o.status)).to.deep.equal(["rejected", "rejected", "rejected"]);
+      expect((outcomes[0] as PromiseRejectedResult).reason.message).to.equal("disk full");
+      expect(store.get("k")).to.equal("v1");
+      expect(store.use(wallet.address, "f".repeat(32), future)).to.equal(true);
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
   });
 
   describe("signature workers", () => {
