@@ -49,10 +49,17 @@ export const how: Record<string, string> = {
   "discovery.serverCpuUsPerRequest": "CPU time of the discovery process (all threads) per request in the timed run, µs: what a request costs whatever else runs on the machine",
   "master.heartbeatErrors": "heartbeats not answered 2xx over all master runs (should be 0)",
   "master.serverCpuUsPerHeartbeat": "CPU time of the master process (all threads) per heartbeat in the closed-loop run, µs",
+  "discovery.clientCpuUsPerRequest": "CPU time of the load client's process per discovery request in the same run, µs (it shares the cores with the server)",
+  "discovery.cpuCeilingPerSec":
+    "cores × 1e6 ÷ (server + client CPU µs per request): what the machine could serve with every core busy at the CPU a request cost in the run; a closed loop reaches it only if neither side ever waits",
+  "bound.httpHelloCpuUsPerRequest": "server + client CPU µs per empty request in the hello run: what HTTP alone costs the machine per request, before any signature, storage or log",
+  "master.cpuCeilingPerSec": "the same ceiling for the master's heartbeats (cores × 1e6 ÷ (server + client CPU µs per heartbeat))",
 };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+/** Cores of the machine the server and the load client share. */
+const CORES = os.availableParallelism();
 
 function log(text: string): void {
   process.stderr.write(`[http] ${text}\n`);
@@ -116,8 +123,10 @@ async function startServer(setup: ServerSetup): Promise<Child> {
   }
 }
 
-/** A load run, with the server process' CPU time per answered request (all its threads, µs). */
-async function measured(server: Child, load: () => Promise<LoadResult>): Promise<LoadResult & { serverCpuUsPerRequest: number }> {
+/** A load run, with the CPU time per answered request of the server process (all its threads) and of the client, µs. */
+type Measured = LoadResult & { serverCpuUsPerRequest: number; clientCpuUsPerRequest: number };
+
+async function measured(server: Child, load: () => Promise<LoadResult>): Promise<Measured> {
   // BENCH_PROFILE=<dir>: the server's CPU profile of the timed run only (no start-up, no warm-up).
   const profileDir = process.env.BENCH_PROFILE;
   if (profileDir) await server.profile("");
@@ -125,7 +134,20 @@ async function measured(server: Child, load: () => Promise<LoadResult>): Promise
   const result = await load();
   const after = (await server.memory()).cpuUs;
   if (profileDir) await server.profile(path.join(profileDir, `${String(server.facts.kind)}-${Date.now()}.cpuprofile`));
-  return { ...result, serverCpuUsPerRequest: Math.round((after - before) / Math.max(1, result.count)) };
+  const requests = Math.max(1, result.count);
+  return {
+    ...result,
+    serverCpuUsPerRequest: Math.round((after - before) / requests),
+    clientCpuUsPerRequest: Math.round((result.clientCpuPct / 100) * result.durationMs * 1000 / requests),
+  };
+}
+
+/**
+ * Requests per second the machine could serve if server and client kept all its cores busy, at the CPU each
+ * request cost in the run (server + client): the ceiling of a closed-loop run on this machine.
+ */
+function cpuCeilingPerSec(run: Measured): number {
+  return Math.round((CORES * 1e6) / Math.max(1, run.serverCpuUsPerRequest + run.clientCpuUsPerRequest));
 }
 
 // ------------------------------------------------------------------ bounds
@@ -146,12 +168,12 @@ function ecrecoverPerSec(durationMs: number): number {
   return Math.round((done / elapsed) * 1000);
 }
 
-async function helloPerSec(durationMs: number): Promise<LoadResult> {
+async function helloPerSec(durationMs: number): Promise<Measured> {
   const server = await startServer({ kind: "hello" });
   try {
     const hello: PreparedRequest = { method: "GET", path: "/hello", headers: {} };
     await runLoad({ url: server.url, requests: () => hello, connections: CONNECTIONS, count: 5_000, durationMs: 2_000 }); // warm-up
-    return await runLoad({ url: server.url, requests: () => hello, connections: CONNECTIONS, durationMs });
+    return await measured(server, () => runLoad({ url: server.url, requests: () => hello, connections: CONNECTIONS, durationMs }));
   } finally {
     await server.stop();
   }
@@ -165,7 +187,7 @@ export async function discovery(
   requests: number,
   maxMs: number,
   verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1),
-): Promise<LoadResult & { serverCpuUsPerRequest: number }> {
+): Promise<Measured> {
   const nodes = Array.from({ length: Math.max(500, Math.ceil((requests * 0.6) / 60)) }, newNodeKey);
   const validators = Array.from({ length: Math.max(200, Math.ceil((requests * 0.4) / 60)) }, newNodeKey);
   const master = newNodeKey();
@@ -206,7 +228,7 @@ export async function discovery(
 
 interface MasterFigures {
   warmUp: LoadResult;
-  throughput: LoadResult & { serverCpuUsPerRequest: number };
+  throughput: Measured;
   openLoop: LoadResult;
   rssMB: number;
 }
@@ -273,10 +295,14 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
       "discovery.p99Ms": disc.p99Ms,
       "discovery.errors": disc.errors,
       "discovery.serverCpuUsPerRequest": disc.serverCpuUsPerRequest,
+      "discovery.clientCpuUsPerRequest": disc.clientCpuUsPerRequest,
+      "discovery.cpuCeilingPerSec": cpuCeilingPerSec(disc),
+      "bound.httpHelloCpuUsPerRequest": hello.serverCpuUsPerRequest + hello.clientCpuUsPerRequest,
       "master.heartbeatsPerSec": Math.round((m.throughput.ok / m.throughput.durationMs) * 1000),
       "master.heartbeatP99Ms": m.openLoop.p99Ms,
       "master.heartbeatErrors": m.warmUp.errors + m.throughput.errors + m.openLoop.errors,
       "master.serverCpuUsPerHeartbeat": m.throughput.serverCpuUsPerRequest,
+      "master.cpuCeilingPerSec": cpuCeilingPerSec(m.throughput),
       "master.rssMBAt10kNodes": m.rssMB,
     };
   } finally {
