@@ -92,10 +92,20 @@
   const mono = (text, title) => el("span", { class: "mono", title }, text);
   const short = (address) => (typeof address === "string" && address.length > 14 ? `${address.slice(0, 8)}…${address.slice(-6)}` : String(address ?? "—"));
 
-  /** A stable colour per node address (hue from its first bytes). */
+  /** Distinct colours for the run's nodes (by address order); other addresses get a hue from their bytes. */
+  const PALETTE = ["#4ea1ff", "#f0883e", "#3fb950", "#a371f7", "#db61a2", "#e3b341", "#56d4dd", "#ff7b72", "#8ddb8c", "#b1bac4"];
+  let colours = new Map();
+
+  function assignColours(state) {
+    const addresses = new Set([...state.nodes.map((n) => n.node), ...state.epochs.flatMap((e) => e.power.map((p) => p.node))].map((a) => String(a).toLowerCase()));
+    colours = new Map([...addresses].sort().map((address, i) => [address, PALETTE[i % PALETTE.length]]));
+  }
+
   function colour(address) {
+    const known = colours.get(String(address).toLowerCase());
+    if (known) return known;
     const hue = parseInt(String(address).slice(2, 8), 16) % 360 || 0;
-    return `hsl(${hue}, 62%, 58%)`;
+    return `hsl(${hue}, 45%, 62%)`;
   }
 
   function nodeLabel(address) {
@@ -478,6 +488,7 @@
 
   function render(state) {
     lastState = state;
+    assignColours(state);
     renderRun(state);
     renderNodes(state);
     renderTasks(state);
