@@ -20,6 +20,7 @@ import path from "node:path";
 import { expect } from "chai";
 import { Wallet } from "ethers";
 import type { Browser, Page } from "playwright-core";
+import { isLeaderRoute } from "../../keepers/master/cluster.js";
 import { Dashboard, DASHBOARD_CSP, type DashboardContracts, EpochChainReader } from "../../keepers/master/dashboard.js";
 import { masterSchema } from "../../keepers/master/index.js";
 import type { DiscoveryClient } from "../../keepers/master/discovery.js";
@@ -351,7 +352,11 @@ describe("master dashboard (real master app and state, headless Chromium)", func
     }
   });
 
-  it("takes --dashboard on|off and an operator token of at least 16 printable characters", () => {
+  it("takes --dashboard on|off and an operator token of at least 16 printable characters; its routes are the leader's", () => {
+    // Several instances: the dashboard shows the leader's task book, so followers forward it like /tasks.
+    for (const route of ["/dashboard", "/dashboard/", "/dashboard/state", "/Dashboard/app.js", `/dashboard/tasks/x/logs`]) expect(isLeaderRoute("GET", route), route).to.equal(true);
+    for (const route of ["/health", "/metrics", "/heartbeat", "/dashboards"]) expect(isLeaderRoute("GET", route), route).to.equal(false);
+
     const flags = {
       rpcUrl: "http://127.0.0.1:8545",
       deployment: "deployments/localhost.json",
