@@ -5,6 +5,7 @@
  * keepers on request.
  */
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { createWriteStream, mkdirSync, writeFileSync, type WriteStream } from "node:fs";
 import path from "node:path";
 import { Wallet } from "ethers";
@@ -183,6 +184,8 @@ export class KeeperProcess {
 
 export class Cluster {
   readonly keys: DevKeys = devKeys();
+  /** The master's dashboard operator token (CN_DASHBOARD_TOKEN), fresh for each cluster. */
+  readonly dashboardToken = randomBytes(16).toString("hex");
   readonly processes = new Map<string, KeeperProcess>();
   node!: HardhatNode;
   admin!: Chain;
@@ -233,6 +236,11 @@ export class Cluster {
 
   connect(privateKey?: string): Promise<Chain> {
     return connectChain({ rpcUrl: this.node.url, deploymentFile: this.deploymentFile, privateKey, pollingIntervalMs: 200 });
+  }
+
+  /** The master's dashboard with the operator token in the fragment (never sent to the server). */
+  get dashboardUrl(): string {
+    return `${this.masterUrl}/dashboard#token=${this.dashboardToken}`;
   }
 
   get masterAddress(): string {
@@ -311,7 +319,7 @@ export class Cluster {
     const p = this.spawn(
       name,
       ["master", ...this.common(name), "--port", String(port), "--run-id", String(this.runId), "--discovery-url", this.discoveryUrl, "--heartbeat-interval-sec", heartbeat, "--reconcile-ms", "1000", ...extra],
-      { CN_PRIVATE_KEY: key },
+      { CN_PRIVATE_KEY: key, CN_DASHBOARD_TOKEN: this.dashboardToken },
     );
     await p.waitFor(/master listening on \S+/);
     return p;

@@ -161,6 +161,9 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
     await Promise.all([cluster.startValidator(0), cluster.startValidator(1)]);
     await cluster.startMaster();
     line(`discovery, 2 validators and master (${cluster.masterUrl}) are up; starting ${config.miners} miners ...`);
+    // The one line to open in a browser (operator view: the token is in the fragment, which is never sent).
+    if (await dashboardReady(cluster.masterUrl)) console.log(`dashboard: ${cluster.dashboardUrl}`);
+    else line(`the master's dashboard (${cluster.masterUrl}/dashboard) did not answer; see ${path.relative(process.cwd(), logDir)}/master.log`);
     // Emulated machines of different speeds (a FAKE: the PoC engine sleeps part of the time), so that
     // power, and with it the share of tasks, differs visibly between miners.
     const throttles = [1, 0.6, 0.35, 0.8, 0.5];
@@ -243,6 +246,25 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
     console.error(`[devnet] ${(error as Error).message}`);
     return shutdown(1);
   }
+}
+
+/** Whether the master serves its dashboard page and state (polled for up to `timeoutMs`). */
+async function dashboardReady(masterUrl: string, timeoutMs = 20_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const [page, state] = await Promise.all([
+        fetch(`${masterUrl}/dashboard`, { signal: AbortSignal.timeout(5_000) }),
+        fetch(`${masterUrl}/dashboard/state`, { signal: AbortSignal.timeout(5_000) }),
+      ]);
+      await Promise.all([page.arrayBuffer(), state.arrayBuffer()]);
+      if (page.ok && state.ok) return true;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
 }
 
 /** Whether a Docker engine answers, after trying to bring one up (and the demo image) with scripts/docker-engine.sh. */

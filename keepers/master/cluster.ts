@@ -87,9 +87,12 @@ export class RedisHeartbeatStore implements HeartbeatStore {
   }
 }
 
-/** The master's routes served by the leader only: the buyer's task book, its files, on-chain task specs, the node list with tasks. */
+/**
+ * The master's routes served by the leader only: the buyer's task book, its files, on-chain task specs, the
+ * node list with tasks, and the dashboard (it shows the task book).
+ */
 export function isLeaderRoute(method: string, path: string): boolean {
-  return /^\/(tasks|ledger)(\/|$)/.test(path) || (method === "GET" && /^\/nodes\/?$/.test(path));
+  return /^\/(tasks|ledger|dashboard)(\/|$)/i.test(path) || (method === "GET" && /^\/nodes\/?$/i.test(path));
 }
 
 /** Set on a forwarded request: an instance never forwards a request twice (no loops while the lease moves). */

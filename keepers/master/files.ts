@@ -168,6 +168,23 @@ export class FileStore {
     return rows.map(toFile);
   }
 
+  /** The files of each of `taskIds`, by name (one query per 500 tasks). */
+  listFor(taskIds: string[]): Map<string, StoredFile[]> {
+    const files = new Map<string, StoredFile[]>();
+    for (let i = 0; i < taskIds.length; i += 500) {
+      const chunk = taskIds.slice(i, i + 500);
+      const rows = this.db
+        .prepare(`SELECT * FROM master_files WHERE task_id IN (${chunk.map(() => "?").join(", ")}) ORDER BY task_id, name`)
+        .all(...chunk) as FileRow[];
+      for (const row of rows) {
+        const list = files.get(row.task_id);
+        if (list) list.push(toFile(row));
+        else files.set(row.task_id, [toFile(row)]);
+      }
+    }
+    return files;
+  }
+
   /** The task's file with that content (and name, when given). */
   find(taskId: string, sha256: string, name?: string): StoredFile | undefined {
     const row = (

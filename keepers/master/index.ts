@@ -40,6 +40,7 @@ import { KeeperStore } from "../shared/store.js";
 import { TxSender, decodeRevert } from "../shared/tx.js";
 import { RunStatus } from "../../scripts/lib/protocol.js";
 import { RedisHeartbeatStore, leaderForwarder } from "./cluster.js";
+import { DASHBOARD_DEFAULTS, Dashboard, EpochChainReader } from "./dashboard.js";
 import { DiscoveryClient } from "./discovery.js";
 import { FileStore } from "./files.js";
 import { LedgerQueue } from "./ledger.js";
@@ -105,6 +106,16 @@ export interface MasterOptions {
   leaderLeaseMs?: number;
   /** Worker threads recovering request signatures (default 1; 0: on the event loop). */
   verifyWorkers?: number;
+  /**
+   * The read-only dashboard at `/dashboard` (default true): unsigned, public information only (dashboard.ts).
+   * False: its routes do not exist.
+   */
+  dashboard?: boolean;
+  /**
+   * The dashboard's operator token (at least 16 characters): with it (`/dashboard#token=…`) the page also
+   * shows task specs, node endpoints, logs and file downloads. Unset: the public view only.
+   */
+  dashboardToken?: string;
   /** Defaults to a pino logger on stdout with component "master" and node = the master's address. */
   logger?: Logger;
 }
@@ -114,6 +125,8 @@ export interface MasterService {
   url: string;
   /** The URL given to miners in invites. */
   publicUrl: string;
+  /** The dashboard page (without the operator token), or undefined when it is off. */
+  dashboardUrl?: string;
   /** The master's address (the audience of requests to it). */
   address: string;
   runId: bigint;
@@ -257,6 +270,23 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       confirmations: options.confirmations,
     });
 
+    const dashboardOn = options.dashboard ?? true;
+    const dashboard = dashboardOn
+      ? new Dashboard({
+          runId,
+          master: address,
+          nodes,
+          tasks,
+          files,
+          assignment: settings.assignment,
+          heartbeatIntervalSec: settings.heartbeatIntervalSec,
+          chain: new EpochChainReader(chain.contracts, { clock: ledger?.clock }),
+          token: options.dashboardToken,
+          logger: subsystem(logger, "Dashboard"),
+          isLeader: shared ? () => lease?.isLeader() ?? false : undefined,
+        })
+      : undefined;
+
     pool = await SignaturePool.start({ size: options.verifyWorkers ?? MASTER_DEFAULTS.verifyWorkers, logger });
     app = buildApp({
       runId,
@@ -278,6 +308,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
         assignment: settings.assignment,
         cursor: follower.cursor,
         nodes: nodes.all().length,
+        dashboard: dashboard ? (dashboard.operatorView ? "public+operator" : "public") : "off",
         ...(shared
           ? {
               ...shared.health(),
@@ -291,6 +322,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       recover: pool.recover,
       // Requests for the leader's task book go to the leader (cluster.ts); the rest is answered here.
       front: shared ? leaderForwarder({ lease: () => lease, logger: subsystem(logger, "Cluster") }) : undefined,
+      dashboard,
     });
 
     // Catch up with the chain before serving: node states are then as the events left them.
@@ -337,7 +369,15 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     nodes.start();
     ledger?.start();
     startup.info(
-      { url, publicUrl, runId: runId.toString(), buyer: runView.buyer, discoveryUrl: options.discoveryUrl, ...settings },
+      {
+        url,
+        publicUrl,
+        runId: runId.toString(),
+        buyer: runView.buyer,
+        discoveryUrl: options.discoveryUrl,
+        ...settings,
+        dashboard: dashboard ? `${url}/dashboard (${dashboard.operatorView ? "public view; operator view with the token" : "public view only"})` : "off",
+      },
       "master started",
     );
 
@@ -348,6 +388,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     return {
       url,
       publicUrl,
+      dashboardUrl: dashboard ? `${url}/dashboard` : undefined,
       address,
       runId,
       logger,
@@ -446,6 +487,8 @@ const MASTER_OPTIONS: OptionNames = {
     "instanceUrl",
     "leaderLeaseMs",
     "verifyWorkers",
+    "dashboard",
+    "dashboardToken",
   ),
 };
 
@@ -479,6 +522,16 @@ export const masterSchema = commonSchema
     instanceUrl: httpUrl.optional(),
     leaderLeaseMs: integerOption(1_000, 600_000),
     verifyWorkers: integerOption(0, 16),
+    dashboard: z
+      .enum(["on", "off"], { error: 'must be "on" or "off"' })
+      .default("on")
+      .transform((value) => value === "on"),
+    dashboardToken: z
+      .string()
+      .min(DASHBOARD_DEFAULTS.minTokenLength, `must be at least ${DASHBOARD_DEFAULTS.minTokenLength} characters`)
+      .max(512, "must be at most 512 characters")
+      .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")
+      .optional(),
   })
   .refine((c) => c.deadAfterMisses > c.unhealthyAfterMisses, {
     path: ["deadAfterMisses"],
@@ -525,6 +578,20 @@ export function masterCommand(): Command {
     .addOption(
       new Option(`${o.verifyWorkers.flag} <n>`, "worker threads recovering request signatures (0: on the event loop)").env(o.verifyWorkers.env!).default(String(d.verifyWorkers)),
     )
+    .addOption(
+      new Option(
+        `${o.dashboard.flag} <on|off>`,
+        "the read-only web dashboard at /dashboard (unsigned; public information only: node states, power, task states, on-chain records, claims)",
+      )
+        .env(o.dashboard.env!)
+        .default("on"),
+    )
+    .addOption(
+      new Option(
+        `${o.dashboardToken.flag} <token>`,
+        "operator token of the dashboard (>= 16 characters; prefer the environment variable): with it the page also shows task specs, endpoints, logs and files",
+      ).env(o.dashboardToken.env!),
+    )
     .action(async (raw: Record<string, unknown>) => {
       let service: MasterService;
       try {
@@ -545,6 +612,7 @@ export function masterCommand(): Command {
       lifecycle.onStop("master", () => service.stop());
       lifecycle.installSignalHandlers();
       console.log(`master listening on ${service.url}`);
+      if (service.dashboardUrl) console.log(`master dashboard at ${service.dashboardUrl}`);
     });
   return command;
 }

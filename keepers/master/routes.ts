@@ -15,6 +15,7 @@ import type { RateLimiter } from "../shared/rate-limit.js";
 import { HEADER_ADDRESS, HEADER_TIMESTAMP, type NonceStore, type Recover } from "../shared/signing.js";
 import type { SignedClient } from "../shared/http.js";
 import { TASK_ID_PATTERN } from "../miner/task-spec.js";
+import { type Dashboard, registerDashboard } from "./dashboard.js";
 import { type FileStore, SHA256_PATTERN, fileNameFromHeader, fileNameProblem } from "./files.js";
 import type { LedgerQueue } from "./ledger.js";
 import type { NodeTracker } from "./nodes.js";
@@ -42,6 +43,8 @@ export interface RouteContext {
   recover?: Recover;
   /** Answers some requests before the app (the forwarding of leader-only routes, cluster.ts). */
   front?: AppOptions["front"];
+  /** The read-only dashboard (`GET /dashboard`, `/dashboard/state`, ...); absent: not served. */
+  dashboard?: Dashboard;
 }
 
 const heartbeatSchema = z.object({
@@ -88,13 +91,13 @@ export function buildApp(ctx: RouteContext): App {
   /** Signed, by the run's buyer. */
   const buyerOnly = { preHandler: [signed, requireBuyer] };
 
-  const taskParam = (req: FastifyRequest<TaskParams>): MasterTask => {
-    const taskId = req.params.taskId;
+  const taskById = (taskId: string): MasterTask => {
     if (!TASK_ID_PATTERN.test(taskId)) throw new HttpError(400, "taskId must match [A-Za-z0-9_-]{1,64}");
     const task = tasks.get(taskId);
     if (!task) throw new HttpError(404, `no task ${taskId} in run ${runId}`);
     return task;
   };
+  const taskParam = (req: FastifyRequest<TaskParams>): MasterTask => taskById(req.params.taskId);
 
   /** The task, when the signer is the node it was sent to. */
   const taskOfSigner = (req: FastifyRequest<TaskParams>): MasterTask => {
@@ -171,6 +174,26 @@ export function buildApp(ctx: RouteContext): App {
     return ctx.ledger.specFor(req.params.ledgerTaskId, req.signer);
   });
 
+  /** The task's logs, asked of its node with the master's signature. Throws HttpError 502 when it does not answer. */
+  const proxyLogs = async (task: MasterTask, tail: string | undefined): Promise<{ stdout: string; stderr: string }> => {
+    const node = nodes.get(task.node);
+    if (!node?.endpoint) throw new HttpError(502, `no endpoint known for node ${task.node}`);
+    const url = `${node.endpoint}/tasks/${task.taskId}/logs${tail !== undefined ? `?tail=${tail}` : ""}`;
+    let answer;
+    try {
+      answer = await ctx.client.request<{ stdout?: unknown; stderr?: unknown; error?: string }>("GET", url, { audience: task.node.toLowerCase() });
+    } catch (error) {
+      throw new HttpError(502, `node ${task.node} did not answer for the logs: ${(error as Error).message}`);
+    }
+    if (answer.status !== 200) {
+      throw new HttpError(502, `node ${task.node} answered ${answer.status} for the logs: ${answer.body?.error ?? ""}`.trim());
+    }
+    const { stdout, stderr } = answer.body ?? {};
+    if (typeof stdout !== "string" || typeof stderr !== "string") throw new HttpError(502, `node ${task.node} answered malformed logs`);
+    tasksLog.debug({ taskId: task.taskId, miner: task.node, stdoutBytes: stdout.length, stderrBytes: stderr.length }, "logs proxied");
+    return { stdout, stderr };
+  };
+
   app.get<TaskParams & { Querystring: { tail?: unknown } }>("/tasks/:taskId/logs", buyerOnly, async (req, reply) =>
     expected(reply, tasksLog, async () => {
       const task = taskParam(req);
@@ -178,22 +201,7 @@ export function buildApp(ctx: RouteContext): App {
       if (tail !== undefined && (typeof tail !== "string" || !/^[0-9]{1,6}$/.test(tail))) {
         throw new HttpError(400, "tail must be a whole number of lines (at most 999999)");
       }
-      const node = nodes.get(task.node);
-      if (!node?.endpoint) throw new HttpError(502, `no endpoint known for node ${task.node}`);
-      const url = `${node.endpoint}/tasks/${task.taskId}/logs${tail !== undefined ? `?tail=${tail}` : ""}`;
-      let answer;
-      try {
-        answer = await ctx.client.request<{ stdout?: unknown; stderr?: unknown; error?: string }>("GET", url, { audience: task.node.toLowerCase() });
-      } catch (error) {
-        throw new HttpError(502, `node ${task.node} did not answer for the logs: ${(error as Error).message}`);
-      }
-      if (answer.status !== 200) {
-        throw new HttpError(502, `node ${task.node} answered ${answer.status} for the logs: ${answer.body?.error ?? ""}`.trim());
-      }
-      const { stdout, stderr } = answer.body ?? {};
-      if (typeof stdout !== "string" || typeof stderr !== "string") throw new HttpError(502, `node ${task.node} answered malformed logs`);
-      tasksLog.debug({ taskId: task.taskId, miner: task.node, stdoutBytes: stdout.length, stderrBytes: stderr.length }, "logs proxied");
-      return { taskId: task.taskId, node: task.node, stdout, stderr };
+      return { taskId: task.taskId, node: task.node, ...(await proxyLogs(task, tail as string | undefined)) };
     }),
   );
 
@@ -228,15 +236,16 @@ export function buildApp(ctx: RouteContext): App {
   });
 
   // Downloads are streamed from the blob file, never read into memory.
-  app.get<TaskParams & { Params: { sha256: string } }>("/tasks/:taskId/files/:sha256", buyerOnly, async (req, reply) => {
-    const task = taskParam(req);
-    const sha256 = req.params.sha256;
+  const sendFile = (task: MasterTask, sha256: string, reply: FastifyReply): FastifyReply => {
     if (!SHA256_PATTERN.test(sha256)) throw new HttpError(400, "sha256 must be 64 lowercase hex characters");
     const file = files.find(task.taskId, sha256);
     const size = file ? files.blobSize(sha256) : undefined;
     if (!file || size === undefined) throw new HttpError(404, `task ${task.taskId} has no file ${sha256}`);
     return reply.code(200).headers({ "content-type": "application/octet-stream", "content-length": String(size) }).send(createReadStream(files.blobPath(sha256)));
-  });
+  };
+  app.get<TaskParams & { Params: { sha256: string } }>("/tasks/:taskId/files/:sha256", buyerOnly, async (req, reply) =>
+    sendFile(taskParam(req), req.params.sha256, reply),
+  );
 
   // The upload route is the only one allowed large bodies (its own bodyLimit; every other route stays at
   // 1 MB). Before reading up to maxFileBytes (onRequest runs before the body is read): the claimed signer
@@ -283,6 +292,15 @@ export function buildApp(ctx: RouteContext): App {
       return { sha256, size, stored };
     },
   );
+
+  // ---------------------------------------------------------------- dashboard (read-only; dashboard.ts)
+  if (ctx.dashboard) {
+    registerDashboard(app, ctx.dashboard, {
+      task: taskById,
+      logs: proxyLogs,
+      sendFile,
+    });
+  }
 
   return app;
 }

@@ -361,6 +361,49 @@ export class TaskBook {
       .run(view.taskId, taskId, view.epoch, view.assignee, JSON.stringify(view), now, now);
   }
 
+  /** The `limit` most recently created tasks, newest first (the dashboard's list). */
+  recent(limit: number): MasterTask[] {
+    return (this.db.prepare("SELECT * FROM master_tasks ORDER BY created_at DESC, task_id DESC LIMIT ?").all(limit) as TaskRow[]).map(toTask);
+  }
+
+  /** Number of tasks in each state. */
+  countByState(): Record<string, number> {
+    const rows = this.db.prepare("SELECT state, COUNT(*) AS n FROM master_tasks GROUP BY state").all() as Array<{ state: string; n: number }>;
+    return Object.fromEntries(rows.map((r) => [r.state, r.n]));
+  }
+
+  /** Ids of every node's tasks that are not in a final state, by node (one query for all nodes). */
+  activeTaskIdsByNode(): Map<string, string[]> {
+    const rows = this.db
+      .prepare("SELECT task_id, node FROM master_tasks WHERE node != '' AND state NOT IN ('completed', 'failed', 'stopped') ORDER BY created_at")
+      .all() as Array<{ task_id: string; node: string }>;
+    const byNode = new Map<string, string[]>();
+    for (const r of rows) {
+      const key = r.node.toLowerCase();
+      const ids = byNode.get(key);
+      if (ids) ids.push(r.task_id);
+      else byNode.set(key, [r.task_id]);
+    }
+    return byNode;
+  }
+
+  /** The chain's views of the on-chain tasks created for each of `taskIds`, oldest first (one query). */
+  chainViewsFor(taskIds: string[]): Map<string, ChainTaskView[]> {
+    const views = new Map<string, ChainTaskView[]>();
+    for (let i = 0; i < taskIds.length; i += 500) {
+      const chunk = taskIds.slice(i, i + 500);
+      const rows = this.db
+        .prepare(`SELECT task_id, chain FROM master_ledger_tasks WHERE task_id IN (${chunk.map(() => "?").join(", ")}) ORDER BY created_at`)
+        .all(...chunk) as Array<{ task_id: string; chain: string }>;
+      for (const r of rows) {
+        const list = views.get(r.task_id);
+        if (list) list.push(JSON.parse(r.chain) as ChainTaskView);
+        else views.set(r.task_id, [JSON.parse(r.chain) as ChainTaskView]);
+      }
+    }
+    return views;
+  }
+
   /** Ids of the node's tasks that are not in a final state. */
   activeTaskIds(node: string): string[] {
     const rows = this.db

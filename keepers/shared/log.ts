@@ -24,7 +24,8 @@ export type Subsystem =
   | "TaskValidation"
   | "Disputes"
   | "Claims"
-  | "Rewards";
+  | "Rewards"
+  | "Dashboard";
 
 export interface LoggerOptions {
   component: string;
