@@ -64,7 +64,15 @@ export function machine(): Machine {
 }
 
 /** Runs section `name` from `dir`; never throws (a failure is the result's status). */
-export async function runSection(dir: string, name: string, quick: boolean, progress: (text: string) => void): Promise<SectionResult> {
+export async function runSection(
+  dir: string,
+  name: string,
+  quick: boolean,
+  progress: (text: string) => void,
+  position = "",
+  /** A "still running" line this often while the section runs (ms; 0: none). */
+  stillRunningMs = 30_000,
+): Promise<SectionResult> {
   const file = path.join(dir, `${name}.ts`);
   const shown = path.relative(process.cwd(), file);
   if (!existsSync(file)) {
@@ -72,9 +80,12 @@ export async function runSection(dir: string, name: string, quick: boolean, prog
     return { name, status: "not run", note: `${shown} does not exist yet`, figures: {}, how: {} };
   }
   const loadAtStart = load();
-  progress(`${name}: started${quick ? " (quick)" : ""}, load ${loadAtStart}`);
+  progress(`${name}${position ? ` (${position})` : ""}: started${quick ? " (quick)" : ""}, load ${loadAtStart}`);
   const started = performance.now();
   const elapsed = () => Math.round((performance.now() - started) / 100) / 10;
+  // Long sections (the whole network, the gas scan) say they are alive; the timer never keeps the process up.
+  const alive = stillRunningMs > 0 ? setInterval(() => progress(`${name}: still running (${elapsed()} s, load ${load()})`), stillRunningMs) : undefined;
+  alive?.unref();
   try {
     const module = (await import(pathToFileURL(file).href)) as SectionModule;
     if (typeof module.run !== "function") throw new Error(`${shown} exports no run()`);
@@ -89,6 +100,8 @@ export async function runSection(dir: string, name: string, quick: boolean, prog
     const message = (error as Error)?.stack ?? String(error);
     progress(`${name}: FAILED after ${elapsed()} s: ${message.split("\n")[0]}`);
     return { name, status: "failed", note: message.split("\n").slice(0, 6).join("\n"), elapsedSec: elapsed(), loadAtStart, figures: {}, how: {} };
+  } finally {
+    if (alive) clearInterval(alive);
   }
 }
 
@@ -106,7 +119,9 @@ export async function runBench(options: {
     `${options.quick ? "quick" : "full"} run of ${options.names.join(", ")} on ${host.cpus} × ${host.cpuModel}, Node ${host.node}, load ${host.loadAtStart}`,
   );
   const sections: SectionResult[] = [];
-  for (const name of options.names) sections.push(await runSection(options.dir, name, options.quick, options.progress));
+  for (const [i, name] of options.names.entries()) {
+    sections.push(await runSection(options.dir, name, options.quick, options.progress, `${i + 1}/${options.names.length}, ${Math.round((performance.now() - started) / 1000)} s into the run`));
+  }
   const figures: Figures = Object.assign({}, ...sections.map((s) => s.figures));
   return {
     date: new Date().toISOString(),

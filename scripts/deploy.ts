@@ -12,6 +12,7 @@
  * COMPUTENET_PARAMETERS names another parameters file (the devnet's short epochs, test clusters).
  */
 import { existsSync } from "node:fs";
+import { open } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { listTransactions } from "@nomicfoundation/ignition-core";
@@ -51,11 +52,79 @@ console.log(
   `Deploying computenet to ${networkName} (chain ${chainId})` +
     (typeof parameters === "string" ? ` with ${path.relative(root, parameters)}` : " with default parameters"),
 );
-const deployed = await ignition.deploy(ComputenetModule, {
-  parameters,
-  deploymentId: inProcess ? undefined : deploymentId,
-  displayUi: !inProcess && process.stdout.isTTY === true,
-});
+const displayUi = !inProcess && process.stdout.isTTY === true;
+const deployStarted = performance.now();
+const elapsed = () => `${((performance.now() - deployStarted) / 1000).toFixed(1)} s`;
+/** Futures of the module and its submodules (each counted once). */
+function futureCount(module: { futures: Set<{ id: string }>; submodules: Set<unknown> }, seen = new Set<string>()): number {
+  for (const future of module.futures) seen.add(future.id);
+  for (const sub of module.submodules) futureCount(sub as typeof module, seen);
+  return seen.size;
+}
+const totalFutures = futureCount(ComputenetModule as never);
+// Progress without Ignition's terminal UI (piped output, the devnet, tests): one line on stderr per future
+// Ignition's journal records as complete, with the elapsed time.
+const progress = displayUi || inProcess ? undefined : followJournal(path.join(root, "ignition", "deployments", deploymentId, "journal.jsonl"));
+console.error(`[deploy] started: ${totalFutures} futures (contracts and calls) of ComputenetModule`);
+const deployed = await ignition
+  .deploy(ComputenetModule, {
+    parameters,
+    deploymentId: inProcess ? undefined : deploymentId,
+    displayUi,
+  })
+  .finally(() => progress?.stop());
+console.error(`[deploy] done: ${totalFutures} futures in ${elapsed()}`);
+
+/** Polls Ignition's journal and prints each future it records as complete. */
+function followJournal(file: string): { stop(): Promise<void> } {
+  let offset = 0;
+  let rest = "";
+  let done = 0;
+  // A resumed deployment: what the journal already holds was done before; only new completions are shown.
+  let quiet = existsSync(file);
+  let reading: Promise<void> = Promise.resolve();
+  const read = async () => {
+    if (!existsSync(file)) return;
+    const handle = await open(file, "r");
+    try {
+      for (;;) {
+        const buffer = Buffer.alloc(64 * 1024);
+        const { bytesRead } = await handle.read(buffer, 0, buffer.length, offset);
+        if (bytesRead === 0) break;
+        offset += bytesRead;
+        const lines = (rest + buffer.subarray(0, bytesRead).toString("utf8")).split("\n");
+        rest = lines.pop() ?? "";
+        for (const line of lines) {
+          if (!line.includes("_EXECUTION_STATE_COMPLETE")) continue;
+          try {
+            const entry = JSON.parse(line) as { futureId?: string; type?: string; result?: { type?: string } };
+            if (!entry.type?.endsWith("_EXECUTION_STATE_COMPLETE")) continue;
+            done++;
+            if (!quiet) console.error(`[deploy] ${done}/${totalFutures} ${entry.futureId} ${entry.result?.type === "SUCCESS" ? "done" : (entry.result?.type ?? "done").toLowerCase()} (${elapsed()})`);
+          } catch {
+            // a line being written
+          }
+        }
+      }
+    } finally {
+      await handle.close();
+    }
+    if (quiet) {
+      quiet = false;
+      console.error(`[deploy] resuming: ${done}/${totalFutures} futures done before`);
+    }
+  };
+  reading = read().catch(() => undefined);
+  const timer = setInterval(() => {
+    reading = reading.then(read).catch(() => undefined);
+  }, 300);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await (reading = reading.then(read).catch(() => undefined));
+    },
+  };
+}
 
 const addresses: Record<ContractName, string> = {
   ComputeToken: await deployed.token.getAddress(),

@@ -203,8 +203,11 @@ export class Cluster {
     const cluster = new Cluster(options);
     mkdirSync(options.logDir, { recursive: true });
     const rpcPort = options.rpcPort ?? (await freePort());
+    const since = (started: number) => `${((performance.now() - started) / 1000).toFixed(1)} s`;
+    let step = performance.now();
     progress(`starting hardhat node on 127.0.0.1:${rpcPort} ...`);
     cluster.node = await startHardhatNode(rpcPort, path.join(options.logDir, "hardhat-node.log"));
+    progress(`hardhat node answers on ${cluster.node.url} (${since(step)})`);
     try {
       const economy = resolveEconomy(options.economy);
       cluster.economy = economy;
@@ -215,18 +218,33 @@ export class Cluster {
       const root = options.deploymentsRoot ?? ROOT;
       const parametersFile = path.join(options.logDir, "ignition-parameters.json");
       writeFileSync(parametersFile, JSON.stringify(economyParameters(economy, Math.floor(Date.now() / 1000)), null, 2));
-      await runHardhat(["run", "scripts/deploy.ts", "--network", "localhost"], {
-        LOCALHOST_RPC_URL: cluster.node.url,
-        COMPUTENET_DEPLOYMENTS_ROOT: root,
-        COMPUTENET_PARAMETERS: parametersFile,
-      });
+      step = performance.now();
+      // The deploy script reports each future Ignition completes ("[deploy] 7/31 …"): passed on at most
+      // every 3 s, so that the deployment shows it moves without a line per contract.
+      let shownAt = 0;
+      let lastDeployLine = "";
+      await runHardhat(
+        ["run", "scripts/deploy.ts", "--network", "localhost"],
+        { LOCALHOST_RPC_URL: cluster.node.url, COMPUTENET_DEPLOYMENTS_ROOT: root, COMPUTENET_PARAMETERS: parametersFile },
+        180_000,
+        (line) => {
+          const match = /^\[deploy\] (\d+\/\d+) /.exec(line);
+          if (!match) return;
+          lastDeployLine = match[1];
+          if (performance.now() - shownAt < 3_000) return;
+          shownAt = performance.now();
+          progress(`deploying: ${match[1]} Ignition futures done (${since(step)})`);
+        },
+      );
+      progress(`deployed${lastDeployLine ? ` (${lastDeployLine.split("/")[1]} futures)` : ""} in ${since(step)}`);
       cluster.deploymentFile = path.join(root, "deployments", "localhost.json");
       cluster.admin = await cluster.connect(cluster.keys.admin);
+      step = performance.now();
       await setupDevChain(cluster.admin, cluster.keys);
       cluster.discoveryUrl = `http://127.0.0.1:${await cluster.port("discovery", 8700)}`;
       cluster.masterUrl = `http://127.0.0.1:${await cluster.port("master", 8720)}`;
       cluster.runId = await cluster.createRun(options.requirements ?? DEVNET_REQUIREMENTS);
-      progress(`run ${cluster.runId} created and started by the buyer`);
+      progress(`development roles and tokens granted; run ${cluster.runId} created and started by the buyer (${since(step)})`);
       return cluster;
     } catch (error) {
       await cluster.stop();

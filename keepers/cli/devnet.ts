@@ -21,6 +21,8 @@ import { Cluster } from "./cluster.js";
 const DEMO_IMAGE = "computenet/busybox:latest";
 
 interface DevnetConfig {
+  /** Where the log files go (default .devnet/<time>/ in the project). */
+  logDir?: string;
   port: number;
   miners: number;
   tasks: number;
@@ -51,6 +53,7 @@ export function devnetCommand(): Command {
       false,
     )
     .addOption(new Option("--timeout-sec <sec>", "with --exit-when-done: give up after this long (exit code 1)").default("420"))
+    .option("--log-dir <dir>", "folder for the log files and keepers' data (default .devnet/<time>/)")
     .action(async (flags) => {
       let config: DevnetConfig;
       try {
@@ -61,6 +64,7 @@ export function devnetCommand(): Command {
           heartbeatSec: { flag: "--heartbeat-sec" },
           timeoutSec: { flag: "--timeout-sec" },
         });
+        if (typeof flags.logDir === "string" && flags.logDir !== "") config.logDir = path.resolve(flags.logDir);
       } catch (error) {
         console.error((error as ConfigError).message);
         process.exit(2);
@@ -74,9 +78,11 @@ function line(text: string): void {
 }
 
 async function runDevnet(config: DevnetConfig): Promise<number> {
-  const logDir = path.join(ROOT, ".devnet", new Date().toISOString().replace(/[:.]/g, "-"));
+  const logDir = config.logDir ?? path.join(ROOT, ".devnet", new Date().toISOString().replace(/[:.]/g, "-"));
   mkdirSync(logDir, { recursive: true });
-  line(`logs: ${path.relative(process.cwd(), logDir)}/ (one file per process)`);
+  line(`logs: ${path.relative(process.cwd(), logDir) || "."}/ (one file per process; read them merged with: npm run computenet -- logs ${path.relative(process.cwd(), logDir) || "."})`);
+  const started = performance.now();
+  const since = (t: number) => `${((performance.now() - t) / 1000).toFixed(1)} s`;
   let cluster: Cluster | undefined;
   let stopping = false;
   let follower: EventFollower | undefined;
@@ -155,12 +161,19 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
     });
     follower.start();
 
+    let step = performance.now();
+    line("keepers starting: discovery ...");
     await cluster.startDiscovery();
+    line(`keepers starting: discovery up (${since(step)}); 2 validators ...`);
+    step = performance.now();
     // Two validators: while no power exists yet they are the bootstrap set that judges PoC, and an
     // acceptance needs more than two thirds of that set.
     await Promise.all([cluster.startValidator(0), cluster.startValidator(1)]);
+    line(`keepers starting: 2 validators up (${since(step)}); master ...`);
+    step = performance.now();
     await cluster.startMaster();
-    line(`discovery, 2 validators and master (${cluster.masterUrl}) are up; starting ${config.miners} miners ...`);
+    line(`keepers starting: master up at ${cluster.masterUrl} (${since(step)}); ${config.miners} miners ...`);
+    step = performance.now();
     // The one line to open in a browser (operator view: the token is in the fragment, which is never sent).
     if (await dashboardReady(cluster.masterUrl)) console.log(`dashboard: ${cluster.dashboardUrl}`);
     else line(`the master's dashboard (${cluster.masterUrl}/dashboard) did not answer; see ${path.relative(process.cwd(), logDir)}/master.log`);
@@ -168,7 +181,11 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
     // power, and with it the share of tasks, differs visibly between miners.
     const throttles = [1, 0.6, 0.35, 0.8, 0.5];
     await Promise.all(Array.from({ length: config.miners }, (_, i) => cluster!.startMiner(i, ["--poc-throttle", String(throttles[i])])));
+    line(`keepers starting: ${config.miners} miners listening (${since(step)}); all keepers up ${since(started)} after the start`);
     line(`miners emulate PoC speeds ${throttles.slice(0, config.miners).map((t, i) => `miner-${i + 1} ${t * 100}%`).join(", ")} (a fake: there is no GPU here)`);
+    const waitingSince = performance.now();
+    let waitLineAt = 0;
+    let allHealthy = false;
 
     const buyer = cluster.buyer();
     const states = new Map<string, string>();
@@ -185,6 +202,19 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
             states.set(n.node, n.state);
           }
           const healthy = nodes.filter((n) => n.state === "Healthy").length;
+          // Until every miner is Healthy at the master: one line every 5 s with the counts by state.
+          if (!allHealthy) {
+            if (healthy >= config.miners) {
+              allHealthy = true;
+              line(`${healthy} of ${config.miners} nodes healthy at the master ${since(waitingSince)} after the miners started (${since(started)} after the start)`);
+            } else if (performance.now() - waitLineAt >= 5_000) {
+              waitLineAt = performance.now();
+              const byState = new Map<string, number>();
+              for (const n of nodes) byState.set(n.state, (byState.get(n.state) ?? 0) + 1);
+              const known = [...byState].map(([state, n]) => `${n} ${state}`).join(", ");
+              line(`waiting for ${config.miners} healthy nodes: ${healthy} so far (master knows ${nodes.length}${known ? `: ${known}` : ""}; ${since(waitingSince)})`);
+            }
+          }
           await epochLine.tick();
           // Demo tasks: one batch per epoch once every miner is Healthy. The master queues them until the
           // epoch's Work phase, records each on chain (which draws its node by power) and sends it there.

@@ -28,7 +28,7 @@ import {
 import { type App, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
-import { type Metrics, createMetrics } from "../shared/metrics.js";
+import { type Metrics, createMetrics, followerMetrics } from "../shared/metrics.js";
 import { RedisNonceStore, RedisRateLimiter, SharedRedis, keyPrefix } from "../shared/redis.js";
 import { DEFAULT_VERIFY_WORKERS, SignaturePool } from "../shared/signature-pool.js";
 import { KeeperStore } from "../shared/store.js";
@@ -115,7 +115,8 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
     }
     const endpoints: EndpointStore = redis ? new RedisEndpointStore(redis, index) : new SqliteEndpointStore(index, store);
     const confirmations = options.confirmations ?? 0;
-    const instruments = discoveryMetrics(metrics, chain, endpoints, () => follower.cursor, confirmations);
+    const instruments = discoveryMetrics(metrics, endpoints, index);
+    followerMetrics(metrics, "discovery", { head: () => headBlock(chain.provider), cursor: () => follower.cursor, confirmations });
 
     const chainLog = subsystem(logger, "Chain");
     const follower = new EventFollower({
@@ -259,7 +260,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
   }
 }
 
-function discoveryMetrics(metrics: Metrics, chain: Chain, endpoints: EndpointStore, cursor: () => number, confirmations: number) {
+function discoveryMetrics(metrics: Metrics, endpoints: EndpointStore, index: DiscoveryIndex) {
   const prefix = "computenet_discovery_";
   const registers = [metrics.registry];
   return {
@@ -289,24 +290,13 @@ function discoveryMetrics(metrics: Metrics, chain: Chain, endpoints: EndpointSto
         this.set(await endpoints.count().catch(() => -1));
       },
     }),
-    lag: new Gauge({
-      name: `${prefix}event_lag_blocks`,
-      help: "Blocks the index still has to handle: head - confirmations - cursor (-1: chain unreachable)",
-      registers,
-      async collect() {
-        try {
-          this.set(Math.max(0, (await headBlock(chain.provider)) - confirmations - cursor()));
-        } catch {
-          this.set(-1);
-        }
-      },
-    }),
-    cursor: new Gauge({
-      name: `${prefix}event_cursor_block`,
-      help: "Last block whose events are all in the index",
+    nodes: new Gauge({
+      name: `${prefix}nodes`,
+      help: "Registered nodes in the index, by the challenge state of their current declaration (none, pending, validated, rejected)",
+      labelNames: ["state"],
       registers,
       collect() {
-        this.set(cursor());
+        for (const [state, count] of Object.entries(index.nodeCounts())) this.set({ state }, count);
       },
     }),
   };

@@ -278,6 +278,19 @@ export class DiscoveryIndex {
     return rows.map((r) => r.node);
   }
 
+  /** Registered nodes by the challenge state of their current declaration (every state present, 0 when none). */
+  nodeCounts(): Record<ChallengeState, number> {
+    const counts: Record<ChallengeState, number> = { none: 0, pending: 0, validated: 0, rejected: 0 };
+    const rows = this.db
+      .prepare(
+        `SELECT COALESCE(c.status, 'none') AS status, COUNT(*) AS n FROM discovery_nodes n
+         LEFT JOIN discovery_challenges c ON c.node = n.node AND c.caps_id = n.caps_id GROUP BY 1`,
+      )
+      .all() as { status: ChallengeState; n: number }[];
+    for (const row of rows) if (row.status in counts) counts[row.status] = row.n;
+    return counts;
+  }
+
   /** The run's Registered and Member nodes, by address (with or without an endpoint). */
   runParticipants(runId: string): Array<{ node: string; participation: ParticipationName }> {
     const rows = this.db

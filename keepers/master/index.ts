@@ -14,7 +14,7 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import { type NonceManager, getAddress } from "ethers";
 import { z } from "zod";
-import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
+import { type Chain, EventFollower, connectChain, contractInterfaces, headBlock } from "../shared/chain.js";
 import {
   addCommonOptions,
   addRedisOption,
@@ -33,7 +33,7 @@ import { type App, SignedClient, closeServer, listen } from "../shared/http.js";
 import { LeaderLease } from "../shared/leader-lease.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
-import { createMetrics } from "../shared/metrics.js";
+import { createMetrics, followerMetrics, txMetrics } from "../shared/metrics.js";
 import { RedisNonceStore, RedisRateLimiter, SharedRedis, keyPrefix } from "../shared/redis.js";
 import { DEFAULT_VERIFY_WORKERS, SignaturePool } from "../shared/signature-pool.js";
 import { KeeperStore } from "../shared/store.js";
@@ -203,7 +203,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     const shared = redis;
     const metrics = createMetrics("master");
     const client = new SignedClient(wallet, chain.chainId);
-    const tx = new TxSender({ logger, interfaces: contractInterfaces(), signer: chain.signer as NonceManager });
+    const tx = new TxSender({ logger, interfaces: contractInterfaces(), signer: chain.signer as NonceManager, metrics: txMetrics(metrics, "master") });
     const files = new FileStore(store.db, options.dataDir, subsystem(logger, "Storage"));
     let tasks: TaskBook | undefined;
     const runView = { buyer: getAddress(run.buyer), master: getAddress(run.master), status: run.status };
@@ -287,6 +287,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
         })
       : undefined;
 
+    followerMetrics(metrics, "master", { head: () => headBlock(chain.provider), cursor: () => follower.cursor, confirmations: options.confirmations });
     pool = await SignaturePool.start({ size: options.verifyWorkers ?? MASTER_DEFAULTS.verifyWorkers, logger });
     app = buildApp({
       runId,

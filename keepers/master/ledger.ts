@@ -549,7 +549,8 @@ export class LedgerQueue {
     // A redelivered event (delivery is at-least-once) changes nothing: neither saved nor logged again.
     if (!note || JSON.stringify(view) === before) return;
     this.saveView(taskId, view);
-    const fields = { taskId, ledgerTaskId, block: event.blockNumber, tx: event.transactionHash, ...note.fields };
+    // `epoch` on every line about an on-chain task: `computenet logs --epoch N` and its summary read it.
+    const fields = { taskId, ledgerTaskId, epoch: view.epoch, block: event.blockNumber, tx: event.transactionHash, ...note.fields };
     note.log[note.level](fields, note.msg);
   }
 

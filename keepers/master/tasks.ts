@@ -258,6 +258,18 @@ export class TaskBook {
       if (!columns.has(column)) this.db.exec(`ALTER TABLE master_tasks ADD COLUMN ${column} ${declaration}`);
     }
     this.db.exec("CREATE INDEX IF NOT EXISTS master_tasks_state ON master_tasks (state)");
+    const byState = this.db.prepare("SELECT state, COUNT(*) AS n FROM master_tasks GROUP BY state");
+    options.metrics.gauge("master_tasks", "Buyer's tasks in the task book, by state", ["state"], (gauge) => {
+      gauge.reset();
+      for (const state of [...TASK_STATES, "dispatching", "queued", "creating", "assigned"]) gauge.set({ state }, 0);
+      for (const row of byState.all() as Array<{ state: string; n: number }>) gauge.set({ state: row.state }, row.n);
+    });
+    const byChainStatus = this.db.prepare("SELECT json_extract(chain, '$.status') AS status, COUNT(*) AS n FROM master_ledger_tasks GROUP BY 1");
+    options.metrics.gauge("master_ledger_tasks", "On-chain tasks of this run as the chain last told, by status (Assigned, Completed, Invalidated, Expired)", ["status"], (gauge) => {
+      gauge.reset();
+      for (const status of ["Assigned", "Completed", "Invalidated", "Expired"]) gauge.set({ status }, 0);
+      for (const row of byChainStatus.all() as Array<{ status: string | null; n: number }>) gauge.set({ status: row.status ?? "unknown" }, row.n);
+    });
     // A local task caught mid-dispatch by a crash: whether its miner got it is unknown, so the buyer is told.
     const stale = this.db
       .prepare("UPDATE master_tasks SET state = 'failed', error = ?, updated_at = ? WHERE state = 'dispatching' AND ledger_task_id IS NULL")

@@ -696,7 +696,7 @@ export class MinerAgent {
 export function nodeKeyConnection(options: Pick<MinerAgentOptions, "provider" | "nodeWallet" | "chain" | "tx">, logger: Logger): { chain: Chain; tx: TxSender } {
   if (getAddress(options.provider) === getAddress(options.nodeWallet.address)) return { chain: options.chain, tx: options.tx };
   const chain = chainWithKey(options.chain, options.nodeWallet.privateKey);
-  return { chain, tx: new TxSender({ logger, interfaces: contractInterfaces(), signer: chain.signer as NonceManager, confirmations: 1 }) };
+  return { chain, tx: new TxSender({ logger, interfaces: contractInterfaces(), signer: chain.signer as NonceManager, confirmations: 1, metrics: options.tx.metrics }) };
 }
 
 function isFinal(task: TaskStatus): boolean {

@@ -60,6 +60,8 @@ export interface MinerEconomyOptions {
   pocThrottle: number;
   /** Leaves sampled per commitment when judging others (default 200). */
   pocSampleSize: number;
+  /** How often the PoC window logs its progress (nonces tried so far), ms (default 5000). */
+  pocProgressMs?: number;
   /** Re-runs a task spec in a throwaway container and returns its result hash. */
   reexecute: (spec: ValidTaskSpec, ledgerTaskId: bigint) => Promise<{ resultHash: string; exitCode: number | null }>;
   /** The master of the node's run, when the node is a member (where task specs are fetched). */
@@ -122,7 +124,15 @@ export class MinerEconomy {
       nonces: options.metrics.counter("poc_nonces_total", "PoC nonces tried and found valid", ["kind"]),
       claims: options.metrics.counter("claims_total", "Claims sent, by outcome", ["outcome"]),
       validations: options.metrics.counter("task_validations_total", "Task validations sent, by result", ["result"]),
+      pocOutcomes: options.metrics.counter("miner_poc_outcomes_total", "The chain's decisions on this node's PoC commitments, by outcome (accepted, rejected)", ["outcome"]),
+      votes: options.metrics.counter("miner_dispute_votes_total", "Dispute votes sent, by vote (invalid, valid)", ["vote"]),
+      claimed: options.metrics.counter("miner_claimed_cnet_total", "CNET paid out by this node's claims, by kind (work, reward)", ["kind"]),
     };
+    options.metrics.gauge("miner_epoch", "The current epoch by chain time (0 before the first)", [], (gauge) => gauge.set(Number(this.status.epoch ?? 0)));
+    options.metrics.gauge("miner_power", "This node's power in the latest epoch whose power it read (0: none)", [], (gauge) => {
+      const power = (this.status.power as { power?: string } | undefined)?.power;
+      gauge.set(power === undefined ? 0 : Number(power));
+    });
     options.store.db.exec(`
       CREATE TABLE IF NOT EXISTS economy_poc (
         epoch TEXT PRIMARY KEY, root TEXT NOT NULL, count INTEGER NOT NULL, nonces TEXT NOT NULL, committed INTEGER NOT NULL
@@ -255,6 +265,17 @@ export class MinerEconomy {
         "PoC started",
       );
       const started = Date.now();
+      // The counters follow the window as it runs (a scrape sees the nonces move); one progress line every
+      // pocProgressMs at info.
+      const counted = { tried: 0, valid: 0 };
+      const count = (tried: number, valid: number) => {
+        if (tried > counted.tried) this.counters.nonces.inc({ kind: "tried" }, tried - counted.tried);
+        if (valid > counted.valid) this.counters.nonces.inc({ kind: "valid" }, valid - counted.valid);
+        counted.tried = Math.max(counted.tried, tried);
+        counted.valid = Math.max(counted.valid, valid);
+      };
+      const progressMs = this.options.pocProgressMs ?? 5_000;
+      let lastProgress = started;
       // In a worker thread: the HTTP API and heartbeats keep their latency during the PoC window.
       const result = await this.worker.run({
         beacon,
@@ -264,11 +285,28 @@ export class MinerEconomy {
         deadline,
         throttle: this.options.pocThrottle,
         shouldStop: () => this.stopped,
+        onProgress: (progress) => {
+          count(progress.tried, progress.valid);
+          const now = Date.now();
+          if (now - lastProgress < progressMs) return;
+          lastProgress = now;
+          const elapsedSec = (now - started) / 1000;
+          this.log.poc.info(
+            {
+              epoch: e,
+              tried: progress.tried,
+              validSoFar: progress.valid,
+              elapsedSec: Math.round(elapsedSec * 10) / 10,
+              noncesPerSec: Math.round(progress.tried / Math.max(0.001, elapsedSec)),
+              remainingSec: Math.max(0, Math.round((deadline - now) / 1000)),
+            },
+            `PoC running: ${progress.tried} nonces tried, ${progress.valid} valid so far`,
+          );
+        },
       });
       if (this.stopped) return;
       let nonces = result.valid;
-      this.counters.nonces.inc({ kind: "tried" }, Number(result.tried));
-      this.counters.nonces.inc({ kind: "valid" }, nonces.length);
+      count(Number(result.tried), nonces.length);
       const rate = Number(result.tried) / Math.max(0.001, (Date.now() - started) / 1000);
       if (this.options.faults.inflatePoc && nonces.length > 0) {
         // Fault injection for the integration tests only: invented nonces past the last one tried.
@@ -384,6 +422,21 @@ export class MinerEconomy {
   // --- events --------------------------------------------------------------------------------------
 
   async handleEvent(event: ChainEvent): Promise<void> {
+    if (event.contract === "ProofOfCompute" && (event.name === "PocAccepted" || event.name === "PocRejected")) {
+      // The chain's decision on this node's own commitment (its verdict givers' weights): one line per epoch,
+      // `outcome` is what `computenet logs … summary` reads.
+      if (String(event.args.node).toLowerCase() !== this.node.toLowerCase()) return;
+      const accepted = event.name === "PocAccepted";
+      const epoch = BigInt(event.args.epoch).toString();
+      const weight = BigInt(accepted ? event.args.acceptWeight : event.args.rejectWeight).toString();
+      const totalWeight = BigInt(event.args.totalWeight).toString();
+      this.counters.pocOutcomes.inc({ outcome: accepted ? "accepted" : "rejected" });
+      this.log.poc[accepted ? "info" : "warn"](
+        { epoch, outcome: accepted ? "accepted" : "rejected", ...(accepted ? { acceptWeight: weight, count: Number(event.args.count) } : { rejectWeight: weight }), totalWeight, block: event.blockNumber },
+        accepted ? `PoC accepted on chain (${weight} of ${totalWeight} verdict weight): power in this epoch` : `PoC REJECTED on chain (${weight} of ${totalWeight} verdict weight): no power in this epoch`,
+      );
+      return;
+    }
     if (event.contract === "ProofOfCompute" && event.name === "PocCommitted") {
       const epoch = BigInt(event.args.epoch);
       const node = String(event.args.node);
@@ -465,7 +518,7 @@ export class MinerEconomy {
       ok ? "task reproduced: validation ok" : "task NOT reproduced: validation fails and opens a dispute",
     );
     try {
-      await this.options.tx.send("submitValidation", () => ledger.submitValidation(taskId, ok, evidence), { subsystem: "TaskValidation", taskId: id, ok });
+      await this.options.tx.send("submitValidation", () => ledger.submitValidation(taskId, ok, evidence), { subsystem: "TaskValidation", taskId: id, epoch: fields.epoch, ok });
       this.counters.validations.inc({ result: ok ? "ok" : "failed" });
     } catch (error) {
       if (!(error instanceof TxRevertedError)) throw error;
@@ -485,12 +538,14 @@ export class MinerEconomy {
     const outcome = await this.reexecute(taskId, task);
     if (!outcome) return;
     const invalid = outcome.resultHash.toLowerCase() !== task.resultHash.toLowerCase();
+    const epoch = task.epoch.toString();
     this.log.validation.info(
-      { taskId: id, executor: task.assignee, reported: task.resultHash, reproduced: outcome.resultHash, invalid, weight: power.toString() },
+      { taskId: id, epoch, executor: task.assignee, reported: task.resultHash, reproduced: outcome.resultHash, invalid, weight: power.toString() },
       `voting ${invalid ? "to invalidate" : "to uphold"} the task with power ${power}`,
     );
     try {
-      await this.options.tx.send("vote", () => ledger.vote(taskId, invalid), { subsystem: "TaskValidation", taskId: id, invalid });
+      await this.options.tx.send("vote", () => ledger.vote(taskId, invalid), { subsystem: "TaskValidation", taskId: id, epoch, invalid });
+      this.counters.votes.inc({ vote: invalid ? "invalid" : "valid" });
     } catch (error) {
       if (!(error instanceof TxRevertedError)) throw error;
     }
@@ -597,6 +652,9 @@ export class MinerEconomy {
     }
     this.options.store.db.prepare("UPDATE economy_epochs SET claimed = 1 WHERE epoch = ?").run(e);
     this.counters.claims.inc({ outcome: claimed.forfeited ? "forfeited" : "paid" });
+    const cnet = (wei: unknown) => (typeof wei === "string" && /^\d+$/.test(wei) ? Number(wei) / 1e18 : 0);
+    this.counters.claimed.inc({ kind: "work" }, cnet(claimed.work));
+    this.counters.claimed.inc({ kind: "reward" }, cnet(claimed.reward)); // what was paid: nothing when forfeited
     this.status.lastClaim = { epoch: e, ...claimed };
     this.log.claims.info(
       { epoch: e, power: power.toString(), ...claimed, tx: receipt.hash },

@@ -17,7 +17,7 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import Dockerode from "dockerode";
 import { NonceManager, Wallet } from "ethers";
-import { Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, type Registry } from "prom-client";
 import { z } from "zod";
 import type { Capabilities } from "../../scripts/lib/protocol.js";
 import { EventFollower, connectChain, contractInterfaces, headBlock } from "../shared/chain.js";
@@ -25,7 +25,7 @@ import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOpt
 import { SignedClient, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
-import { createMetrics } from "../shared/metrics.js";
+import { createMetrics, followerMetrics, txMetrics } from "../shared/metrics.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender } from "../shared/tx.js";
 import { MinerAgent, nodeKeyConnection } from "./agent.js";
@@ -192,11 +192,14 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
     const followerName = `miner:${node.toLowerCase()}`;
     if (!store.cursor(followerName)) store.setCursor(followerName, { block: await headBlock(chain.provider) });
 
+    // Before the registration, so that its transactions are counted.
+    const metrics = createMetrics("miner");
     const tx = new TxSender({
       logger,
       interfaces: contractInterfaces(),
       signer: chain.signer as NonceManager,
       confirmations: 1,
+      metrics: txMetrics(metrics, "miner"),
     });
     const registration = await ensureRegistration(
       { chain, tx, logger: registrationLog, nodeWallet, provider, run },
@@ -204,7 +207,6 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
       options.stake,
     );
 
-    const metrics = createMetrics("miner");
     const dockerSocket = options.dockerSocket ?? DEFAULT_DOCKER_SOCKET;
     const docker = new Dockerode({ socketPath: dockerSocket });
     const runtime = new DockerRuntime({
@@ -285,6 +287,7 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
       confirmations: options.confirmations,
     });
     registerGauges(metrics.registry, agent, follower);
+    followerMetrics(metrics, "miner", { head: () => headBlock(chain.provider), cursor: () => follower.cursor, confirmations: options.confirmations });
 
     const app = createMinerApi({
       agent,
@@ -380,7 +383,46 @@ function registerGauges(registry: Registry, agent: MinerAgent, follower: EventFo
   );
   gauge("docker_available", "1 when a Docker engine answers", () => (agent.dockerAvailable ? 1 : 0));
   gauge("validated", "1 when the node is validated for its current declaration", () => (agent.validation.status === "Validated" ? 1 : 0));
-  gauge("event_cursor", "Last block the event follower handled", () => follower.cursor);
+  gauge("event_cursor", "Last block the event follower handled (same as computenet_miner_event_cursor_block; kept for existing dashboards)", () => follower.cursor);
+  // Counters fed from the agent's own tallies: each scrape adds what happened since the last one.
+  const seen = { accepted: 0, failed: 0 };
+  new Counter({
+    name: "computenet_miner_heartbeats_total",
+    help: "Heartbeats sent to the run's master, by result (accepted, failed)",
+    labelNames: ["result"],
+    registers: [registry],
+    collect() {
+      const now = { accepted: agent.heartbeats.sent, failed: agent.heartbeats.failed };
+      for (const result of ["accepted", "failed"] as const) {
+        this.inc({ result }, Math.max(0, now[result] - seen[result]));
+        seen[result] = now[result];
+      }
+    },
+  });
+  new Gauge({
+    name: "computenet_miner_node_state",
+    help: "1 for this node's state: its validation (None, Pending, Validated, Rejected) and, once a member, the master's view from the last heartbeat answer (Healthy, Unhealthy, ...)",
+    labelNames: ["kind", "state"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const status of ["None", "Pending", "Validated", "Rejected"]) this.set({ kind: "validation", state: status }, agent.validation.status === status ? 1 : 0);
+      this.set({ kind: "membership", state: "member" }, agent.heartbeats.current ? 1 : 0);
+      if (agent.heartbeats.lastState) this.set({ kind: "master_view", state: agent.heartbeats.lastState }, 1);
+    },
+  });
+  new Gauge({
+    name: "computenet_miner_tasks",
+    help: "Task containers on this node, by state (pending, pulling, running, restarting, completed, failed, stopped)",
+    labelNames: ["state"],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const state of ["pending", "pulling", "running", "restarting", "completed", "failed", "stopped"]) this.set({ state }, 0);
+      if (!agent.dockerAvailable) return;
+      for (const task of agent.runtime.list()) this.inc({ state: task.state });
+    },
+  });
 }
 
 // --- command line ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import {
   makeError,
 } from "ethers";
 import type { Logger } from "./log.js";
+import type { TxMetrics } from "./metrics.js";
 
 export class TxRevertedError extends Error {
   constructor(
@@ -110,6 +111,8 @@ export interface TxSenderOptions {
   retries?: number;
   retryDelayMs?: number;
   confirmations?: number;
+  /** Counters of sent and failed transactions (metrics.ts `txMetrics`); shared by a keeper's senders. */
+  metrics?: TxMetrics;
 }
 
 /** Longest single wait for a tracked transaction's receipt before the wait counts as a transient failure. */
@@ -129,6 +132,21 @@ export class TxSender {
   failed = 0;
 
   constructor(private readonly options: TxSenderOptions) {}
+
+  /** The counters this sender reports to (to share them with another sender of the same keeper). */
+  get metrics(): TxMetrics | undefined {
+    return this.options.metrics;
+  }
+
+  private countSent(label: string): void {
+    this.sent++;
+    this.options.metrics?.sent.inc({ action: label });
+  }
+
+  private countFailed(label: string, reason: "reverted" | "nonce" | "error"): void {
+    this.failed++;
+    this.options.metrics?.failed.inc({ action: label, reason });
+  }
 
   /**
    * Sends the transaction `build` creates and waits for its receipt. `label` and `fields` go to the logs.
@@ -295,7 +313,7 @@ export class TxSender {
           // Either this very transaction was mined already, or another one took the nonce: the receipt says.
           const receipt = await this.freshReceipt(signed.hash);
           if (receipt) return this.checkMined(label, receipt, fields);
-          this.failed++;
+          this.countFailed(label, "nonce");
           this.options.signer?.reset();
           throw new NonceUsedError(`${label}: nonce ${signed.nonce} was used by another transaction; ${signed.hash} can never be mined`);
         }
@@ -315,12 +333,12 @@ export class TxSender {
 
   private checkMined(label: string, receipt: TransactionReceipt, fields: Record<string, unknown>): TransactionReceipt {
     if (receipt.status !== 1) {
-      this.failed++;
+      this.countFailed(label, "reverted");
       this.options.logger.warn({ ...fields, tx: receipt.hash, block: receipt.blockNumber }, `${label}: mined but reverted`);
       this.options.signer?.reset();
       throw new TxRevertedError(label, undefined, {}, `${label} reverted in block ${receipt.blockNumber} (tx ${receipt.hash})`);
     }
-    this.sent++;
+    this.countSent(label);
     this.options.logger.info({ ...fields, tx: receipt.hash, block: receipt.blockNumber, gasUsed: receipt.gasUsed.toString() }, `${label}: confirmed`);
     return receipt;
   }
@@ -349,7 +367,7 @@ export class TxSender {
       try {
         const receipt = await tx.wait(this.options.confirmations ?? 1);
         if (receipt === null) throw new Error(`${label}: no receipt`);
-        this.sent++;
+        this.countSent(label);
         logger.info({ ...fields, tx: receipt.hash, block: receipt.blockNumber, gasUsed: receipt.gasUsed.toString() }, `${label}: confirmed`);
         return receipt;
       } catch (error) {
@@ -362,7 +380,7 @@ export class TxSender {
   private throwIfReverted(label: string, error: unknown, fields: Record<string, unknown>): void {
     const decoded = decodeRevert(revertData(error), this.options.interfaces);
     if (!decoded && !isError(error, "CALL_EXCEPTION")) return;
-    this.failed++;
+    this.countFailed(label, "reverted");
     const reason = decoded?.text ?? (error as { shortMessage?: string }).shortMessage ?? String(error);
     this.options.logger.warn({ ...fields, revert: reason }, `${label}: reverted: ${reason}`);
     this.options.signer?.reset();
@@ -380,7 +398,7 @@ export class TxSender {
   ): Promise<void> {
     const { logger } = this.options;
     if (attempt >= retries || !isTransient(error)) {
-      this.failed++;
+      this.countFailed(label, "error");
       logger.error({ ...fields, err: (error as Error).message, attempt }, `${label}: failed`);
       this.options.signer?.reset();
       throw error;

@@ -10,13 +10,13 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import type { NonceManager } from "ethers";
 import { z } from "zod";
-import { type Chain, EventFollower, connectChain, contractInterfaces } from "../shared/chain.js";
+import { type Chain, EventFollower, connectChain, contractInterfaces, headBlock } from "../shared/chain.js";
 import { DEFAULT_MAX_CHALLENGE_N, DEFAULT_MAX_CHALLENGE_ROUNDS } from "../shared/challenge.js";
 import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
 import { type App, closeServer, createApp, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
-import { type Metrics, createMetrics } from "../shared/metrics.js";
+import { type Metrics, createMetrics, followerMetrics, txMetrics } from "../shared/metrics.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender } from "../shared/tx.js";
 import { DiscoveryClient as SharedDiscoveryClient } from "../shared/discovery-client.js";
@@ -140,6 +140,7 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
       interfaces: contractInterfaces(),
       signer: chain.signer as NonceManager,
       confirmations: Math.max(1, confirmations),
+      metrics: txMetrics(metrics, "validator"),
     });
     const discovery = new DiscoveryClient(chain.wallet!, chain.chainId, options.discoveryUrl);
     const challenger = new Challenger({
@@ -190,6 +191,7 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
       confirmations,
     });
 
+    followerMetrics(metrics, "validator", { head: () => headBlock(chain.provider), cursor: () => follower.cursor, confirmations });
     const app = createApp({
       logger,
       metrics,

@@ -108,9 +108,10 @@ export function stopProcess(child: ChildProcess, graceMs = 5_000): Promise<void>
 
 /**
  * Runs `hardhat <args>` to completion; resolves with its output, rejects with it on a non-zero exit or
- * when it takes longer than `timeoutMs` (then it is killed).
+ * when it takes longer than `timeoutMs` (then it is killed). `onLine`, when given, sees each output line
+ * as it comes (progress).
  */
-export function runHardhat(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<string> {
+export function runHardhat(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000, onLine?: (line: string) => void): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [HARDHAT, ...args], {
       cwd: ROOT,
@@ -118,8 +119,16 @@ export function runHardhat(args: string[], env: NodeJS.ProcessEnv = {}, timeoutM
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";
-    child.stdout!.on("data", (chunk) => (output += chunk));
-    child.stderr!.on("data", (chunk) => (output += chunk));
+    const partial = { stdout: "", stderr: "" };
+    const take = (stream: "stdout" | "stderr") => (chunk: Buffer) => {
+      output += chunk;
+      if (!onLine) return;
+      const lines = (partial[stream] + chunk.toString()).split("\n");
+      partial[stream] = lines.pop() ?? "";
+      for (const line of lines) onLine(line);
+    };
+    child.stdout!.on("data", take("stdout"));
+    child.stderr!.on("data", take("stderr"));
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`hardhat ${args.join(" ")} did not finish within ${timeoutMs} ms:\n${output}`));
