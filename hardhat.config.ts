@@ -39,6 +39,18 @@ export default defineConfig({
   },
   paths: {
     tests: { mocha: "test" },
+    // Ignition's journals (ignition/deployments/<id>/). COMPUTENET_IGNITION_DIR puts them elsewhere: the tests
+    // that deploy to a local node posing as Arbitrum Sepolia (chain-421614) keep theirs in a temporary folder.
+    ...(process.env.COMPUTENET_IGNITION_DIR ? { ignition: process.env.COMPUTENET_IGNITION_DIR } : {}),
+  },
+  // Contract verification (hardhat-verify, enabled by the toolbox): `npx hardhat ignition verify chain-421614
+  // --network arbitrumSepolia`. Etherscan's API v2 takes one key for every chain it serves, Arbiscan included
+  // (hardhat's built-in chain descriptors name Arbiscan for 42161 and 421614); the key is read only when a
+  // verification runs. Blockscout and Sourcify need no key and stay enabled (their defaults).
+  verify: {
+    etherscan: {
+      apiKey: configVariable("ETHERSCAN_API_KEY"),
+    },
   },
   typechain: {
     outDir: "typechain-types",

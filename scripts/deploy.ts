@@ -10,13 +10,18 @@
  * restarted node gets a fresh deployment instead of Ignition's journal of a chain that is gone.
  * COMPUTENET_DEPLOYMENTS_ROOT writes `<root>/deployments/<network>.json` elsewhere (used by tests).
  * COMPUTENET_PARAMETERS names another parameters file (the devnet's short epochs, test clusters).
+ * COMPUTENET_IGNITION_DIR (read by hardhat.config.ts) keeps Ignition's journal in `<dir>/deployments/<id>/`
+ * instead of `ignition/deployments/<id>/` (used by the tests that pose a local node as Arbitrum Sepolia).
+ *
+ * On Arbitrum the script prints the command that verifies the deployment's contracts afterwards
+ * (`npx hardhat ignition verify chain-<id> --network <network>`; see README, "Deploying to Arbitrum Sepolia").
  */
 import { existsSync } from "node:fs";
 import { open } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { listTransactions } from "@nomicfoundation/ignition-core";
-import { artifacts, network } from "hardhat";
+import hre, { artifacts, network } from "hardhat";
 import ComputenetModule from "../ignition/modules/Computenet.js";
 import {
   CONTRACT_NAMES,
@@ -141,7 +146,7 @@ const addresses: Record<ContractName, string> = {
 /** Creation block of each contract, from the transactions Ignition recorded in its journal. */
 async function creationBlocks(): Promise<Record<string, number>> {
   const blocks: Record<string, number> = {};
-  const deploymentDir = path.join(root, "ignition", "deployments", deploymentId);
+  const deploymentDir = path.join(hre.config.paths.ignition, "deployments", deploymentId);
   const transactions = await listTransactions(deploymentDir, {
     loadArtifact: (name: string) => artifacts.readArtifact(name),
   });
@@ -197,7 +202,11 @@ console.log(
   const epochs = deployed.epochManager;
   const epoch = await epochs.currentEpoch();
   const p = await epochs.parametersOf(epoch === 0n ? 1n : epoch);
-  const h = (seconds: bigint) => `${Number(seconds) / 3600} h`;
+  // Whole hours as hours (the daily epochs of Arbitrum One), shorter phases in minutes or seconds.
+  const h = (seconds: bigint) => {
+    const s = Number(seconds);
+    return s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`;
+  };
   console.log(
     `  epochs           ${h(p.epochLength)} each (PoC ${h(p.pocDuration)}, PoC validation ${h(p.pocValidationDuration)}, ` +
       `dispute ${h(p.disputeWindow)}, claim ${h(p.claimWindow)}); ` +
@@ -235,4 +244,8 @@ if (inProcess) {
   const file = deploymentPath(process.env.COMPUTENET_DEPLOYMENTS_ROOT ?? root, networkName);
   await writeDeployment(file, deployment);
   console.log(`\nWrote ${path.relative(process.cwd(), file)}`);
+  console.log(`Ignition's journal: ${path.relative(process.cwd(), path.join(hre.config.paths.ignition, "deployments", deploymentId))}`);
+  if (chainId !== LOCAL_CHAIN_ID) {
+    console.log(`Verify the contracts (ETHERSCAN_API_KEY): npx hardhat ignition verify ${deploymentId} --network ${networkName}`);
+  }
 }

@@ -10,10 +10,8 @@ import { JsonRpcProvider } from "ethers";
 import { network } from "hardhat";
 import ComputenetModule from "../ignition/modules/Computenet.js";
 import {
-  type ChallengeBoard,
   ComputeToken__factory,
   EpochManager__factory,
-  type MinerRegistry,
   MinerRegistry__factory,
   ProofOfCompute__factory,
   RewardVault__factory,
@@ -23,6 +21,7 @@ import {
 } from "../typechain-types/index.js";
 import { CONTRACT_NAMES, parseDeployment, readDeployment, removeLocalJournal } from "../scripts/lib/deployments.js";
 import { ROOT, freePort, type HardhatNode, runHardhat, startHardhatNode } from "../scripts/lib/processes.js";
+import { PARAMETER_MODULES, deployedParameters, readParameterFile } from "./helpers/parameters.js";
 
 describe("deploy script (npm run deploy -- --network localhost)", function () {
   this.timeout(180_000);
@@ -148,20 +147,44 @@ describe("deploy script (npm run deploy -- --network localhost)", function () {
 
 describe("Ignition parameter files (ignition/parameters/<network>.json)", () => {
   for (const name of ["arbitrumSepolia", "arbitrumOne"]) {
-    it(`deploys the system with ${name}.json and applies its values`, async () => {
+    it(`deploys the system with ${name}.json and applies every value it sets`, async () => {
       const file = path.join(import.meta.dirname, "..", "ignition", "parameters", `${name}.json`);
-      const values = JSON.parse(await readFile(file, "utf8"));
-      const toBigInt = (v: string) => BigInt(v.replace(/n$/, ""));
-      const { ignition } = await network.create();
+      const values = await readParameterFile(file);
+      // Every module with economic parameters is set explicitly for the network (addresses are the operator's).
+      expect(Object.keys(values)).to.have.members([...PARAMETER_MODULES]);
+      const { ignition, ethers } = await network.create();
       const deployed = await ignition.deploy(ComputenetModule, { parameters: file });
-      const registry = deployed.registry as unknown as MinerRegistry;
-      const board = deployed.challengeBoard as unknown as ChallengeBoard;
-      expect(await registry.unbondingDelay()).to.equal(toBigInt(values.MinerRegistryModule.unbondingDelay));
-      expect(await registry.minStakePerGpu()).to.equal(toBigInt(values.MinerRegistryModule.minStakePerGpu));
-      expect(await board.requiredApprovals()).to.equal(toBigInt(values.ChallengeBoardModule.requiredApprovals));
-      expect(values.ChallengeBoardModule.requiredRejections).to.equal("2n");
-      expect(await board.requiredRejections()).to.equal(toBigInt(values.ChallengeBoardModule.requiredRejections));
-      expect(await board.retryCooldown()).to.equal(toBigInt(values.ChallengeBoardModule.retryCooldown));
+      const addresses = {
+        MinerRegistry: await deployed.registry.getAddress(),
+        ChallengeBoard: await deployed.challengeBoard.getAddress(),
+        EpochManager: await deployed.epochManager.getAddress(),
+        ProofOfCompute: await deployed.proofOfCompute.getAddress(),
+        RewardVault: await deployed.rewardVault.getAddress(),
+        TaskLedger: await deployed.taskLedger.getAddress(),
+        Settlement: await deployed.settlement.getAddress(),
+      };
+      expect(await deployedParameters(ethers.provider, addresses, values)).to.deep.equal(values);
+      expect(values.ChallengeBoardModule.requiredRejections).to.equal(2n);
     });
   }
+
+  it("sets Arbitrum One's daily epochs and Sepolia's hourly ones with the same four-year emission half-life", async () => {
+    const dir = path.join(import.meta.dirname, "..", "ignition", "parameters");
+    const one = await readParameterFile(path.join(dir, "arbitrumOne.json"));
+    const sepolia = await readParameterFile(path.join(dir, "arbitrumSepolia.json"));
+    expect(one.EpochManagerModule.epochLength).to.equal(86_400n);
+    expect(sepolia.EpochManagerModule.epochLength).to.equal(3_600n);
+    // The emission halves after four years (1460 days) of epochs: retention^(epochs per half-life) = 1/2.
+    const WAD = 10n ** 18n;
+    for (const [values, epochsPerHalfLife] of [
+      [one, 1460],
+      [sepolia, 1460 * 24],
+    ] as const) {
+      const retention = Number(values.RewardVaultModule.retentionWad) / Number(WAD);
+      const halved = retention ** epochsPerHalfLife;
+      expect(Math.abs(halved - 0.5) < 1e-9, `retention^${epochsPerHalfLife} = ${halved}`).to.equal(true);
+    }
+    // Sepolia's hourly emission is One's daily emission spread over 24 epochs (rounded down to the wei).
+    expect(sepolia.RewardVaultModule.initialEmission).to.equal(one.RewardVaultModule.initialEmission / 24n);
+  });
 });

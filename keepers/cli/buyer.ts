@@ -7,7 +7,7 @@ import { Command, Option } from "commander";
 import { Wallet, parseUnits } from "ethers";
 import { z } from "zod";
 import { connectChain, contractInterfaces } from "../shared/chain.js";
-import { ConfigError, loadPrivateKey, parseConfig } from "../shared/config.js";
+import { COMMON_OPTIONS, ConfigError, loadPrivateKey, maxFeeGweiSchema, parseConfig } from "../shared/config.js";
 import { SignedClient } from "../shared/http.js";
 import { createLogger } from "../shared/log.js";
 import { TxSender } from "../shared/tx.js";
@@ -17,6 +17,7 @@ interface CommonFlags {
   rpcUrl: string;
   deployment: string;
   keyFile?: string;
+  maxFeeGwei?: string;
   json?: boolean;
 }
 
@@ -25,6 +26,9 @@ function withChainOptions(command: Command): Command {
     .addOption(new Option("--rpc-url <url>", "JSON-RPC endpoint").env("CN_RPC_URL").default("http://127.0.0.1:8545"))
     .addOption(new Option("--deployment <file>", "deployments/<network>.json").env("CN_DEPLOYMENT").default("deployments/localhost.json"))
     .addOption(new Option("--key-file <file>", "file with the buyer's private key (or CN_PRIVATE_KEY)").env("CN_KEY_FILE"))
+    .addOption(
+      new Option(`${COMMON_OPTIONS.maxFeeGwei.flag} <gwei>`, "highest max fee per gas a transaction may carry (default: no cap)").env(COMMON_OPTIONS.maxFeeGwei.env!),
+    )
     .option("--json", "print one JSON document");
 }
 
@@ -35,7 +39,8 @@ function print(flags: { json?: boolean }, value: Record<string, unknown>, text: 
 
 async function buyerChain(flags: CommonFlags) {
   const privateKey = loadPrivateKey({ keyFile: flags.keyFile, required: true })!;
-  return connectChain({ rpcUrl: flags.rpcUrl, deploymentFile: flags.deployment, privateKey });
+  const { maxFeeGwei } = parseConfig(z.object({ maxFeeGwei: maxFeeGweiSchema }), { maxFeeGwei: flags.maxFeeGwei });
+  return connectChain({ rpcUrl: flags.rpcUrl, deploymentFile: flags.deployment, privateKey, maxFeeGwei });
 }
 
 /** Runs `action`, turning configuration and chain errors into one clear line and exit code 2 or 1. */

@@ -11,7 +11,7 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import { Counter, Gauge } from "prom-client";
 import { z } from "zod";
-import { type Chain, EventFollower, connectChain, headBlock } from "../shared/chain.js";
+import { type Chain, EventFollower, connectChain, headBlock, logChainSettings } from "../shared/chain.js";
 import {
   COMMON_OPTIONS,
   ConfigError,
@@ -50,9 +50,12 @@ export interface DiscoveryOptions {
   host?: string;
   /** 0: any free port. Default 8700. */
   port?: number;
-  /** Chain polling interval, ms (default 500): the longest an allowance can lag a revocation. */
+  /**
+   * Chain polling interval, ms: the longest an allowance can lag a revocation. Default: the chain's profile
+   * (keepers/shared/profile.ts: 1000 on Arbitrum, 500 on a local node).
+   */
   pollMs?: number;
-  /** Blocks to stay behind the head (default 0). */
+  /** Blocks to stay behind the head. Default: the chain's profile (2 on Arbitrum One, 1 on Sepolia, 0 locally). */
   confirmations?: number;
   logLevel?: string;
   /** Largest accepted |now - x-cn-timestamp|, seconds (default 60). */
@@ -93,10 +96,16 @@ export interface DiscoveryService {
 export async function startDiscovery(options: DiscoveryOptions): Promise<DiscoveryService> {
   const logger = options.logger ?? createLogger({ component: "discovery", level: options.logLevel });
   const startup = subsystem(logger, "Startup");
-  const pollMs = options.pollMs ?? 500;
   const metrics = createMetrics("discovery");
 
-  const chain = await connectChain({ rpcUrl: options.rpcUrl, deploymentFile: options.deploymentFile, pollingIntervalMs: pollMs });
+  const chain = await connectChain({
+    rpcUrl: options.rpcUrl,
+    deploymentFile: options.deploymentFile,
+    pollingIntervalMs: options.pollMs,
+    confirmations: options.confirmations,
+  });
+  const { pollMs, confirmations } = chain.settings;
+  logChainSettings(startup, chain);
   let store: KeeperStore | undefined;
   let app: App | undefined;
   let pool: SignaturePool | undefined;
@@ -114,7 +123,6 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
       await redis.waitReady();
     }
     const endpoints: EndpointStore = redis ? new RedisEndpointStore(redis, index) : new SqliteEndpointStore(index, store);
-    const confirmations = options.confirmations ?? 0;
     const instruments = discoveryMetrics(metrics, endpoints, index);
     followerMetrics(metrics, "discovery", { head: () => headBlock(chain.provider), cursor: () => follower.cursor, confirmations });
 
@@ -179,14 +187,16 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
       rateLimiter: shared ? new RedisRateLimiter(shared, rateLimit) : undefined,
       bodyLimit: options.bodyLimit ?? "16kb",
       health: async () => {
+        const { chainId, profile } = chain.settings;
+        const settings = { chain: { id: chainId, profile, pollMs, confirmations } };
         const sharedHealth = shared ? shared.health() : {};
         const sharedDown = shared && !shared.isUp() ? { status: "degraded", error: "Redis unreachable: signed requests are refused with 503" } : {};
         try {
           // lag: blocks the index still has to handle (the head minus the confirmations we wait for).
           const head = await headBlock(chain.provider);
-          return { cursor: follower.cursor, head, lag: Math.max(0, head - confirmations - follower.cursor), ...sharedHealth, ...sharedDown };
+          return { cursor: follower.cursor, head, lag: Math.max(0, head - confirmations - follower.cursor), ...settings, ...sharedHealth, ...sharedDown };
         } catch (error) {
-          return { status: "degraded", cursor: follower.cursor, head: null, lag: null, ...sharedHealth, error: `chain unreachable: ${(error as { shortMessage?: string }).shortMessage ?? "RPC error"}` };
+          return { status: "degraded", cursor: follower.cursor, head: null, lag: null, ...settings, ...sharedHealth, error: `chain unreachable: ${(error as { shortMessage?: string }).shortMessage ?? "RPC error"}` };
         }
       },
       // Counted as answered, so that refusals before routing (413, malformed JSON, 404) are counted too.

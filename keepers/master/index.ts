@@ -14,9 +14,10 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import { type NonceManager, getAddress } from "ethers";
 import { z } from "zod";
-import { type Chain, EventFollower, connectChain, contractInterfaces, headBlock } from "../shared/chain.js";
+import { type Chain, EventFollower, connectChain, contractInterfaces, headBlock, logChainSettings } from "../shared/chain.js";
 import {
   addCommonOptions,
+  addFeeOptions,
   addRedisOption,
   COMMON_OPTIONS,
   commonSchema,
@@ -71,8 +72,12 @@ export interface MasterOptions {
   host: string;
   /** 0: any free port. */
   port: number;
+  /** Chain polling interval, ms (default: the chain's profile, keepers/shared/profile.ts). */
   pollMs?: number;
+  /** Blocks to stay behind the head (default: the chain's profile). */
   confirmations?: number;
+  /** Cap on every transaction's max fee per gas, gwei (default: none). */
+  maxFeeGwei?: string | number;
   logLevel?: string;
   /** The run master's key (0x + 64 hex). */
   privateKey: string;
@@ -170,11 +175,14 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     deploymentFile: options.deployment,
     privateKey: options.privateKey,
     pollingIntervalMs: options.pollMs,
+    confirmations: options.confirmations,
+    maxFeeGwei: options.maxFeeGwei,
   });
   const wallet = chain.wallet!;
   const address = wallet.address;
   const logger = options.logger ?? createLogger({ component: "master", node: address, level: options.logLevel });
   const startup = subsystem(logger, "Startup");
+  logChainSettings(startup, chain);
   let store: KeeperStore | undefined;
   let app: App | undefined;
   let pool: SignaturePool | undefined;
@@ -266,8 +274,8 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
       handle: (event) => (event.contract === "TaskLedger" ? ledger!.handleEvent(event) : nodes.handleEvent(event)),
       // TaskLedger's events matter only in chain mode: a local master has no on-chain tasks.
       contracts: ledger ? ["TrainingRuns", "ChallengeBoard", "TaskLedger"] : ["TrainingRuns", "ChallengeBoard"],
-      pollMs: options.pollMs,
-      confirmations: options.confirmations,
+      pollMs: chain.settings.pollMs,
+      confirmations: chain.settings.confirmations,
     });
 
     const dashboardOn = options.dashboard ?? true;
@@ -287,7 +295,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
         })
       : undefined;
 
-    followerMetrics(metrics, "master", { head: () => headBlock(chain.provider), cursor: () => follower.cursor, confirmations: options.confirmations });
+    followerMetrics(metrics, "master", { head: () => headBlock(chain.provider), cursor: () => follower.cursor, confirmations: chain.settings.confirmations });
     pool = await SignaturePool.start({ size: options.verifyWorkers ?? MASTER_DEFAULTS.verifyWorkers, logger });
     app = buildApp({
       runId,
@@ -363,7 +371,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     const pollLoop = () => {
       if (stopped) return;
       polling = follower.poll().finally(() => {
-        if (!stopped) pollTimer = setTimeout(pollLoop, options.pollMs ?? 500);
+        if (!stopped) pollTimer = setTimeout(pollLoop, chain.settings.pollMs);
       });
     };
     pollLoop();
@@ -547,6 +555,7 @@ export function masterCommand(): Command {
     "coordinate one training run: invite validated nodes, take heartbeats, eject dead nodes, serve the buyer's tasks and files",
   );
   addCommonOptions(command, { port: MASTER_DEFAULTS.port, dataDir: MASTER_DEFAULTS.dataDir });
+  addFeeOptions(command);
   addRedisOption(command, "request nonces, rate-limit counters, heartbeats and the leader lease");
   const o = MASTER_OPTIONS;
   const d = MASTER_DEFAULTS;

@@ -20,8 +20,8 @@ import { NonceManager, Wallet } from "ethers";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { z } from "zod";
 import type { Capabilities } from "../../scripts/lib/protocol.js";
-import { EventFollower, connectChain, contractInterfaces, headBlock } from "../shared/chain.js";
-import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
+import { EventFollower, connectChain, contractInterfaces, headBlock, logChainSettings } from "../shared/chain.js";
+import { addCommonOptions, addFeeOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
 import { SignedClient, closeServer, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
@@ -62,8 +62,12 @@ export interface MinerOptions {
   host: string;
   /** 0: any free port. */
   port: number;
+  /** Chain polling interval, ms (default: the chain's profile, keepers/shared/profile.ts). */
   pollMs?: number;
+  /** Blocks to stay behind the head (default: the chain's profile). */
   confirmations?: number;
+  /** Cap on every transaction's max fee per gas, gwei, for both keys (default: none). */
+  maxFeeGwei?: string | number;
   logLevel?: string;
   /** A ready logger (tests); otherwise one is made with `logLevel`, writing to stdout. */
   logger?: Logger;
@@ -156,8 +160,11 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
       deploymentFile: options.deploymentFile,
       privateKey: options.providerKey,
       pollingIntervalMs: options.pollMs,
+      confirmations: options.confirmations,
+      maxFeeGwei: options.maxFeeGwei,
     });
     cleanups.push({ name: "chain", run: () => chain.provider.destroy() });
+    logChainSettings(subsystem(logger, "Startup"), chain);
     const store = new KeeperStore(path.join(options.dataDir, "miner.sqlite"));
     cleanups.push({ name: "store", run: () => store.close() });
     const state = new MinerState(store);
@@ -283,11 +290,11 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
         await agent.handleEvent(event);
       },
       contracts: ["MinerRegistry", "ChallengeBoard", "TrainingRuns", "ProofOfCompute", "TaskLedger"],
-      pollMs: options.pollMs,
-      confirmations: options.confirmations,
+      pollMs: chain.settings.pollMs,
+      confirmations: chain.settings.confirmations,
     });
     registerGauges(metrics.registry, agent, follower);
-    followerMetrics(metrics, "miner", { head: () => headBlock(chain.provider), cursor: () => follower.cursor, confirmations: options.confirmations });
+    followerMetrics(metrics, "miner", { head: () => headBlock(chain.provider), cursor: () => follower.cursor, confirmations: chain.settings.confirmations });
 
     const app = createMinerApi({
       agent,
@@ -524,6 +531,7 @@ export function minerOptionsFrom(config: MinerConfig, keys: { providerKey: strin
     port: config.port,
     pollMs: config.pollMs,
     confirmations: config.confirmations,
+    maxFeeGwei: config.maxFeeGwei,
     logLevel: config.logLevel,
     providerKey: keys.providerKey,
     nodeKey: keys.nodeKey,
@@ -547,7 +555,7 @@ export function minerOptionsFrom(config: MinerConfig, keys: { providerKey: strin
 export function minerCommand(): Command {
   const o = MINER_OPTIONS;
   const option = (key: string, args: string, description: string) => new Option(`${o[key].flag}${args ? ` ${args}` : ""}`, description).env(o[key].env!);
-  const command = addCommonOptions(new Command("miner"), { port: DEFAULT_MINER_PORT, dataDir: "data/miner" })
+  const command = addFeeOptions(addCommonOptions(new Command("miner"), { port: DEFAULT_MINER_PORT, dataDir: "data/miner" }))
     .description("run a compute provider's node: register, answer challenges, accept invites, run tasks, heartbeat, sync files")
     .addOption(option("nodeKeyFile", "<file>", "file holding the node key (or set CN_NODE_KEY); default: the provider key"))
     .addOption(option("runId", "<id>", "the training run to serve"))

@@ -5,6 +5,7 @@
  */
 import {
   type BaseContract,
+  FeeData,
   type Interface,
   JsonRpcProvider,
   type Log,
@@ -13,6 +14,8 @@ import {
   type Provider,
   type Signer,
   Wallet,
+  formatUnits,
+  parseUnits,
 } from "ethers";
 import { type ContractName, readDeployment, type Deployment } from "../../scripts/lib/deployments.js";
 import {
@@ -36,7 +39,9 @@ import {
   type TrainingRuns,
 } from "../../typechain-types/index.js";
 import type { Logger } from "./log.js";
+import { type ChainSettings, describeChainSettings, resolveChainSettings } from "./profile.js";
 import type { KeeperStore } from "./store.js";
+import { FeeCapExceededError } from "./tx.js";
 
 export interface Contracts {
   token: ComputeToken;
@@ -51,18 +56,56 @@ export interface Contracts {
 }
 
 /**
- * A JSON-RPC provider whose gas estimates leave room for the state to change before the transaction lands.
- * Several keepers race on the same objects: a PoC verdict, a task validation or a dispute vote estimated
+ * A JSON-RPC provider whose gas estimates leave room for the state to change before the transaction lands,
+ * and whose fees never exceed the operator's cap.
+ *
+ * Gas: several keepers race on the same objects: a PoC verdict, a task validation or a dispute vote estimated
  * while it changes nothing can be the one that crosses a threshold by the time it is mined, and then pays
  * for the acceptance, the slashing and the bounty too (a verdict went from ~90k to ~140k gas that way, and
- * ran out of gas). Estimates are raised by half plus 100,000 gas; only the gas used is paid.
+ * ran out of gas). Estimates are raised by half plus 100,000 gas; only the gas used is paid. On Arbitrum the
+ * node's estimate already includes the L1 data fee, expressed in L2 gas, so the same headroom covers both.
+ *
+ * Fees: EIP-1559 fee data comes from the node (ethers: max fee = 2 × the latest base fee + the node's
+ * suggested priority fee; Arbitrum's sequencer is first come, first served, so a tip buys no precedence
+ * there). With `maxFeePerGas` set (`--max-fee-gwei`), a transaction is never signed with a higher max fee:
+ * the max fee is lowered to the cap, and when the base fee plus the priority fee is already above it (the
+ * transaction could not be included at that price) getFeeData throws FeeCapExceededError, so that nothing is
+ * signed or sent; TxSender logs the refusal with both figures.
  */
 export class KeeperProvider extends JsonRpcProvider {
+  /** Highest max fee per gas (wei) a transaction may carry; undefined: no cap. */
+  maxFeePerGas: bigint | undefined;
+
   override async estimateGas(tx: Parameters<JsonRpcProvider["estimateGas"]>[0]): Promise<bigint> {
     const estimate = await super.estimateGas(tx);
     return estimate + estimate / 2n + 100_000n;
   }
+
+  override async getFeeData(): Promise<FeeData> {
+    const data = await super.getFeeData();
+    const cap = this.maxFeePerGas;
+    if (cap === undefined) return data;
+    if (data.maxFeePerGas === null || data.maxPriorityFeePerGas === null) {
+      // A chain without EIP-1559: the legacy gas price is the price.
+      if (data.gasPrice !== null && data.gasPrice > cap) throw new FeeCapExceededError(data.gasPrice, cap);
+      return data;
+    }
+    const block = await this.getBlock("latest");
+    const baseFee = block?.baseFeePerGas ?? (data.maxFeePerGas - data.maxPriorityFeePerGas) / 2n;
+    const priority = data.maxPriorityFeePerGas;
+    if (baseFee + priority > cap) throw new FeeCapExceededError(baseFee + priority, cap);
+    const maxFee = data.maxFeePerGas < cap ? data.maxFeePerGas : cap;
+    return new FeeData(data.gasPrice, maxFee, priority < maxFee ? priority : maxFee);
+  }
 }
+
+/** `--max-fee-gwei`'s text (e.g. "0.5") in wei; undefined stays undefined. */
+export function gweiToWei(gwei: string | number | undefined): bigint | undefined {
+  if (gwei === undefined) return undefined;
+  return parseUnits(typeof gwei === "number" ? gwei.toFixed(9) : gwei, "gwei");
+}
+
+export const formatGwei = (wei: bigint): string => formatUnits(wei, "gwei");
 
 /** The chain's current block number, uncached (ethers caches getBlockNumber() for a polling interval). */
 export async function headBlock(provider: JsonRpcProvider): Promise<number> {
@@ -72,6 +115,8 @@ export async function headBlock(provider: JsonRpcProvider): Promise<number> {
 export interface Chain {
   provider: JsonRpcProvider;
   chainId: bigint;
+  /** Polling interval and confirmations in effect: the flags', else the chain's profile (./profile.ts). */
+  settings: ChainSettings;
   deployment: Deployment;
   /** The keeper's key (wrapped in a NonceManager for sending), when it has one. */
   wallet?: Wallet;
@@ -98,13 +143,19 @@ export async function connectChain(options: {
   rpcUrl: string;
   deploymentFile: string;
   privateKey?: string;
+  /** Polling interval, ms; undefined: the chain's profile. */
   pollingIntervalMs?: number;
+  /** Blocks to stay behind the head; undefined: the chain's profile. */
+  confirmations?: number;
+  /** Cap on the max fee per gas of every transaction, in gwei (`--max-fee-gwei`); undefined: no cap. */
+  maxFeeGwei?: string | number;
 }): Promise<Chain> {
   const deployment = await readDeployment(options.deploymentFile);
   const provider = new KeeperProvider(options.rpcUrl, undefined, {
     staticNetwork: true,
     pollingInterval: options.pollingIntervalMs ?? 1000,
   });
+  provider.maxFeePerGas = gweiToWei(options.maxFeeGwei);
   let chainId: bigint;
   try {
     chainId = BigInt(await provider.send("eth_chainId", []));
@@ -118,9 +169,33 @@ export async function connectChain(options: {
       `chain id mismatch: ${options.rpcUrl} is chain ${chainId}, ${options.deploymentFile} is for chain ${deployment.chainId}`,
     );
   }
+  const settings = resolveChainSettings(chainId, { pollMs: options.pollingIntervalMs, confirmations: options.confirmations });
+  provider.pollingInterval = settings.pollMs;
   const wallet = options.privateKey ? new Wallet(options.privateKey, provider) : undefined;
   const signer = wallet ? new NonceManager(wallet) : undefined;
-  return { provider, chainId, deployment, wallet, signer, contracts: connectContracts(deployment, signer ?? provider) };
+  return { provider, chainId, settings, deployment, wallet, signer, contracts: connectContracts(deployment, signer ?? provider) };
+}
+
+/**
+ * Logs the chain settings in effect (once, at startup): the profile, polling interval, confirmations and fee
+ * cap, and a warning on a chain without a profile of its own.
+ */
+export function logChainSettings(logger: Logger, chain: Chain): void {
+  const { settings } = chain;
+  const cap = chain.provider instanceof KeeperProvider ? chain.provider.maxFeePerGas : undefined;
+  const fields = {
+    chainId: settings.chainId,
+    profile: settings.profile,
+    pollMs: settings.pollMs,
+    confirmations: settings.confirmations,
+    source: settings.source,
+    maxFeeGwei: cap === undefined ? null : formatGwei(cap),
+  };
+  const text = `${describeChainSettings(settings)}; ${cap === undefined ? "no fee cap" : `max fee ${formatGwei(cap)} gwei`}`;
+  logger.info(fields, text);
+  if (!settings.known) {
+    logger.warn(fields, `chain ${settings.chainId} has no keeper profile: set --poll-ms and --confirmations for it`);
+  }
 }
 
 /**

@@ -39,6 +39,8 @@ export const COMMON_OPTIONS: OptionNames = {
   port: { flag: "--port", env: "CN_PORT" },
   pollMs: { flag: "--poll-ms", env: "CN_POLL_MS" },
   confirmations: { flag: "--confirmations", env: "CN_CONFIRMATIONS" },
+  /** Only on keepers that send transactions (addFeeOptions). */
+  maxFeeGwei: { flag: "--max-fee-gwei", env: "CN_MAX_FEE_GWEI" },
 };
 
 /** Adds the options every keeper has. */
@@ -57,14 +59,37 @@ export function addCommonOptions(command: Command, defaults: { port: number; dat
     )
     .addOption(new Option(`${o.host.flag} <host>`, "address to listen on").env(o.host.env!).default("127.0.0.1"))
     .addOption(new Option(`${o.port.flag} <port>`, "port to listen on (0: any free port)").env(o.port.env!).default(String(defaults.port)))
-    .addOption(new Option(`${o.pollMs.flag} <ms>`, "chain polling interval").env(o.pollMs.env!).default("500"))
+    // No defaults here: unset, they come from the deployment's chain profile (keepers/shared/profile.ts).
     .addOption(
-      new Option(`${o.confirmations.flag} <n>`, "blocks to wait before acting on an event (0 on a local node)").env(o.confirmations.env!).default("0"),
+      new Option(`${o.pollMs.flag} <ms>`, "chain polling interval (default: by chain id, 1000 on Arbitrum, 500 on a local node)").env(o.pollMs.env!),
+    )
+    .addOption(
+      new Option(
+        `${o.confirmations.flag} <n>`,
+        "blocks to stay behind the head before acting on an event (default: by chain id, 2 on Arbitrum One, 1 on Arbitrum Sepolia, 0 on a local node)",
+      ).env(o.confirmations.env!),
     )
     .addOption(
       new Option(`${o.logLevel.flag} <level>`, "log level").env(o.logLevel.env!).choices(["trace", "debug", "info", "warn", "error"]).default("info"),
     );
 }
+
+/** Adds `--max-fee-gwei` (CN_MAX_FEE_GWEI) to a keeper that sends transactions. */
+export function addFeeOptions(command: Command): Command {
+  return command.addOption(
+    new Option(
+      `${COMMON_OPTIONS.maxFeeGwei.flag} <gwei>`,
+      "highest max fee per gas a transaction may carry, e.g. 0.5; while the base fee is above it nothing is sent (default: no cap)",
+    ).env(COMMON_OPTIONS.maxFeeGwei.env!),
+  );
+}
+
+/** `--max-fee-gwei`: absent, or a positive decimal number of gwei with at most 9 decimals (1 wei). */
+export const maxFeeGweiSchema = z
+  .string()
+  .regex(/^\d{1,6}(\.\d{1,9})?$/, "must be a number of gwei like 0.5 (at most 9 decimals)")
+  .refine((text) => /[1-9]/.test(text), "must be more than 0")
+  .optional();
 
 /** A whole number in [min, max], from a flag's or env variable's text, with messages naming the bounds. */
 export const integerOption = (min: number, max: number) =>
@@ -77,8 +102,9 @@ export const commonSchema = z.object({
   keyFile: z.string().min(1).optional(),
   host: z.string().min(1, "must not be empty"),
   port: integerOption(0, 65535),
-  pollMs: integerOption(50, 60_000),
-  confirmations: integerOption(0, 1000),
+  pollMs: integerOption(50, 60_000).optional(),
+  confirmations: integerOption(0, 1000).optional(),
+  maxFeeGwei: maxFeeGweiSchema,
   logLevel: z.enum(["trace", "debug", "info", "warn", "error"]),
 });
 

@@ -17,6 +17,7 @@ import {
   NonceManager,
   Transaction,
   type TransactionReceipt,
+  formatUnits,
   isError,
   makeError,
 } from "ethers";
@@ -32,6 +33,25 @@ export class TxRevertedError extends Error {
   ) {
     super(message);
     this.name = "TxRevertedError";
+  }
+}
+
+/**
+ * The fee a transaction would need (base fee + priority fee, or the legacy gas price) is above the operator's
+ * cap (`--max-fee-gwei`): the transaction is not signed, let alone sent. Thrown by KeeperProvider.getFeeData.
+ */
+export class FeeCapExceededError extends Error {
+  constructor(
+    /** Wei per gas the transaction would need now. */
+    readonly neededPerGas: bigint,
+    /** The cap, wei per gas. */
+    readonly capPerGas: bigint,
+  ) {
+    super(
+      `the network asks ${formatUnits(neededPerGas, "gwei")} gwei per gas (base fee + priority fee), above --max-fee-gwei ` +
+        `${formatUnits(capPerGas, "gwei")}: not sending`,
+    );
+    this.name = "FeeCapExceededError";
   }
 }
 
@@ -397,6 +417,16 @@ export class TxSender {
     resetNonce = true,
   ): Promise<void> {
     const { logger } = this.options;
+    if (error instanceof FeeCapExceededError) {
+      // Not retried here: the keeper's own loop comes back to the action later, at whatever the fee is then.
+      this.failed++;
+      logger.warn(
+        { ...fields, neededGwei: formatUnits(error.neededPerGas, "gwei"), maxFeeGwei: formatUnits(error.capPerGas, "gwei") },
+        `${label}: refused by the fee cap: ${error.message}`,
+      );
+      this.options.signer?.reset();
+      throw error;
+    }
     if (attempt >= retries || !isTransient(error)) {
       this.countFailed(label, "error");
       logger.error({ ...fields, err: (error as Error).message, attempt }, `${label}: failed`);

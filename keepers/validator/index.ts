@@ -10,9 +10,9 @@ import path from "node:path";
 import { Command, Option } from "commander";
 import type { NonceManager } from "ethers";
 import { z } from "zod";
-import { type Chain, EventFollower, connectChain, contractInterfaces, headBlock } from "../shared/chain.js";
+import { type Chain, EventFollower, connectChain, contractInterfaces, headBlock, logChainSettings } from "../shared/chain.js";
 import { DEFAULT_MAX_CHALLENGE_N, DEFAULT_MAX_CHALLENGE_ROUNDS } from "../shared/challenge.js";
-import { addCommonOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
+import { addCommonOptions, addFeeOptions, COMMON_OPTIONS, commonSchema, ConfigError, integerOption, loadPrivateKey, type OptionNames, parseConfig, optionNames } from "../shared/config.js";
 import { type App, closeServer, createApp, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
@@ -44,10 +44,15 @@ export interface ValidatorOptions {
   /** Where /health and /metrics listen (default 127.0.0.1:8710; port 0 = any free port). */
   host?: string;
   port?: number;
-  /** Chain polling interval (default 500 ms). */
+  /** Chain polling interval (default: the chain's profile, keepers/shared/profile.ts). */
   pollMs?: number;
-  /** Blocks to stay behind the head, and confirmations to wait for a report (default 0 / 1). */
+  /**
+   * Blocks to stay behind the head, and confirmations to wait for a report (at least 1). Default: the
+   * chain's profile.
+   */
   confirmations?: number;
+  /** Cap on every transaction's max fee per gas, gwei (default: none). */
+  maxFeeGwei?: string | number;
   logLevel?: string;
   /** Challenge size, Freivalds rounds, answer deadline, attempts and first retry delay (defaults 256, 2, 15000, 5, 2000; the delay doubles per try). */
   challengeN?: number;
@@ -105,19 +110,21 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
     attempts: options.attempts ?? DEFAULT_CHALLENGE_SETTINGS.attempts,
     retryDelayMs: options.retryDelayMs ?? DEFAULT_CHALLENGE_SETTINGS.retryDelayMs,
   };
-  const pollMs = options.pollMs ?? 500;
   const pendingPollMs = options.pendingPollMs ?? DEFAULT_PENDING_POLL_MS;
-  const confirmations = options.confirmations ?? 0;
 
   const chain = await connectChain({
     rpcUrl: options.rpcUrl,
     deploymentFile: options.deploymentFile,
     privateKey: options.privateKey,
-    pollingIntervalMs: pollMs,
+    pollingIntervalMs: options.pollMs,
+    confirmations: options.confirmations,
+    maxFeeGwei: options.maxFeeGwei,
   });
+  const { pollMs, confirmations } = chain.settings;
   const address = chain.wallet!.address;
   const logger = options.logger ?? createLogger({ component: "validator", node: address, level: options.logLevel });
   const startup = subsystem(logger, "Startup");
+  logChainSettings(startup, chain);
   const validation = subsystem(logger, "Validation");
 
   let store: KeeperStore | undefined;
@@ -245,6 +252,7 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
         ...settings,
         pendingPollMs,
         pollMs,
+        confirmations,
       },
       "validator started",
     );
@@ -309,6 +317,7 @@ export type ValidatorConfig = z.infer<typeof validatorSchema>;
 export function validatorCommand(): Command {
   const command = new Command("validator").description("challenge nodes' hardware and report the results to ChallengeBoard");
   addCommonOptions(command, { port: DEFAULT_VALIDATOR_PORT, dataDir: "data/validator" });
+  addFeeOptions(command);
   const o = VALIDATOR_OPTIONS;
   const d = DEFAULT_CHALLENGE_SETTINGS;
   command
@@ -338,6 +347,7 @@ export function validatorCommand(): Command {
           port: config.port,
           pollMs: config.pollMs,
           confirmations: config.confirmations,
+          maxFeeGwei: config.maxFeeGwei,
           logLevel: config.logLevel,
           challengeN: config.challengeN,
           challengeRounds: config.challengeRounds,

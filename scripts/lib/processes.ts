@@ -52,15 +52,23 @@ export interface HardhatNode {
 }
 
 /**
- * Starts `hardhat node` on 127.0.0.1:`port` with its output in `logFile`, and resolves once it
- * answers JSON-RPC. Rejects if it exits first or is not ready within `timeoutMs`.
+ * Starts `hardhat node --network devnode` on 127.0.0.1:`port` with its output in `logFile`, and resolves
+ * once it answers JSON-RPC. Rejects if it exits first or is not ready within `timeoutMs`. `chainId` serves
+ * another chain id than 31337 (`--chain-id`), e.g. 421614 to pose as Arbitrum Sepolia.
  */
-export async function startHardhatNode(port: number, logFile: string, timeoutMs = 60_000): Promise<HardhatNode> {
+export async function startHardhatNode(
+  port: number,
+  logFile: string,
+  timeoutMs = 60_000,
+  options: { chainId?: number } = {},
+): Promise<HardhatNode> {
   if (await portInUse(port)) {
     throw new Error(`port ${port} on 127.0.0.1 is already in use: stop what listens there or pick another port`);
   }
   const log = createWriteStream(logFile, { flags: "a" });
-  const child = spawn(process.execPath, [HARDHAT, "node", "--network", "devnode", "--hostname", "127.0.0.1", "--port", String(port)], {
+  const args = ["node", "--network", "devnode", "--hostname", "127.0.0.1", "--port", String(port)];
+  if (options.chainId !== undefined) args.push("--chain-id", String(options.chainId));
+  const child = spawn(process.execPath, [HARDHAT, ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
   });
