@@ -36,7 +36,8 @@ export function parseNodeParam(raw: string): string {
 }
 
 export function parseRunIdParam(raw: string): bigint {
-  if (!/^[0-9]{1,78}$/.test(raw)) throw new HttpError(400, `:runId must be a positive integer, got ${JSON.stringify(raw.slice(0, 80))}`);
+  // One spelling per run (no leading zeros), as everywhere else a run id is read.
+  if (!/^[1-9][0-9]{0,77}$/.test(raw)) throw new HttpError(400, `:runId must be a positive integer without leading zeros, got ${JSON.stringify(raw.slice(0, 80))}`);
   const id = BigInt(raw);
   if (id === 0n || id > UINT256_MAX) throw new HttpError(400, `:runId must be a positive integer below 2^256, got ${raw}`);
   return id;
@@ -67,6 +68,10 @@ export function addDiscoveryRoutes(app: App, deps: RouteDeps): void {
     const body = req.body;
     if (typeof body !== "object" || body === null || Array.isArray(body)) {
       throw new HttpError(400, 'body must be a JSON object { "endpoint": "http://host:port" } sent as application/json');
+    }
+    const unknown = Object.keys(body).filter((key) => key !== "endpoint");
+    if (unknown.length > 0) {
+      throw new HttpError(400, `body has unknown field ${JSON.stringify(unknown[0].slice(0, 64))}: only { "endpoint" } is accepted`);
     }
     const checked = checkEndpoint((body as Record<string, unknown>).endpoint);
     if (!checked.ok) {

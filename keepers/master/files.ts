@@ -20,16 +20,32 @@ export function fileNameProblem(name: string): string | null {
   if (name.length === 0) return "must not be empty";
   const bytes = Buffer.byteLength(name, "utf8");
   if (bytes > MAX_FILE_NAME_BYTES) return `is ${bytes} bytes long; at most ${MAX_FILE_NAME_BYTES}`;
-  if (name.includes("\uFFFD")) return "is not valid UTF-8";
+  if (name.includes("\uFFFD") || LONE_SURROGATE.test(name)) return "is not valid UTF-8";
   // C0, DEL and C1 controls: no newlines or escapes in names that end up in logs and terminals.
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return "must not contain control characters";
+  if (FORMAT_CHARACTER.test(name)) return "must not contain invisible formatting characters (bidirectional controls, zero-width spaces: they make a name read as another)";
   if (name.includes("\\")) return "must not contain backslashes (use / between folders)";
   if (name.startsWith("/") || /^[A-Za-z]:/.test(name)) return "must be a relative path";
   const segments = name.split("/");
   if (segments.includes("..")) return 'must not contain ".." segments';
   if (segments.some((s) => s === "" || s === ".")) return 'must not contain empty or "." segments';
+  // HTTP strips a header value's surrounding whitespace: such a name would be stored under another one.
+  if (name !== name.trim()) return "must not start or end with whitespace";
+  // Nothing decodes names, but a tool that did must not find a path in them.
+  if (ENCODED_PATH_CHARACTER.test(name)) return "must not contain percent-encoded dots, slashes, backslashes or control characters (%2e, %2f, %5c, %00-%1f, %7f)";
   return null;
 }
+
+/** A percent-encoded ".", "/", "\\" or control character: what a decoding reader would turn into a path. */
+export const ENCODED_PATH_CHARACTER = /%(2e|2f|5c|[01][0-9a-f]|7f)/i;
+/** Half of a surrogate pair without its other half: no UTF-8 encodes it (JSON's "\\ud800" can carry one). */
+export const LONE_SURROGATE = /\p{Cs}/u;
+/**
+ * Invisible formatting characters (Unicode category Cf): bidirectional overrides, embeddings, isolates and
+ * marks ("Trojan Source": "txt.exe" shown as "exe.txt"), zero-width spaces, word joiners, the BOM. The zero-
+ * width (non-)joiners are allowed: some scripts and emoji need them.
+ */
+export const FORMAT_CHARACTER = /(?![\u200c\u200d])\p{Cf}/u;
 
 /**
  * The name sent in the `x-cn-file-name` header: Node hands header values over as latin1, so UTF-8 bytes

@@ -14,7 +14,7 @@ import type { Metrics } from "../shared/metrics.js";
 import type { RateLimiter } from "../shared/rate-limit.js";
 import { HEADER_ADDRESS, HEADER_TIMESTAMP, type NonceStore, type Recover } from "../shared/signing.js";
 import type { SignedClient } from "../shared/http.js";
-import { TASK_ID_PATTERN } from "../miner/task-spec.js";
+import { LEDGER_TASK_ID_PATTERN, TASK_ID_PATTERN } from "../miner/task-spec.js";
 import { type Dashboard, registerDashboard } from "./dashboard.js";
 import { type FileStore, SHA256_PATTERN, fileNameFromHeader, fileNameProblem } from "./files.js";
 import type { LedgerQueue } from "./ledger.js";
@@ -47,17 +47,28 @@ export interface RouteContext {
   dashboard?: Dashboard;
 }
 
-const heartbeatSchema = z.object({
+/** An ISO 8601 date-time as `Date.toISOString` and other clocks write it (what a heartbeat's `sentAt` is). */
+const ISO_DATE_TIME = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:?[0-9]{2})$/;
+
+// Strict at the top: a heartbeat has exactly these fields (task statuses drop fields they do not know, as
+// they do in the miner's status answers).
+const heartbeatSchema = z.strictObject({
   runId: z.union([z.string().regex(/^(0|[1-9][0-9]{0,77})$/, "must be a decimal integer"), z.number().int().min(0)]),
   node: z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be an address"),
   tasks: z.array(taskStatusSchema).max(1000, "at most 1000 task statuses").default([]),
-  sentAt: z.union([z.string().max(64), z.number()]),
+  sentAt: z.union(
+    [
+      z.string().regex(ISO_DATE_TIME, "must be an ISO 8601 date-time").refine((text) => !Number.isNaN(Date.parse(text)), "must be a valid date-time"),
+      z.number().int().min(0),
+    ],
+    { error: "must be an ISO 8601 date-time" },
+  ),
 });
 
-const missingSchema = z.object({
+const missingSchema = z.strictObject({
   files: z
     .array(
-      z.object({
+      z.strictObject({
         name: z.string(),
         sha256: z.string().regex(SHA256_PATTERN, "must be 64 lowercase hex characters"),
         size: z.number().int().min(0),
@@ -170,6 +181,7 @@ export function buildApp(ctx: RouteContext): App {
 
   // ---------------------------------------------------------------- on-chain task specs (nodes with power)
   app.get<{ Params: { ledgerTaskId: string } }>("/ledger/tasks/:ledgerTaskId/spec", { preHandler: signed }, async (req) => {
+    if (!LEDGER_TASK_ID_PATTERN.test(req.params.ledgerTaskId)) throw new HttpError(400, "ledgerTaskId must be a positive decimal integer");
     if (!ctx.ledger) throw new HttpError(404, `this master assigns tasks locally: run ${runId} has no on-chain tasks`);
     return ctx.ledger.specFor(req.params.ledgerTaskId, req.signer);
   });

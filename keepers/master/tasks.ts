@@ -18,7 +18,7 @@ import type { Logger } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
 import { HttpError, type SignedClient } from "../shared/http.js";
 import type { TaskStatus } from "../miner/docker-runtime.js";
-import { TASK_ID_PATTERN, type TaskSpec, type ValidTaskSpec, validateTaskSpec } from "../miner/task-spec.js";
+import { TASK_ID_PATTERN, type TaskSpec, type ValidTaskSpec, refusingProtoKey, validateTaskSpec } from "../miner/task-spec.js";
 import type { MasterNode } from "./nodes.js";
 
 export const TASK_STATES = ["pending", "pulling", "running", "restarting", "completed", "failed", "stopped"] as const;
@@ -55,7 +55,10 @@ export type ReportedTaskStatus = z.infer<typeof taskStatusSchema>;
 export const createTaskSchema = z.strictObject({
   image: z.string({ error: "must be a string" }),
   command: z.array(z.string({ error: "must be strings" }), { error: "must be an array of strings" }),
-  env: z.record(z.string(), z.string({ error: "values must be strings" }), { error: "must be an object of strings" }).optional(),
+  // Names are checked by validateTaskSpec, after this; but a __proto__ key would not reach it.
+  env: refusingProtoKey(
+    z.record(z.string(), z.string({ error: "values must be strings" }), { error: "must be an object of strings" }),
+  ).optional(),
   memoryMB: z.number({ error: "must be a number" }),
   cpus: z.number({ error: "must be a number" }),
   gpus: z.number({ error: "must be a number" }).optional(),

@@ -22,12 +22,12 @@ import { describeCapabilities, participationName } from "./registration.js";
 import { ChallengeSolver, QueueFullError } from "./solver.js";
 import type { MinerState } from "./state.js";
 import { StorageSync } from "./sync.js";
-import { validateTaskSpec } from "./task-spec.js";
+import { TASK_ID_PATTERN, validateTaskSpec } from "./task-spec.js";
 
 const CHALLENGE_STATUS_NAMES = ["None", "Pending", "Validated", "Rejected"] as const;
 const DECIMAL = /^(0|[1-9][0-9]{0,77})$/;
 
-const inviteSchema = z.object({
+const inviteSchema = z.strictObject({
   runId: z.string().regex(DECIMAL, "must be a decimal integer string"),
   nonce: z.string().regex(DECIMAL, "must be a decimal integer string"),
   expiry: z.string().regex(DECIMAL, "must be a decimal integer string"),
@@ -585,6 +585,7 @@ export class MinerAgent {
 
   /** The task's status, after checking that `signer` is the master of the task's run. */
   async taskStatus(signer: string, taskId: string): Promise<TaskStatus> {
+    if (!TASK_ID_PATTERN.test(taskId)) throw new HttpError(400, "taskId must match [A-Za-z0-9_-]{1,64}");
     await this.requireRuntime();
     const status = this.options.runtime.status(taskId);
     if (!status) throw new HttpError(404, `unknown task ${taskId}`);
@@ -594,11 +595,12 @@ export class MinerAgent {
     return status;
   }
 
-  async taskLogs(signer: string, taskId: string, tail: string | undefined): Promise<{ stdout: string; stderr: string }> {
+  /** `tail` as the query had it: absent, or one whole number of lines (a repeated `tail` is refused). */
+  async taskLogs(signer: string, taskId: string, tail: unknown): Promise<{ stdout: string; stderr: string }> {
     await this.taskStatus(signer, taskId);
     let lines: number | undefined;
     if (tail !== undefined) {
-      if (!/^\d{1,7}$/.test(tail)) throw new HttpError(400, "tail must be a non-negative integer");
+      if (typeof tail !== "string" || !/^\d{1,7}$/.test(tail)) throw new HttpError(400, "tail must be a non-negative integer, given once");
       lines = Number(tail);
     }
     return this.options.runtime.logs(taskId, { tail: lines });

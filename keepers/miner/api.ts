@@ -49,8 +49,7 @@ export function createMinerApi(options: MinerApiOptions): App {
   app.post("/tasks", counted("tasks"), async (req, reply) => reply.code(202).send(await agent.startTask(req.signer, req.body)));
   app.get<TaskParams>("/tasks/:taskId", counted("task"), async (req) => agent.taskStatus(req.signer, req.params.taskId));
   app.get<TaskParams & { Querystring: { tail?: unknown } }>("/tasks/:taskId/logs", counted("task-logs"), async (req) => {
-    const tail = typeof req.query.tail === "string" ? req.query.tail : undefined;
-    return agent.taskLogs(req.signer, req.params.taskId, tail);
+    return agent.taskLogs(req.signer, req.params.taskId, req.query.tail);
   });
   app.post<TaskParams>("/tasks/:taskId/stop", counted("task-stop"), async (req) => agent.stopTask(req.signer, req.params.taskId));
   app.get<{ Params: { epoch: string }; Querystring: { indices?: unknown } }>("/poc/:epoch/leaves", counted("poc-leaves"), async (req) => {

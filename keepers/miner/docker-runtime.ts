@@ -7,8 +7,25 @@
  * did not create. Each container has no network (unless the operator allows host networking and the task
  * asks for it), no capabilities, no privilege escalation, hard memory and CPU limits, and one bind mount:
  * the task's storage folder at /data.
+ *
+ * The sandbox, and where it is enforced:
+ *   - the spec (task-spec.ts, strict): only the fields of TaskSpec; memory and CPU limits are required (a
+ *     node-chosen default would let two nodes run one on-chain spec with different limits, and the
+ *     validators' re-execution must match the executor's); network "none" or "host", nothing else;
+ *   - the node's policy (`admissionProblem`): memory, CPUs and GPUs at most the operator's maxima (the
+ *     node's declared RAM, cores and GPU count), host networking only with `allowHostNetwork`
+ *     (`--allow-host-network`);
+ *   - the translation (`containerCreateOptions`): never privileged, all capabilities dropped,
+ *     no-new-privileges, an unprivileged user, a pids limit, no host devices but the GPUs the task was
+ *     granted, the task's storage folder as the only mount;
+ *   - the check of what is sent to the engine (`sandboxViolation`), before every create: the rules above
+ *     read back from the create options, plus no host PID/IPC/UTS/user namespace, no port bindings, no
+ *     mount outside the task's storage folder and never the engine's socket. A future change to the
+ *     translation that loosens the sandbox fails there instead of reaching the engine;
+ *   - the storage folder (`launch`): created under the storage root and refused when it resolves
+ *     elsewhere (a symbolic link planted in its place).
  */
-import { chown, mkdir } from "node:fs/promises";
+import { chown, mkdir, realpath } from "node:fs/promises";
 import path from "node:path";
 import Dockerode from "dockerode";
 import { RUN_ID_PATTERN, TASK_ID_PATTERN, type TaskSpec, type ValidTaskSpec, validateTaskSpec } from "./task-spec.js";
@@ -62,7 +79,24 @@ export interface DockerRuntimeOptions {
   /** Largest memory / CPU share one task may ask for (the node's declared RAM and cores); default unbounded. */
   maxMemoryMB?: number;
   maxCpus?: number;
+  /** Most GPUs one task may be granted (the node's declared GPU count); default unbounded. */
+  maxGpus?: number;
 }
+
+/** What this node lets tasks have: the operator's maxima and choices. */
+export interface SandboxPolicy {
+  /** Absolute; every task's storage folder is `<storageRoot>/<runId>/<taskId>`. */
+  storageRoot: string;
+  allowHostNetwork: boolean;
+  maxMemoryMB?: number;
+  maxCpus?: number;
+  maxGpus?: number;
+  /** Paths of the engine's socket, never mounted into a task (the defaults are always included). */
+  dockerSockets?: string[];
+}
+
+/** Where the engine's socket usually is: a task that could reach it would own the host. */
+export const DEFAULT_DOCKER_SOCKETS = ["/var/run/docker.sock", "/run/docker.sock"];
 
 /**
  * Tasks run as this unprivileged user (nobody:nogroup), never as root: even a file it marks setuid in its
@@ -112,8 +146,8 @@ export class DockerRuntime {
   private readonly stopGraceSec: number;
   private readonly tasks = new Map<string, TrackedTask>();
   private readonly instance: string;
-  private readonly maxMemoryMB: number | undefined;
-  private readonly maxCpus: number | undefined;
+  /** The operator's limits and choices, checked for every task. */
+  readonly policy: SandboxPolicy;
   /** Aborts the long-polling container waits when the runtime closes. */
   private readonly closing = new AbortController();
 
@@ -140,8 +174,21 @@ export class DockerRuntime {
     this.backoffMaxMs = options.backoffMaxMs ?? 60_000;
     this.stopGraceSec = options.stopGraceSec ?? 10;
     this.instance = options.instance ?? "";
-    this.maxMemoryMB = options.maxMemoryMB;
-    this.maxCpus = options.maxCpus;
+    for (const key of ["maxMemoryMB", "maxCpus", "maxGpus"] as const) {
+      const value = options[key];
+      if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
+        throw new Error(`DockerRuntime: ${key} must be a non-negative number, got ${value}`);
+      }
+    }
+    const socketPath = (this.docker.modem as { socketPath?: unknown } | undefined)?.socketPath;
+    this.policy = {
+      storageRoot: this.storageRoot,
+      allowHostNetwork: this.allowHostNetwork,
+      maxMemoryMB: options.maxMemoryMB,
+      maxCpus: options.maxCpus,
+      maxGpus: options.maxGpus,
+      dockerSockets: typeof socketPath === "string" ? [socketPath] : [],
+    };
   }
 
   /** Whether a Docker engine answers; false (never a throw) when there is none or it does not reply. */
@@ -169,17 +216,22 @@ export class DockerRuntime {
       await known.starting;
       return this.snapshot(known);
     }
-    if (this.maxMemoryMB !== undefined && valid.memoryMB > this.maxMemoryMB) {
-      throw new Error(`invalid TaskSpec.memoryMB: ${valid.memoryMB} is more than this node has (${this.maxMemoryMB})`);
-    }
-    if (this.maxCpus !== undefined && valid.cpus > this.maxCpus) {
-      throw new Error(`invalid TaskSpec.cpus: ${valid.cpus} is more than this node has (${this.maxCpus})`);
-    }
-    if (valid.network === "host" && !this.allowHostNetwork) {
-      throw new Error(
-        `task ${valid.taskId}: network "host" is not allowed on this node (DockerRuntime option allowHostNetwork)`,
-      );
-    }
+    const refused = admissionProblem(valid, this.policy);
+    if (refused) throw new Error(refused);
+    // Built and checked before anything is created: a spec the sandbox refuses leaves no trace.
+    const dataDir = this.storagePath(valid.runId, valid.taskId);
+    const createOptions = containerCreateOptions(valid, {
+      name: this.containerName(valid.taskId),
+      dataDir,
+      labels: {
+        [LABEL_NODE]: this.node,
+        [LABEL_RUN]: valid.runId,
+        [LABEL_TASK]: valid.taskId,
+        ...(this.instance ? { [LABEL_INSTANCE]: this.instance } : {}),
+      },
+    });
+    const breach = sandboxViolation(createOptions, this.policy, dataDir);
+    if (breach) throw new Error(`task ${valid.taskId}: refused by the sandbox: ${breach}`);
     const task: TrackedTask = {
       status: {
         taskId: valid.taskId,
@@ -195,7 +247,7 @@ export class DockerRuntime {
       onFinal: new Set(),
     };
     this.tasks.set(valid.taskId, task);
-    task.starting = this.launch(task, valid);
+    task.starting = this.launch(task, valid, createOptions);
     await task.starting;
     task.starting = undefined;
     return this.snapshot(task);
@@ -360,15 +412,25 @@ export class DockerRuntime {
   // --- internals ---------------------------------------------------------------------------------
 
   /** Storage, image, container, start; then hands the task to the watcher. Never throws. */
-  private async launch(task: TrackedTask, spec: ValidTaskSpec): Promise<void> {
+  private async launch(task: TrackedTask, spec: ValidTaskSpec, createOptions: Dockerode.ContainerCreateOptions): Promise<void> {
     const { taskId, runId } = spec;
     try {
       const dataDir = this.storagePath(runId, taskId);
-      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      // The engine follows symbolic links in a bind source: each folder must really be where it is named,
+      // checked before anything is created in it.
+      await mkdir(this.storageRoot, { recursive: true });
+      const realRoot = await realpath(this.storageRoot);
+      for (const dir of [path.dirname(dataDir), dataDir]) {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        const real = await realpath(dir);
+        if (real !== path.join(realRoot, path.relative(this.storageRoot, dir))) {
+          return this.finish(task, "failed", `storage folder ${dir} resolves to ${real}, outside the storage root: not mounted`);
+        }
+      }
       if (process.getuid?.() === 0) await chown(dataDir, TASK_USER.uid, TASK_USER.gid);
       if (!(await this.ensureImage(task, spec.image))) return;
       if (task.stopRequested) return this.finish(task, "stopped");
-      const container = await this.createContainer(spec, dataDir);
+      const container = await this.docker.createContainer(createOptions);
       task.status.containerId = container.id;
       if (task.stopRequested) return this.finish(task, "stopped");
       await container.start();
@@ -413,45 +475,6 @@ export class DockerRuntime {
       this.finish(task, "failed", `could not pull image ${image}: ${messageOf(error)}`);
       return false;
     }
-  }
-
-  private createContainer(spec: ValidTaskSpec, dataDir: string): Promise<Dockerode.Container> {
-    const hostConfig: Dockerode.HostConfig = {
-      NetworkMode: spec.network,
-      Memory: spec.memoryMB * MIB,
-      MemorySwap: spec.memoryMB * MIB, // equal to Memory: no swap beyond the limit
-      NanoCpus: Math.round(spec.cpus * 1e9),
-      Privileged: false,
-      CapDrop: ["ALL"],
-      PidsLimit: TASK_PIDS_LIMIT,
-      // Bounded logs: a task printing without end cannot fill the node's disk.
-      LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } },
-      SecurityOpt: ["no-new-privileges"],
-      ReadonlyRootfs: false,
-      // A tiny init as PID 1 forwards SIGTERM (a bare PID 1 ignores it) and reaps zombies, so stop() ends
-      // a task within its grace period instead of waiting for SIGKILL.
-      Init: true,
-      AutoRemove: false, // the exit code is read after the container exits
-      Mounts: [{ Type: "bind", Source: dataDir, Target: DATA_DIR, ReadOnly: false }],
-      ...(spec.gpus > 0 ? { DeviceRequests: [{ Driver: "nvidia", Count: spec.gpus, Capabilities: [["gpu"]] }] } : {}),
-    };
-    return this.docker.createContainer({
-      name: this.containerName(spec.taskId),
-      Image: spec.image,
-      User: `${TASK_USER.uid}:${TASK_USER.gid}`,
-      Cmd: spec.command,
-      Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
-      Labels: {
-        [LABEL_NODE]: this.node,
-        [LABEL_RUN]: spec.runId,
-        [LABEL_TASK]: spec.taskId,
-        ...(this.instance ? { [LABEL_INSTANCE]: this.instance } : {}),
-      },
-      Tty: false,
-      OpenStdin: false,
-      AttachStdin: false,
-      HostConfig: hostConfig,
-    });
   }
 
   /** Follows a running task through its exits and restarts until it reaches a final state. */
@@ -567,6 +590,135 @@ export class DockerRuntime {
   private snapshot(task: TrackedTask): TaskStatus {
     return { ...task.status };
   }
+}
+
+/**
+ * Why this node refuses a valid spec (its maxima, its network choice), or null. The messages name the field
+ * as validateTaskSpec's do.
+ */
+export function admissionProblem(spec: ValidTaskSpec, policy: SandboxPolicy): string | null {
+  if (policy.maxMemoryMB !== undefined && spec.memoryMB > policy.maxMemoryMB) {
+    return `invalid TaskSpec.memoryMB: ${spec.memoryMB} is more than this node has (${policy.maxMemoryMB})`;
+  }
+  if (policy.maxCpus !== undefined && spec.cpus > policy.maxCpus) {
+    return `invalid TaskSpec.cpus: ${spec.cpus} is more than this node has (${policy.maxCpus})`;
+  }
+  if (policy.maxGpus !== undefined && spec.gpus > policy.maxGpus) {
+    return `invalid TaskSpec.gpus: ${spec.gpus} is more than this node has (${policy.maxGpus})`;
+  }
+  if (spec.network === "host" && !policy.allowHostNetwork) {
+    return `task ${spec.taskId}: network "host" is not allowed on this node (DockerRuntime option allowHostNetwork, --allow-host-network)`;
+  }
+  return null;
+}
+
+/**
+ * The engine's create options for a task (pure): the spec's image, argv, env and limits inside the fixed
+ * lock-down. `placement` is where the runtime puts it: container name, storage folder, labels.
+ */
+export function containerCreateOptions(
+  spec: ValidTaskSpec,
+  placement: { name: string; dataDir: string; labels: Record<string, string> },
+): Dockerode.ContainerCreateOptions {
+  const hostConfig: Dockerode.HostConfig = {
+    NetworkMode: spec.network,
+    Memory: spec.memoryMB * MIB,
+    MemorySwap: spec.memoryMB * MIB, // equal to Memory: no swap beyond the limit
+    NanoCpus: Math.round(spec.cpus * 1e9),
+    Privileged: false,
+    CapDrop: ["ALL"],
+    PidsLimit: TASK_PIDS_LIMIT,
+    // Bounded logs: a task printing without end cannot fill the node's disk.
+    LogConfig: { Type: "json-file", Config: { "max-size": "10m", "max-file": "2" } },
+    SecurityOpt: ["no-new-privileges"],
+    ReadonlyRootfs: false,
+    // A tiny init as PID 1 forwards SIGTERM (a bare PID 1 ignores it) and reaps zombies, so stop() ends
+    // a task within its grace period instead of waiting for SIGKILL.
+    Init: true,
+    AutoRemove: false, // the exit code is read after the container exits
+    Mounts: [{ Type: "bind", Source: placement.dataDir, Target: DATA_DIR, ReadOnly: false }],
+    ...(spec.gpus > 0 ? { DeviceRequests: [{ Driver: "nvidia", Count: spec.gpus, Capabilities: [["gpu"]] }] } : {}),
+  };
+  return {
+    name: placement.name,
+    Image: spec.image,
+    User: `${TASK_USER.uid}:${TASK_USER.gid}`,
+    Cmd: spec.command,
+    Env: Object.entries(spec.env).map(([key, value]) => `${key}=${value}`),
+    Labels: placement.labels,
+    Tty: false,
+    OpenStdin: false,
+    AttachStdin: false,
+    HostConfig: hostConfig,
+  };
+}
+
+const NAMESPACE_MODES = ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"] as const;
+
+/**
+ * The first way `options` would let a task out of its sandbox (pure), or null. `dataDir` is the task's
+ * storage folder, the one mount allowed. Checked before every create, whatever built the options.
+ */
+export function sandboxViolation(options: Dockerode.ContainerCreateOptions, policy: SandboxPolicy, dataDir: string): string | null {
+  const host = options.HostConfig;
+  if (!host) return "no HostConfig: the limits would be the engine's defaults (none)";
+  if (host.Privileged !== false) return "the container must be unprivileged (Privileged: false)";
+  if (hasEntries(host.Devices) || hasEntries(host.DeviceCgroupRules)) return "host devices are not passed to tasks (only granted GPUs, through DeviceRequests)";
+  for (const request of host.DeviceRequests ?? []) {
+    const gpuOnly = request.Driver === "nvidia" && JSON.stringify(request.Capabilities) === JSON.stringify([["gpu"]]) && !hasEntries(request.DeviceIDs);
+    if (!gpuOnly) return "a device request other than a count of NVIDIA GPUs";
+    if (!Number.isInteger(request.Count) || request.Count! < 1) return "a GPU request must name a positive count of GPUs";
+    if (policy.maxGpus !== undefined && request.Count! > policy.maxGpus) return `${request.Count} GPUs requested, the node grants at most ${policy.maxGpus}`;
+  }
+  if (hasEntries(host.CapAdd)) return `capabilities may not be added (CapAdd ${JSON.stringify(host.CapAdd)})`;
+  if (!host.CapDrop?.includes("ALL")) return "every capability must be dropped (CapDrop: [ALL])";
+  if (!host.SecurityOpt?.includes("no-new-privileges")) return "no-new-privileges must be set";
+  const loosened = host.SecurityOpt.find((opt: string) => /unconfined|disable/i.test(opt));
+  if (loosened) return `security option ${JSON.stringify(loosened)} is not allowed`;
+  const user = (options.User ?? "").split(":")[0];
+  if (user === "" || user === "0" || user === "root") return "the task must not run as root";
+  if (host.NetworkMode === "host") {
+    if (!policy.allowHostNetwork) return "host networking is not allowed on this node";
+  } else if (host.NetworkMode !== "none") {
+    return `network mode ${JSON.stringify(host.NetworkMode ?? "(engine default)")} is not allowed: "none", or "host" where the operator allows it`;
+  }
+  for (const key of NAMESPACE_MODES) {
+    const mode = (host as Record<string, unknown>)[key];
+    if (mode !== undefined && mode !== "" && mode !== "private") return `${key} ${JSON.stringify(mode)} would share a namespace with the host or another container`;
+  }
+  if (hasEntries(host.PortBindings) || host.PublishAllPorts) return "ports are not published";
+  if (hasEntries(host.Sysctls)) return "sysctls are not set for tasks";
+  if (!(typeof host.Memory === "number" && host.Memory > 0)) return "a memory limit is required";
+  if (host.MemorySwap !== host.Memory) return "swap beyond the memory limit is not allowed (MemorySwap must equal Memory)";
+  if (policy.maxMemoryMB !== undefined && host.Memory > policy.maxMemoryMB * MIB) return `memory limit above the node's ${policy.maxMemoryMB} MiB`;
+  if (!(typeof host.NanoCpus === "number" && host.NanoCpus > 0)) return "a CPU limit is required (NanoCpus)";
+  if (policy.maxCpus !== undefined && host.NanoCpus > Math.round(policy.maxCpus * 1e9)) return `CPU limit above the node's ${policy.maxCpus} cores`;
+  if (!(typeof host.PidsLimit === "number" && host.PidsLimit > 0)) return "a pids limit is required";
+  // Mounts: the task's storage folder at /data, nothing else.
+  if (hasEntries(host.Binds) || hasEntries(host.VolumesFrom) || hasEntries(options.Volumes) || hasEntries(host.Tmpfs)) {
+    return "only the task's storage folder is mounted (no Binds, Volumes, VolumesFrom or Tmpfs)";
+  }
+  const mounts = host.Mounts ?? [];
+  if (mounts.length !== 1) return `exactly one mount (the task's storage folder), not ${mounts.length}`;
+  const [mount] = mounts;
+  if (mount.Type !== "bind" || mount.Target !== DATA_DIR || mount.Source !== dataDir) return `the one mount must bind the task's storage folder at ${DATA_DIR}`;
+  const inside = path.relative(path.resolve(policy.storageRoot), path.resolve(mount.Source));
+  if (inside === "" || inside.startsWith("..") || path.isAbsolute(inside) || inside.split(path.sep).length !== 2) {
+    return `mount source ${mount.Source} is not a task folder <runId>/<taskId> under the storage root ${policy.storageRoot}`;
+  }
+  for (const socket of [...DEFAULT_DOCKER_SOCKETS, ...(policy.dockerSockets ?? [])]) {
+    const fromMount = path.relative(path.resolve(mount.Source), path.resolve(socket));
+    if (!fromMount.startsWith("..") && !path.isAbsolute(fromMount)) return `mount source ${mount.Source} would expose the engine's socket ${socket}`;
+  }
+  return null;
+}
+
+/** Whether a create-options field holds anything (a non-empty array or object, or any other value). */
+function hasEntries(value: unknown): boolean {
+  if (value === undefined || value === null) return false;
+  if (Array.isArray(value)) return value.length > 0;
+  if (typeof value === "object") return Object.keys(value).length > 0;
+  return true;
 }
 
 /**

@@ -226,6 +226,7 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
       instance: installationId(store),
       maxMemoryMB: capabilities.ramMB,
       maxCpus: capabilities.cpuCores,
+      maxGpus: capabilities.gpuCount,
     });
     cleanups.push({ name: "docker runtime", run: () => runtime.close() });
     const client = new SignedClient(nodeWallet, chain.chainId, 15_000);

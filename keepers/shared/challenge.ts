@@ -99,14 +99,15 @@ export function newChallenge(options: { n?: number; rounds?: number; random?: Ra
 }
 
 /**
- * Checks a challenge received from the network (or built locally) and returns it with only the known
- * fields and the seed in lower case. Throws an Error whose message starts with the bad field's name.
+ * Checks a challenge received from the network (or built locally) and returns it with the seed in lower
+ * case. Throws an Error whose message starts with the bad field's name ("params" for the whole value, an
+ * unknown field included).
  */
 export function validateChallengeParams(
   value: unknown,
   limits: { maxN?: number; maxRounds?: number } = {},
 ): ChallengeParams {
-  const schema = z.object({
+  const schema = z.strictObject({
     challengeId: z.string().regex(CHALLENGE_ID_PATTERN, "must be 1 to 128 characters of A-Z a-z 0-9 . _ : -"),
     seed: z.string().regex(SEED_PATTERN, "must be 0x-prefixed 32-byte hex"),
     n: z.number().int().min(1).max(limits.maxN ?? DEFAULT_MAX_CHALLENGE_N),

@@ -9,8 +9,9 @@
  * heartbeats per second, so the framework may not cost more than the signature check itself.
  */
 import querystring from "node:querystring";
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
-import Fastify, { type FastifyInstance, type FastifyRequest, type preHandlerAsyncHookHandler } from "fastify";
+import { type IncomingMessage, STATUS_CODES, type Server, type ServerResponse, createServer } from "node:http";
+import type { Socket } from "node:net";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type preHandlerAsyncHookHandler } from "fastify";
 import type { Signer } from "ethers";
 import type { Logger } from "./log.js";
 import type { Metrics } from "./metrics.js";
@@ -71,6 +72,109 @@ export interface AppOptions {
   front?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
+/** Longest path parameter routed (fastify's default); longer ones are answered 414. */
+const MAX_PARAM_LENGTH = 100;
+
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * Deepest nesting of arrays and objects accepted in a JSON body. Every keeper body is a few levels deep;
+ * parsing is superlinear in the depth (half a second for 1 MB of "[" here), and it runs before the signature
+ * is checked, so depth is bounded before parsing.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * A JSON request body: UTF-8 (invalid bytes are refused, not replaced), at most MAX_JSON_DEPTH deep, and
+ * free of the keys that pollute prototypes when an object is merged into another (`__proto__`, and
+ * `constructor` holding a `prototype`), as fastify's own parser refuses them. Throws an HttpError 400 with
+ * the reason.
+ */
+export function parseJsonBody(bytes: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    throw new HttpError(400, "body is not valid UTF-8");
+  }
+  if (deeperThan(bytes, MAX_JSON_DEPTH)) throw new HttpError(400, `body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, "body is not valid JSON");
+  }
+  // Only a text that could hold such a key (written out, or with \u escapes) is walked.
+  if (text.includes("__proto__") || text.includes("constructor") || text.includes("\\u")) {
+    const problem = forbiddenKey(parsed);
+    if (problem) throw new HttpError(400, `body must not contain ${problem}`);
+  }
+  return parsed;
+}
+
+/**
+ * Whether the JSON text nests arrays and objects deeper than `max`, by one pass over its bytes (brackets in
+ * strings do not count; in UTF-8 these ASCII bytes never occur inside a multi-byte character).
+ */
+function deeperThan(bytes: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i];
+    if (inString) {
+      if (byte === 0x5c) i++; // backslash: the next byte is escaped
+      else if (byte === 0x22) inString = false;
+    } else if (byte === 0x22) inString = true;
+    else if (byte === 0x5b || byte === 0x7b) {
+      if (++depth > max) return true;
+    } else if (byte === 0x5d || byte === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** The first prototype-polluting key in a parsed JSON value, walked without recursion (any depth). */
+function forbiddenKey(value: unknown): string | null {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (typeof item !== "object" || item === null) continue;
+    if (Array.isArray(item)) {
+      for (const element of item) if (typeof element === "object" && element !== null) stack.push(element);
+      continue;
+    }
+    for (const key of Object.keys(item)) {
+      const child = (item as Record<string, unknown>)[key];
+      if (key === "__proto__") return 'the key "__proto__"';
+      if (key === "constructor" && typeof child === "object" && child !== null && Object.hasOwn(child, "prototype")) {
+        return 'a "constructor" object with a "prototype" key';
+      }
+      if (typeof child === "object" && child !== null) stack.push(child);
+    }
+  }
+  return null;
+}
+
+/**
+ * Requests node's HTTP parser refuses (a NUL or a line break in a header or the path, oversized headers, a
+ * timeout) are answered with a JSON reason, as fastify's default does without one, then the connection closed.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, reason] =
+    error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+      ? [408, "request timeout"]
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? [431, "request headers too large"]
+        : [400, `malformed HTTP request${error.code ? ` (${error.code})` : ""}: the request line or a header has characters HTTP does not allow`];
+  const body = JSON.stringify({ error: reason });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
+}
+
 /** The path of a request, without its query string. */
 export function pathOf(request: FastifyRequest): string {
   const q = request.url.indexOf("?");
@@ -86,6 +190,19 @@ export function createApp(options: AppOptions): App {
   const app = Fastify({
     logger: false,
     bodyLimit: parseByteSize(options.bodyLimit ?? "1mb"),
+    // Malformed requests the router or node's parser refuse get a JSON reason too, as every other refusal.
+    frameworkErrors: (error, request, reply) => {
+      const status = error.code === "FST_ERR_MAX_PARAM_LENGTH" ? 414 : 400;
+      const reason =
+        error.code === "FST_ERR_BAD_URL"
+          ? "malformed URL: the path is not valid percent-encoded UTF-8"
+          : error.code === "FST_ERR_MAX_PARAM_LENGTH"
+            ? `a path parameter is longer than ${MAX_PARAM_LENGTH} characters`
+            : `malformed request: ${error.message}`;
+      logger.debug({ subsystem: "Http", status, reason, code: error.code }, "request refused");
+      (reply as FastifyReply).code(status).send({ error: reason });
+    },
+    clientErrorHandler: answerClientError,
     ...(front
       ? {
           serverFactory: (handler: (req: IncomingMessage, res: ServerResponse) => void) =>
@@ -95,6 +212,7 @@ export function createApp(options: AppOptions): App {
         }
       : {}),
     routerOptions: {
+      maxParamLength: MAX_PARAM_LENGTH,
       ignoreTrailingSlash: true,
       caseSensitive: false,
       querystringParser: (text) => querystring.parse(text),
@@ -109,14 +227,11 @@ export function createApp(options: AppOptions): App {
     const bytes = body as Buffer;
     request.rawBody = bytes;
     if (bytes.length > 0 && (request.headers["content-type"] ?? "").includes("json")) {
-      let parsed: unknown;
       try {
-        parsed = JSON.parse(bytes.toString("utf8"));
-      } catch {
-        done(new HttpError(400, "body is not valid JSON"), undefined);
-        return;
+        done(null, parseJsonBody(bytes));
+      } catch (error) {
+        done(error as HttpError, undefined);
       }
-      done(null, parsed);
       return;
     }
     done(null, undefined);

@@ -100,10 +100,11 @@ describe("challenge", () => {
   });
 
   describe("validateChallengeParams", () => {
-    it("returns the known fields with the seed in lower case", () => {
+    it("returns the fields with the seed in lower case, and refuses an unknown field", () => {
       const upper = `0x${"AB".repeat(32)}`;
-      const value = { challengeId: "c-1", seed: upper, n: 64, rounds: 2, extra: "dropped" };
+      const value = { challengeId: "c-1", seed: upper, n: 64, rounds: 2 };
       expect(validateChallengeParams(value)).to.deep.equal({ challengeId: "c-1", seed: upper.toLowerCase(), n: 64, rounds: 2 });
+      expect(() => validateChallengeParams({ ...value, extra: "x" })).to.throw(Error, 'challenge params: Unrecognized key: "extra"');
     });
 
     const good = { challengeId: "c-1", seed: SEED_ONE, n: 64, rounds: 2 };

@@ -209,9 +209,12 @@ describe("discovery keeper (real chain, real HTTP, real SQLite)", function () {
         expect(response.status, JSON.stringify(endpoint)).to.equal(400);
         expect(response.body.error, JSON.stringify(endpoint)).to.match(reason);
       }
-      const missing = await put(nodeWallet(1), nodeAddr[1], { url: "http://127.0.0.1:9000" });
+      const missing = await put(nodeWallet(1), nodeAddr[1], {});
       expect(missing.status).to.equal(400);
       expect(missing.body.error).to.match(/must be a string like http:\/\/host:port/);
+      const misnamed = await put(nodeWallet(1), nodeAddr[1], { url: "http://127.0.0.1:9000" });
+      expect(misnamed.status).to.equal(400);
+      expect(misnamed.body.error).to.equal('body has unknown field "url": only { "endpoint" } is accepted');
       const notJson = await client(nodeWallet(1)).request<ErrorBody>("PUT", `${svc.url}/nodes/${nodeAddr[1]}`, {
         audience: AUDIENCE,
         rawBody: Buffer.from("http://127.0.0.1:9000"),

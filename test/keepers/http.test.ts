@@ -7,7 +7,7 @@ import { type AddressInfo, createServer as createTcpServer } from "node:net";
 import { expect } from "chai";
 import { Wallet } from "ethers";
 import { newNodeKey, presign, runLoad } from "../../bench/lib/load.js";
-import { type App, HttpError, SignedClient, closeServer, createApp, listen, requireSignature } from "../../keepers/shared/http.js";
+import { type App, HttpError, MAX_JSON_DEPTH, SignedClient, closeServer, createApp, listen, parseJsonBody, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
 import { AuthError, MemoryNonceStore, signRequest, verifyRequest } from "../../keepers/shared/signing.js";
@@ -173,6 +173,49 @@ describe("keeper HTTP layer (real loopback HTTP)", () => {
     expect(error).to.be.instanceOf(HttpError);
     expect(error!.status).to.equal(403);
     expect(error!.message).to.equal(`GET ${base}/private: 403 ${allowed.address} may not read this`);
+  });
+});
+
+describe("JSON request bodies (parseJsonBody)", () => {
+  const refusal = (text: string | Buffer) => {
+    try {
+      parseJsonBody(Buffer.isBuffer(text) ? text : Buffer.from(text));
+    } catch (error) {
+      expect(error).to.be.instanceOf(HttpError);
+      expect((error as HttpError).status).to.equal(400);
+      return (error as HttpError).message;
+    }
+    return expect.fail(`expected ${String(text).slice(0, 60)} to be refused`);
+  };
+
+  it("parses JSON, brackets and escapes inside strings included", () => {
+    expect(parseJsonBody(Buffer.from('{"a":"[[{{\\\"]]","b":[[1]],"constructor":"x","prototype":{"k":1}}'))).to.deep.equal({
+      a: '[[{{"]]',
+      b: [[1]],
+      constructor: "x",
+      prototype: { k: 1 },
+    });
+  });
+
+  it("refuses invalid UTF-8 and invalid JSON", () => {
+    expect(refusal(Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]))).to.equal("body is not valid UTF-8");
+    expect(refusal('{"a":')).to.equal("body is not valid JSON");
+  });
+
+  it(`refuses nesting deeper than ${MAX_JSON_DEPTH} levels before parsing it (1 MB of "[" in a few ms)`, () => {
+    expect(parseJsonBody(Buffer.from(`${"[".repeat(MAX_JSON_DEPTH)}${"]".repeat(MAX_JSON_DEPTH)}`))).to.be.an("array");
+    const started = performance.now();
+    expect(refusal(`${"[".repeat(512 * 1024)}${"]".repeat(512 * 1024)}`)).to.equal(`body is nested deeper than ${MAX_JSON_DEPTH} levels`);
+    expect(performance.now() - started).to.be.below(100);
+    expect(refusal(`${'{"a":'.repeat(MAX_JSON_DEPTH + 1)}1${"}".repeat(MAX_JSON_DEPTH + 1)}`)).to.match(/nested deeper/);
+  });
+
+  it("refuses keys that pollute prototypes, written out or escaped, at any depth, without polluting anything", () => {
+    expect(refusal('{"__proto__":{"polluted":1}}')).to.equal('body must not contain the key "__proto__"');
+    expect(refusal('[{"a":[{"b":{"__proto__":{}}}]}]')).to.equal('body must not contain the key "__proto__"');
+    expect(refusal('{"\\u005f_proto__":{"polluted":1}}')).to.equal('body must not contain the key "__proto__"');
+    expect(refusal('{"constructor":{"prototype":{"polluted":1}}}')).to.equal('body must not contain a "constructor" object with a "prototype" key');
+    expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
   });
 });
 
