@@ -352,6 +352,43 @@ describe("master dashboard (real master app and state, headless Chromium)", func
     }
   });
 
+  it("answers hostile task ids, file hashes, tails and tokens on its routes with a 4xx and a reason, and stays up", async () => {
+    const before = (await getJson(`${base}/dashboard/state`, TOKEN)).body;
+    const hostile: Array<[string, string | undefined]> = [
+      [`/dashboard/tasks/${taskIds.running}/logs?tail=-1`, TOKEN],
+      [`/dashboard/tasks/${taskIds.running}/logs?tail=1e3`, TOKEN],
+      [`/dashboard/tasks/${taskIds.running}/logs?tail=1&tail=2`, TOKEN],
+      ["/dashboard/tasks/..%2f..%2fmaster.sqlite/logs", TOKEN],
+      ["/dashboard/tasks/__proto__/logs", TOKEN],
+      [`/dashboard/tasks/${"a".repeat(200)}/logs`, TOKEN],
+      [`/dashboard/tasks/${taskIds.completed}/files/..%2f..%2fmaster.sqlite`, TOKEN],
+      [`/dashboard/tasks/${taskIds.completed}/files/${"0".repeat(64)}`, TOKEN],
+      [`/dashboard/tasks/${taskIds.completed}/files/%00`, TOKEN],
+      ["/dashboard/%2e%2e/%2e%2e/etc/passwd", undefined],
+      ["/dashboard/state", "x".repeat(10_000)],
+      ["/dashboard/state", "token with\u0007control"],
+    ];
+    for (const [route, token] of hostile) {
+      let res: Response;
+      try {
+        res = await fetch(`${base}${route}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+      } catch (error) {
+        // fetch itself refuses a control character in a header: nothing reached the master.
+        expect((error as Error).message, route).to.match(/fetch failed|header|invalid/i);
+        continue;
+      }
+      expect(res.status, route).to.be.within(400, 499);
+      const body = (await res.json()) as { error?: unknown };
+      expect(body.error, route).to.be.a("string").and.not.equal("Bad Request");
+    }
+    // Bracketed keys are plain names to the query parser: a 200 that pollutes nothing.
+    expect((await fetch(`${base}/dashboard/tasks/${taskIds.running}/logs?tail[__proto__][polluted]=yes`, { headers: { authorization: `Bearer ${TOKEN}` } })).status).to.equal(200);
+    expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
+    const after = (await getJson(`${base}/dashboard/state`, TOKEN)).body;
+    expect(after.tasks.map((t: { taskId: string; state: string }) => [t.taskId, t.state])).to.deep.equal(before.tasks.map((t: { taskId: string; state: string }) => [t.taskId, t.state]));
+    expect((await fetch(`${base}/health`)).status).to.equal(200);
+  });
+
   it("takes --dashboard on|off and an operator token of at least 16 printable characters; its routes are the leader's", () => {
     // Several instances: the dashboard shows the leader's task book, so followers forward it like /tasks.
     for (const route of ["/dashboard", "/dashboard/", "/dashboard/state", "/Dashboard/app.js", `/dashboard/tasks/x/logs`]) expect(isLeaderRoute("GET", route), route).to.equal(true);

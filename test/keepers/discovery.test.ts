@@ -595,7 +595,7 @@ describe("discovery keeper (real chain, real HTTP, real SQLite)", function () {
             .finally(() => child.kill("SIGTERM"));
         },
       );
-      expect(result.stdout).to.match(/^discovery listening on http:\/\/127\.0\.0\.1:\d+$/m);
+      expect(result.stdout, result.stderr).to.match(/^discovery listening on http:\/\/127\.0\.0\.1:\d+$/m);
       expect(health?.status).to.equal("ok");
       expect(health?.cursor).to.be.at.least(1);
       expect(result.code, result.stderr).to.equal(0);
