@@ -330,7 +330,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     const pollLoop = () => {
       if (stopped) return;
       polling = follower.poll().finally(() => {
-        if (!stopped) pollTimer = setTimeout(pollLoop, options.pollMs ?? 500);
+        if (!stopped) pollTimer = setTimeout(pollLoop, follower.nextPollDelayMs);
       });
     };
     pollLoop();
