@@ -119,6 +119,8 @@ export class KeeperProcess {
   private output = "";
   private readonly waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
   readonly exited: Promise<number | null>;
+  /** How the process ended: its exit code, or the signal that killed it (SIGKILL for a failpoint). */
+  readonly ended: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(
     readonly name: string,
@@ -139,7 +141,13 @@ export class KeeperProcess {
     };
     child.stdout!.on("data", onData);
     child.stderr!.on("data", onData);
-    this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+    this.ended = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    this.exited = this.ended.then(({ code }) => code);
+  }
+
+  /** Whether the process still runs. */
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
   }
 
   /** Everything the process printed so far (bounded). */
@@ -194,6 +202,11 @@ export class Cluster {
   runId!: bigint;
   discoveryUrl!: string;
   masterUrl!: string;
+  /**
+   * The JSON-RPC URL keepers are given (default: the Hardhat node's). A test may put something between
+   * them and the node, e.g. a proxy it can cut.
+   */
+  keeperRpcUrl: string | undefined;
   private readonly ports = new Map<string, number>();
 
   private constructor(readonly options: ClusterOptions) {}
@@ -297,7 +310,7 @@ export class Cluster {
   }
 
   private common(name: string): string[] {
-    return ["--rpc-url", this.node.url, "--deployment", this.deploymentFile, "--poll-ms", "250", "--data-dir", path.join(this.options.logDir, name)];
+    return ["--rpc-url", this.keeperRpcUrl ?? this.node.url, "--deployment", this.deploymentFile, "--poll-ms", "250", "--data-dir", path.join(this.options.logDir, name)];
   }
 
   /** Starts `computenet <args>` as a child process named `name` (log: <logDir>/<name>.log). */
@@ -320,24 +333,25 @@ export class Cluster {
     return p;
   }
 
-  async startValidator(i = 0, extra: string[] = []): Promise<KeeperProcess> {
+  async startValidator(i = 0, extra: string[] = [], env: Record<string, string> = {}): Promise<KeeperProcess> {
     const name = `validator-${i + 1}`;
     const port = await this.port(name, 8710 + i);
     const p = this.spawn(name, ["validator", ...this.common(name), "--port", String(port), "--discovery-url", this.discoveryUrl, "--challenge-n", "128", ...extra], {
       CN_PRIVATE_KEY: this.keys.validators[i],
+      ...env,
     });
     await p.waitFor(/validator listening on \S+/);
     return p;
   }
 
   /** The run's master (the development master key), or another master process with `key` under `name`. */
-  async startMaster(extra: string[] = [], key = this.keys.master, name = "master"): Promise<KeeperProcess> {
+  async startMaster(extra: string[] = [], key = this.keys.master, name = "master", env: Record<string, string> = {}): Promise<KeeperProcess> {
     const port = await this.port(name, 8720);
     const heartbeat = String(this.options.heartbeatSec ?? 2);
     const p = this.spawn(
       name,
       ["master", ...this.common(name), "--port", String(port), "--run-id", String(this.runId), "--discovery-url", this.discoveryUrl, "--heartbeat-interval-sec", heartbeat, "--reconcile-ms", "1000", ...extra],
-      { CN_PRIVATE_KEY: key, CN_DASHBOARD_TOKEN: this.dashboardToken },
+      { CN_PRIVATE_KEY: key, CN_DASHBOARD_TOKEN: this.dashboardToken, ...env },
     );
     await p.waitFor(/master listening on \S+/);
     return p;

@@ -159,7 +159,7 @@ export async function startDiscovery(options: DiscoveryOptions): Promise<Discove
     const loop = async () => {
       if (stopped) return;
       await sync();
-      if (!stopped) timer = setTimeout(loop, pollMs);
+      if (!stopped) timer = setTimeout(loop, follower.nextPollDelayMs);
     };
 
     const cursorBefore = follower.cursor;

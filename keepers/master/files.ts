@@ -6,9 +6,10 @@
  * under them, so they are held to a strict relative-path form.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { failpoint } from "../shared/failpoints.js";
 import type { Db } from "../shared/store.js";
 import type { Logger } from "../shared/log.js";
 
@@ -95,6 +96,11 @@ export class FileStore {
   ) {
     this.blobsDir = path.join(dataDir, "blobs");
     mkdirSync(this.blobsDir, { recursive: true });
+    // Temporary files of uploads a crash cut short (written, never renamed to their hash): nobody refers
+    // to them, and the miner sends those files again (they are still missing).
+    const leftovers = readdirSync(this.blobsDir).filter((name) => name.startsWith(".tmp-"));
+    for (const name of leftovers) rmSync(path.join(this.blobsDir, name), { force: true });
+    if (leftovers.length > 0) log.warn({ removed: leftovers.length }, "removed temporary files of uploads interrupted by a crash");
     db.exec(`
       CREATE TABLE IF NOT EXISTS master_files (
         task_id TEXT NOT NULL, name TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
@@ -132,6 +138,7 @@ export class FileStore {
       const tmp = path.join(this.blobsDir, `.tmp-${randomBytes(8).toString("hex")}`);
       try {
         await writeFile(tmp, bytes);
+        failpoint("storage.beforeRename", taskId);
         await rename(tmp, target);
       } catch (error) {
         await rm(tmp, { force: true });

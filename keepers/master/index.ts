@@ -371,7 +371,7 @@ export async function startMaster(options: MasterOptions): Promise<MasterService
     const pollLoop = () => {
       if (stopped) return;
       polling = follower.poll().finally(() => {
-        if (!stopped) pollTimer = setTimeout(pollLoop, chain.settings.pollMs);
+        if (!stopped) pollTimer = setTimeout(pollLoop, follower.nextPollDelayMs);
       });
     };
     pollLoop();

@@ -28,6 +28,7 @@
 import { chown, mkdir, realpath } from "node:fs/promises";
 import path from "node:path";
 import Dockerode from "dockerode";
+import { failpoint } from "../shared/failpoints.js";
 import { RUN_ID_PATTERN, TASK_ID_PATTERN, type TaskSpec, type ValidTaskSpec, validateTaskSpec } from "./task-spec.js";
 
 export { type TaskSpec, validateTaskSpec } from "./task-spec.js";
@@ -76,6 +77,11 @@ export interface DockerRuntimeOptions {
    * (a wiped data folder, an earlier devnet) is removed, not adopted as a task this miner never received.
    */
   instance?: string;
+  /**
+   * How often a running task's container is inspected besides the engine's wait, which a restart of the
+   * engine cuts without a word (default 5000 ms).
+   */
+  checkMs?: number;
   /** Largest memory / CPU share one task may ask for (the node's declared RAM and cores); default unbounded. */
   maxMemoryMB?: number;
   maxCpus?: number;
@@ -148,6 +154,7 @@ export class DockerRuntime {
   private readonly instance: string;
   /** The operator's limits and choices, checked for every task. */
   readonly policy: SandboxPolicy;
+  private readonly checkMs: number;
   /** Aborts the long-polling container waits when the runtime closes. */
   private readonly closing = new AbortController();
 
@@ -155,7 +162,7 @@ export class DockerRuntime {
     const hex = /^(?:0x)?([0-9a-fA-F]{10})/.exec(options.node);
     if (!hex) throw new Error(`DockerRuntime: node must start with at least 10 hex digits, got "${options.node}"`);
     if (!options.storageRoot) throw new Error("DockerRuntime: storageRoot is required");
-    for (const key of ["backoffBaseMs", "backoffMaxMs", "stopGraceSec"] as const) {
+    for (const key of ["backoffBaseMs", "backoffMaxMs", "stopGraceSec", "checkMs"] as const) {
       const value = options[key];
       if (value !== undefined && !(Number.isFinite(value) && value >= 0)) {
         throw new Error(`DockerRuntime: ${key} must be a non-negative number, got ${value}`);
@@ -189,6 +196,7 @@ export class DockerRuntime {
       maxGpus: options.maxGpus,
       dockerSockets: typeof socketPath === "string" ? [socketPath] : [],
     };
+    this.checkMs = options.checkMs ?? 5_000;
   }
 
   /** Whether a Docker engine answers; false (never a throw) when there is none or it does not reply. */
@@ -441,6 +449,7 @@ export class DockerRuntime {
         "task started",
       );
       void this.watch(task);
+      failpoint("miner.taskRunning", taskId);
     } catch (error) {
       const reason =
         statusCodeOf(error) === 409
@@ -477,13 +486,31 @@ export class DockerRuntime {
     }
   }
 
-  /** Follows a running task through its exits and restarts until it reaches a final state. */
+  /**
+   * Follows a running task through its exits and restarts until it reaches a final state. When the engine
+   * goes away meanwhile (a restart of dockerd, its socket gone), the task is not given up: the watcher waits
+   * for the engine to answer again and reads the container's state. Still running (an engine with
+   * live-restore): watched again. Exited (an engine that stopped its containers on the way down): that exit
+   * is handled like any other, restarted as the task's restart policy allows. Gone: failed.
+   */
   private async watch(task: TrackedTask): Promise<void> {
     const { taskId, runId, containerId } = task.status;
     const container = this.docker.getContainer(containerId!);
     try {
       for (;;) {
-        const { StatusCode } = (await container.wait({ abortSignal: this.closing.signal })) as { StatusCode: number };
+        let StatusCode: number;
+        const exit = await this.waitExit(container);
+        if (exit === undefined) return; // closed: the container runs on for the next runtime to adopt
+        if (exit.kind === "gone") return this.finish(task, "failed", "its container disappeared (removed outside the runtime)");
+        if (exit.kind === "unreachable") {
+          const found = await this.reconnect(task, exit.error);
+          if (found === undefined) return; // closed meanwhile
+          if (found === "gone") return this.finish(task, "failed", "its container disappeared while the Docker engine was unreachable");
+          if (found.running) continue;
+          StatusCode = found.exitCode;
+        } else {
+          StatusCode = exit.exitCode;
+        }
         task.status.exitCode = StatusCode;
         if (task.stopRequested) return this.finish(task, "stopped");
         if (StatusCode === 0) return this.finish(task, "completed");
@@ -501,7 +528,8 @@ export class DockerRuntime {
         if (this.closing.signal.aborted) return;
         if (task.stopRequested) return this.finish(task, "stopped");
         task.status.restarts += 1;
-        await container.start();
+        await this.startAgain(task, container);
+        if (this.closing.signal.aborted) return;
         task.status.state = "running";
         // stop() may have come while the engine was starting it: its stop found nothing to stop.
         if (task.stopRequested) await this.stopContainer(containerId!);
@@ -509,6 +537,113 @@ export class DockerRuntime {
     } catch (error) {
       if (this.closing.signal.aborted) return; // close() aborted the wait; the container runs on
       this.finish(task, "failed", `lost track of the container: ${messageOf(error)}`);
+    }
+  }
+
+  /**
+   * The container's next exit. The engine's wait is a long poll, and a restart of the engine cuts it without
+   * ever settling it (dockerode's promise stays pending): so the container is also inspected every
+   * `checkMs`, which sees an exit the wait missed, a container removed behind the runtime's back, and an
+   * engine that stopped answering. Undefined when the runtime closes.
+   */
+  private async waitExit(
+    container: Dockerode.Container,
+  ): Promise<{ kind: "exit"; exitCode: number } | { kind: "gone" } | { kind: "unreachable"; error: unknown } | undefined> {
+    if (this.closing.signal.aborted) return undefined;
+    const abort = new AbortController();
+    const onClose = () => abort.abort();
+    this.closing.signal.addEventListener("abort", onClose);
+    type Exit = { kind: "exit"; exitCode: number } | { kind: "gone" } | { kind: "unreachable"; error: unknown } | { kind: "failed"; error: unknown };
+    const waited: Promise<Exit> = container.wait({ abortSignal: abort.signal }).then(
+      (result: { StatusCode?: unknown }) =>
+        typeof result?.StatusCode === "number"
+          ? { kind: "exit", exitCode: result.StatusCode }
+          : { kind: "unreachable", error: new Error(`the engine ended the wait without an exit code (${JSON.stringify(result)})`) },
+      (error: unknown) => (engineUnreachable(error) ? { kind: "unreachable", error } : { kind: "failed", error }),
+    );
+    const checked = (async (): Promise<Exit | undefined> => {
+      while (!abort.signal.aborted) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(done, this.checkMs);
+          function done() {
+            clearTimeout(timer);
+            abort.signal.removeEventListener("abort", done);
+            resolve();
+          }
+          abort.signal.addEventListener("abort", done);
+        });
+        if (abort.signal.aborted) return undefined;
+        try {
+          const { State } = await container.inspect({ abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS * 5) });
+          if (!State.Running) return { kind: "exit", exitCode: State.ExitCode };
+        } catch (error) {
+          if (statusCodeOf(error) === 404) return { kind: "gone" };
+          if (engineUnreachable(error) || (error as Error)?.name === "TimeoutError" || (error as Error)?.name === "AbortError") return { kind: "unreachable", error };
+          // any other answer: the wait or the next check decides
+        }
+      }
+      return undefined;
+    })();
+    try {
+      const first = await Promise.race([waited, checked.then((found) => found ?? waited)]);
+      if (this.closing.signal.aborted) return undefined;
+      if (first.kind === "failed") throw first.error;
+      return first;
+    } finally {
+      abort.abort();
+      this.closing.signal.removeEventListener("abort", onClose);
+    }
+  }
+
+  /**
+   * Waits (pinging with a backoff from 250 ms doubling to 5 s) until the engine answers again, then reads
+   * the task's container: undefined when the runtime closed meanwhile.
+   */
+  private async reconnect(task: TrackedTask, cause: unknown): Promise<{ running: boolean; exitCode: number } | "gone" | undefined> {
+    const { taskId, runId, containerId } = task.status;
+    const lostAt = Date.now();
+    this.log.warn(
+      { subsystem: "Tasks", taskId, runId, containerId, err: messageOf(cause) },
+      "Docker engine unreachable while watching the task; waiting for it to answer again",
+    );
+    for (let attempt = 0; ; attempt++) {
+      if (this.closing.signal.aborted) return undefined;
+      const delayMs = Math.min(5_000, 250 * 2 ** Math.min(attempt, 5));
+      await this.backoff(task, delayMs);
+      if (this.closing.signal.aborted) return undefined;
+      if (!(await DockerRuntime.available(this.docker))) {
+        if (attempt % 4 === 3) this.log.warn({ subsystem: "Tasks", taskId, containerId, attempt: attempt + 1, retryInMs: delayMs }, "Docker engine still unreachable");
+        continue;
+      }
+      try {
+        const { State } = await this.docker.getContainer(containerId!).inspect();
+        const found = { running: Boolean(State.Running), exitCode: State.ExitCode };
+        this.log.info(
+          { subsystem: "Tasks", taskId, runId, containerId, running: found.running, exitCode: found.running ? null : found.exitCode, downMs: Date.now() - lostAt },
+          found.running ? "Docker engine answers again: the task's container still runs; watching it again" : "Docker engine answers again: the task's container exited meanwhile",
+        );
+        return found;
+      } catch (error) {
+        if (statusCodeOf(error) === 404) return "gone";
+        if (!engineUnreachable(error)) throw error;
+      }
+    }
+  }
+
+  /** Starts the container again for a restart, waiting for the engine when it does not answer. */
+  private async startAgain(task: TrackedTask, container: Dockerode.Container): Promise<void> {
+    for (;;) {
+      try {
+        await container.start();
+        return;
+      } catch (error) {
+        if (statusCodeOf(error) === 304) return; // already started
+        if (this.closing.signal.aborted || !engineUnreachable(error)) throw error;
+        const found = await this.reconnect(task, error);
+        if (found === undefined) return;
+        if (found === "gone") throw new Error("its container disappeared while the Docker engine was unreachable");
+        if (found.running) return;
+      }
     }
   }
 
@@ -743,6 +878,14 @@ function exitError(exitCode: number, oomKilled: boolean): string {
   return oomKilled
     ? `exited with code ${exitCode}: killed for exceeding its memory limit`
     : `exited with code ${exitCode}`;
+}
+
+/** Whether `error` says the engine did not answer at all (no socket, connection refused or cut), not that it refused. */
+function engineUnreachable(error: unknown): boolean {
+  if (statusCodeOf(error) !== undefined) return false;
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === "string" && ["ECONNREFUSED", "ENOENT", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED"].includes(code)) return true;
+  return /socket hang up|ECONNREFUSED|ECONNRESET|ENOENT|EPIPE|connect/i.test(messageOf(error));
 }
 
 function statusCodeOf(error: unknown): number | undefined {

@@ -9,7 +9,9 @@
  *   - once it reaches a final state, the node computes its result hash (exit code and storage folder,
  *     task-result.ts) and reports it with `completeTask` before the epoch's end. What was reported is kept
  *     in SQLite (state.ts), so a restarted miner neither reports twice nor forgets to report; nothing is
- *     sent when the chain no longer has the task Assigned to this node.
+ *     sent when the chain no longer has the task Assigned to this node. The transaction itself is signed
+ *     and recorded before it is broadcast (tx.ts `sendTracked`): a miner killed before reading its receipt
+ *     finishes that same transaction after the restart, even while it still waits in the node's pool.
  *
  * A task that never ran to an exit (its image missing, the engine failing) or that the master stopped is
  * not reported: its result would claim work that was not done, and validators re-running it could not
@@ -163,6 +165,34 @@ export class LedgerTasks {
 
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
+        // A completeTask recorded by this process or an earlier one (a crash between broadcasting it and
+        // reading its receipt): finished, never replaced by a second one while it may still be mined.
+        const recorded = state.ledgerTask(taskId)!.completeTx;
+        if (recorded) {
+          const minedBefore = (await chain.provider.send("eth_getTransactionReceipt", [recorded.hash])) !== null;
+          let receipt;
+          try {
+            receipt = await tx.resumeTracked("completeTask", recorded, { subsystem: "Tasks", ...at });
+          } catch (error) {
+            if (!(error instanceof TxRevertedError)) throw error;
+            // Mined but reverted: nothing was reported. The chain read below says what is left to do.
+            state.updateLedgerTask(taskId, { completeTx: null });
+          }
+          if (receipt) {
+            state.updateLedgerTask(taskId, { phase: "completed", txHash: receipt.hash, completeTx: null });
+            logger.info(
+              { ...at, tx: receipt.hash, block: receipt.blockNumber },
+              minedBefore
+                ? "ledger task already completed on chain (an earlier report was mined)"
+                : "ledger task completed on chain by its recorded completeTask, broadcast again after a restart or a failed wait",
+            );
+            return;
+          }
+          if (state.ledgerTask(taskId)!.completeTx) {
+            // Its nonce went to another transaction: it can never be mined, so a new one cannot make two.
+            state.updateLedgerTask(taskId, { completeTx: null });
+          }
+        }
         const task = await ledger.taskOf(id);
         const onChain = Number(task.status);
         if (onChain !== ASSIGNED) {
@@ -191,8 +221,13 @@ export class LedgerTasks {
           state.updateLedgerTask(taskId, { phase: "completing", resultHash: reported });
         }
         const resultHash = reported;
-        const receipt = await tx.send("completeTask", () => ledger.completeTask(id, resultHash), { subsystem: "Tasks", ...at, resultHash });
-        state.updateLedgerTask(taskId, { phase: "completed", txHash: receipt.hash });
+        const receipt = await tx.sendTracked(
+          "completeTask",
+          () => ledger.completeTask.populateTransaction(id, resultHash),
+          { subsystem: "Tasks", ...at, resultHash },
+          (signed) => state.updateLedgerTask(taskId, { completeTx: signed }),
+        );
+        state.updateLedgerTask(taskId, { phase: "completed", txHash: receipt.hash, completeTx: null });
         logger.info({ ...at, resultHash, tx: receipt.hash, block: receipt.blockNumber }, "ledger task completed on chain with its result hash");
         return;
       } catch (error) {

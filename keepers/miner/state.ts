@@ -5,6 +5,7 @@
  * TaskLedger tasks this node accepted and whether it reported their result on chain (ledger-tasks.ts).
  */
 import type { KeeperStore } from "../shared/store.js";
+import type { SignedTx } from "../shared/tx.js";
 
 /** The master this node joined through, as its invite told it. */
 export interface Membership {
@@ -47,6 +48,11 @@ export interface LedgerTaskRecord {
   txHash: string | null;
   /** Why it was closed without a report. */
   note: string | null;
+  /**
+   * The `completeTask` transaction signed and recorded before it was broadcast (tx.ts `sendTracked`): a
+   * restarted miner finishes this one (`resumeTracked`) and never signs a second while it may be mined.
+   */
+  completeTx: SignedTx | null;
   updatedAt: number;
 }
 
@@ -59,6 +65,7 @@ interface LedgerTaskRow {
   result_hash: string | null;
   tx_hash: string | null;
   note: string | null;
+  complete_tx: string | null;
   updated_at: number;
 }
 
@@ -71,6 +78,7 @@ const fromLedgerRow = (row: LedgerTaskRow): LedgerTaskRecord => ({
   resultHash: row.result_hash,
   txHash: row.tx_hash,
   note: row.note,
+  completeTx: row.complete_tx ? (JSON.parse(row.complete_tx) as SignedTx) : null,
   updatedAt: row.updated_at,
 });
 
@@ -89,9 +97,12 @@ export class MinerState {
       );
       CREATE TABLE IF NOT EXISTS miner_ledger_tasks (
         task_id TEXT PRIMARY KEY, ledger_task_id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL, epoch TEXT NOT NULL,
-        phase TEXT NOT NULL, result_hash TEXT, tx_hash TEXT, note TEXT, updated_at INTEGER NOT NULL
+        phase TEXT NOT NULL, result_hash TEXT, tx_hash TEXT, note TEXT, updated_at INTEGER NOT NULL, complete_tx TEXT
       );
     `);
+    // Data dirs of earlier versions: the table without the recorded transaction.
+    const columns = store.db.prepare("PRAGMA table_info(miner_ledger_tasks)").all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === "complete_tx")) store.db.exec("ALTER TABLE miner_ledger_tasks ADD COLUMN complete_tx TEXT");
   }
 
   membership(runId: bigint): Membership | undefined {
@@ -173,16 +184,21 @@ export class MinerState {
       .run(record.taskId, record.ledgerTaskId, record.runId, record.epoch, Date.now());
   }
 
-  updateLedgerTask(taskId: string, change: { phase: LedgerTaskPhase; resultHash?: string | null; txHash?: string | null; note?: string | null }): void {
+  updateLedgerTask(
+    taskId: string,
+    change: { phase?: LedgerTaskPhase; resultHash?: string | null; txHash?: string | null; note?: string | null; completeTx?: SignedTx | null },
+  ): void {
     const current = this.ledgerTask(taskId);
     if (!current) throw new Error(`no ledger task record for task ${taskId}`);
+    const completeTx = change.completeTx === undefined ? current.completeTx : change.completeTx;
     this.store.db
-      .prepare("UPDATE miner_ledger_tasks SET phase = ?, result_hash = ?, tx_hash = ?, note = ?, updated_at = ? WHERE task_id = ?")
+      .prepare("UPDATE miner_ledger_tasks SET phase = ?, result_hash = ?, tx_hash = ?, note = ?, complete_tx = ?, updated_at = ? WHERE task_id = ?")
       .run(
-        change.phase,
+        change.phase ?? current.phase,
         change.resultHash === undefined ? current.resultHash : change.resultHash,
         change.txHash === undefined ? current.txHash : change.txHash,
         change.note === undefined ? current.note : change.note,
+        completeTx === null ? null : JSON.stringify(completeTx),
         Date.now(),
         taskId,
       );

@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { open, readdir } from "node:fs/promises";
 import path from "node:path";
+import { failpoint } from "../shared/failpoints.js";
 import { HttpError, type SignedClient } from "../shared/http.js";
 import type { Logger } from "../shared/log.js";
 import type { HeartbeatTarget } from "./heartbeat.js";
@@ -257,6 +258,7 @@ export class StorageSync {
       this.filesSent++;
       this.bytesSent += file.size;
       logger.debug({ taskId, file: file.name, sha256: file.sha256, size: file.size }, "file sent");
+      failpoint("storage.midSync", taskId);
     }
     state.markTaskSynced(taskId, files.length, bytes);
     this.completed.add(taskId);

@@ -38,6 +38,7 @@ import {
   type MinerRegistry,
   type TrainingRuns,
 } from "../../typechain-types/index.js";
+import { failpoint } from "./failpoints.js";
 import type { Logger } from "./log.js";
 import { type ChainSettings, describeChainSettings, resolveChainSettings } from "./profile.js";
 import type { KeeperStore } from "./store.js";
@@ -234,6 +235,9 @@ export interface ChainEvent {
   transactionHash: string;
 }
 
+/** Longest wait between two polls while they fail. */
+const MAX_POLL_BACKOFF_MS = 5_000;
+
 export interface EventFollowerOptions {
   chain: Chain;
   store: KeeperStore;
@@ -263,6 +267,9 @@ export class EventFollower {
   private stopped = false;
   private readonly byAddress = new Map<string, { name: ChainEvent["contract"]; contract: BaseContract }>();
   private readonly waiters: Array<{ block: number; resolve: () => void }> = [];
+  /** Polls failed in a row, and since when. */
+  private failures = 0;
+  private failingSince = 0;
 
   constructor(private readonly options: EventFollowerOptions) {
     const { contracts } = options.chain;
@@ -294,9 +301,19 @@ export class EventFollower {
     const loop = async () => {
       if (this.stopped) return;
       await this.poll();
-      if (!this.stopped) this.timer = setTimeout(loop, this.options.pollMs ?? 500);
+      if (!this.stopped) this.timer = setTimeout(loop, this.nextPollDelayMs);
     };
     void loop();
+  }
+
+  /**
+   * How long to wait before the next poll: the poll interval, or while polls fail (the RPC node
+   * unreachable), a backoff doubling up to 5 s. Keepers that drive `poll()` themselves wait this long.
+   */
+  get nextPollDelayMs(): number {
+    const pollMs = this.options.pollMs ?? 500;
+    if (this.failures === 0) return pollMs;
+    return Math.min(Math.max(pollMs, MAX_POLL_BACKOFF_MS), pollMs * 2 ** Math.min(this.failures, 16));
   }
 
   /** Stops polling; resolves once a pass in flight has finished (so the store can be closed after). */
@@ -343,13 +360,25 @@ export class EventFollower {
           if (event) {
             await this.options.handle(event);
             handled++;
+            failpoint("chain.afterEvent", event.name);
           }
         }
         this.advance(to);
         from = to + 1;
       }
+      if (this.failures > 0) {
+        log.info({ failedPolls: this.failures, downMs: Date.now() - this.failingSince, cursor: this.cursor }, "event follower: the RPC node answers again; caught up");
+        this.failures = 0;
+      }
     } catch (error) {
-      if (!this.stopped) log.warn({ err: (error as Error).message }, "event follower: poll failed; retrying at the next poll");
+      if (!this.stopped) {
+        if (this.failures === 0) this.failingSince = Date.now();
+        this.failures++;
+        log.warn(
+          { err: (error as Error).message, failedPolls: this.failures, backoffMs: this.nextPollDelayMs, cursor: this.cursor },
+          "event follower: poll failed; backing off before the next poll",
+        );
+      }
     } finally {
       this.running = false;
     }

@@ -21,6 +21,7 @@ import {
   isError,
   makeError,
 } from "ethers";
+import { failpoint } from "./failpoints.js";
 import type { Logger } from "./log.js";
 import type { TxMetrics } from "./metrics.js";
 
@@ -201,6 +202,7 @@ export class TxSender {
         const signed = await this.sign(label, populate, fields);
         record(signed);
         this.options.logger.info({ ...fields, tx: signed.hash, nonce: signed.nonce }, `${label}: signed and recorded; broadcasting`);
+        failpoint("tx.afterRecord", label);
         try {
           return await this.broadcastAndWait(label, signed, fields);
         } catch (error) {
@@ -326,9 +328,13 @@ export class TxSender {
     for (let attempt = 0; ; attempt++) {
       try {
         await provider.broadcastTransaction(signed.raw);
+        failpoint("tx.afterSend", label);
         break;
       } catch (error) {
-        if (isAlreadyKnown(error)) break;
+        if (isAlreadyKnown(error)) {
+          failpoint("tx.afterSend", label);
+          break;
+        }
         if (isNonceUsed(error)) {
           // Either this very transaction was mined already, or another one took the nonce: the receipt says.
           const receipt = await this.freshReceipt(signed.hash);
@@ -375,6 +381,7 @@ export class TxSender {
     for (let attempt = 0; ; attempt++) {
       try {
         tx = await build();
+        failpoint("tx.afterSend", label);
         break;
       } catch (error) {
         this.throwIfReverted(label, error, fields);

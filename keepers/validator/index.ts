@@ -214,7 +214,7 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
     const followLoop = (async () => {
       while (!stopping.signal.aborted) {
         await follower.poll();
-        await sleep(pollMs, stopping.signal);
+        await sleep(follower.nextPollDelayMs, stopping.signal);
       }
     })();
     // Epochs move on when due whoever calls: the validator advances them too.

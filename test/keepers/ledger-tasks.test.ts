@@ -404,6 +404,36 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     expect(await completions(second.ledgerTaskId!)).to.equal(1);
   });
 
+  it("after a crash with its report still waiting in the node's pool, broadcasts that same transaction again, never a second one", async () => {
+    await ensureWork();
+    await open();
+    const spec = await drawn();
+    await tasks.admit(spec, false);
+    writeOutputs(spec.taskId);
+    const sent = await eco.txCount(node);
+    let pending: string;
+    await eco.setMining(false);
+    try {
+      tasks.finished(spec.taskId, runtime.finish(spec.taskId, "completed", 0));
+      pending = await pendingReport(spec.taskId);
+      expect(state.ledgerTask(spec.taskId)!.completeTx?.hash).to.equal(pending, "recorded before it was broadcast");
+      crash();
+      // Restarted while the report still waits: the miner must not sign a second one (nonce + 1) to replace it.
+      await open();
+      tasks.resume();
+      await until("the recorded completeTask broadcast again", async () => logged(/not mined yet; broadcasting the recorded transaction again/).length > 0 || undefined);
+      expect(await eco.pendingFrom(node)).to.deep.equal([pending]);
+    } finally {
+      await eco.setMining(true);
+    }
+    await tasks.idle();
+    expect((await ledger().taskOf(spec.ledgerTaskId!)).status).to.equal(2n);
+    expect(await eco.txCount(node)).to.equal(sent + 1, "one completeTask, mined once");
+    expect(await completions(spec.ledgerTaskId!)).to.equal(1);
+    expect(state.ledgerTask(spec.taskId)).to.deep.include({ phase: "completed", txHash: pending, completeTx: null });
+    expect(logged(/completed on chain by its recorded completeTask, broadcast again/).map((l) => l.taskId)).to.deep.equal([spec.taskId]);
+  });
+
   it("CN_FAULT_WRONG_RESULT reports a corrupted result hash and says so in a warning", async () => {
     await ensureWork();
     await open({ faultWrongResult: true });
