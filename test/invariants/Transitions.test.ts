@@ -206,14 +206,17 @@ const EDGES = {
   newRound: new Set([ChallengeStatus.Pending, ChallengeStatus.Rejected]),
 };
 
-/** Every observed change from `a` to `b` is an edge of the allowed graph. */
-function checkEdges(a: State, b: State, where: string) {
+/** Every observed change from `a` to `b` is an edge of the allowed graph; the edges taken are added to `seen`. */
+function checkEdges(a: State, b: State, where: string, seen: Set<string>) {
   const at = (what: string) => `${what} (${where})`;
   expect(b.runs.length, at("runs are never removed")).to.be.gte(a.runs.length);
   for (const [i, run] of b.runs.entries()) {
     const before = a.runs[i]?.status ?? RunStatus.None;
     if (before === RunStatus.None) expect(run.status, at(`run ${i + 1} created`)).to.equal(RunStatus.Pending);
-    else if (before !== run.status) expect(EDGES.run.has(`${before}>${run.status}`), at(`run ${i + 1}: ${before} → ${run.status}`)).to.equal(true);
+    else if (before !== run.status) {
+      expect(EDGES.run.has(`${before}>${run.status}`), at(`run ${i + 1}: ${before} → ${run.status}`)).to.equal(true);
+      seen.add(`run ${before}>${run.status}`);
+    }
     expect(run.members, at(`run ${i + 1} within maxMembers`)).to.be.lte(run.maxMembers);
     expect(run.members, at(`run ${i + 1} members`)).to.equal(b.participation[i].filter((p) => p.status === Participation.Member).length);
     if (run.status === RunStatus.Completed || run.status === RunStatus.Cancelled) {
@@ -230,6 +233,7 @@ function checkEdges(a: State, b: State, where: string) {
       const label = `participation of n${n + 1} in run ${r + 1}`;
       if (q.status !== p.status) {
         expect(EDGES.participation.has(`${q.status}>${p.status}`), at(`${label}: ${q.status} → ${p.status}`)).to.equal(true);
+        seen.add(`participation ${q.status}>${p.status}`);
       }
       // The generation moves exactly when a participation ends.
       const ended = q.status !== Participation.None && p.status === Participation.None;
@@ -252,11 +256,15 @@ function checkEdges(a: State, b: State, where: string) {
     const d = a.challenges[n];
     const clabel = `challenge of n${n + 1}`;
     if (c.round === d.round) {
-      if (c.status !== d.status) expect(EDGES.challenge.has(`${d.status}>${c.status}`), at(`${clabel}: ${d.status} → ${c.status}`)).to.equal(true);
+      if (c.status !== d.status) {
+        expect(EDGES.challenge.has(`${d.status}>${c.status}`), at(`${clabel}: ${d.status} → ${c.status}`)).to.equal(true);
+        seen.add(`challenge ${d.status}>${c.status}`);
+      }
       expect(c.capsId, at(`${clabel} declaration within a round`)).to.equal(d.capsId);
     } else {
       expect(c.round, at(`${clabel} round`)).to.equal(d.round + 1);
       expect(EDGES.newRound.has(c.status as 1 | 3), at(`${clabel}: new round in ${c.status}`)).to.equal(true);
+      seen.add(`challenge ${d.status}>new round ${c.status}`);
     }
   }
 }
@@ -325,7 +333,7 @@ const ACTION: fc.Arbitrary<Action> = fc.oneof(
     weight: 7,
   },
   { arbitrary: fc.record({ k: fc.constant("revoke" as const), node: nodeIndex }), weight: 1 },
-  { arbitrary: fc.record({ k: fc.constant("requestNewRound" as const), node: nodeIndex, caller, aim }), weight: 3 },
+  { arbitrary: fc.record({ k: fc.constant("requestNewRound" as const), node: nodeIndex, caller, aim }), weight: 4 },
   { arbitrary: fc.record({ k: fc.constant("wait" as const), seconds: fc.constantFrom(600, 1_800, 3_600, 7_200) }), weight: 3 },
 );
 const SEQUENCE = fc.limitShrink(fc.array(ACTION, { minLength: 20, maxLength: 60, size: "max" }), maxShrinks());
@@ -351,6 +359,7 @@ describe("Invariants: run, participation, registration and challenge states move
     const base = await networkHelpers.loadFixture(transitionsFixture);
     const errors = errorsOf([base.sys.trainingRuns, base.sys.registry, base.sys.challengeBoard]);
     const stats = new Stats();
+    const edges = new Set<string>();
     let steps = 0;
 
     const property = fc.asyncProperty(SEQUENCE, async (sequence) => {
@@ -676,7 +685,7 @@ describe("Invariants: run, participation, registration and challenge states move
           expect(stable(observed), `refused ${a.k} changed state (${where})`).to.equal(stable(state));
         } else {
           expect(outcome.ok ? "success" : outcome.error, `${a.k} must succeed (${where})`).to.equal("success");
-          checkEdges(state, observed, where);
+          checkEdges(state, observed, where, edges);
           expect(stable(observed), `${a.k}: state differs from the model (${where})`).to.equal(stable(predict.next));
           if (a.k === "register" || a.k === "updateCaps") lastCapsId++;
           state = observed;
@@ -707,12 +716,27 @@ describe("Invariants: run, participation, registration and challenge states move
     });
 
     const details = await checkProperty("follows the model", FILE, property, NUM_RUNS);
-    console.log(`      ${details.numRuns} sequences (seed ${details.seed}), ${steps} calls checked:\n${stats}`);
+    console.log(
+      `      ${details.numRuns} sequences (seed ${details.seed}), ${steps} calls checked; edges taken: ${[...edges].sort().join(", ")}\n${stats}`,
+    );
     if (replaying()) return;
     // Not vacuous: every kind of transition happened, and reused invite nonces were refused.
-    for (const kind of ["startRun", "completeRun", "cancelRun", "registerForRun", "acceptInvite", "leaveRun", "eject", "deregister", "register", "report", "revoke", "requestNewRound"]) {
+    for (const kind of ["startRun", "completeRun", "cancelRun", "registerForRun", "acceptInvite", "leaveRun", "eject", "deregister", "register", "updateCaps", "report", "revoke"]) {
       expect(stats.ok(kind), `no ${kind} succeeded`).to.be.greaterThan(0);
     }
+    // Each entry: one of these edges was taken.
+    const { Pending, Validated, Rejected } = ChallengeStatus;
+    const wanted = [
+      [`run ${RunStatus.Pending}>${RunStatus.Active}`],
+      [`run ${RunStatus.Active}>${RunStatus.Completed}`],
+      [`run ${RunStatus.Pending}>${RunStatus.Cancelled}`, `run ${RunStatus.Active}>${RunStatus.Cancelled}`],
+      ...[...EDGES.participation].map((e) => [`participation ${e}`]),
+      [`challenge ${Pending}>${Validated}`],
+      [`challenge ${Validated}>${Rejected}`],
+      [`challenge ${Pending}>${Rejected}`, ...[0, 1, 2, 3].map((from) => `challenge ${from}>new round ${Rejected}`)],
+      [`challenge ${Rejected}>new round ${Pending}`],
+    ];
+    expect(wanted.filter((any) => !any.some((e) => edges.has(e))), "edges never taken").to.deep.equal([]);
     const reused = ["acceptInvite", "replayInvite"].map((k) => stats.counts.get(k)?.reverted.get("TrainingRunsInviteNonceUsed") ?? 0);
     expect(reused[0] + reused[1], "no reused invite nonce was refused").to.be.greaterThan(0);
   });

@@ -24,7 +24,7 @@ export async function checkProperty<Ts>(title: string, file: string, property: f
     const replay =
       `FC_SEED=${details.seed}` +
       (details.counterexamplePath !== null ? ` FC_PATH=${details.counterexamplePath}` : "") +
-      ` npx hardhat test mocha ${file} --grep '${title}'`;
+      ` npx hardhat test mocha ${file} --grep '${title.replaceAll("'", "'\\''")}'`;
     const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
     throw new Error(`${title}: property failed with seed ${details.seed}\n  replay: ${replay}\n  error: ${cause}\n${report}`);
   }
