@@ -52,6 +52,12 @@ export interface ClusterOptions {
    * PoC or claims during the run (the scenarios of the registration and task flow).
    */
   economy?: Partial<EconomySettings> | false;
+  /**
+   * The miners' node keys (default: development accounts 10-14). Containers are labelled with their node's
+   * address, and a miner starting up removes the containers of its address that another installation left:
+   * clusters that share a Docker engine at the same time need different node keys.
+   */
+  nodeKeys?: string[];
 }
 
 /** What the cluster deploys for the epoch economy (Ignition parameters of the local deployment). */
@@ -182,7 +188,7 @@ export class KeeperProcess {
 }
 
 export class Cluster {
-  readonly keys: DevKeys = devKeys();
+  readonly keys: DevKeys;
   readonly processes = new Map<string, KeeperProcess>();
   node!: HardhatNode;
   admin!: Chain;
@@ -193,7 +199,9 @@ export class Cluster {
   masterUrl!: string;
   private readonly ports = new Map<string, number>();
 
-  private constructor(readonly options: ClusterOptions) {}
+  private constructor(readonly options: ClusterOptions) {
+    this.keys = { ...devKeys(), ...(options.nodeKeys ? { nodes: options.nodeKeys } : {}) };
+  }
 
   /** Chain, deployment, roles and an open, started run whose master is the development master key. */
   static async start(options: ClusterOptions, progress: (text: string) => void = () => {}): Promise<Cluster> {

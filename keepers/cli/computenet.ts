@@ -3,6 +3,7 @@
  *
  *   computenet discovery|validator|master|miner [flags]   run a keeper (flags: `--help` of each)
  *   computenet devnet                                     the whole network on this machine
+ *   computenet soak                                       the devnet with tasks flowing for N minutes, then checks
  *   computenet run create|start|show                      training runs (buyer)
  *   computenet task create|status|logs|list               tasks through the run's master (buyer)
  *   computenet nodes                                      the run's nodes as its master sees them
@@ -14,6 +15,7 @@ import { minerCommand } from "../miner/index.js";
 import { validatorCommand } from "../validator/index.js";
 import { nodesCommand, runCommand, taskCommand } from "./buyer.js";
 import { devnetCommand } from "./devnet.js";
+import { soakCommand } from "./soak.js";
 
 const program = new Command("computenet")
   .description("computenet: a decentralized compute network for AI training and inference")
@@ -23,6 +25,7 @@ const program = new Command("computenet")
   .addCommand(masterCommand())
   .addCommand(minerCommand())
   .addCommand(devnetCommand())
+  .addCommand(soakCommand())
   .addCommand(runCommand())
   .addCommand(taskCommand())
   .addCommand(nodesCommand());
