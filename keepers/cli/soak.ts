@@ -24,7 +24,7 @@ import { createLogger } from "../shared/log.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender } from "../shared/tx.js";
 import { devPrivateKey } from "../../scripts/lib/dev-accounts.js";
-import { ROOT } from "../../scripts/lib/processes.js";
+import { ROOT, runHardhat } from "../../scripts/lib/processes.js";
 import { Cluster, DEVNET_ECONOMY } from "./cluster.js";
 import { DEMO_IMAGE, dockerReady } from "./devnet.js";
 import {
@@ -315,6 +315,11 @@ class Soak {
       `plan: ${cfg.minutes} min of tasks at ${cfg.tasksPerMinute}/min over ${cfg.nodes} miners once they are Healthy, then a drain of at most ${this.graceMs / 1000} s (the grace period); ` +
         `RSS every ${cfg.sampleSec} s, a progress line every ${cfg.progressSec} s`,
     );
+    // Compiled now rather than inside the deployment: epoch 1 starts 30 s after the parameters are written, and a
+    // compilation there (a minute on two busy cores) would put the genesis in the past.
+    line("compiling the contracts if they changed ...");
+    await runHardhat(["build"], {}, 600_000);
+    this.checkInterrupted();
     this.starting = Cluster.start({ logDir: this.logDir, rpcPort: cfg.port, deploymentsRoot: this.logDir, heartbeatSec: cfg.heartbeatSec, economy, nodeKeys: SOAK_NODE_KEYS }, line);
     const cluster = await this.starting;
     this.cluster = cluster;
