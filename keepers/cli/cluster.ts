@@ -53,6 +53,12 @@ export interface ClusterOptions {
    * PoC or claims during the run (the scenarios of the registration and task flow).
    */
   economy?: Partial<EconomySettings> | false;
+  /**
+   * The miners' node keys (default: development accounts 10-14). Containers are labelled with their node's
+   * address, and a miner starting up removes the containers of its address that another installation left:
+   * clusters that share a Docker engine at the same time need different node keys.
+   */
+  nodeKeys?: string[];
 }
 
 /** What the cluster deploys for the epoch economy (Ignition parameters of the local deployment). */
@@ -191,7 +197,7 @@ export class KeeperProcess {
 }
 
 export class Cluster {
-  readonly keys: DevKeys = devKeys();
+  readonly keys: DevKeys;
   /** The master's dashboard operator token (CN_DASHBOARD_TOKEN), fresh for each cluster. */
   readonly dashboardToken = randomBytes(16).toString("hex");
   readonly processes = new Map<string, KeeperProcess>();
@@ -209,7 +215,9 @@ export class Cluster {
   keeperRpcUrl: string | undefined;
   private readonly ports = new Map<string, number>();
 
-  private constructor(readonly options: ClusterOptions) {}
+  private constructor(readonly options: ClusterOptions) {
+    this.keys = { ...devKeys(), ...(options.nodeKeys ? { nodes: options.nodeKeys } : {}) };
+  }
 
   /** Chain, deployment, roles and an open, started run whose master is the development master key. */
   static async start(options: ClusterOptions, progress: (text: string) => void = () => {}): Promise<Cluster> {

@@ -3,6 +3,7 @@
  *
  *   computenet discovery|validator|master|miner [flags]   run a keeper (flags: `--help` of each)
  *   computenet devnet                                     the whole network on this machine
+ *   computenet soak                                       the devnet with tasks flowing for N minutes, then checks
  *   computenet run create|start|show                      training runs (buyer)
  *   computenet task create|status|logs|list               tasks through the run's master (buyer)
  *   computenet nodes                                      the run's nodes as its master sees them
@@ -20,7 +21,7 @@ const program = new Command("computenet")
 if (process.argv[2] === "logs") {
   program.addCommand(logsCommand());
 } else {
-  const [{ discoveryCommand }, { masterCommand }, { minerCommand }, { validatorCommand }, { nodesCommand, runCommand, taskCommand }, { devnetCommand }] =
+  const [{ discoveryCommand }, { masterCommand }, { minerCommand }, { validatorCommand }, { nodesCommand, runCommand, taskCommand }, { devnetCommand }, { soakCommand }] =
     await Promise.all([
       import("../discovery/index.js"),
       import("../master/index.js"),
@@ -28,6 +29,7 @@ if (process.argv[2] === "logs") {
       import("../validator/index.js"),
       import("./buyer.js"),
       import("./devnet.js"),
+      import("./soak.js"),
     ]);
   program
     .addCommand(discoveryCommand())
@@ -35,6 +37,7 @@ if (process.argv[2] === "logs") {
     .addCommand(masterCommand())
     .addCommand(minerCommand())
     .addCommand(devnetCommand())
+    .addCommand(soakCommand())
     .addCommand(runCommand())
     .addCommand(taskCommand())
     .addCommand(nodesCommand())

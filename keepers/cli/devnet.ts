@@ -18,7 +18,7 @@ import { createLogger } from "../shared/log.js";
 import { KeeperStore } from "../shared/store.js";
 import { ROOT } from "../../scripts/lib/processes.js";
 import { Cluster } from "./cluster.js";
-const DEMO_IMAGE = "computenet/busybox:latest";
+export const DEMO_IMAGE = "computenet/busybox:latest";
 
 interface DevnetConfig {
   /** Where the log files go (default .devnet/<time>/ in the project). */
@@ -298,14 +298,14 @@ async function dashboardReady(masterUrl: string, timeoutMs = 20_000): Promise<bo
 }
 
 /** Whether a Docker engine answers, after trying to bring one up (and the demo image) with scripts/docker-engine.sh. */
-async function dockerReady(logDir: string): Promise<boolean> {
+export async function dockerReady(logDir: string, say: (text: string) => void = line): Promise<boolean> {
   if (process.getuid?.() === 0) {
     const result = spawnSync("bash", [path.join(ROOT, "scripts", "docker-engine.sh")], {
       env: { ...process.env, DOCKERD_LOG: path.join(logDir, "dockerd.log") },
       encoding: "utf8",
       timeout: 180_000,
     });
-    if (result.status !== 0) line(`docker-engine.sh failed: ${(result.stderr ?? "").trim().split("\n").pop()}`);
+    if (result.status !== 0) say(`docker-engine.sh failed: ${(result.stderr ?? "").trim().split("\n").pop()}`);
   }
   if (!(await DockerRuntime.available())) return false;
   return spawnSync("docker", ["image", "inspect", DEMO_IMAGE], { stdio: "ignore" }).status === 0;
