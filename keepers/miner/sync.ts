@@ -19,7 +19,8 @@ import { HttpError, type SignedClient } from "../shared/http.js";
 import type { Logger } from "../shared/log.js";
 import type { HeartbeatTarget } from "./heartbeat.js";
 import type { MinerState } from "./state.js";
-import { FORMAT_CHARACTER, ENCODED_PATH_CHARACTER, LONE_SURROGATE } from "../master/files.js";
+// The master's own rules: a name it would refuse is skipped here instead of being retried for ever.
+import { fileNameProblem } from "../master/files.js";
 
 export interface LocalFile {
   /** Path relative to the task's folder, "/"-separated. */
@@ -36,29 +37,6 @@ export interface SkippedFile {
 export interface ListOptions {
   maxFiles?: number;
   maxFileBytes?: number;
-}
-
-const MAX_NAME_BYTES = 255;
-
-/**
- * Why the master would refuse `name` as a file name (the rules of keepers/master/files.ts), or null:
- * at most 255 bytes of valid UTF-8, no control characters, no backslash, a relative path (no drive letter)
- * without empty, "." or ".." segments, no whitespace at either end (HTTP would strip it from the header),
- * no percent-encoded dot, slash, backslash or control character, no invisible formatting characters.
- */
-export function fileNameProblem(name: string): string | null {
-  if (name.length === 0) return "empty name";
-  if (Buffer.byteLength(name, "utf8") > MAX_NAME_BYTES) return `name over ${MAX_NAME_BYTES} bytes`;
-  if (name.includes("\uFFFD") || LONE_SURROGATE.test(name)) return "name is not valid UTF-8";
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return "name has control characters";
-  if (FORMAT_CHARACTER.test(name)) return "name has invisible formatting characters";
-  if (name.includes("\\")) return "name has a backslash";
-  if (name !== name.trim()) return "name starts or ends with whitespace";
-  if (name.startsWith("/") || /^[A-Za-z]:/.test(name) || name.split("/").some((s) => s === "" || s === "." || s === "..")) {
-    return "name is not a plain relative path";
-  }
-  if (ENCODED_PATH_CHARACTER.test(name)) return "name has a percent-encoded dot, slash, backslash or control character";
-  return null;
 }
 
 /** The header value carrying `name`: its UTF-8 bytes as they are (Node reads header values as latin1). */
