@@ -94,7 +94,8 @@ describe("soak checks", () => {
       const slow = judgeMemory(series(150, 4, 10), windows, bounds);
       expect(slow.pass).to.equal(false);
       // Plain numbers: the Hardhat chai matchers take over closeTo for bigints and refuse a fractional delta.
-      expect(Math.abs(slow.slopeMBPerMin - 4), `slope ${slow.slopeMBPerMin}`).to.be.at.most(0.2);
+      expect(slow.slopeMBPerMin, "the slope is measured").to.be.a("number");
+      expect(Math.abs(slow.slopeMBPerMin! - 4), `slope ${slow.slopeMBPerMin}`).to.be.at.most(0.2);
       const fast = judgeMemory(series(150, 15, 10), windows, bounds);
       expect(fast.notes.join("; ")).to.match(/grew [\d.]+ MB after warm-up.*MB\/min over the second half/);
     });
