@@ -91,6 +91,12 @@ export interface MinerAgentOptions {
   /** How long a validator-role or master check is cached. */
   permissionCacheMs: number;
   /**
+   * How long a finished task's container is kept before it is removed (its status and the end of its output
+   * stay in the miner's state; `retireFinished`). Default one hour; never less than three heartbeat
+   * intervals, so that the master hears of the end first.
+   */
+  keepFinishedMs?: number;
+  /**
    * The node key's connection and sender, for calls only the node may make (`completeTask`). Pass the one
    * the rest of the miner uses for the node key (one nonce manager per key). Default: `chain` and `tx` when
    * the provider key is the node key, otherwise a connection made here with `nodeWallet`.
@@ -126,6 +132,8 @@ export class MinerAgent {
   private discoveryWake: (() => void) | undefined;
   private lastDockerProbe = 0;
   private stopped = false;
+  private retireTimer: NodeJS.Timeout | undefined;
+  private retiring: Promise<string[]> | undefined;
   private endpointUploadedResolve!: () => void;
   /** Resolves once discovery accepted the endpoint. */
   readonly endpointUploaded: Promise<void>;
@@ -543,6 +551,9 @@ export class MinerAgent {
       throw new HttpError(409, `this node is not a member of run ${runId}`);
     }
     const known = this.options.runtime.status(spec.taskId);
+    // It ran here and was retired: the master asks again (its restart, a lost answer). Never run it twice.
+    const retired = known ? undefined : this.options.state.retiredTask(spec.taskId);
+    if (retired) return retired.status;
     // A TaskLedger task starts only once the chain confirms it is this node's, Assigned, with this spec.
     if (spec.ledgerTaskId !== undefined) await this.ledger.admit(spec, known !== undefined);
     let status: TaskStatus;
@@ -586,8 +597,10 @@ export class MinerAgent {
   /** The task's status, after checking that `signer` is the master of the task's run. */
   async taskStatus(signer: string, taskId: string): Promise<TaskStatus> {
     if (!TASK_ID_PATTERN.test(taskId)) throw new HttpError(400, "taskId must match [A-Za-z0-9_-]{1,64}");
-    await this.requireRuntime();
-    const status = this.options.runtime.status(taskId);
+    // A retired task is answered from the state, engine or not.
+    const retired = this.options.state.retiredTask(taskId);
+    if (!retired) await this.requireRuntime();
+    const status = (this.dockerAvailable ? this.options.runtime.status(taskId) : undefined) ?? retired?.status;
     if (!status) throw new HttpError(404, `unknown task ${taskId}`);
     if (!(await this.isMaster(BigInt(status.runId), signer))) {
       throw new HttpError(403, `${signer} is not the master of run ${status.runId}`);
@@ -603,11 +616,16 @@ export class MinerAgent {
       if (typeof tail !== "string" || !/^\d{1,7}$/.test(tail)) throw new HttpError(400, "tail must be a non-negative integer, given once");
       lines = Number(tail);
     }
-    return this.options.runtime.logs(taskId, { tail: lines });
+    if (this.dockerAvailable && this.options.runtime.status(taskId)) return this.options.runtime.logs(taskId, { tail: lines });
+    // Retired (taskStatus found it): the kept end of each stream, the last `tail` lines of each.
+    const retired = this.options.state.retiredTask(taskId)!;
+    return { stdout: lastLines(retired.stdout, lines), stderr: lastLines(retired.stderr, lines) };
   }
 
   async stopTask(signer: string, taskId: string): Promise<TaskStatus> {
-    await this.taskStatus(signer, taskId);
+    const status = await this.taskStatus(signer, taskId);
+    // A retired task ended long ago: nothing to stop.
+    if (!(this.dockerAvailable && this.options.runtime.status(taskId))) return status;
     this.log.tasks.info({ taskId, master: signer }, "stopping task at the master's request");
     return this.options.runtime.stop(taskId);
   }
@@ -682,8 +700,59 @@ export class MinerAgent {
     this.sync.enqueue(taskId, dir);
   }
 
+  /**
+   * Removes the containers of tasks that finished more than `keepFinishedMs` ago (at least three heartbeat
+   * intervals), once their files reached the master and their result is reported on chain (or they have
+   * nothing to report). Their status and the end of their output are saved first, so the task routes keep
+   * answering and a master asking to start one again gets its final status instead of a second run. A
+   * crash between the save and the removal leaves the container, adopted again at the next start and
+   * retired by a later pass. Resolves with the task ids retired; `startRetirement` runs it periodically.
+   */
+  async retireFinished(now = Date.now()): Promise<string[]> {
+    if (this.retiring) return this.retiring;
+    this.retiring = this.retirePass(now).finally(() => {
+      this.retiring = undefined;
+    });
+    return this.retiring;
+  }
+
+  private async retirePass(now: number): Promise<string[]> {
+    if (!this.dockerAvailable || this.stopped) return [];
+    const { runtime, state } = this.options;
+    const keepMs = Math.max(this.options.keepFinishedMs ?? 3_600_000, 3 * this.options.heartbeatIntervalMs);
+    const retired: string[] = [];
+    for (const status of runtime.list()) {
+      if (this.stopped) break;
+      if (!isFinal(status) || status.finishedAt === null || Date.parse(status.finishedAt) + keepMs > now) continue;
+      const { taskId } = status;
+      if (!state.syncedTask(taskId)) continue; // its files have not reached the master yet
+      const phase = state.ledgerTask(taskId)?.phase;
+      if (phase === "accepted" || phase === "completing") continue; // its result is not reported yet
+      try {
+        // The end of the output only: a chatty task's whole log could be gigabytes.
+        state.saveRetiredTask(status, await runtime.logs(taskId, { tail: 2_000 }));
+        await runtime.remove(taskId);
+        retired.push(taskId);
+        this.log.tasks.info({ taskId, state: status.state, exitCode: status.exitCode, finishedAt: status.finishedAt }, "finished task retired: container removed, status and output kept");
+      } catch (error) {
+        this.log.tasks.warn({ taskId, err: (error as Error).message }, "could not retire a finished task: trying again later");
+      }
+    }
+    return retired;
+  }
+
+  /** Retires finished tasks every `everyMs` (default a tenth of the keep time, between 5 s and 5 min). */
+  startRetirement(everyMs?: number): void {
+    const keepMs = this.options.keepFinishedMs ?? 3_600_000;
+    const interval = everyMs ?? Math.min(300_000, Math.max(5_000, Math.floor(keepMs / 10)));
+    this.retireTimer = setInterval(() => void this.retireFinished(), interval);
+    this.retireTimer.unref();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.retireTimer);
+    await this.retiring;
     this.discoveryWake?.();
     await this.discoveryLoop;
     await this.heartbeats.stop();
@@ -703,6 +772,16 @@ export function nodeKeyConnection(options: Pick<MinerAgentOptions, "provider" | 
 
 function isFinal(task: TaskStatus): boolean {
   return task.state === "completed" || task.state === "failed" || task.state === "stopped";
+}
+
+/** The last `lines` lines of `text` (all of it when `lines` is undefined). */
+export function lastLines(text: string, lines: number | undefined): string {
+  if (lines === undefined) return text;
+  if (lines === 0) return "";
+  const parts = text.split("\n");
+  // A final newline ends the last line; it does not start another.
+  const trailing = parts.at(-1) === "" ? parts.pop() : undefined;
+  return parts.slice(-lines).join("\n") + (trailing === undefined ? "" : "\n");
 }
 
 /**

@@ -111,6 +111,8 @@ export interface MinerOptions {
   pocThrottle?: number;
   /** Longest a validation re-execution of a task may run (default 120 s). */
   reexecTimeoutMs?: number;
+  /** How long a finished task's container is kept before it is removed (default 60 min; agent.ts `retireFinished`). */
+  keepFinishedMin?: number;
 }
 
 export interface MinerService {
@@ -255,6 +257,7 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
       maxFileBytes: options.maxFileBytes ?? 64 * 1024 * 1024,
       challengeLimits: { maxN: options.maxChallengeN },
       permissionCacheMs: options.permissionCacheMs ?? 10_000,
+      keepFinishedMs: (options.keepFinishedMin ?? 60) * 60_000,
     });
     cleanups.push({ name: "agent", run: () => agent.stop() });
     const economy = new MinerEconomy({
@@ -325,6 +328,7 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
     }
 
     agent.startDiscoveryUpload(publicUrl);
+    agent.startRetirement();
     follower.start();
     cleanups.push({ name: "event follower", run: () => follower.stop() });
     economy.start();
@@ -435,7 +439,7 @@ function registerGauges(registry: Registry, agent: MinerAgent, follower: EventFo
 
 // --- command line ------------------------------------------------------------------------------------
 
-export const MINER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("nodeKeyFile", "runId", "discoveryUrl", "publicUrl", "stake", "storageRoot", "heartbeatIntervalSec", "gpuModel", "allowHostNetwork", "allowPull", "dockerSocket", "cpuCores", "ramMb", "storageGb", "gpuCount", "gpuMemoryMb", "maxChallengeN", "pocThrottle") };
+export const MINER_OPTIONS: OptionNames = { ...COMMON_OPTIONS, ...optionNames("nodeKeyFile", "runId", "discoveryUrl", "publicUrl", "stake", "storageRoot", "heartbeatIntervalSec", "gpuModel", "allowHostNetwork", "allowPull", "dockerSocket", "cpuCores", "ramMb", "storageGb", "gpuCount", "gpuMemoryMb", "maxChallengeN", "pocThrottle", "keepFinishedMin") };
 
 const flag = z
   .union([z.boolean(), z.string()])
@@ -487,6 +491,7 @@ export const minerSchema = commonSchema.extend({
   gpuCount: integerOption(0, 0xffff).optional(),
   gpuMemoryMb: integerOption(0, 0xffff_ffff).optional(),
   maxChallengeN: integerOption(1, 4096).optional(),
+  keepFinishedMin: integerOption(0, 525_600),
   pocThrottle: z.coerce
     .number({ error: "must be a number in (0, 1]" })
     .gt(0, "must be in (0, 1]")
@@ -549,6 +554,7 @@ export function minerOptionsFrom(config: MinerConfig, keys: { providerKey: strin
     capabilities: overrides,
     maxChallengeN: config.maxChallengeN,
     pocThrottle: config.pocThrottle,
+    keepFinishedMin: config.keepFinishedMin,
   };
 }
 
@@ -575,6 +581,9 @@ export function minerCommand(): Command {
     .addOption(option("gpuCount", "<n>", "declare this many GPUs instead of the detected count"))
     .addOption(option("gpuMemoryMb", "<mib>", "declare this much memory per GPU instead of the detected amount"))
     .addOption(option("maxChallengeN", "<n>", "largest challenge matrix size answered (default 1024)"))
+    .addOption(
+      option("keepFinishedMin", "<minutes>", "minutes a finished task's container is kept before it is removed (its status and last output stay)").default("60"),
+    )
     .addOption(
       option(
         "pocThrottle",

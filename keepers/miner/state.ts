@@ -2,10 +2,12 @@
  * What the miner keeps in its SQLite file besides the shared cursor and nonces: the master it heartbeats
  * to (the chain knows the master's address but not its URL), and which task files reached that master.
  * Everything else (registration, stake, participation, validation) is read from the chain. Also which
- * TaskLedger tasks this node accepted and whether it reported their result on chain (ledger-tasks.ts).
+ * TaskLedger tasks this node accepted and whether it reported their result on chain (ledger-tasks.ts), and
+ * the final status and last output of finished tasks whose container was removed (agent.ts `retireFinished`).
  */
 import type { KeeperStore } from "../shared/store.js";
 import type { SignedTx } from "../shared/tx.js";
+import type { TaskStatus } from "./docker-runtime.js";
 
 /** The master this node joined through, as its invite told it. */
 export interface Membership {
@@ -56,6 +58,18 @@ export interface LedgerTaskRecord {
   updatedAt: number;
 }
 
+/** A finished task whose container was removed: what the miner still answers about it. */
+export interface RetiredTask {
+  status: TaskStatus;
+  /** The end of each stream when the container was removed (at most RETIRED_LOG_BYTES each). */
+  stdout: string;
+  stderr: string;
+  retiredAt: number;
+}
+
+/** How much of each stream of a retired task's output is kept. */
+export const RETIRED_LOG_BYTES = 64 * 1024;
+
 interface LedgerTaskRow {
   task_id: string;
   ledger_task_id: string;
@@ -98,6 +112,9 @@ export class MinerState {
       CREATE TABLE IF NOT EXISTS miner_ledger_tasks (
         task_id TEXT PRIMARY KEY, ledger_task_id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL, epoch TEXT NOT NULL,
         phase TEXT NOT NULL, result_hash TEXT, tx_hash TEXT, note TEXT, updated_at INTEGER NOT NULL, complete_tx TEXT
+      );
+      CREATE TABLE IF NOT EXISTS miner_retired_tasks (
+        task_id TEXT PRIMARY KEY, status TEXT NOT NULL, stdout TEXT NOT NULL, stderr TEXT NOT NULL, retired_at INTEGER NOT NULL
       );
     `);
     // Data dirs of earlier versions: the table without the recorded transaction.
@@ -203,4 +220,34 @@ export class MinerState {
         taskId,
       );
   }
+
+  /** Keeps a finished task's status and the end of its output, before its container is removed. */
+  saveRetiredTask(status: TaskStatus, logs: { stdout: string; stderr: string }): void {
+    this.store.db
+      .prepare(
+        `INSERT INTO miner_retired_tasks (task_id, status, stdout, stderr, retired_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT(task_id) DO UPDATE SET status = excluded.status, stdout = excluded.stdout, stderr = excluded.stderr,
+           retired_at = excluded.retired_at`,
+      )
+      .run(status.taskId, JSON.stringify(status), lastBytes(logs.stdout), lastBytes(logs.stderr), Date.now());
+  }
+
+  retiredTask(taskId: string): RetiredTask | undefined {
+    const row = this.store.db.prepare("SELECT status, stdout, stderr, retired_at FROM miner_retired_tasks WHERE task_id = ?").get(taskId) as
+      | { status: string; stdout: string; stderr: string; retired_at: number }
+      | undefined;
+    return row && { status: JSON.parse(row.status) as TaskStatus, stdout: row.stdout, stderr: row.stderr, retiredAt: row.retired_at };
+  }
+}
+
+/** The end of `text`, at most RETIRED_LOG_BYTES of UTF-8, cut at a line start when one is near. */
+export function lastBytes(text: string, max = RETIRED_LOG_BYTES): string {
+  const bytes = Buffer.from(text, "utf8");
+  if (bytes.length <= max) return text;
+  let start = bytes.length - max;
+  // Not in the middle of a character: skip UTF-8 continuation bytes.
+  while (start < bytes.length && (bytes[start] & 0xc0) === 0x80) start++;
+  const tail = bytes.subarray(start).toString("utf8");
+  const newline = tail.indexOf("\n");
+  return newline >= 0 && newline < 4096 ? tail.slice(newline + 1) : tail;
 }

@@ -513,6 +513,47 @@ describe("miner keeper (real chain, Docker and HTTP)", function () {
     await waitFor("the stopped task's (empty) folder to be synced", () => miner!.agent.sync.completed.has(taskId));
   });
 
+  it("retires a finished task once synced: container removed, status and output still answered, never run twice", async function () {
+    await requireDocker(this);
+    const client = masterClient();
+    const audience = node.toLowerCase();
+    const taskId = `done-${randomBytes(4).toString("hex")}`;
+    const spec = { taskId, runId: runId.toString(), image: IMAGE, command: ["sh", "-c", "echo one; echo two; echo oops >&2; echo r > /data/r.txt"], memoryMB: 32, cpus: 0.2 };
+    await client.call("POST", `${miner!.url}/tasks`, { audience, body: spec });
+    await waitFor("the task's files to be synced", () => miner!.agent.sync.completed.has(taskId));
+    const { containerId } = miner!.runtime.status(taskId)!;
+    const final = miner!.runtime.status(taskId)!;
+    expect(final.state).to.equal("completed");
+
+    // Kept for the keep time (60 min by default), then retired.
+    expect(await miner!.agent.retireFinished()).to.not.include(taskId);
+    expect((await docker.getContainer(containerId!).inspect()).State.Status).to.equal("exited");
+    expect(await miner!.agent.retireFinished(Date.now() + 61 * 60_000)).to.include(taskId);
+    const gone = await docker.getContainer(containerId!).inspect().then(() => 200, (error: { statusCode?: number }) => error.statusCode);
+    expect(gone).to.equal(404);
+    expect(miner!.runtime.status(taskId)).to.equal(undefined);
+
+    expect(await client.call<TaskStatus>("GET", `${miner!.url}/tasks/${taskId}`, { audience })).to.deep.equal(final);
+    expect(await client.call("GET", `${miner!.url}/tasks/${taskId}/logs`, { audience })).to.deep.equal({ stdout: "one\ntwo\n", stderr: "oops\n" });
+    expect(await client.call("GET", `${miner!.url}/tasks/${taskId}/logs?tail=1`, { audience })).to.deep.equal({ stdout: "two\n", stderr: "oops\n" });
+    expect(await client.call<TaskStatus>("POST", `${miner!.url}/tasks/${taskId}/stop`, { audience })).to.deep.equal(final);
+    // Only the run's master reads it.
+    expect((await stranger0().request("GET", `${miner!.url}/tasks/${taskId}`, { audience })).status).to.equal(403);
+
+    // The master asks again (say it restarted): the final status comes back and nothing runs.
+    const again = await client.request<TaskStatus>("POST", `${miner!.url}/tasks`, { audience, body: spec });
+    expect(again.status).to.equal(202);
+    expect(again.body).to.deep.equal(final);
+    const label = `${LABEL_NODE}=${node.toLowerCase()}`;
+    const containers = await docker.listContainers({ all: true, filters: { label: [label, `computenet.task=${taskId}`] } });
+    expect(containers).to.have.length(0);
+
+    // After a restart the state still answers for it.
+    await miner!.stop();
+    miner = await startMiner(options());
+    expect(await client.call<TaskStatus>("GET", `${miner.url}/tasks/${taskId}`, { audience })).to.deep.equal(final);
+  });
+
   it("without a Docker engine still registers, and answers task routes with 503", async () => {
     const noDockerKey = Wallet.createRandom().privateKey;
     const noDockerNode = new Wallet(noDockerKey).address;
