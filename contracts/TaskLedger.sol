@@ -15,16 +15,21 @@ import {Clock} from "./utils/Clock.sol";
 
 /// @title TaskLedger
 /// @notice Tasks of training runs: power-weighted assignment, completion, peer validation, disputes decided by
-///         power, and the work pay each node earns per epoch. See {ITaskLedger}.
+///         power voting with the seals of their own re-executions, and the work pay each node earns per epoch.
+///         See {ITaskLedger}.
 /// @dev Roles this contract needs elsewhere: ESCROW_ROLE on TrainingRuns (reserves, pays and releases task pay),
 ///      SLASHER_ROLE on MinerRegistry, PAYER_ROLE on the RewardVault (accusers' bounties, paid from the slashed
 ///      stake the registry sends to the vault, its treasury).
 ///
 ///      Choices the interface leaves open:
 ///      - A successful validation made before a dispute opens has already spoken for the task: its weight is
-///        added to the task's `validWeight` at once, so it counts as a vote to uphold when a dispute opens (the
-///        node cannot vote again). Validations after an upheld dispute are recorded (they fulfil the duty) but
-///        change nothing.
+///        added to the task's `validWeight` (the tally of the executor's seal) at once, so it counts as a vote
+///        for the executor's seal when a dispute opens (the node cannot vote again). Validations after an upheld
+///        dispute are recorded (they fulfil the duty) but change nothing.
+///      - Seals: a dispute's votes are tallied per seal, `keccak256(abi.encode(resultHash))` of each voter's own
+///        re-execution (`_sealWeights`; the executor's seal is tallied in `validWeight`, every other seal also
+///        adds to `invalidWeight`). Only the seal a vote raises can cross a threshold, so each vote checks one
+///        tally: no loop over seals.
 ///      - "Stake" in the slashing rules is what the registry can slash: the active stake plus the stake still
 ///        unbonding, so that unstaking or deregistering while a dispute runs does not shrink the penalty.
 ///      - An accuser whose node is no longer registered (no provider) receives no bounty.
@@ -103,6 +108,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     uint64 private _taskCount;
     mapping(uint256 taskId => StoredTask) private _tasks;
     mapping(uint256 taskId => Dispute) private _disputes;
+    /// @dev Power voting each seal other than the executor's in the task's dispute (the executor's: `validWeight`).
+    mapping(uint256 taskId => mapping(bytes32 seal => uint256 weight)) private _sealWeights;
     /// @dev Bit `taskId % 256` of word `taskId / 256`: the node validated (or voted on) the task.
     mapping(address node => mapping(uint256 word => uint256 bits)) private _validations;
     mapping(uint64 epoch => EpochTasks) private _epochTasks;
@@ -286,40 +293,61 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
                 dispute.validWeight += uint128(weight);
                 return;
             }
+            // The accuser's evidence is the seal of its own re-execution: its vote.
+            bytes32 seal = _dissentingSeal(taskId, task, evidenceHash);
             uint64 epoch = task.epoch;
             dispute.status = DisputeStatus.Open;
             dispute.accuser = msg.sender;
             dispute.openedAt = _clock();
             dispute.invalidWeight = uint128(weight);
+            dispute.accuserSeal = seal;
+            _sealWeights[taskId][seal] = weight;
             ++_nodeEpochs[epoch][task.assignee].head.openDisputes;
             ++_nodeEpochs[epoch][msg.sender].head.openDisputes;
-            emit DisputeOpened(taskId, msg.sender, weight);
-            _resolveIfDecided(taskId, task, dispute);
+            emit DisputeOpened(taskId, msg.sender, seal, weight);
+            _resolveIfDecided(taskId, task, dispute, seal, weight);
         } else if (disputeStatus == DisputeStatus.Open) {
-            _countVote(taskId, task, dispute, !ok, weight);
+            // A successful validation votes for the executor's seal (its evidence is not a seal), a failed one
+            // for the seal it carries.
+            _countVote(taskId, task, dispute, ok ? _executorSeal(task) : _dissentingSeal(taskId, task, evidenceHash), weight);
         }
         // An upheld dispute is final: a later validation is recorded (it fulfils a duty) and changes nothing.
+        // (Validations close with the Dispute phase, before any dispute can end Unresolved.)
     }
 
     /// @inheritdoc ITaskLedger
-    function vote(uint256 taskId, bool invalid) external nonReentrant {
+    /// @dev The seal is the voter's own: the ledger cannot tell a reproduced seal from one copied off an earlier
+    ///      DisputeVote (see docs/SECURITY.md §3.10). A seal equal to the executor's is a vote for the task.
+    function vote(uint256 taskId, bytes32 seal) external nonReentrant {
         StoredTask storage task = _existingTask(taskId);
         Dispute storage dispute = _disputes[taskId];
         if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
+        if (seal == bytes32(0)) revert TaskLedgerZeroSeal(taskId);
         uint256 weight = _recordVoter(taskId, task, _votingEnd(task, dispute));
-        _countVote(taskId, task, dispute, invalid, weight);
+        _countVote(taskId, task, dispute, seal, weight);
     }
 
     /// @inheritdoc ITaskLedger
-    /// @dev A dispute is resolved inside the validation or vote that decides it, so an open one can only be
-    ///      resolved here once its voting is over, and then for the task (invalidation did not win).
+    /// @dev A dispute is resolved inside the validation or vote that gives a seal its majority, so an open one can
+    ///      only be resolved here once its voting is over, and then without a majority: Unresolved. Nobody is
+    ///      slashed, because nobody was shown wrong: a non-deterministic task (random bytes, time, hostname) ends
+    ///      here, every re-execution sealing a different result, and slashing either side would punish an honest
+    ///      node (the executor, or an accuser that rightly could not reproduce the result). The task stays
+    ///      Completed and its executor keeps the pay; both parties' open disputes are released so they can claim.
+    ///      A garbage accuser seal cannot bring a wrong executor here when honest voters agree on the true seal
+    ///      (that seal wins its majority: invalidation), and a false accuser on a deterministic task is still
+    ///      slashed when the honest voters reproduce the executor's seal. The cost: when too little power votes,
+    ///      a false accuser is no longer slashed (nor an honest one, as before this rule).
     function resolveDispute(uint256 taskId) external nonReentrant {
         StoredTask storage task = _existingTask(taskId);
         Dispute storage dispute = _disputes[taskId];
         if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
         uint64 closesAt = _votingEnd(task, dispute);
         if (_clock() < closesAt) revert TaskLedgerDisputeUndecided(taskId, closesAt);
-        _uphold(taskId, task, dispute);
+        _close(task, dispute, DisputeStatus.Unresolved);
+        emit DisputeResolved(
+            taskId, DisputeStatus.Unresolved, bytes32(0), dispute.invalidWeight, dispute.validWeight, 0, 0
+        );
     }
 
     // ------------------------------------------------------------------ work settlement
@@ -400,6 +428,13 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     function disputeOf(uint256 taskId) external view returns (Dispute memory) {
         _existingTask(taskId);
         return _disputes[taskId];
+    }
+
+    /// @inheritdoc ITaskLedger
+    function sealWeightOf(uint256 taskId, bytes32 seal) external view returns (uint256) {
+        StoredTask storage task = _existingTask(taskId);
+        if (seal == _executorSeal(task)) return _disputes[taskId].validWeight;
+        return _sealWeights[taskId][seal];
     }
 
     /// @inheritdoc ITaskLedger
@@ -582,59 +617,106 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         words[word] = bits | bit;
     }
 
-    /// @dev Adds a vote to an open dispute and resolves it if the vote decides it. Each side sums the powers of
-    ///      distinct nodes, at most the epoch's total power, itself at most ProofOfCompute's uint128 raw total.
-    function _countVote(uint256 taskId, StoredTask storage task, Dispute storage dispute, bool invalid, uint256 weight)
+    /// @dev The seal the executor's result is judged by: votes carrying it count for the task (`validWeight`).
+    ///      It is computed from the result hash the executor posted (`keccak256(abi.encode(resultHash))`, what a
+    ///      validator's own re-execution seals to when it reproduces the result).
+    function _executorSeal(StoredTask storage task) private view returns (bytes32) {
+        return keccak256(abi.encode(task.resultHash));
+    }
+
+    /// @dev The seal of a failed validation: non-zero, and not the executor's (a node that sealed the executor's
+    ///      result reproduced it, and must say so with a successful validation).
+    function _dissentingSeal(uint256 taskId, StoredTask storage task, bytes32 seal) private view returns (bytes32) {
+        if (seal == bytes32(0)) revert TaskLedgerZeroSeal(taskId);
+        if (seal == _executorSeal(task)) revert TaskLedgerSealAgrees(taskId);
+        return seal;
+    }
+
+    /// @dev Adds a vote for `seal` to an open dispute and resolves it if the vote gives the seal its majority.
+    ///      Each tally sums the powers of distinct nodes, at most the epoch's total power, itself at most
+    ///      ProofOfCompute's uint128 raw total.
+    function _countVote(uint256 taskId, StoredTask storage task, Dispute storage dispute, bytes32 seal, uint256 weight)
         private
     {
-        if (invalid) dispute.invalidWeight += uint128(weight);
-        else dispute.validWeight += uint128(weight);
-        emit DisputeVote(taskId, msg.sender, invalid, weight);
-        _resolveIfDecided(taskId, task, dispute);
+        uint256 tally;
+        uint256 dissent;
+        if (seal == _executorSeal(task)) {
+            tally = dispute.validWeight += uint128(weight);
+        } else {
+            dispute.invalidWeight += uint128(weight);
+            tally = dissent = _sealWeights[taskId][seal] += weight;
+        }
+        emit DisputeVote(taskId, msg.sender, seal, weight, tally);
+        _resolveIfDecided(taskId, task, dispute, seal, dissent);
     }
 
-    /// @dev Decided by the voting power: the epoch's total less the executor's, which cannot vote.
-    function _resolveIfDecided(uint256 taskId, StoredTask storage task, Dispute storage dispute) private {
+    /// @dev Decided by the voting power: the epoch's total less the executor's, which cannot vote. The executor's
+    ///      seal upholds with at least half (checked after any vote: when a dispute opens, the successful
+    ///      validations made before may already hold half); `seal`, which a vote just raised to `dissent` (0 for
+    ///      a vote for the executor's seal), invalidates with more than half. Only the seal a vote raised can cross
+    ///      a threshold, and both cannot hold at once (the tallies sum distinct nodes' powers).
+    function _resolveIfDecided(
+        uint256 taskId,
+        StoredTask storage task,
+        Dispute storage dispute,
+        bytes32 seal,
+        uint256 dissent
+    ) private {
         uint256 total = poc.totalPower(task.epoch) - task.assigneePower;
-        if (uint256(dispute.invalidWeight) * 2 > total) _invalidate(taskId, task, dispute);
-        else if (uint256(dispute.validWeight) * 2 >= total) _uphold(taskId, task, dispute);
+        if (uint256(dispute.validWeight) * 2 >= total) _uphold(taskId, task, dispute);
+        else if (dissent * 2 > total) _invalidate(taskId, task, dispute, seal);
     }
 
-    /// @dev The executor loses the task's pay (back to the run's escrow) and a share of its stake; the accuser's
-    ///      provider receives a share of what was slashed, from the vault that received it.
-    function _invalidate(uint256 taskId, StoredTask storage task, Dispute storage dispute) private {
+    /// @dev Ends an open dispute with `outcome`: releases both parties' open disputes of the epoch.
+    function _close(StoredTask storage task, Dispute storage dispute, DisputeStatus outcome) private {
+        uint64 epoch = task.epoch;
+        dispute.status = outcome;
+        --_nodeEpochs[epoch][task.assignee].head.openDisputes;
+        --_nodeEpochs[epoch][dispute.accuser].head.openDisputes;
+    }
+
+    /// @dev `seal` won a majority against the executor's: the executor loses the task's pay (back to the run's
+    ///      escrow) and a share of its stake. The accuser's provider receives a share of what was slashed, from
+    ///      the vault that received it, only when the winning seal is the accuser's own: an accuser that sealed
+    ///      something else (a garbage seal, possibly colluding with the executor to dilute the vote) earns nothing.
+    ///      It is not slashed either: it was right that the executor was wrong.
+    function _invalidate(uint256 taskId, StoredTask storage task, Dispute storage dispute, bytes32 seal) private {
         address executor = task.assignee;
         address accuser = dispute.accuser;
         uint64 epoch = task.epoch;
         uint256 runId = task.runId;
         uint256 pay = task.pay;
         task.status = TaskStatus.Invalidated;
-        dispute.status = DisputeStatus.Invalidated;
-        --_nodeEpochs[epoch][executor].head.openDisputes;
-        --_nodeEpochs[epoch][accuser].head.openDisputes;
+        _close(task, dispute, DisputeStatus.Invalidated);
         // Credited at completion and not settled: settlement waits for the end of the Dispute phase.
         _work[epoch][executor][runId] -= pay;
 
         if (pay > 0) runs.releaseEscrow(runId, pay);
         uint256 slashed = _slash(executor, _executorSlashBps, INVALID_TASK_REASON);
-        uint256 reward;
+        uint256 reward = seal == dispute.accuserSeal ? _payBounty(accuser, slashed) : 0;
+        emit DisputeResolved(
+            taskId, DisputeStatus.Invalidated, seal, dispute.invalidWeight, dispute.validWeight, slashed, reward
+        );
+    }
+
+    /// @dev The executor's seal holds half the voting power: the task stands; the accuser loses a share of its
+    ///      stake.
+    function _uphold(uint256 taskId, StoredTask storage task, Dispute storage dispute) private {
+        _close(task, dispute, DisputeStatus.Upheld);
+        uint256 slashed = _slash(dispute.accuser, _falseAccuserSlashBps, FALSE_ACCUSATION_REASON);
+        emit DisputeResolved(
+            taskId, DisputeStatus.Upheld, _executorSeal(task), dispute.invalidWeight, dispute.validWeight, slashed, 0
+        );
+    }
+
+    /// @dev Pays `accuserRewardBps` of `slashed` from the vault to the provider of `accuser` (nothing when it has
+    ///      none); returns what was paid.
+    function _payBounty(address accuser, uint256 slashed) private returns (uint256 reward) {
         uint256 bounty = slashed * _accuserRewardBps / BPS;
         if (bounty > 0) {
             address provider = registry.providerOf(accuser);
             if (provider != address(0)) reward = vault.payBounty(provider, bounty);
         }
-        emit DisputeResolved(taskId, true, dispute.invalidWeight, dispute.validWeight, slashed, reward);
-    }
-
-    /// @dev The task stands; the accuser loses a share of its stake.
-    function _uphold(uint256 taskId, StoredTask storage task, Dispute storage dispute) private {
-        address accuser = dispute.accuser;
-        uint64 epoch = task.epoch;
-        dispute.status = DisputeStatus.Upheld;
-        --_nodeEpochs[epoch][task.assignee].head.openDisputes;
-        --_nodeEpochs[epoch][accuser].head.openDisputes;
-        uint256 slashed = _slash(accuser, _falseAccuserSlashBps, FALSE_ACCUSATION_REASON);
-        emit DisputeResolved(taskId, false, dispute.invalidWeight, dispute.validWeight, slashed, 0);
     }
 
     /// @dev Slashes `bps` of what the registry holds for `node` (active stake and unbonding stake).

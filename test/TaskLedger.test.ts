@@ -1,6 +1,6 @@
 /**
  * TaskLedger: enrollment, power-weighted task draws, completion and expiry, validation, disputes decided by
- * power, and the work pay of each epoch.
+ * power voting per seal (Invalidated, Upheld or Unresolved), and the work pay of each epoch.
  *
  * Everything runs on the real system (`deploySystem`, the Ignition modules) with power given by a real PoC
  * round (`givePower`). The shared fixture: six CPU nodes, n1..n3 under provider p1 and n4..n6 under p2, all
@@ -57,6 +57,14 @@ const NO_REQUIREMENTS = {
 const spec = (i: number | bigint) => ethers.id(`task spec ${i}`);
 const result = (i: number | bigint) => ethers.id(`task result ${i}`);
 const evidence = (label: string) => ethers.id(`evidence ${label}`);
+/** The seal of a result hash, `keccak256(abi.encode(resultHash))`: what votes carry. */
+const sealOf = (resultHash: string) => keccak256(coder.encode(["bytes32"], [resultHash]));
+/** The seal of what the executor reported for task `i` (`result(i)`): the task's side in a dispute. */
+const executorSeal = (i: number | bigint) => sealOf(result(i));
+/** A seal other than the executor's that the dissenting voters of a test agree on. */
+const WRONG = sealOf(ethers.id("a different result"));
+/** A seal nobody else shares (a non-deterministic re-execution, or garbage). */
+const junk = (label: string) => sealOf(ethers.id(`junk ${label}`));
 
 interface Context {
   sys: System;
@@ -128,6 +136,18 @@ async function enrolled(ctx: Context): Promise<Context> {
 /** enrolledFixture, then task 1 of run B (3 units, pay 6 tokens) created and completed by n3. */
 async function completedFixture() {
   return completed(await enrolledFixture());
+}
+
+/** completedFixture with powers 100, 200, 500 (n3, the executor), 400, 500: 1200 may vote, half is 600. */
+async function halfFixture() {
+  const ctx = await membersFixture();
+  await givePower(
+    connection,
+    ctx.sys,
+    EPOCH,
+    [100n, 200n, 500n, 400n, 500n].map((count, i) => ({ node: ctx.nodes[i], count })),
+  );
+  return completed(await enrolled(ctx));
 }
 
 /** completedFixture on a system whose Claim window (1 h) is shorter than its Dispute window (6 h). */
@@ -889,12 +909,12 @@ describe("TaskLedger", () => {
         .withArgs(taskId, t.disputeEnd);
     });
 
-    it("opens a dispute when the result could not be reproduced", async () => {
+    it("opens a dispute when the result could not be reproduced, with the accuser's seal as its vote", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, , n3] = nodes;
-      const tx = ledger.connect(n1).submitValidation(taskId, false, evidence("mismatch"));
-      await expect(tx).to.emit(ledger, "TaskValidated").withArgs(taskId, n1.address, false, evidence("mismatch"), 100n);
-      await expect(tx).to.emit(ledger, "DisputeOpened").withArgs(taskId, n1.address, 100n);
+      const tx = ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      await expect(tx).to.emit(ledger, "TaskValidated").withArgs(taskId, n1.address, false, WRONG, 100n);
+      await expect(tx).to.emit(ledger, "DisputeOpened").withArgs(taskId, n1.address, WRONG, 100n);
       await expect(tx).to.not.emit(ledger, "DisputeResolved");
       const stamp = BigInt((await ethers.provider.getBlock("latest"))!.timestamp);
       const dispute = await ledger.disputeOf(taskId);
@@ -903,68 +923,103 @@ describe("TaskLedger", () => {
       expect(dispute.openedAt).to.equal(stamp);
       expect(dispute.invalidWeight).to.equal(100n);
       expect(dispute.validWeight).to.equal(0n);
+      expect(dispute.accuserSeal).to.equal(WRONG);
+      expect(await ledger.sealWeightOf(taskId, WRONG)).to.equal(100n);
+      expect(await ledger.sealWeightOf(taskId, executorSeal(taskId))).to.equal(0n);
       expect(await ledger.openDisputesOf(EPOCH, n1.address)).to.equal(1n);
       expect(await ledger.openDisputesOf(EPOCH, n3.address)).to.equal(1n);
       expect(await ledger.openDisputesOf(EPOCH, nodes[1].address)).to.equal(0n);
       expect((await ledger.nodeEpochOf(EPOCH, n3.address))[0].openDisputes).to.equal(1n);
     });
 
-    it("counts later validations of a disputed task as votes", async () => {
+    it("refuses a failed validation without a seal or with the executor's own seal", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2] = nodes;
+      for (const [seal, error] of [
+        [ZERO_HASH, "TaskLedgerZeroSeal"],
+        [executorSeal(taskId), "TaskLedgerSealAgrees"],
+      ] as const) {
+        await expect(ledger.connect(n1).submitValidation(taskId, false, seal)).to.be.revertedWithCustomError(ledger, error).withArgs(taskId);
+      }
+      // Also once the dispute is open.
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      for (const [seal, error] of [
+        [ZERO_HASH, "TaskLedgerZeroSeal"],
+        [executorSeal(taskId), "TaskLedgerSealAgrees"],
+      ] as const) {
+        await expect(ledger.connect(n2).submitValidation(taskId, false, seal)).to.be.revertedWithCustomError(ledger, error).withArgs(taskId);
+      }
+      expect(await ledger.hasValidated(taskId, n2.address)).to.equal(false);
+    });
+
+    it("counts later validations of a disputed task as votes: failed ones for their seal, successful ones for the executor's", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, , n4] = nodes;
-      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await expect(ledger.connect(n2).submitValidation(taskId, false, evidence("n2")))
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      await expect(ledger.connect(n2).submitValidation(taskId, false, WRONG))
         .to.emit(ledger, "DisputeVote")
-        .withArgs(taskId, n2.address, true, 200n);
+        .withArgs(taskId, n2.address, WRONG, 200n, 300n);
       const tx = ledger.connect(n4).submitValidation(taskId, true, evidence("n4"));
-      await expect(tx).to.emit(ledger, "DisputeVote").withArgs(taskId, n4.address, false, 500n);
+      await expect(tx).to.emit(ledger, "DisputeVote").withArgs(taskId, n4.address, executorSeal(taskId), 500n, 500n);
       await expect(tx).to.emit(ledger, "TaskValidated").withArgs(taskId, n4.address, true, evidence("n4"), 500n);
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.status, dispute.invalidWeight, dispute.validWeight]).to.deep.equal([DisputeStatus.Open, 300n, 500n]);
+      expect(await ledger.sealWeightOf(taskId, WRONG)).to.equal(300n);
+      expect(await ledger.sealWeightOf(taskId, executorSeal(taskId))).to.equal(500n);
     });
   });
 
   describe("vote", () => {
-    it("adds the voter's power to its side and marks it as having validated", async () => {
+    it("adds the voter's power to its seal and marks it as having validated", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, , n4] = nodes;
-      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await expect(ledger.connect(n2).vote(taskId, true)).to.emit(ledger, "DisputeVote").withArgs(taskId, n2.address, true, 200n);
-      await expect(ledger.connect(n4).vote(taskId, false)).to.emit(ledger, "DisputeVote").withArgs(taskId, n4.address, false, 500n);
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      await expect(ledger.connect(n2).vote(taskId, junk("n2"))).to.emit(ledger, "DisputeVote").withArgs(taskId, n2.address, junk("n2"), 200n, 200n);
+      await expect(ledger.connect(n4).vote(taskId, executorSeal(taskId)))
+        .to.emit(ledger, "DisputeVote")
+        .withArgs(taskId, n4.address, executorSeal(taskId), 500n, 500n);
       expect(await ledger.hasValidated(taskId, n2.address)).to.equal(true);
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.invalidWeight, dispute.validWeight]).to.deep.equal([300n, 500n]);
+      expect(await ledger.sealWeightOf(taskId, WRONG)).to.equal(100n);
+      expect(await ledger.sealWeightOf(taskId, junk("n2"))).to.equal(200n);
+      expect(await ledger.sealWeightOf(taskId, junk("nobody"))).to.equal(0n);
       // A voter has spoken: it cannot validate afterwards either.
       await expect(ledger.connect(n2).submitValidation(taskId, true, evidence("n2")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
         .withArgs(taskId, n2.address);
     });
 
-    it("is refused without an open dispute", async () => {
+    it("is refused without an open dispute, and without a seal", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
-      await expect(ledger.connect(nodes[0]).vote(taskId, true))
+      await expect(ledger.connect(nodes[0]).vote(taskId, WRONG))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute")
         .withArgs(taskId);
-      await expect(ledger.connect(nodes[0]).vote(77n, true))
+      await expect(ledger.connect(nodes[0]).vote(77n, WRONG))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask")
         .withArgs(77n);
+      await expect(ledger.sealWeightOf(77n, WRONG)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(77n);
+      await ledger.connect(nodes[0]).submitValidation(taskId, false, WRONG);
+      await expect(ledger.connect(nodes[1]).vote(taskId, ZERO_HASH))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerZeroSeal")
+        .withArgs(taskId);
     });
 
     it("is refused to the executor, to the accuser, to a node that validated and to nodes without power", async () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, n3, , , n6] = nodes;
       await ledger.connect(n2).submitValidation(taskId, true, evidence("n2"));
-      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await expect(ledger.connect(n3).vote(taskId, false))
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      await expect(ledger.connect(n3).vote(taskId, executorSeal(taskId)))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerSelfValidation")
         .withArgs(taskId);
       for (const node of [n1, n2]) {
-        await expect(ledger.connect(node).vote(taskId, true))
+        await expect(ledger.connect(node).vote(taskId, WRONG))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
           .withArgs(taskId, node.address);
       }
       for (const account of [n6, sys.stranger]) {
-        await expect(ledger.connect(account).vote(taskId, true))
+        await expect(ledger.connect(account).vote(taskId, WRONG))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerNoPower")
           .withArgs(EPOCH, account.address);
       }
@@ -972,13 +1027,13 @@ describe("TaskLedger", () => {
 
     it("closes at the end of the task epoch's Dispute phase for a dispute opened early", async () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
-      await ledger.connect(nodes[0]).submitValidation(taskId, false, evidence("n1"));
+      await ledger.connect(nodes[0]).submitValidation(taskId, false, WRONG);
       const t = await timeline(sys);
       expect(await ledger.votingEndOf(taskId)).to.equal(t.disputeEnd);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
-      await expect(ledger.connect(nodes[1]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[1]).vote(taskId, WRONG, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(t.disputeEnd);
-      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED))
+      await expect(ledger.connect(nodes[3]).vote(taskId, WRONG, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.disputeEnd);
     });
@@ -988,23 +1043,23 @@ describe("TaskLedger", () => {
       const t = await timeline(sys);
       const opened = t.disputeEnd - 10n;
       await time.setNextBlockTimestamp(opened);
-      await ledger.connect(nodes[0]).submitValidation(taskId, false, evidence("n1"), MINED);
+      await ledger.connect(nodes[0]).submitValidation(taskId, false, WRONG, MINED);
       const closes = opened + EPOCH_PARAMETERS.disputeWindow;
       expect(await ledger.votingEndOf(taskId)).to.equal(closes);
       // Validations still close with the phase; votes go on.
       await time.setNextBlockTimestamp(t.disputeEnd);
-      await expect(ledger.connect(nodes[1]).submitValidation(taskId, false, evidence("n2"), MINED))
+      await expect(ledger.connect(nodes[1]).submitValidation(taskId, false, WRONG, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.disputeEnd);
       await expect(ledger.connect(sys.stranger).resolveDispute(taskId, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputeUndecided")
         .withArgs(taskId, closes);
       await time.setNextBlockTimestamp(closes - 2n);
-      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[3]).vote(taskId, WRONG, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(closes - 1n);
-      await expect(ledger.connect(nodes[4]).vote(taskId, true, MINED))
+      await expect(ledger.connect(nodes[4]).vote(taskId, WRONG, MINED))
         .to.emit(ledger, "DisputeResolved")
-        .withArgs(taskId, true, 1100n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
+        .withArgs(taskId, DisputeStatus.Invalidated, WRONG, 1100n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Invalidated);
       await expect(ledger.votingEndOf(taskId)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute").withArgs(taskId);
     });
@@ -1014,12 +1069,12 @@ describe("TaskLedger", () => {
       const t = await timeline(sys);
       expect(t.claimEnd - t.disputeEnd).to.equal(3600n);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
-      await ledger.connect(nodes[0]).submitValidation(taskId, false, evidence("n1"), MINED);
+      await ledger.connect(nodes[0]).submitValidation(taskId, false, WRONG, MINED);
       expect(await ledger.votingEndOf(taskId)).to.equal(t.claimEnd);
       await time.setNextBlockTimestamp(t.claimEnd - 1n);
-      await expect(ledger.connect(nodes[1]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[1]).vote(taskId, WRONG, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(t.claimEnd);
-      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED))
+      await expect(ledger.connect(nodes[3]).vote(taskId, WRONG, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.claimEnd);
       await expect(ledger.connect(sys.stranger).resolveDispute(taskId)).to.emit(ledger, "DisputeResolved");
@@ -1032,28 +1087,32 @@ describe("TaskLedger", () => {
     });
   });
 
-  describe("disputes decided by power", () => {
+  describe("disputes decided by power per seal", () => {
+    const EXECUTOR_SLASH = (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS; // 20 tokens
+    const BOUNTY = (EXECUTOR_SLASH * ACCUSER_REWARD_BPS) / BPS; // 10 tokens
+    const ACCUSER_SLASH = (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS; // 5 tokens
+
     it("count only the power that may vote: the executor's is left out", async () => {
       // n3 (500 of 1800) executed the task; 1300 may vote. 700 is more than half of 1300, not of 1800.
       const invalidate = await networkHelpers.loadFixture(completedFixture);
       const [, n2, , n4] = invalidate.nodes;
-      await invalidate.ledger.connect(n4).submitValidation(invalidate.taskId, false, evidence("n4"));
-      await expect(invalidate.ledger.connect(n2).vote(invalidate.taskId, true))
+      await invalidate.ledger.connect(n4).submitValidation(invalidate.taskId, false, WRONG);
+      await expect(invalidate.ledger.connect(n2).vote(invalidate.taskId, WRONG))
         .to.emit(invalidate.ledger, "DisputeResolved")
-        .withArgs(invalidate.taskId, true, 700n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
+        .withArgs(invalidate.taskId, DisputeStatus.Invalidated, WRONG, 700n, 0n, EXECUTOR_SLASH, BOUNTY);
 
       // 650 of 1300 is half the voting power: enough to uphold (not of 1800).
       const uphold = await networkHelpers.loadFixture(completedFixture);
       const [m1, m2, , , m5] = uphold.nodes;
-      await uphold.ledger.connect(m1).submitValidation(uphold.taskId, false, evidence("n1"));
-      await uphold.ledger.connect(m5).vote(uphold.taskId, false);
-      expect((await uphold.ledger.disputeOf(uphold.taskId)).status).to.equal(DisputeStatus.Open); // 500 valid
-      await expect(uphold.ledger.connect(m2).vote(uphold.taskId, false))
+      await uphold.ledger.connect(m1).submitValidation(uphold.taskId, false, WRONG);
+      await uphold.ledger.connect(m5).vote(uphold.taskId, executorSeal(uphold.taskId));
+      expect((await uphold.ledger.disputeOf(uphold.taskId)).status).to.equal(DisputeStatus.Open); // 500 for the executor
+      await expect(uphold.ledger.connect(m2).vote(uphold.taskId, executorSeal(uphold.taskId)))
         .to.emit(uphold.ledger, "DisputeResolved")
-        .withArgs(uphold.taskId, false, 100n, 700n, (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS, 0n);
+        .withArgs(uphold.taskId, DisputeStatus.Upheld, executorSeal(uphold.taskId), 100n, 700n, ACCUSER_SLASH, 0n);
     });
 
-    it("invalidate the task once more than half the epoch's power says so", async () => {
+    it("invalidate the task once the accuser's seal holds more than half the power, and pay the accuser", async () => {
       const { sys, ledger, runB, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [, , n3, n4, n5] = nodes;
       const [, p2] = sys.providers;
@@ -1062,23 +1121,23 @@ describe("TaskLedger", () => {
       const p2Before = await sys.token.balanceOf(p2.address);
       const vaultBefore = await sys.token.balanceOf(vault);
 
-      await ledger.connect(n4).submitValidation(taskId, false, evidence("n4")); // 500 of 1300 voting: not yet
+      await ledger.connect(n4).submitValidation(taskId, false, WRONG); // 500 of 1300 voting: not yet
       expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Open);
-      const slashed = (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS; // 20 tokens
-      const bounty = (slashed * ACCUSER_REWARD_BPS) / BPS; // 10 tokens
-      const tx = ledger.connect(n5).vote(taskId, true); // 1000 of 1300: more than half
-      await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, true, 1000n, 0n, slashed, bounty);
+      const tx = ledger.connect(n5).vote(taskId, WRONG); // 1000 of 1300: more than half
+      await expect(tx).to.emit(ledger, "DisputeVote").withArgs(taskId, n5.address, WRONG, 500n, 1000n);
+      await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, DisputeStatus.Invalidated, WRONG, 1000n, 0n, EXECUTOR_SLASH, BOUNTY);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")
-        .withArgs(n3.address, await ledger.getAddress(), slashed, 0n, INVALID_TASK, vault);
-      await expect(tx).to.emit(sys.rewardVault, "BountyPaid").withArgs(p2.address, bounty, bounty);
+        .withArgs(n3.address, await ledger.getAddress(), EXECUTOR_SLASH, 0n, INVALID_TASK, vault);
+      await expect(tx).to.emit(sys.rewardVault, "BountyPaid").withArgs(p2.address, BOUNTY, BOUNTY);
       await expect(tx).to.emit(sys.trainingRuns, "EscrowReleased").withArgs(runB, 6n * TOKEN, false);
 
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Invalidated);
       expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Invalidated);
-      expect((await sys.registry.getNode(n3.address)).stake).to.equal(CPU_STAKE - slashed);
-      expect(await sys.token.balanceOf(p2.address)).to.equal(p2Before + bounty);
-      expect(await sys.token.balanceOf(vault)).to.equal(vaultBefore + slashed - bounty);
+      expect((await sys.registry.getNode(n3.address)).stake).to.equal(CPU_STAKE - EXECUTOR_SLASH);
+      expect((await sys.registry.getNode(n4.address)).stake).to.equal(CPU_STAKE);
+      expect(await sys.token.balanceOf(p2.address)).to.equal(p2Before + BOUNTY);
+      expect(await sys.token.balanceOf(vault)).to.equal(vaultBefore + EXECUTOR_SLASH - BOUNTY);
       // The executor's credit for the task is gone and the buyer's escrow is free again.
       expect((await ledger.workOf(EPOCH, n3.address)).amounts).to.deep.equal([0n, 0n]);
       const escrowAfter = await balancedEscrow(sys, runB);
@@ -1091,7 +1150,7 @@ describe("TaskLedger", () => {
       await expect(ledger.connect(nodes[0]).submitValidation(taskId, true, evidence("n1")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerInvalidStatus")
         .withArgs(taskId, TaskStatus.Invalidated);
-      await expect(ledger.connect(nodes[0]).vote(taskId, false))
+      await expect(ledger.connect(nodes[0]).vote(taskId, executorSeal(taskId)))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute")
         .withArgs(taskId);
       await expect(ledger.resolveDispute(taskId))
@@ -1100,49 +1159,99 @@ describe("TaskLedger", () => {
       expect(await ledger.isValidationDuty(taskId, nodes[0].address, ethers.id("any"))).to.equal(false);
     });
 
-    it("uphold the task once at least half the power says so, and slash the false accuser", async () => {
+    it("invalidate a wrong executor without bounty when honest voters outvote a garbage accuser seal", async () => {
+      // A buyer's accuser colluding with a wrong executor posts a garbage seal to split the vote: the honest
+      // voters, who all reproduce the true result, still win a majority on its seal.
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2, n3, n4, n5] = nodes;
+      const truth = sealOf(ethers.id("the true result"));
+      await ledger.connect(n1).submitValidation(taskId, false, junk("colluding accuser"));
+      await ledger.connect(n4).vote(taskId, truth);
+      await ledger.connect(n2).vote(taskId, truth); // 700 on the truth, 100 on the garbage: more than half of 1300
+      const events = await ledger.queryFilter(ledger.filters.DisputeResolved(taskId));
+      expect(events).to.have.length(1);
+      expect(events[0].args.outcome).to.equal(BigInt(DisputeStatus.Invalidated));
+      expect(events[0].args.seal).to.equal(truth);
+      expect([events[0].args.invalidWeight, events[0].args.validWeight]).to.deep.equal([800n, 0n]);
+      expect([events[0].args.slashed, events[0].args.reward]).to.deep.equal([EXECUTOR_SLASH, 0n]);
+      expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Invalidated);
+      expect((await sys.registry.getNode(n3.address)).stake).to.equal(CPU_STAKE - EXECUTOR_SLASH);
+      // The accuser was right that the executor was wrong: not slashed, but not paid either.
+      expect((await sys.registry.getNode(n1.address)).stake).to.equal(CPU_STAKE);
+      const bounties = await sys.rewardVault.queryFilter(sys.rewardVault.filters.BountyPaid());
+      expect(bounties).to.have.length(0);
+      expect(await ledger.openDisputesOf(EPOCH, n1.address)).to.equal(0n);
+      expect(await ledger.openDisputesOf(EPOCH, n3.address)).to.equal(0n);
+      await expect(ledger.connect(n5).vote(taskId, truth)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
+    });
+
+    it("need more than half to invalidate and exactly half to uphold", async () => {
+      // Powers 100, 200, 500 (executor), 400, 500: 1200 may vote, half is 600.
+      const invalidate = await networkHelpers.loadFixture(halfFixture);
+      const [n1, n2, , n4, n5] = invalidate.nodes;
+      await invalidate.ledger.connect(n2).submitValidation(invalidate.taskId, false, WRONG);
+      await expect(invalidate.ledger.connect(n4).vote(invalidate.taskId, WRONG)).to.not.emit(invalidate.ledger, "DisputeResolved");
+      expect(await invalidate.ledger.sealWeightOf(invalidate.taskId, WRONG)).to.equal(600n); // exactly half: not yet
+      expect((await invalidate.ledger.disputeOf(invalidate.taskId)).status).to.equal(DisputeStatus.Open);
+      await expect(invalidate.ledger.connect(n1).vote(invalidate.taskId, WRONG))
+        .to.emit(invalidate.ledger, "DisputeResolved")
+        .withArgs(invalidate.taskId, DisputeStatus.Invalidated, WRONG, 700n, 0n, EXECUTOR_SLASH, BOUNTY);
+
+      const uphold = await networkHelpers.loadFixture(halfFixture);
+      const [m1, m2, , , m5] = uphold.nodes;
+      const seal = executorSeal(uphold.taskId);
+      await uphold.ledger.connect(m2).submitValidation(uphold.taskId, false, WRONG);
+      await expect(uphold.ledger.connect(m5).vote(uphold.taskId, seal)).to.not.emit(uphold.ledger, "DisputeResolved");
+      await expect(uphold.ledger.connect(m1).vote(uphold.taskId, seal)) // 600: exactly half upholds
+        .to.emit(uphold.ledger, "DisputeResolved")
+        .withArgs(uphold.taskId, DisputeStatus.Upheld, seal, 200n, 600n, ACCUSER_SLASH, 0n);
+    });
+
+    it("uphold the task once the executor's seal holds at least half the power, and slash the false accuser", async () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, , n3, n4, n5] = nodes;
-      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await ledger.connect(n4).vote(taskId, false); // 500
-      const slashed = (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS; // 5 tokens
-      const tx = ledger.connect(n5).submitValidation(taskId, true, evidence("n5")); // 1000 >= 900
-      await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, false, 100n, 1000n, slashed, 0n);
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      await ledger.connect(n4).vote(taskId, executorSeal(taskId)); // 500
+      const tx = ledger.connect(n5).submitValidation(taskId, true, evidence("n5")); // 1000 >= 650
+      await expect(tx)
+        .to.emit(ledger, "DisputeResolved")
+        .withArgs(taskId, DisputeStatus.Upheld, executorSeal(taskId), 100n, 1000n, ACCUSER_SLASH, 0n);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")
-        .withArgs(n1.address, await ledger.getAddress(), slashed, 0n, FALSE_ACCUSATION, await sys.rewardVault.getAddress());
+        .withArgs(n1.address, await ledger.getAddress(), ACCUSER_SLASH, 0n, FALSE_ACCUSATION, await sys.rewardVault.getAddress());
       await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
       expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Upheld);
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Completed);
-      expect((await sys.registry.getNode(n1.address)).stake).to.equal(CPU_STAKE - slashed);
+      expect((await sys.registry.getNode(n1.address)).stake).to.equal(CPU_STAKE - ACCUSER_SLASH);
       expect((await sys.registry.getNode(n3.address)).stake).to.equal(CPU_STAKE);
       expect((await ledger.workOf(EPOCH, n3.address)).amounts).to.deep.equal([0n, 6n * TOKEN]);
       expect(await ledger.openDisputesOf(EPOCH, n1.address)).to.equal(0n);
       expect(await ledger.openDisputesOf(EPOCH, n3.address)).to.equal(0n);
 
       // An upheld dispute is final: later validations are recorded (duties) but change nothing.
-      const late = ledger.connect(nodes[1]).submitValidation(taskId, false, evidence("n2"));
-      await expect(late).to.emit(ledger, "TaskValidated").withArgs(taskId, nodes[1].address, false, evidence("n2"), 200n);
+      const late = ledger.connect(nodes[1]).submitValidation(taskId, false, WRONG);
+      await expect(late).to.emit(ledger, "TaskValidated").withArgs(taskId, nodes[1].address, false, WRONG, 200n);
       await expect(late).to.not.emit(ledger, "DisputeVote");
       await expect(late).to.not.emit(ledger, "DisputeOpened");
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.status, dispute.invalidWeight, dispute.validWeight]).to.deep.equal([DisputeStatus.Upheld, 100n, 1000n]);
-      await expect(ledger.connect(nodes[1]).vote(taskId, true)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
+      await expect(ledger.connect(nodes[1]).vote(taskId, WRONG)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
     });
 
-    it("count validations made before the dispute opened for the task", async () => {
+    it("count validations made before the dispute opened for the executor's seal", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, , n4, n5] = nodes;
       await ledger.connect(n4).submitValidation(taskId, true, evidence("n4")); // 500 before any dispute
-      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
       expect((await ledger.disputeOf(taskId)).validWeight).to.equal(500n);
-      await expect(ledger.connect(n4).vote(taskId, false))
+      expect(await ledger.sealWeightOf(taskId, executorSeal(taskId))).to.equal(500n);
+      await expect(ledger.connect(n4).vote(taskId, executorSeal(taskId)))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
         .withArgs(taskId, n4.address);
-      await ledger.connect(n2).vote(taskId, true); // invalid 300
-      await expect(ledger.connect(n5).vote(taskId, false))
+      await ledger.connect(n2).vote(taskId, WRONG); // 300 against
+      await expect(ledger.connect(n5).vote(taskId, executorSeal(taskId)))
         .to.emit(ledger, "DisputeResolved")
-        .withArgs(taskId, false, 300n, 1000n, 5n * TOKEN, 0n);
+        .withArgs(taskId, DisputeStatus.Upheld, executorSeal(taskId), 300n, 1000n, ACCUSER_SLASH, 0n);
     });
 
     it("are upheld at once when the task already holds half the power when the dispute opens", async () => {
@@ -1150,9 +1259,11 @@ describe("TaskLedger", () => {
       const [n1, , , n4, n5] = nodes;
       await ledger.connect(n4).submitValidation(taskId, true, evidence("n4"));
       await ledger.connect(n5).submitValidation(taskId, true, evidence("n5"));
-      const tx = ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await expect(tx).to.emit(ledger, "DisputeOpened").withArgs(taskId, n1.address, 100n);
-      await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, false, 100n, 1000n, 5n * TOKEN, 0n);
+      const tx = ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      await expect(tx).to.emit(ledger, "DisputeOpened").withArgs(taskId, n1.address, WRONG, 100n);
+      await expect(tx)
+        .to.emit(ledger, "DisputeResolved")
+        .withArgs(taskId, DisputeStatus.Upheld, executorSeal(taskId), 100n, 1000n, ACCUSER_SLASH, 0n);
       expect(await ledger.openDisputesOf(EPOCH, n1.address)).to.equal(0n);
     });
 
@@ -1169,10 +1280,10 @@ describe("TaskLedger", () => {
       await sys.registry.connect(p2).deregisterNode(n4.address);
       expect(await sys.registry.providerOf(n4.address)).to.equal(ethers.ZeroAddress);
 
-      await ledger.connect(n4).submitValidation(taskId, false, evidence("n4"));
+      await ledger.connect(n4).submitValidation(taskId, false, WRONG);
       const slashed = (2n * CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS; // 40 tokens, all from the active stake
-      const tx = ledger.connect(n5).vote(taskId, true);
-      await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, true, 1000n, 0n, slashed, 0n);
+      const tx = ledger.connect(n5).vote(taskId, WRONG);
+      await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, DisputeStatus.Invalidated, WRONG, 1000n, 0n, slashed, 0n);
       await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
       expect((await sys.registry.getNode(n3.address)).stake).to.equal(CPU_STAKE - slashed);
     });
@@ -1184,15 +1295,16 @@ describe("TaskLedger", () => {
       const [n1, , , n4, n5] = nodes;
       for (const runId of await sys.trainingRuns.runsOf(n1.address)) await sys.trainingRuns.connect(n1).leaveRun(runId, n1.address);
       await sys.registry.connect(p1).deregisterNode(n1.address);
-      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await ledger.connect(n4).vote(taskId, false);
-      const slashed = (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS;
-      const tx = ledger.connect(n5).vote(taskId, false);
-      await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, false, 100n, 1000n, slashed, 0n);
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      await ledger.connect(n4).vote(taskId, executorSeal(taskId));
+      const tx = ledger.connect(n5).vote(taskId, executorSeal(taskId));
+      await expect(tx)
+        .to.emit(ledger, "DisputeResolved")
+        .withArgs(taskId, DisputeStatus.Upheld, executorSeal(taskId), 100n, 1000n, ACCUSER_SLASH, 0n);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")
-        .withArgs(n1.address, await ledger.getAddress(), 0n, slashed, FALSE_ACCUSATION, await sys.rewardVault.getAddress());
-      expect((await sys.registry.unbondingOf(n1.address))[0].amount).to.equal(CPU_STAKE - slashed);
+        .withArgs(n1.address, await ledger.getAddress(), 0n, ACCUSER_SLASH, FALSE_ACCUSATION, await sys.rewardVault.getAddress());
+      expect((await sys.registry.unbondingOf(n1.address))[0].amount).to.equal(CPU_STAKE - ACCUSER_SLASH);
     });
 
     it("slash nothing and pay nothing when the ledger's shares are zero", async () => {
@@ -1209,40 +1321,66 @@ describe("TaskLedger", () => {
       await ledger.connect(sys.master).createTask(ctx.runB, spec(2), 1n);
       await ledger.connect(nodes[2]).completeTask(1n, result(1));
       await ledger.connect(nodes[2]).completeTask(2n, result(2));
-      await ledger.connect(nodes[3]).submitValidation(1n, false, evidence("n4"));
-      const invalidated = ledger.connect(nodes[4]).vote(1n, true);
-      await expect(invalidated).to.emit(ledger, "DisputeResolved").withArgs(1n, true, 1000n, 0n, 0n, 0n);
+      await ledger.connect(nodes[3]).submitValidation(1n, false, WRONG);
+      const invalidated = ledger.connect(nodes[4]).vote(1n, WRONG);
+      await expect(invalidated).to.emit(ledger, "DisputeResolved").withArgs(1n, DisputeStatus.Invalidated, WRONG, 1000n, 0n, 0n, 0n);
       await expect(invalidated).to.not.emit(sys.registry, "Slashed");
-      await ledger.connect(nodes[0]).submitValidation(2n, false, evidence("n1"));
-      await ledger.connect(nodes[3]).vote(2n, false);
-      await expect(ledger.connect(nodes[4]).vote(2n, false))
+      await ledger.connect(nodes[0]).submitValidation(2n, false, WRONG);
+      await ledger.connect(nodes[3]).vote(2n, executorSeal(2n));
+      await expect(ledger.connect(nodes[4]).vote(2n, executorSeal(2n)))
         .to.emit(ledger, "DisputeResolved")
-        .withArgs(2n, false, 100n, 1000n, 0n, 0n);
+        .withArgs(2n, DisputeStatus.Upheld, executorSeal(2n), 100n, 1000n, 0n, 0n);
     });
   });
 
   describe("resolveDispute", () => {
-    it("upholds an undecided dispute once the Dispute phase is over (anyone)", async () => {
-      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
-      const [n1, n2] = nodes;
-      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await ledger.connect(n2).vote(taskId, true); // 300 invalid, 0 valid: undecided
+    it("ends a non-deterministic task's dispute Unresolved: every seal differs, nobody is slashed, the executor is paid", async () => {
+      // Every re-execution of a task that reads random bytes, the time or the hostname seals a different
+      // result: no seal can win, so the dispute ends Unresolved once its voting is over.
+      const { sys, ledger, runB, nodes, settler, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2, n3, n4, n5] = nodes;
+      await ledger.connect(n1).submitValidation(taskId, false, junk("n1 run"));
+      await ledger.connect(n2).submitValidation(taskId, false, junk("n2 run"));
+      await ledger.connect(n4).vote(taskId, junk("n4 run"));
+      await ledger.connect(n5).vote(taskId, junk("n5 run"));
+      const dispute = await ledger.disputeOf(taskId);
+      expect([dispute.status, dispute.invalidWeight, dispute.validWeight]).to.deep.equal([DisputeStatus.Open, 1300n, 0n]);
       const t = await timeline(sys);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
       await expect(ledger.connect(sys.stranger).resolveDispute(taskId, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputeUndecided")
         .withArgs(taskId, t.disputeEnd);
       await time.setNextBlockTimestamp(t.disputeEnd);
-      const slashed = (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS;
-      await expect(ledger.connect(sys.stranger).resolveDispute(taskId, MINED))
+      const tx = ledger.connect(sys.stranger).resolveDispute(taskId, MINED);
+      await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, DisputeStatus.Unresolved, ZERO_HASH, 1300n, 0n, 0n, 0n);
+      await expect(tx).to.not.emit(sys.registry, "Slashed");
+      await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
+      expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Unresolved);
+      expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Completed);
+      for (const node of [n1, n3]) {
+        expect(await ledger.openDisputesOf(EPOCH, node.address)).to.equal(0n);
+        expect((await sys.registry.getNode(node.address)).stake).to.equal(CPU_STAKE);
+      }
+      await expect(ledger.resolveDispute(taskId)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute").withArgs(taskId);
+      await expect(ledger.connect(n1).vote(taskId, junk("again"))).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
+      // The executor keeps its pay: its claim pays the task's work.
+      await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
+      await expect(ledger.connect(settler).settleWork(EPOCH, n3.address, sys.providers[0].address, 1))
+        .to.emit(ledger, "WorkPaid")
+        .withArgs(EPOCH, n3.address, runB, sys.providers[0].address, 6n * TOKEN);
+    });
+
+    it("ends Unresolved when too little power voted: a lone false accuser is not slashed", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2, , n4] = nodes;
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      await ledger.connect(n2).vote(taskId, WRONG); // 300 against
+      await ledger.connect(n4).vote(taskId, executorSeal(taskId)); // 500 for: the most, but not half
+      await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
+      await expect(ledger.connect(sys.stranger).resolveDispute(taskId))
         .to.emit(ledger, "DisputeResolved")
-        .withArgs(taskId, false, 300n, 0n, slashed, 0n);
-      expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Upheld);
-      expect(await ledger.openDisputesOf(EPOCH, n1.address)).to.equal(0n);
-      expect(await ledger.openDisputesOf(EPOCH, nodes[2].address)).to.equal(0n);
-      await expect(ledger.resolveDispute(taskId))
-        .to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute")
-        .withArgs(taskId);
+        .withArgs(taskId, DisputeStatus.Unresolved, ZERO_HASH, 300n, 500n, 0n, 0n);
+      expect((await sys.registry.getNode(n1.address)).stake).to.equal(CPU_STAKE);
     });
 
     it("is refused without a dispute and for unknown tasks", async () => {
@@ -1412,7 +1550,7 @@ describe("TaskLedger", () => {
       const { sys, ledger, runB, nodes, settler, taskId } = await networkHelpers.loadFixture(workFixture);
       const [n1, , n3] = nodes;
       // n1 (100 of 1800) fails n3's first task: the dispute stays open.
-      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
       const p1 = sys.providers[0].address;
       for (const node of [n1, n3]) {
@@ -1476,8 +1614,8 @@ describe("TaskLedger", () => {
       }
       // The disputed task is invalidated: its pay goes back to run B's escrow.
       const [accuser, voter] = [nodes[3], nodes[4]];
-      await ledger.connect(accuser).submitValidation(disputed.taskId, false, evidence("a"));
-      await ledger.connect(voter).vote(disputed.taskId, true);
+      await ledger.connect(accuser).submitValidation(disputed.taskId, false, WRONG);
+      await ledger.connect(voter).vote(disputed.taskId, WRONG);
 
       await toPhase(ctx, EPOCH, EpochPhase.Dispute);
       let expired = 0n;

@@ -24,16 +24,24 @@ pragma solidity ^0.8.28;
 ///         in `e` other than the executor may validate, once per task, until the end of the epoch's Dispute
 ///         phase, never on a task already invalidated.
 ///
-///         Disputes: a failed validation opens the task's dispute (the accuser's validation counts as its
-///         vote); later failed validations count as votes to invalidate, later successful ones as votes to
-///         uphold. Nodes with power in `e` other than the executor vote with that power. The dispute is
-///         decided as soon as one side holds more than half of the voting power `totalPower(e) − power_x`
-///         (invalidate) or at least half (uphold): the executor cannot vote, so its power does not count,
-///         and a large executor cannot make its own invalidation unreachable. Votes stay open a full Dispute
-///         window after the dispute opened (votingEndOf); then it is decided for the task (upheld) unless
-///         invalidation already won. Invalidated: the executor loses the task's pay (released to the run's escrow) and
-///         `executorSlashBps` of its stake; the accuser receives `accuserRewardBps` of what was slashed.
-///         Upheld: the accuser loses `falseAccuserSlashBps` of its stake (Gonka never penalises one).
+///         Disputes: nodes vote with the seal of their own re-execution, `keccak256(abi.encode(resultHash))`
+///         (never the result hash itself), and power is tallied per seal. A failed validation opens the task's
+///         dispute; its `evidenceHash` is the accuser's seal and counts as its vote. Later failed validations and
+///         `vote(taskId, seal)` vote for the seal they carry; successful validations (before or during the
+///         dispute) vote for the executor's seal, whose tally is `validWeight` (`invalidWeight` sums all other
+///         seals). Nodes with power in `e` other than the executor vote with that power, once per task. The
+///         dispute is decided as soon as the executor's seal holds at least half of the voting power
+///         `totalPower(e) − power_x` (Upheld) or any other seal holds more than half (Invalidated): the executor
+///         cannot vote, so its power does not count, and a large executor cannot make its own invalidation
+///         unreachable. Votes stay open a full Dispute window after the dispute opened (votingEndOf); a dispute
+///         still without a majority then ends Unresolved (resolveDispute).
+///         Invalidated: the executor loses the task's pay (released to the run's escrow) and `executorSlashBps` of
+///         its stake; the accuser receives `accuserRewardBps` of what was slashed only if the winning seal is its
+///         own (an accuser with another seal was right that the executor was wrong, so it is not slashed, but
+///         earns nothing). Upheld: the accuser loses `falseAccuserSlashBps` of its stake (Gonka never penalises
+///         one). Unresolved: nobody is slashed, the task stays Completed and its executor is paid: a
+///         non-deterministic task (every re-execution seals a different result) ends here instead of slashing an
+///         honest executor for the buyer's nodes' benefit.
 ///
 ///         Work pay is credited to the executor per epoch and run when the task is completed, and settled once by
 ///         `settleWork` (SETTLEMENT_ROLE): paid to the node's provider when it claims, or released back to the
@@ -51,12 +59,14 @@ interface ITaskLedger {
         Expired
     }
 
-    /// @notice Lifecycle of a task's dispute.
+    /// @notice Lifecycle of a task's dispute: None -> Open -> Invalidated | Upheld | Unresolved (voting ended
+    ///         without a seal holding a majority: nobody slashed, the task stands).
     enum DisputeStatus {
         None,
         Open,
         Invalidated,
-        Upheld
+        Upheld,
+        Unresolved
     }
 
     /// @notice Parameters fixed at deployment (no change can ever land mid-epoch).
@@ -122,12 +132,21 @@ interface ITaskLedger {
     }
 
     /// @notice A task's dispute.
+    /// @param status Status.
+    /// @param accuser Node whose failed validation opened it.
+    /// @param openedAt Time it opened.
+    /// @param invalidWeight Power voting any seal other than the executor's (the accuser's included).
+    /// @param validWeight Power voting the executor's seal (successful validations included, those made before
+    ///        the dispute opened too).
+    /// @param accuserSeal The accuser's seal (its failed validation's evidence); a bounty is paid only when it
+    ///        wins.
     struct Dispute {
         DisputeStatus status;
         address accuser;
         uint64 openedAt;
         uint128 invalidWeight;
         uint128 validWeight;
+        bytes32 accuserSeal;
     }
 
     error TaskLedgerZeroAddress();
@@ -170,9 +189,14 @@ interface ITaskLedger {
     error TaskLedgerSelfValidation(uint256 taskId);
     /// @notice `node` already validated (or voted on) the task.
     error TaskLedgerAlreadyValidated(uint256 taskId, address node);
+    /// @notice A failed validation or a vote must carry a seal, `keccak256(abi.encode(resultHash))` (non-zero).
+    error TaskLedgerZeroSeal(uint256 taskId);
+    /// @notice A failed validation carried the executor's own seal: the node reproduced the result, so its
+    ///         validation is a successful one.
+    error TaskLedgerSealAgrees(uint256 taskId);
     /// @notice The task has no open dispute.
     error TaskLedgerNoOpenDispute(uint256 taskId);
-    /// @notice The dispute can be resolved only once one side won or its voting ended (`closesAt`).
+    /// @notice An open dispute can be resolved (Unresolved) only once its voting ended (`closesAt`).
     error TaskLedgerDisputeUndecided(uint256 taskId, uint64 closesAt);
     /// @notice The work of `node` for `epoch` was already paid or released.
     error TaskLedgerWorkSettled(uint64 epoch, address node);
@@ -205,13 +229,19 @@ interface ITaskLedger {
     event TaskExpired(uint256 indexed taskId, uint256 released);
     /// @notice `validator` validated the task: `ok` says whether it reproduced the result.
     event TaskValidated(uint256 indexed taskId, address indexed validator, bool ok, bytes32 evidenceHash, uint256 weight);
-    event DisputeOpened(uint256 indexed taskId, address indexed accuser, uint256 weight);
-    event DisputeVote(uint256 indexed taskId, address indexed voter, bool invalid, uint256 weight);
-    /// @notice The dispute was decided. `slashed` is taken from the executor (invalidated) or the accuser
-    ///         (upheld); `reward` is what the accuser received.
+    /// @notice `accuser`'s failed validation opened the task's dispute, voting its `seal` with `weight`.
+    event DisputeOpened(uint256 indexed taskId, address indexed accuser, bytes32 seal, uint256 weight);
+    /// @notice `voter` voted `seal` with `weight` (a successful validation votes the executor's seal); `tally` is
+    ///         the seal's power after the vote.
+    event DisputeVote(uint256 indexed taskId, address indexed voter, bytes32 seal, uint256 weight, uint256 tally);
+    /// @notice The dispute ended with `outcome` (Invalidated, Upheld or Unresolved). `seal` holds the majority
+    ///         (the executor's when Upheld, 0 when Unresolved); `invalidWeight` and `validWeight` are the power
+    ///         against and for the executor's seal. `slashed` is taken from the executor (Invalidated) or the
+    ///         accuser (Upheld); `reward` is what the accuser received.
     event DisputeResolved(
         uint256 indexed taskId,
-        bool invalidated,
+        DisputeStatus outcome,
+        bytes32 seal,
         uint256 invalidWeight,
         uint256 validWeight,
         uint256 slashed,
@@ -231,13 +261,18 @@ interface ITaskLedger {
     /// @notice Expires a task still Assigned after its epoch ended (anyone); its pay returns to the escrow.
     function expireTask(uint256 taskId) external;
 
-    /// @notice Records the caller's validation of a Completed task; a failed one opens or joins its dispute.
+    /// @notice Records the caller's validation of a Completed task; a failed one opens or joins its dispute with
+    ///         `evidenceHash` as the caller's seal (non-zero, not the executor's), a successful one votes for the
+    ///         executor's seal.
     function submitValidation(uint256 taskId, bool ok, bytes32 evidenceHash) external;
 
-    /// @notice Votes on the task's open dispute with the caller's power, until votingEndOf(taskId).
-    function vote(uint256 taskId, bool invalid) external;
+    /// @notice Votes `seal`, `keccak256(abi.encode(resultHash))` of the caller's own re-execution (non-zero; the
+    ///         executor's seal votes for the task), on the task's open dispute with the caller's power, until
+    ///         votingEndOf(taskId).
+    function vote(uint256 taskId, bytes32 seal) external;
 
-    /// @notice Resolves the task's dispute once decided (anyone).
+    /// @notice Ends the task's open dispute once its voting is over (anyone): no seal won a majority, so it ends
+    ///         Unresolved (nobody slashed, the task stands). A seal that wins a majority ends it at once.
     function resolveDispute(uint256 taskId) external;
 
     /// @notice Settles `node`'s work of `epoch` (all its runs, at most MAX_RUNS_PER_EPOCH), once, after the
@@ -258,6 +293,10 @@ interface ITaskLedger {
     function taskOf(uint256 taskId) external view returns (Task memory);
 
     function disputeOf(uint256 taskId) external view returns (Dispute memory);
+
+    /// @notice Power voting `seal` in the task's dispute (for the executor's seal: `validWeight`, successful
+    ///         validations made before the dispute included).
+    function sealWeightOf(uint256 taskId, bytes32 seal) external view returns (uint256);
 
     /// @notice When votes on the task's open dispute close: a full Dispute window after it opened, at the
     ///         earliest the end of the epoch's Dispute phase, at the latest the end of its Claim phase.

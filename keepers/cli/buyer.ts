@@ -211,7 +211,7 @@ export function chainLine(chain: ChainView | null | undefined): string {
   const parts = [`ledger task ${chain.taskId} (epoch ${chain.epoch}) ${chain.status}`];
   if (chain.resultHash) parts.push(`result ${chain.resultHash.slice(0, 10)}…`);
   parts.push(`${chain.validations.length} validation${chain.validations.length === 1 ? "" : "s"}${failed ? ` (${failed} failed)` : ""}`);
-  if (chain.dispute) parts.push(`dispute ${chain.dispute.status} (invalid ${chain.dispute.invalidWeight} / valid ${chain.dispute.validWeight})`);
+  if (chain.dispute) parts.push(`dispute ${chain.dispute.status} (against the executor's seal ${chain.dispute.invalidWeight} / for it ${chain.dispute.validWeight})`);
   return parts.join(", ");
 }
 

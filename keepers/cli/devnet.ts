@@ -17,6 +17,7 @@ import { ConfigError, parseConfig } from "../shared/config.js";
 import { createLogger } from "../shared/log.js";
 import { KeeperStore } from "../shared/store.js";
 import { ROOT } from "../../scripts/lib/processes.js";
+import { DisputeStatus } from "../../scripts/lib/protocol.js";
 import { Cluster } from "./cluster.js";
 export const DEMO_IMAGE = "computenet/busybox:latest";
 
@@ -147,9 +148,16 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
           TaskCreated: () => `chain: task #${a.taskId} drawn to ${who(a.assignee)} by power (epoch ${a.epoch}, ${a.units} units, pay ${cnet(a.pay)})`,
           TaskCompleted: () => `chain: task #${a.taskId} completed by ${who(a.assignee)} (result ${String(a.resultHash).slice(0, 10)}…)`,
           TaskValidated: () => `chain: task #${a.taskId} validated by ${who(a.validator)}: ${a.ok ? "reproduced" : "NOT reproduced"}`,
-          DisputeOpened: () => `chain: dispute opened on task #${a.taskId} by ${who(a.accuser)}`,
-          DisputeVote: () => `chain: ${who(a.voter)} votes ${a.invalid ? "invalid" : "valid"} on task #${a.taskId} with power ${a.weight}`,
-          DisputeResolved: () => `chain: dispute on task #${a.taskId} ${a.invalidated ? "INVALIDATED the task" : "upheld the task"} (slashed ${cnet(a.slashed)})`,
+          DisputeOpened: () => `chain: dispute opened on task #${a.taskId} by ${who(a.accuser)} (seal ${String(a.seal).slice(0, 10)}…)`,
+          DisputeVote: () => `chain: ${who(a.voter)} votes seal ${String(a.seal).slice(0, 10)}… on task #${a.taskId} with power ${a.weight} (the seal now holds ${a.tally})`,
+          DisputeResolved: () =>
+            `chain: dispute on task #${a.taskId} ${
+              Number(a.outcome) === DisputeStatus.Invalidated
+                ? "INVALIDATED the task"
+                : Number(a.outcome) === DisputeStatus.Unresolved
+                  ? "ended UNRESOLVED (no seal won a majority: nobody slashed, the task stands)"
+                  : "upheld the task"
+            } (slashed ${cnet(a.slashed)})`,
           ClaimBeaconFixed: () => `chain: claim beacon of epoch ${a.epoch} fixed`,
           Claimed: () =>
             `chain: ${who(a.node)} claimed epoch ${a.epoch}: work ${cnet(a.work)}, reward ${cnet(a.reward)}` +

@@ -670,8 +670,8 @@ export function describeStats(stats: LogStats): string[] {
  *   task expired       master    Tasks          ledgerTaskId, released              Work phase ended first
  *   validation         master    Tasks          ledgerTaskId, validator, ok, weight each TaskValidated
  *   validation duty    miner     TaskValidation epoch, taskId, probability          duty drawn or not, per node
- *   dispute            master    Disputes       ledgerTaskId, accuser | voter, invalid | invalidated
- *   vote               miner     TaskValidation taskId, invalid, weight, reproduced
+ *   dispute            master    Disputes       ledgerTaskId, accuser | voter, seal, invalid | outcome, invalidated
+ *   vote               miner     TaskValidation taskId, invalid, weight, seal (older keepers: reproduced)
  *   claim              miner     Claims         epoch, work, reward, forfeited      what each node was paid
  *   emission returned  any       Rewards        epoch, emission, paid, returned
  */
@@ -725,8 +725,9 @@ export interface TaskSummary {
   validations: Array<{ validator: string; ok: boolean; weight?: string }>;
   dispute?: {
     accuser?: string;
-    votes: Array<{ voter: string; invalid: boolean; weight?: string }>;
-    resolved?: { invalidated: boolean; slashed?: string; reward?: string };
+    votes: Array<{ voter: string; invalid: boolean; weight?: string; seal?: string }>;
+    /** outcome: Invalidated, Upheld or Unresolved (no seal won a majority: nobody slashed). */
+    resolved?: { outcome: string; invalidated: boolean; slashed?: string; reward?: string };
   };
 }
 
@@ -847,18 +848,20 @@ export async function summarizeEpoch(folder: string, epoch: string, options: Rea
         const voter = addr(f.voter);
         if (accuser) t.dispute.accuser = accuser;
         if (voter && !t.dispute.votes.some((v) => v.voter.toLowerCase() === voter.toLowerCase())) {
-          t.dispute.votes.push({ voter, invalid: bool(f.invalid), weight: str(f.weight) });
+          const seal = str(f.seal);
+          t.dispute.votes.push({ voter, invalid: bool(f.invalid), weight: str(f.weight), ...(seal ? { seal } : {}) });
         }
         if (has(f, "invalidated")) {
-          t.dispute.resolved = { invalidated: bool(f.invalidated), slashed: str(f.slashed), reward: str(f.reward) };
+          const outcome = str(f.outcome) ?? (bool(f.invalidated) ? "Invalidated" : "Upheld");
+          t.dispute.resolved = { outcome, invalidated: bool(f.invalidated), slashed: str(f.slashed), reward: str(f.reward) };
           if (bool(f.invalidated)) t.state = "invalidated";
         }
       } else if (sub === "TaskValidation" && self && entry.component === "miner") {
-        if (has(f, "probability") && !has(f, "reproduced")) {
+        if (has(f, "probability") && !has(f, "reproduced") && !has(f, "seal")) {
           const n = nodeOf(self);
           if (entry.msg.startsWith("validation duty")) n.duties++;
           else n.notObliged++;
-        } else if (has(f, "invalid", "reproduced")) {
+        } else if (has(f, "invalid") && (has(f, "seal") || has(f, "reproduced"))) {
           nodeOf(self).votes++;
         }
       } else if (sub === "Claims" && self && entry.component === "miner") {
@@ -938,9 +941,17 @@ export function renderSummary(summary: EpochSummary, names: Map<string, string> 
     if (t.validations.length > 0) parts.push(`validations: ${t.validations.map((v) => `${who(v.validator)} ${v.ok ? "ok" : "NOT ok"}${v.weight ? ` (${v.weight})` : ""}`).join(", ")}`);
     else parts.push("no validation");
     if (t.dispute) {
-      const votes = t.dispute.votes.map((v) => `${who(v.voter)} ${v.invalid ? "invalid" : "valid"}${v.weight ? ` (${v.weight})` : ""}`).join(", ");
-      const resolved = t.dispute.resolved
-        ? `; resolved: ${t.dispute.resolved.invalidated ? `INVALIDATED, slashed ${cnet(t.dispute.resolved.slashed)}` : "upheld"}`
+      const seal = (v: { seal?: string }) => (v.seal ? ` seal ${v.seal.slice(0, 10)}` : "");
+      const votes = t.dispute.votes.map((v) => `${who(v.voter)} ${v.invalid ? "invalid" : "valid"}${seal(v)}${v.weight ? ` (${v.weight})` : ""}`).join(", ");
+      const r = t.dispute.resolved;
+      const resolved = r
+        ? `; resolved: ${
+            r.outcome === "Invalidated"
+              ? `INVALIDATED, slashed ${cnet(r.slashed)}`
+              : r.outcome === "Unresolved"
+                ? "UNRESOLVED (no seal won a majority: nobody slashed, the executor is paid)"
+                : "upheld"
+          }`
         : "; not resolved in the logs";
       parts.push(`DISPUTE by ${who(t.dispute.accuser)}${votes ? `, votes: ${votes}` : ""}${resolved}`);
     }

@@ -36,7 +36,7 @@ export interface SoakTask {
   /** Read from the chain itself (TaskLedger.taskOf / disputeOf / the epoch's timeline), not from the master. */
   chain: {
     status: "None" | "Assigned" | "Completed" | "Invalidated" | "Expired" | null;
-    dispute: "None" | "Open" | "Invalidated" | "Upheld" | null;
+    dispute: "None" | "Open" | "Invalidated" | "Upheld" | "Unresolved" | null;
     /** Nothing can change it any more: Expired or Invalidated, or Completed with its epoch's Dispute window over and no dispute open. */
     final: boolean;
     finalAt: number | null;

@@ -93,7 +93,7 @@ const ONBOARD_TIMEOUT_MS = 420_000;
 const POLL_MS = 5_000;
 const MB = 1024 * 1024;
 const TASK_STATUS = ["None", "Assigned", "Completed", "Invalidated", "Expired"] as const;
-const DISPUTE_STATUS = ["None", "Open", "Invalidated", "Upheld"] as const;
+const DISPUTE_STATUS = ["None", "Open", "Invalidated", "Upheld", "Unresolved"] as const;
 
 export function soakCommand(): Command {
   return new Command("soak")

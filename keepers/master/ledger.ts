@@ -28,8 +28,10 @@ import { EpochClock, type PhaseName } from "../shared/epochs.js";
 import { HttpError, type SignedClient } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
 import type { Metrics } from "../shared/metrics.js";
+import { isExecutorSeal } from "../shared/seals.js";
 import { specHash } from "../shared/task-hash.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
+import { DisputeStatus } from "../../scripts/lib/protocol.js";
 import { LEDGER_TASK_ID_PATTERN, type TaskSpec } from "../miner/task-spec.js";
 import type { NodeTracker } from "./nodes.js";
 import { type ChainDisputeView, type ChainTaskView, type MasterTask, type TaskBook, taskStatusSchema } from "./tasks.js";
@@ -574,27 +576,34 @@ export class LedgerQueue {
         };
       }
       case "DisputeOpened": {
+        // Votes carry seals (`keccak256(abi.encode(resultHash))` of each voter's own re-execution); a seal
+        // other than the executor's counts against the task.
         const accuser = getAddress(a.accuser);
+        const seal = String(a.seal);
         view.dispute ??= { status: "Open", accuser, invalidWeight: "0", validWeight: "0", votes: [] };
         view.dispute.accuser = accuser;
-        upsertVote(view.dispute, accuser, true, BigInt(a.weight).toString());
-        return { log: this.log.disputes, level: "warn", fields: { accuser, weight: BigInt(a.weight).toString() }, msg: "dispute opened on the task's result" };
+        view.dispute.accuserSeal = seal;
+        upsertVote(view.dispute, accuser, seal, true, BigInt(a.weight).toString());
+        return { log: this.log.disputes, level: "warn", fields: { accuser, seal, weight: BigInt(a.weight).toString() }, msg: "dispute opened on the task's result" };
       }
       case "DisputeVote": {
         const voter = getAddress(a.voter);
+        const seal = String(a.seal);
+        const invalid = view.resultHash === null || !isExecutorSeal(seal, view.resultHash);
         view.dispute ??= { status: "Open", accuser: "", invalidWeight: "0", validWeight: "0", votes: [] };
-        upsertVote(view.dispute, voter, Boolean(a.invalid), BigInt(a.weight).toString());
+        upsertVote(view.dispute, voter, seal, invalid, BigInt(a.weight).toString());
         return {
           log: this.log.disputes,
           level: "info",
-          fields: { voter, invalid: Boolean(a.invalid), weight: BigInt(a.weight).toString(), invalidWeight: view.dispute.invalidWeight, validWeight: view.dispute.validWeight },
-          msg: "dispute vote",
+          fields: { voter, seal, invalid, weight: BigInt(a.weight).toString(), tally: BigInt(a.tally).toString(), invalidWeight: view.dispute.invalidWeight, validWeight: view.dispute.validWeight },
+          msg: invalid ? "dispute vote against the executor's seal" : "dispute vote for the executor's seal",
         };
       }
       case "DisputeResolved": {
-        const invalidated = Boolean(a.invalidated);
+        const outcome = DISPUTE_OUTCOMES[Number(a.outcome)] ?? "Upheld";
+        const invalidated = outcome === "Invalidated";
         view.dispute ??= { status: "Open", accuser: "", invalidWeight: "0", validWeight: "0", votes: [] };
-        view.dispute.status = invalidated ? "Invalidated" : "Upheld";
+        view.dispute.status = outcome;
         view.dispute.invalidWeight = BigInt(a.invalidWeight).toString();
         view.dispute.validWeight = BigInt(a.validWeight).toString();
         view.dispute.slashed = BigInt(a.slashed).toString();
@@ -603,8 +612,8 @@ export class LedgerQueue {
         return {
           log: this.log.disputes,
           level: "info",
-          fields: { invalidated, invalidWeight: view.dispute.invalidWeight, validWeight: view.dispute.validWeight, slashed: view.dispute.slashed, reward: view.dispute.reward },
-          msg: invalidated ? "dispute resolved: the result is invalid; the executor loses the pay and is slashed" : "dispute resolved: the result stands; the accuser is penalised",
+          fields: { outcome, invalidated, seal: String(a.seal), invalidWeight: view.dispute.invalidWeight, validWeight: view.dispute.validWeight, slashed: view.dispute.slashed, reward: view.dispute.reward },
+          msg: DISPUTE_OUTCOME_MESSAGES[outcome],
         };
       }
       case "TaskExpired":
@@ -680,10 +689,23 @@ export class LedgerQueue {
   }
 }
 
+/** `ITaskLedger.DisputeStatus` of a resolved dispute, by its number. */
+const DISPUTE_OUTCOMES: Record<number, "Invalidated" | "Upheld" | "Unresolved"> = {
+  [DisputeStatus.Invalidated]: "Invalidated",
+  [DisputeStatus.Upheld]: "Upheld",
+  [DisputeStatus.Unresolved]: "Unresolved",
+};
+
+const DISPUTE_OUTCOME_MESSAGES = {
+  Invalidated: "dispute resolved: another seal won a majority, the result is invalid; the executor loses the pay and is slashed",
+  Upheld: "dispute resolved: the executor's seal holds half the voting power, the result stands; the accuser is penalised",
+  Unresolved: "dispute ended without a majority (irreproducible, or too few voters): nobody is slashed, the result stands and is paid",
+} as const;
+
 /** Records `voter`'s vote (once: a redelivered event replaces it) and sums the weights again. */
-function upsertVote(dispute: ChainDisputeView, voter: string, invalid: boolean, weight: string): void {
+function upsertVote(dispute: ChainDisputeView, voter: string, seal: string, invalid: boolean, weight: string): void {
   if (dispute.status !== "Open") return; // the resolution's figures are final
-  dispute.votes = upsert(dispute.votes, (v) => v.voter === voter, { voter, invalid, weight });
+  dispute.votes = upsert(dispute.votes, (v) => v.voter === voter, { voter, seal, invalid, weight });
   dispute.invalidWeight = dispute.votes.filter((v) => v.invalid).reduce((sum, v) => sum + BigInt(v.weight), 0n).toString();
   dispute.validWeight = dispute.votes.filter((v) => !v.invalid).reduce((sum, v) => sum + BigInt(v.weight), 0n).toString();
 }

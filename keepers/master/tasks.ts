@@ -178,12 +178,16 @@ export interface ChainTaskView {
 }
 
 export interface ChainDisputeView {
-  status: "Open" | "Invalidated" | "Upheld";
+  /** Unresolved: voting ended without a seal holding a majority (nobody slashed, the task stands). */
+  status: "Open" | "Invalidated" | "Upheld" | "Unresolved";
   accuser: string;
-  /** Weights as the events reported them (the resolution's figures once resolved). */
+  /** The accuser's seal (its failed validation's evidence). */
+  accuserSeal?: string;
+  /** Weights as the events reported them (the resolution's figures once resolved): against and for the executor's seal. */
   invalidWeight: string;
   validWeight: string;
-  votes: Array<{ voter: string; invalid: boolean; weight: string }>;
+  /** Each voter's seal; `invalid` when it is not the executor's. */
+  votes: Array<{ voter: string; seal?: string; invalid: boolean; weight: string }>;
   slashed?: string;
   reward?: string;
 }

@@ -8,7 +8,8 @@
  *      judges other nodes' commitments (PocVerifier);
  *   4. in the Work phase, enrolls in its run's draws with its power;
  *   5. validates other nodes' completed tasks when its seed obliges it to (re-executing them: a deterministic
- *      task must reproduce the executor's result hash), and votes in disputes with its power;
+ *      task must reproduce the executor's result hash; a failed validation carries the seal of its own result,
+ *      `keccak256(abi.encode(resultHash))`), and votes in disputes with its power and its own seal;
  *   6. after the epoch's Dispute phase, resolves its disputes and claims its work pay and reward with the seed.
  * Every decision is logged with the numbers behind it (power, cap, share, duty probability, votes, amounts).
  */
@@ -24,7 +25,8 @@ import { PocWorker } from "../shared/poc-worker.js";
 import { MAX_LEAVES_PER_REQUEST, PocVerifier } from "../shared/poc-verify.js";
 import type { KeeperStore } from "../shared/store.js";
 import { DisputeStatus } from "../../scripts/lib/protocol.js";
-import { specHash } from "../shared/task-hash.js";
+import { executorSeal, isExecutorSeal } from "../shared/seals.js";
+import { resultSeal, specHash } from "../shared/task-hash.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
 import type { ValidTaskSpec } from "./task-spec.js";
 
@@ -511,11 +513,14 @@ export class MinerEconomy {
     this.log.validation.info(fields, `validation duty (probability ${probability}): re-executing the task`);
     const outcome = await this.reexecute(taskId, task);
     if (!outcome) return;
-    const ok = outcome.resultHash.toLowerCase() === task.resultHash.toLowerCase();
-    const evidence = keccak256(abi.encode(["bytes32", "bytes32"], [outcome.resultHash, task.resultHash]));
+    // Compared and reported as seals: the reproduced result hash itself never leaves the node.
+    const seal = resultSeal(outcome.resultHash);
+    const ok = isExecutorSeal(seal, task.resultHash);
+    // A failed validation carries this node's own seal: it opens the dispute (or joins it) as its vote.
+    const evidence = ok ? keccak256(abi.encode(["bytes32", "bytes32"], [outcome.resultHash, task.resultHash])) : seal;
     this.log.validation[ok ? "info" : "warn"](
-      { ...fields, reported: task.resultHash, reproduced: outcome.resultHash, ok },
-      ok ? "task reproduced: validation ok" : "task NOT reproduced: validation fails and opens a dispute",
+      { ...fields, executorSeal: executorSeal(task.resultHash), seal, ok },
+      ok ? "task reproduced: validation ok" : "task NOT reproduced: validation fails with this node's own seal and opens or joins a dispute",
     );
     try {
       await this.options.tx.send("submitValidation", () => ledger.submitValidation(taskId, ok, evidence), { subsystem: "TaskValidation", taskId: id, epoch: fields.epoch, ok });
@@ -537,14 +542,17 @@ export class MinerEconomy {
     if (power === 0n || (await ledger.hasValidated(taskId, this.node))) return;
     const outcome = await this.reexecute(taskId, task);
     if (!outcome) return;
-    const invalid = outcome.resultHash.toLowerCase() !== task.resultHash.toLowerCase();
+    // The vote is this node's own seal: the executor's when it reproduced the result (a vote for the task),
+    // another one otherwise (a non-deterministic task gives every voter its own, and ends Unresolved).
+    const seal = resultSeal(outcome.resultHash);
+    const invalid = !isExecutorSeal(seal, task.resultHash);
     const epoch = task.epoch.toString();
     this.log.validation.info(
-      { taskId: id, epoch, executor: task.assignee, reported: task.resultHash, reproduced: outcome.resultHash, invalid, weight: power.toString() },
-      `voting ${invalid ? "to invalidate" : "to uphold"} the task with power ${power}`,
+      { taskId: id, epoch, executor: task.assignee, executorSeal: executorSeal(task.resultHash), seal, invalid, weight: power.toString() },
+      `voting ${invalid ? "against the executor's seal" : "for the executor's seal"} with power ${power}`,
     );
     try {
-      await this.options.tx.send("vote", () => ledger.vote(taskId, invalid), { subsystem: "TaskValidation", taskId: id, epoch, invalid });
+      await this.options.tx.send("vote", () => ledger.vote(taskId, seal), { subsystem: "TaskValidation", taskId: id, epoch, invalid, seal });
       this.counters.votes.inc({ vote: invalid ? "invalid" : "valid" });
     } catch (error) {
       if (!(error instanceof TxRevertedError)) throw error;

@@ -598,6 +598,9 @@ export async function measureGas(connection: NetworkConnection): Promise<GasRow[
       () => complete(x, 2n),
     );
     await complete(x, 3n);
+    // Disputes vote with seals, `keccak256(abi.encode(resultHash))` of each voter's own re-execution.
+    const sealOf = (resultHash: string) => ethers.keccak256(ethers.AbiCoder.defaultAbiCoder().encode(["bytes32"], [resultHash]));
+    const accuserSeal = sealOf(ethers.id("another result 3"));
     await complete(y, 4n);
     const [, b, c, d] = nodes; // validators of x's tasks: 900, 800, 700
     await measure(
@@ -611,14 +614,14 @@ export async function measureGas(connection: NetworkConnection): Promise<GasRow[
       "TaskLedger",
       "submitValidation (failed)",
       "opens the task's dispute (700 of the 2400 that may vote against it)",
-      () => ledger.connect(d).submitValidation(3n, false, ethers.id("mismatch")),
+      () => ledger.connect(d).submitValidation(3n, false, accuserSeal),
     );
     await measure(
       "TaskLedger",
       "vote",
-      "undecided (800 for, 700 against, of 2400 voting) / deciding against (1600): pay released, executor slashed, bounty paid",
-      () => ledger.connect(c).vote(3n, false),
-      () => ledger.connect(b).vote(3n, true),
+      "undecided (800 on the executor's seal, 700 on the accuser's, of 2400 voting) / the accuser's seal wins (1600): pay released, executor slashed, bounty paid",
+      () => ledger.connect(c).vote(3n, sealOf(ethers.id("result 3"))),
+      () => ledger.connect(b).vote(3n, accuserSeal),
     );
     await ledger.connect(sys.admin).grantRole(await ledger.SETTLEMENT_ROLE(), escrowAgent.address);
     await goToPhase(connection, sys, epoch, EpochPhase.Claim);

@@ -64,7 +64,7 @@ export const EpochParameter = {
 /** `ITaskLedger.TaskStatus`. */
 export const TaskStatus = { None: 0, Assigned: 1, Completed: 2, Invalidated: 3, Expired: 4 } as const;
 /** `ITaskLedger.DisputeStatus`. */
-export const DisputeStatus = { None: 0, Open: 1, Invalidated: 2, Upheld: 3 } as const;
+export const DisputeStatus = { None: 0, Open: 1, Invalidated: 2, Upheld: 3, Unresolved: 4 } as const;
 
 export interface Capabilities {
   gpuCount: number;

@@ -23,6 +23,7 @@ import { Cluster, type EconomySettings, type KeeperProcess } from "../../keepers
 import { LABEL_NODE } from "../../keepers/miner/docker-runtime.js";
 import { requireDocker } from "../keepers/support/docker.js";
 import { waitUntil } from "./support.js";
+import { DisputeStatus } from "../../scripts/lib/protocol.js";
 
 const DEMO_IMAGE = "computenet/busybox:latest";
 
@@ -188,10 +189,13 @@ describe("integration: the epoch economy over two epochs", function () {
     const invalidated = [];
     for (const e of resolved) {
       const task = await c.taskLedger.taskOf(e.args.taskId);
-      if (e.args.invalidated) invalidated.push(task.assignee.toLowerCase());
+      const isInvalidated = Number(e.args.outcome) === DisputeStatus.Invalidated;
+      if (isInvalidated) invalidated.push(task.assignee.toLowerCase());
       // Only the wrong-result miner's tasks are ever invalidated; honest ones are never disputed successfully.
-      expect(e.args.invalidated, `dispute on task ${e.args.taskId} of ${name(task.assignee)}`).to.equal(task.assignee.toLowerCase() === nodes[WRONG].toLowerCase());
-      if (e.args.invalidated) {
+      expect(isInvalidated, `dispute on task ${e.args.taskId} of ${name(task.assignee)}`).to.equal(task.assignee.toLowerCase() === nodes[WRONG].toLowerCase());
+      if (isInvalidated) {
+        // The honest re-executors agree on the true result: its seal won, and it is the accuser's (bounty).
+        expect(e.args.seal, "the winning seal is the accuser's").to.equal((await c.taskLedger.disputeOf(e.args.taskId)).accuserSeal);
         const voting = (await c.proofOfCompute.totalPower(task.epoch)) - task.assigneePower;
         expect(e.args.invalidWeight * 2n > voting, "invalidated by more than half the power that may vote").to.equal(true);
       }

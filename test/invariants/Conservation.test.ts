@@ -20,7 +20,10 @@
  *   slashed stake less the bounties it paid, the other contracts nothing;
  * - across contracts: each run's reserved escrow is the pay of its tasks still assigned plus that of its
  *   completed tasks whose executor's epoch is not settled; each unsettled node's credited work per run is the
- *   pay of its completed tasks there; each node's open-dispute count is the number of open disputes it is in.
+ *   pay of its completed tasks there; each node's open-dispute count is the number of open disputes it is in;
+ * - disputes move along the allowed graph (`DISPUTE_EDGES`: None → Open → Invalidated | Upheld | Unresolved,
+ *   or None → Invalidated | Upheld at once), and a task is Invalidated exactly when its dispute is. Votes and
+ *   failed validations carry seals drawn among the executor's, two shared others and one of the voter's own.
  *
  * Single use: right after a claim, a validation or a dispute vote succeeds, the very same transaction is sent
  * again (mined): it must revert with the contract's custom error (SettlementAlreadySettled,
@@ -130,8 +133,8 @@ async function economyFixture(): Promise<Context> {
 type Action =
   | { k: "task"; run: number; units: number }
   | { k: "complete"; t: number }
-  | { k: "validate"; t: number; v: number; ok: boolean }
-  | { k: "vote"; t: number; v: number; invalid: boolean }
+  | { k: "validate"; t: number; v: number; ok: boolean; seal: number }
+  | { k: "vote"; t: number; v: number; seal: number }
   | { k: "resolve"; t: number }
   | { k: "expireTask"; t: number }
   | { k: "stake"; n: number; amount: number }
@@ -169,8 +172,9 @@ const ARBITRARIES: { [K in Kind]: fc.Arbitrary<Extract<Action, { k: K }>> } = {
     units: fc.integer({ min: 1, max: 150 }),
   }),
   complete: fc.record({ k: fc.constant("complete"), t: task }),
-  validate: fc.record({ k: fc.constant("validate"), t: task, v: node, ok: fc.boolean() }),
-  vote: fc.record({ k: fc.constant("vote"), t: task, v: node, invalid: fc.boolean() }),
+  // Seals (sealOf): 0 the executor's, 1 and 2 two other results voters may share, 3 one of the voter's own.
+  validate: fc.record({ k: fc.constant("validate"), t: task, v: node, ok: fc.boolean(), seal: fc.integer({ min: 1, max: 3 }) }),
+  vote: fc.record({ k: fc.constant("vote"), t: task, v: node, seal: fc.integer({ min: 0, max: 3 }) }),
   resolve: fc.record({ k: fc.constant("resolve"), t: task }),
   expireTask: fc.record({ k: fc.constant("expireTask"), t: task }),
   stake: fc.record({ k: fc.constant("stake"), n: node, amount: tokens(500) }),
@@ -219,6 +223,45 @@ const SEQUENCE = fc.limitShrink(
   }),
   maxShrinks(),
 );
+
+// ------------------------------------------------------------------ seals and the dispute status graph
+
+/**
+ * The seal `keccak256(abi.encode(resultHash))` voter `v` votes on task `taskId`: 0 the executor's (tasks are
+ * completed with `result <id>`), 1 and 2 two other results shared by whoever picks them, 3 one of its own (a
+ * non-deterministic re-execution).
+ */
+function sealOf(taskId: bigint, seal: number, v: number): string {
+  const resultHash = [`result ${taskId}`, `other result A ${taskId}`, `other result B ${taskId}`, `own result ${taskId} ${v}`][seal];
+  return ethers.keccak256(ethers.AbiCoder.defaultAbiCoder().encode(["bytes32"], [ethers.id(resultHash)]));
+}
+
+/**
+ * Allowed dispute status changes in one call: None → Open, or None → Upheld | Invalidated when the opening
+ * validation decides at once; Open → Invalidated | Upheld | Unresolved. Every other status is final. A dispute
+ * is Invalidated exactly when its task is; an Upheld or Unresolved dispute leaves its task Completed.
+ */
+const DISPUTE_EDGES: Record<number, number[]> = {
+  [DisputeStatus.None]: [DisputeStatus.Open, DisputeStatus.Upheld, DisputeStatus.Invalidated],
+  [DisputeStatus.Open]: [DisputeStatus.Invalidated, DisputeStatus.Upheld, DisputeStatus.Unresolved],
+  [DisputeStatus.Invalidated]: [],
+  [DisputeStatus.Upheld]: [],
+  [DisputeStatus.Unresolved]: [],
+};
+
+function checkDisputeEdges(before: Observed, after: Observed, where: string) {
+  const old = new Map(before.tasks.map((t) => [t.id, t.dispute]));
+  for (const t of after.tasks) {
+    const from = old.get(t.id) ?? DisputeStatus.None;
+    if (from !== t.dispute) {
+      expect(DISPUTE_EDGES[from], `${where}: dispute of task ${t.id} moved ${from} → ${t.dispute}`).to.include(t.dispute);
+    }
+    expect(t.dispute === DisputeStatus.Invalidated, `${where}: task ${t.id} invalidated iff its dispute is`).to.equal(t.status === TaskStatus.Invalidated);
+    if (t.dispute === DisputeStatus.Upheld || t.dispute === DisputeStatus.Unresolved) {
+      expect(t.status, `${where}: task ${t.id} stands after its dispute`).to.equal(TaskStatus.Completed);
+    }
+  }
+}
 
 // ------------------------------------------------------------------ state observed and invariants
 
@@ -483,7 +526,8 @@ describe("Invariants: token conservation and single use over random action seque
           for (const log of outcome.receipt.logs) {
             const parsed = log.address === ctx.contracts.taskLedger ? sys.taskLedger.interface.parseLog(log as Log) : null;
             if (parsed?.name === "DisputeResolved") {
-              stats.record(parsed.args.invalidated ? "dispute invalidated" : "dispute upheld", outcome);
+              const outcomeName = Object.entries(DisputeStatus).find(([, n]) => n === Number(parsed.args.outcome))![0];
+              stats.record(`dispute ${outcomeName.toLowerCase()}`, outcome);
             }
           }
         }
@@ -517,7 +561,8 @@ describe("Invariants: token conservation and single use over random action seque
             const t = pickTask(a.t, (t) => t.status === TaskStatus.Completed && t.assignee !== nodes[a.v].address);
             if (t === undefined) return;
             const validator = nodes[a.v];
-            const evidence = ethers.id(`evidence ${t.id} ${a.v}`);
+            // A failed validation carries the validator's seal (never the executor's: that is a successful one).
+            const evidence = a.ok ? ethers.id(`evidence ${t.id} ${a.v}`) : sealOf(t.id, a.seal, a.v);
             const send = () => sys.taskLedger.connect(validator).submitValidation(t.id, a.ok, evidence, MINED);
             const outcome = await act("validate", send);
             if (outcome.ok) {
@@ -529,7 +574,7 @@ describe("Invariants: token conservation and single use over random action seque
           case "vote": {
             const t = pickTask(a.t, disputed);
             if (t === undefined) return;
-            const send = () => sys.taskLedger.connect(nodes[a.v]).vote(t.id, a.invalid, MINED);
+            const send = () => sys.taskLedger.connect(nodes[a.v]).vote(t.id, sealOf(t.id, a.seal, a.v), MINED);
             const outcome = await act("vote", send);
             if (outcome.ok) {
               const open = Number((await sys.taskLedger.disputeOf(t.id)).status) === DisputeStatus.Open;
@@ -673,7 +718,9 @@ describe("Invariants: token conservation and single use over random action seque
         if (start !== undefined && BigInt(await time.latest()) < start) await time.increaseTo(start);
         for (const [i, a] of sequence[name].entries()) {
           await step(a);
+          const previous = last;
           last = await observe(ctx, ghost);
+          checkDisputeEdges(previous, last, `${name} #${i} ${stable(a)}`);
           checks++;
           await checkInvariants(ctx, ghost, last, `${name} #${i} ${stable(a)}`);
         }

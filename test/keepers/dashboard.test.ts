@@ -208,7 +208,7 @@ describe("master dashboard (real master app and state, headless Chromium)", func
       status: "Completed",
       resultHash: `0x${"44".repeat(32)}`,
       validations: [{ validator: members[0], ok: false }],
-      dispute: { status: "Open", accuser: members[0], invalidWeight: "600", validWeight: "0", votes: [{ voter: members[0], invalid: true, weight: "600" }] },
+      dispute: { status: "Open", accuser: members[0], invalidWeight: "600", validWeight: "0", votes: [{ voter: members[0], seal: `0x${"55".repeat(32)}`, invalid: true, weight: "600" }] },
     });
     const status = (taskId: string, state: ReportedTaskStatus["state"], extra: Partial<ReportedTaskStatus> = {}): ReportedTaskStatus => ({
       taskId,

@@ -34,7 +34,7 @@ import { createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
 import { MemoryNonceStore } from "../../keepers/shared/signing.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
-import { specHash } from "../../keepers/shared/task-hash.js";
+import { resultSeal, specHash } from "../../keepers/shared/task-hash.js";
 import { type SignedTx, TxSender } from "../../keepers/shared/tx.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
 import { EconomyChain, sleep, until } from "./support/ledger-chain.js";
@@ -696,8 +696,11 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       // Powers in the epoch: A 10 (the assignee), B 10, C 30, D 25, E 25.
       await (await ledgerAs(A).completeTask(ledgerTaskId, resultHash)).wait();
       await (await ledgerAs(B).submitValidation(ledgerTaskId, true, id("reproduced"))).wait();
-      await (await ledgerAs(C).submitValidation(ledgerTaskId, false, id("did not reproduce"))).wait(); // opens a dispute
-      await (await ledgerAs(E).vote(ledgerTaskId, false)).wait();
+      // Votes carry seals: C opens the dispute with the seal of another result, E votes the executor's seal.
+      const otherSeal = resultSeal(id("another result"));
+      const ownSeal = resultSeal(resultHash);
+      await (await ledgerAs(C).submitValidation(ledgerTaskId, false, otherSeal)).wait(); // opens a dispute
+      await (await ledgerAs(E).vote(ledgerTaskId, ownSeal)).wait();
       await follower.poll();
       let view = tasks.view(tasks.get(taskId)!).chain!;
       expect(view).to.deep.include({ taskId: ledgerTaskId, status: "Completed", resultHash });
@@ -707,11 +710,11 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       ]);
       expect(view.dispute).to.deep.include({ status: "Open", accuser: C, invalidWeight: "30" });
       expect(view.dispute!.votes).to.deep.equal([
-        { voter: C, invalid: true, weight: "30" },
-        { voter: E, invalid: false, weight: "25" },
+        { voter: C, seal: otherSeal, invalid: true, weight: "30" },
+        { voter: E, seal: ownSeal, invalid: false, weight: "25" },
       ]);
 
-      await (await ledgerAs(D).vote(ledgerTaskId, true)).wait(); // 55 of 100 invalid: decided
+      await (await ledgerAs(D).vote(ledgerTaskId, otherSeal)).wait(); // 55 of the 90 that may vote on C's seal: decided
       await follower.poll();
       const [resolved] = await eco.ledgerEvents("DisputeResolved", from, ledgerTaskId);
       expect(resolved.args.slashed).to.be.greaterThan(0n);
@@ -724,7 +727,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
         slashed: resolved.args.slashed.toString(),
         reward: resolved.args.reward.toString(),
       });
-      expect(logged(/dispute resolved: the result is invalid/)[0]).to.include({ subsystem: "Disputes", ledgerTaskId, slashed: resolved.args.slashed.toString() });
+      expect(logged(/dispute resolved: another seal won a majority/)[0]).to.include({ subsystem: "Disputes", ledgerTaskId, outcome: "Invalidated", slashed: resolved.args.slashed.toString() });
 
       // At-least-once delivery: everything again (votes after the resolution among it) changes and logs nothing.
       const before = logs.length;

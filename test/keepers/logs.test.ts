@@ -316,20 +316,21 @@ describe("computenet logs (keepers/cli/logs.ts)", function () {
       const entry = (component: string, node: string, level: string, s: number, subsystem: string, fields: Record<string, unknown>, msg: string) =>
         JSON.stringify({ level, ts: at(s), component, node, subsystem, ...fields, msg });
       const task = { taskId: "b0b0b0b0b0b0b0b0", ledgerTaskId: "5" };
+      const SEAL = `0x${"a1".repeat(32)}`;
       await writeFile(
         path.join(dir, "master.log"),
         [
           entry("master", M, "info", 1, "Tasks", { ...task, epoch: "3", assignee: A, draws: 1, units: "1", pay: "2000000000000000000", drawProbability: 0.5 }, "the chain drew the task's node by power"),
           entry("master", M, "info", 2, "Tasks", { ...task, epoch: "3", assignee: A, resultHash: `0x${"1".repeat(64)}` }, "the assignee completed the task on chain with its result hash"),
           entry("master", M, "warn", 3, "Tasks", { ...task, epoch: "3", validator: B, ok: false, weight: "5" }, "a validator did not reproduce the result"),
-          entry("master", M, "warn", 3, "Disputes", { ...task, epoch: "3", accuser: B, weight: "5" }, "dispute opened on the task's result"),
-          entry("master", M, "info", 4, "Disputes", { ...task, epoch: "3", voter: C, invalid: true, weight: "7", invalidWeight: "12", validWeight: "0" }, "dispute vote"),
-          entry("master", M, "info", 9, "Disputes", { ...task, epoch: "3", invalidated: true, invalidWeight: "12", validWeight: "0", slashed: "5000000000000000000", reward: "2500000000000000000" }, "dispute resolved: the result is invalid; the executor loses the pay and is slashed"),
+          entry("master", M, "warn", 3, "Disputes", { ...task, epoch: "3", accuser: B, seal: SEAL, weight: "5" }, "dispute opened on the task's result"),
+          entry("master", M, "info", 4, "Disputes", { ...task, epoch: "3", voter: C, seal: SEAL, invalid: true, weight: "7", tally: "12", invalidWeight: "12", validWeight: "0" }, "dispute vote against the executor's seal"),
+          entry("master", M, "info", 9, "Disputes", { ...task, epoch: "3", outcome: "Invalidated", invalidated: true, seal: SEAL, invalidWeight: "12", validWeight: "0", slashed: "5000000000000000000", reward: "2500000000000000000" }, "dispute resolved: another seal won a majority, the result is invalid; the executor loses the pay and is slashed"),
         ].join("\n"),
       );
       await writeFile(
         path.join(dir, "miner-c.log"),
-        entry("miner", C, "info", 4, "TaskValidation", { taskId: "5", epoch: "3", executor: A, reported: "0x1", reproduced: "0x2", invalid: true, weight: "7" }, "voting to invalidate the task with power 7"),
+        entry("miner", C, "info", 4, "TaskValidation", { taskId: "5", epoch: "3", executor: A, executorSeal: "0x1", seal: SEAL, invalid: true, weight: "7" }, "voting against the executor's seal with power 7"),
       );
       await writeFile(
         path.join(dir, "miner-d.log"),
@@ -344,8 +345,8 @@ describe("computenet logs (keepers/cli/logs.ts)", function () {
       expect(summary.tasks[0].validations).to.deep.equal([{ validator: B, ok: false, weight: "5" }]);
       expect(summary.tasks[0].dispute).to.deep.equal({
         accuser: B,
-        votes: [{ voter: C, invalid: true, weight: "7" }],
-        resolved: { invalidated: true, slashed: "5000000000000000000", reward: "2500000000000000000" },
+        votes: [{ voter: C, invalid: true, weight: "7", seal: SEAL }],
+        resolved: { outcome: "Invalidated", invalidated: true, slashed: "5000000000000000000", reward: "2500000000000000000" },
       });
       const node = (address: string) => summary.nodes.find((n) => n.node === address)!;
       expect(node(C).votes).to.equal(1);
@@ -356,9 +357,29 @@ describe("computenet logs (keepers/cli/logs.ts)", function () {
       expect(text).to.contain("tasks: 1 drawn, 0 completed, 0 expired, 1 invalidated, 0 still assigned");
       // B wrote no log here: its address in full; C and D have files named after them.
       expect(text).to.contain(`#5 (b0b0b0b0b0b0b0b0) → miner-a (0xBcd4…4096); pay 2 CNET; p 0.5; invalidated; validations: ${B} NOT ok (5)`);
-      expect(text).to.contain("DISPUTE by 0x71bE63f3384f5fb98995898A86B02Fb2426c5788, votes: miner-c (0xFABB…694a) invalid (7); resolved: INVALIDATED, slashed 5 CNET");
+      expect(text).to.contain("DISPUTE by 0x71bE63f3384f5fb98995898A86B02Fb2426c5788, votes: miner-c (0xFABB…694a) invalid seal ${SEAL.slice(0, 10)} (7); resolved: INVALIDATED, slashed 5 CNET");
       expect(text).to.contain("miner-d (0x90F7…b906): work 0 CNET, reward FORFEITED (missed validating task #5) (duty check on 2 sampled tasks)");
       expect(text).to.contain("disputes: 1");
+    });
+
+    it("summarises a dispute that ended Unresolved (every voter sealed its own result: nobody slashed)", async () => {
+      const [M, A, B, C] = ["0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65", MINER_1, MINER_2, MINER_3];
+      const entry = (s: number, subsystem: string, fields: Record<string, unknown>, msg: string) =>
+        JSON.stringify({ level: "info", ts: `2026-01-01T00:00:0${s}.000Z`, component: "master", node: M, subsystem, ledgerTaskId: "6", taskId: "c0c0c0c0c0c0c0c0", epoch: "3", ...fields, msg });
+      const [sealB, sealC] = [`0x${"b1".repeat(32)}`, `0x${"c1".repeat(32)}`];
+      await writeFile(
+        path.join(dir, "master.log"),
+        [
+          entry(1, "Tasks", { assignee: A, draws: 1, units: "1", pay: "2000000000000000000", drawProbability: 0.5 }, "the chain drew the task's node by power"),
+          entry(2, "Disputes", { accuser: B, seal: sealB, weight: "5" }, "dispute opened on the task's result"),
+          entry(3, "Disputes", { voter: C, seal: sealC, invalid: true, weight: "7", tally: "7", invalidWeight: "12", validWeight: "0" }, "dispute vote against the executor's seal"),
+          entry(4, "Disputes", { outcome: "Unresolved", invalidated: false, seal: `0x${"0".repeat(64)}`, invalidWeight: "12", validWeight: "0", slashed: "0", reward: "0" }, "dispute ended without a majority"),
+        ].join("\n"),
+      );
+      const { summary, timeline } = await summarizeEpoch(dir, "3");
+      expect(summary.tasks[0].dispute!.resolved).to.deep.equal({ outcome: "Unresolved", invalidated: false, slashed: "0", reward: "0" });
+      expect(summary.tasks[0].state).to.not.equal("invalidated");
+      expect(renderSummary(summary, timeline.names)).to.contain("resolved: UNRESOLVED (no seal won a majority: nobody slashed, the executor is paid)");
     });
 
     it("runLogs: exit 1 without a folder or log files, 2 for a bad option; --json prints the lines as they were", async () => {

@@ -460,7 +460,8 @@
           el("td", {}, nodeLabel(d.accuser)),
           el("td", {}, badge(d.status)),
           el("td", {}, `${d.invalidWeight} / ${d.validWeight}`),
-          el("td", {}, String(d.votes.length)),
+          // Votes carry seals: one seal per voter is a non-deterministic task (it ends Unresolved).
+          el("td", {}, `${d.votes.length} (${new Set(d.votes.map((v) => v.seal ?? (v.invalid ? "against" : "for"))).size})`),
           el("td", {}, d.slashed ? cnet(d.slashed) : "—"),
         ),
       ),
