@@ -431,7 +431,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @inheritdoc ITaskLedger
-    function sealWeightOf(uint256 taskId, bytes32 seal) external view returns (uint256) {
+    function sealTallyOf(uint256 taskId, bytes32 seal) external view returns (uint256) {
         StoredTask storage task = _existingTask(taskId);
         if (seal == _executorSeal(task)) return _disputes[taskId].validWeight;
         return _sealWeights[taskId][seal];
@@ -619,7 +619,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
     /// @dev The seal the executor's result is judged by: votes carrying it count for the task (`validWeight`).
     ///      It is computed from the result hash the executor posted (`keccak256(abi.encode(resultHash))`, what a
-    ///      validator's own re-execution seals to when it reproduces the result).
+    ///      validator's own re-execution seals to when it reproduces the result). The only place that knows how
+    ///      the executor's seal is stored: once `completeTask` posts the seal itself, this returns it as stored.
     function _executorSeal(StoredTask storage task) private view returns (bytes32) {
         return keccak256(abi.encode(task.resultHash));
     }

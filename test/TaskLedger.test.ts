@@ -924,8 +924,8 @@ describe("TaskLedger", () => {
       expect(dispute.invalidWeight).to.equal(100n);
       expect(dispute.validWeight).to.equal(0n);
       expect(dispute.accuserSeal).to.equal(WRONG);
-      expect(await ledger.sealWeightOf(taskId, WRONG)).to.equal(100n);
-      expect(await ledger.sealWeightOf(taskId, executorSeal(taskId))).to.equal(0n);
+      expect(await ledger.sealTallyOf(taskId, WRONG)).to.equal(100n);
+      expect(await ledger.sealTallyOf(taskId, executorSeal(taskId))).to.equal(0n);
       expect(await ledger.openDisputesOf(EPOCH, n1.address)).to.equal(1n);
       expect(await ledger.openDisputesOf(EPOCH, n3.address)).to.equal(1n);
       expect(await ledger.openDisputesOf(EPOCH, nodes[1].address)).to.equal(0n);
@@ -964,8 +964,8 @@ describe("TaskLedger", () => {
       await expect(tx).to.emit(ledger, "TaskValidated").withArgs(taskId, n4.address, true, evidence("n4"), 500n);
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.status, dispute.invalidWeight, dispute.validWeight]).to.deep.equal([DisputeStatus.Open, 300n, 500n]);
-      expect(await ledger.sealWeightOf(taskId, WRONG)).to.equal(300n);
-      expect(await ledger.sealWeightOf(taskId, executorSeal(taskId))).to.equal(500n);
+      expect(await ledger.sealTallyOf(taskId, WRONG)).to.equal(300n);
+      expect(await ledger.sealTallyOf(taskId, executorSeal(taskId))).to.equal(500n);
     });
   });
 
@@ -981,9 +981,9 @@ describe("TaskLedger", () => {
       expect(await ledger.hasValidated(taskId, n2.address)).to.equal(true);
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.invalidWeight, dispute.validWeight]).to.deep.equal([300n, 500n]);
-      expect(await ledger.sealWeightOf(taskId, WRONG)).to.equal(100n);
-      expect(await ledger.sealWeightOf(taskId, junk("n2"))).to.equal(200n);
-      expect(await ledger.sealWeightOf(taskId, junk("nobody"))).to.equal(0n);
+      expect(await ledger.sealTallyOf(taskId, WRONG)).to.equal(100n);
+      expect(await ledger.sealTallyOf(taskId, junk("n2"))).to.equal(200n);
+      expect(await ledger.sealTallyOf(taskId, junk("nobody"))).to.equal(0n);
       // A voter has spoken: it cannot validate afterwards either.
       await expect(ledger.connect(n2).submitValidation(taskId, true, evidence("n2")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
@@ -998,7 +998,7 @@ describe("TaskLedger", () => {
       await expect(ledger.connect(nodes[0]).vote(77n, WRONG))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask")
         .withArgs(77n);
-      await expect(ledger.sealWeightOf(77n, WRONG)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(77n);
+      await expect(ledger.sealTallyOf(77n, WRONG)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(77n);
       await ledger.connect(nodes[0]).submitValidation(taskId, false, WRONG);
       await expect(ledger.connect(nodes[1]).vote(taskId, ZERO_HASH))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerZeroSeal")
@@ -1191,7 +1191,7 @@ describe("TaskLedger", () => {
       const [n1, n2, , n4, n5] = invalidate.nodes;
       await invalidate.ledger.connect(n2).submitValidation(invalidate.taskId, false, WRONG);
       await expect(invalidate.ledger.connect(n4).vote(invalidate.taskId, WRONG)).to.not.emit(invalidate.ledger, "DisputeResolved");
-      expect(await invalidate.ledger.sealWeightOf(invalidate.taskId, WRONG)).to.equal(600n); // exactly half: not yet
+      expect(await invalidate.ledger.sealTallyOf(invalidate.taskId, WRONG)).to.equal(600n); // exactly half: not yet
       expect((await invalidate.ledger.disputeOf(invalidate.taskId)).status).to.equal(DisputeStatus.Open);
       await expect(invalidate.ledger.connect(n1).vote(invalidate.taskId, WRONG))
         .to.emit(invalidate.ledger, "DisputeResolved")
@@ -1244,7 +1244,7 @@ describe("TaskLedger", () => {
       await ledger.connect(n4).submitValidation(taskId, true, evidence("n4")); // 500 before any dispute
       await ledger.connect(n1).submitValidation(taskId, false, WRONG);
       expect((await ledger.disputeOf(taskId)).validWeight).to.equal(500n);
-      expect(await ledger.sealWeightOf(taskId, executorSeal(taskId))).to.equal(500n);
+      expect(await ledger.sealTallyOf(taskId, executorSeal(taskId))).to.equal(500n);
       await expect(ledger.connect(n4).vote(taskId, executorSeal(taskId)))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
         .withArgs(taskId, n4.address);

@@ -296,7 +296,7 @@ interface ITaskLedger {
 
     /// @notice Power voting `seal` in the task's dispute (for the executor's seal: `validWeight`, successful
     ///         validations made before the dispute included).
-    function sealWeightOf(uint256 taskId, bytes32 seal) external view returns (uint256);
+    function sealTallyOf(uint256 taskId, bytes32 seal) external view returns (uint256);
 
     /// @notice When votes on the task's open dispute close: a full Dispute window after it opened, at the
     ///         earliest the end of the epoch's Dispute phase, at the latest the end of its Claim phase.

@@ -357,7 +357,7 @@ describe("computenet logs (keepers/cli/logs.ts)", function () {
       expect(text).to.contain("tasks: 1 drawn, 0 completed, 0 expired, 1 invalidated, 0 still assigned");
       // B wrote no log here: its address in full; C and D have files named after them.
       expect(text).to.contain(`#5 (b0b0b0b0b0b0b0b0) → miner-a (0xBcd4…4096); pay 2 CNET; p 0.5; invalidated; validations: ${B} NOT ok (5)`);
-      expect(text).to.contain("DISPUTE by 0x71bE63f3384f5fb98995898A86B02Fb2426c5788, votes: miner-c (0xFABB…694a) invalid seal ${SEAL.slice(0, 10)} (7); resolved: INVALIDATED, slashed 5 CNET");
+      expect(text).to.contain(`DISPUTE by 0x71bE63f3384f5fb98995898A86B02Fb2426c5788, votes: miner-c (0xFABB…694a) invalid seal ${SEAL.slice(0, 10)} (7); resolved: INVALIDATED, slashed 5 CNET`);
       expect(text).to.contain("miner-d (0x90F7…b906): work 0 CNET, reward FORFEITED (missed validating task #5) (duty check on 2 sampled tasks)");
       expect(text).to.contain("disputes: 1");
     });
