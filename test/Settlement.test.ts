@@ -83,6 +83,8 @@ interface EconomyOptions {
 const spec = (i: number) => ethers.id(`spec ${i}`);
 const result = (id: bigint) => ethers.id(`result ${id}`);
 const evidence = (id: bigint, node: string) => ethers.keccak256(coder.encode(["uint256", "address"], [id, node]));
+/** The seal `keccak256(abi.encode(resultHash))` of a result other than the executor's: what failed validations carry. */
+const otherSeal = (id: bigint) => ethers.keccak256(coder.encode(["bytes32"], [ethers.id(`another result ${id}`)]));
 
 /** The fixture's five nodes, validated: n1..n3 under p1, n4 and n5 under p2. */
 async function fiveNodes(sys: System): Promise<Account[]> {
@@ -532,7 +534,7 @@ describe("Settlement", () => {
       const executor = nodes.find((n) => n.address === task.assignee)!;
       const accuser = nodes.find((n) => n.address !== task.assignee)!;
       await sys.taskLedger.connect(executor).completeTask(task.id, result(task.id));
-      await sys.taskLedger.connect(accuser).submitValidation(task.id, false, evidence(task.id, accuser.address));
+      await sys.taskLedger.connect(accuser).submitValidation(task.id, false, otherSeal(task.id));
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
       for (const node of [executor, accuser]) {
         await expect(sys.settlement.claim(EPOCH, node.address, seed(node)))
@@ -803,12 +805,12 @@ describe("Settlement", () => {
       const [n1, n2, n3, n4, n5] = nodes;
       // Two runs of 7 tasks; tasks 3 and 10 are never completed; n3 validates nothing; n5 never claims.
       const eco = await buildEconomy(sys, { nodes, runs: 2, tasks: 7, incomplete: [3, 10], lazy: [n3] });
-      // An extra task of run 1, invalidated by three validators (60 % of the power): its pay goes back.
+      // An extra task of run 1, invalidated by three validators (60 % of the power) on one seal: its pay goes back.
       const bad = await createTask(sys, eco.runIds[0], 500);
       const badExecutor = eco.signer(bad.assignee);
       await sys.taskLedger.connect(badExecutor).completeTask(bad.id, result(bad.id));
       const accusers = nodes.filter((n) => n.address !== bad.assignee).slice(0, 3);
-      for (const a of accusers) await sys.taskLedger.connect(a).submitValidation(bad.id, false, evidence(bad.id, a.address));
+      for (const a of accusers) await sys.taskLedger.connect(a).submitValidation(bad.id, false, otherSeal(bad.id));
       expect((await sys.taskLedger.taskOf(bad.id)).status).to.equal(BigInt(TaskStatus.Invalidated));
 
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);

@@ -9,10 +9,12 @@
  *   miner-4  60 % speed, skips its validation duties (CN_FAULT_SKIP_VALIDATION)
  *   miner-5  full speed, inflates its PoC count (CN_FAULT_POC_INFLATE)
  * Speeds are emulated by the PoC engine's throttle (a FAKE: there is no GPU here). The test is the buyer: it
- * submits deterministic tasks every epoch. It then checks, from chain state and events only, that power
- * follows speed, that the inflater has none, that wrong results are invalidated by a power-weighted dispute
- * and slashed, that the lazy validator forfeits its reward, that honest miners are paid work and reward,
- * and that escrow and emission reconcile exactly.
+ * submits deterministic tasks every epoch, and in epoch 1 one non-deterministic task (random bytes). It then
+ * checks, from chain state and events only, that power follows speed, that the inflater has none, that wrong
+ * results are invalidated by a power-weighted dispute and slashed, that the non-deterministic task's dispute
+ * ends Unresolved (every re-execution seals another result) without slashing anyone, that the lazy validator
+ * forfeits its reward, that honest miners are paid work and reward, and that escrow and emission reconcile
+ * exactly.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -129,6 +131,7 @@ describe("integration: the epoch economy over two epochs", function () {
 
     // The buyer submits deterministic tasks for epochs 1 and 2 (the master queues them until each Work phase).
     const submitted: string[] = [];
+    let randomTask = "";
     for (const epoch of [1n, 2n]) {
       const t = await c.epochManager.timelineOf(epoch);
       await sleepUntil(Number(t.start) + 1);
@@ -138,6 +141,11 @@ describe("integration: the epoch economy over two epochs", function () {
         const created = await buyer.call<{ taskId: string; state: string }>("POST", "/tasks", body);
         expect(created.state).to.equal("queued");
         submitted.push(created.taskId);
+      }
+      if (epoch === 1n) {
+        // Non-deterministic: every run writes other random bytes, so no re-execution reproduces it.
+        const body = { image: DEMO_IMAGE, command: ["sh", "-c", "head -c 16 /dev/urandom > /data/random.bin"], memoryMB: 64, cpus: 0.5, units: 2 };
+        randomTask = (await buyer.call<{ taskId: string; state: string }>("POST", "/tasks", body)).taskId;
       }
     }
 
@@ -186,8 +194,17 @@ describe("integration: the epoch economy over two epochs", function () {
 
     // --- the wrong result: invalidated by a power-weighted dispute, executor slashed -----------------
     const resolved = await c.taskLedger.queryFilter(c.taskLedger.filters.DisputeResolved());
+    // The non-deterministic task's on-chain tasks (the current one and any that expired before it).
+    const random = await buyer.call<{ chain: { taskId: string } | null; chainHistory?: Array<{ taskId: string }> }>("GET", `/tasks/${randomTask}`);
+    const randomIds = new Set([random.chain?.taskId, ...(random.chainHistory ?? []).map((h) => h.taskId)].filter((id) => id !== undefined).map(String));
+    const randomResolved = resolved.filter((e) => randomIds.has(e.args.taskId.toString()));
+    expect(randomResolved.length, "the non-deterministic task was disputed and its dispute ended").to.equal(1);
+    expect(Number(randomResolved[0].args.outcome), "no seal wins a majority on a non-deterministic task: Unresolved").to.equal(DisputeStatus.Unresolved);
+    expect([randomResolved[0].args.slashed, randomResolved[0].args.reward], "nobody slashed, no bounty").to.deep.equal([0n, 0n]);
+    expect(Number((await c.taskLedger.taskOf(randomResolved[0].args.taskId)).status), "the non-deterministic task stands (Completed)").to.equal(2);
     const invalidated = [];
     for (const e of resolved) {
+      if (randomIds.has(e.args.taskId.toString())) continue;
       const task = await c.taskLedger.taskOf(e.args.taskId);
       const isInvalidated = Number(e.args.outcome) === DisputeStatus.Invalidated;
       if (isInvalidated) invalidated.push(task.assignee.toLowerCase());
