@@ -307,24 +307,22 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
             emit DisputeOpened(taskId, msg.sender, seal, weight);
             _resolveIfDecided(taskId, task, dispute, seal, weight);
         } else if (disputeStatus == DisputeStatus.Open) {
-            // A successful validation votes for the executor's seal (its evidence is not a seal), a failed one
-            // for the seal it carries.
-            _countVote(taskId, task, dispute, ok ? _executorSeal(task) : _dissentingSeal(taskId, task, evidenceHash), weight);
+            _countVote(taskId, task, dispute, _votedSeal(taskId, task, !ok, evidenceHash), weight);
         }
         // An upheld dispute is final: a later validation is recorded (it fulfils a duty) and changes nothing.
         // (Validations close with the Dispute phase, before any dispute can end Unresolved.)
     }
 
     /// @inheritdoc ITaskLedger
-    /// @dev The seal is the voter's own: the ledger cannot tell a reproduced seal from one copied off an earlier
-    ///      DisputeVote (see docs/SECURITY.md §3.10). A seal equal to the executor's is a vote for the task.
-    function vote(uint256 taskId, bytes32 seal) external nonReentrant {
+    /// @dev Like a validation: a vote to invalidate carries the voter's own seal, a vote to uphold counts for the
+    ///      executor's seal (its evidence is not a seal). The ledger cannot tell a reproduced seal from one copied
+    ///      off an earlier DisputeVote (see docs/SECURITY.md §3.10).
+    function vote(uint256 taskId, bool invalid, bytes32 evidenceHash) external nonReentrant {
         StoredTask storage task = _existingTask(taskId);
         Dispute storage dispute = _disputes[taskId];
         if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
-        if (seal == bytes32(0)) revert TaskLedgerZeroSeal(taskId);
         uint256 weight = _recordVoter(taskId, task, _votingEnd(task, dispute));
-        _countVote(taskId, task, dispute, seal, weight);
+        _countVote(taskId, task, dispute, _votedSeal(taskId, task, invalid, evidenceHash), weight);
     }
 
     /// @inheritdoc ITaskLedger
@@ -625,8 +623,19 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         return keccak256(abi.encode(task.resultHash));
     }
 
-    /// @dev The seal of a failed validation: non-zero, and not the executor's (a node that sealed the executor's
-    ///      result reproduced it, and must say so with a successful validation).
+    /// @dev The seal a validation or vote counts for: the executor's for a successful validation or a vote to
+    ///      uphold (their evidence is not a seal), the one carried as evidence otherwise.
+    function _votedSeal(uint256 taskId, StoredTask storage task, bool invalid, bytes32 evidenceHash)
+        private
+        view
+        returns (bytes32)
+    {
+        return invalid ? _dissentingSeal(taskId, task, evidenceHash) : _executorSeal(task);
+    }
+
+    /// @dev The seal of a failed validation or a vote to invalidate: non-zero, and not the executor's (a node
+    ///      that sealed the executor's result reproduced it, and must say so with a successful validation or a
+    ///      vote to uphold).
     function _dissentingSeal(uint256 taskId, StoredTask storage task, bytes32 seal) private view returns (bytes32) {
         if (seal == bytes32(0)) revert TaskLedgerZeroSeal(taskId);
         if (seal == _executorSeal(task)) revert TaskLedgerSealAgrees(taskId);

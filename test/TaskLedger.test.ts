@@ -970,12 +970,12 @@ describe("TaskLedger", () => {
   });
 
   describe("vote", () => {
-    it("adds the voter's power to its seal and marks it as having validated", async () => {
+    it("adds the voter's power to its seal (the executor's for a vote to uphold) and marks it as having validated", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, , n4] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, WRONG);
-      await expect(ledger.connect(n2).vote(taskId, junk("n2"))).to.emit(ledger, "DisputeVote").withArgs(taskId, n2.address, junk("n2"), 200n, 200n);
-      await expect(ledger.connect(n4).vote(taskId, executorSeal(taskId)))
+      await expect(ledger.connect(n2).vote(taskId, true, junk("n2"))).to.emit(ledger, "DisputeVote").withArgs(taskId, n2.address, junk("n2"), 200n, 200n);
+      await expect(ledger.connect(n4).vote(taskId, false, evidence("vote")))
         .to.emit(ledger, "DisputeVote")
         .withArgs(taskId, n4.address, executorSeal(taskId), 500n, 500n);
       expect(await ledger.hasValidated(taskId, n2.address)).to.equal(true);
@@ -990,19 +990,24 @@ describe("TaskLedger", () => {
         .withArgs(taskId, n2.address);
     });
 
-    it("is refused without an open dispute, and without a seal", async () => {
+    it("is refused without an open dispute, and a vote to invalidate without a seal or with the executor's", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
-      await expect(ledger.connect(nodes[0]).vote(taskId, WRONG))
+      await expect(ledger.connect(nodes[0]).vote(taskId, true, WRONG))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute")
         .withArgs(taskId);
-      await expect(ledger.connect(nodes[0]).vote(77n, WRONG))
+      await expect(ledger.connect(nodes[0]).vote(77n, true, WRONG))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask")
         .withArgs(77n);
       await expect(ledger.sealTallyOf(77n, WRONG)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(77n);
       await ledger.connect(nodes[0]).submitValidation(taskId, false, WRONG);
-      await expect(ledger.connect(nodes[1]).vote(taskId, ZERO_HASH))
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, ZERO_HASH))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerZeroSeal")
         .withArgs(taskId);
+      // A vote to invalidate with the executor's own seal reproduced the result: it must vote to uphold.
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, executorSeal(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerSealAgrees")
+        .withArgs(taskId);
+      expect(await ledger.hasValidated(taskId, nodes[1].address)).to.equal(false);
     });
 
     it("is refused to the executor, to the accuser, to a node that validated and to nodes without power", async () => {
@@ -1010,16 +1015,16 @@ describe("TaskLedger", () => {
       const [n1, n2, n3, , , n6] = nodes;
       await ledger.connect(n2).submitValidation(taskId, true, evidence("n2"));
       await ledger.connect(n1).submitValidation(taskId, false, WRONG);
-      await expect(ledger.connect(n3).vote(taskId, executorSeal(taskId)))
+      await expect(ledger.connect(n3).vote(taskId, false, evidence("vote")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerSelfValidation")
         .withArgs(taskId);
       for (const node of [n1, n2]) {
-        await expect(ledger.connect(node).vote(taskId, WRONG))
+        await expect(ledger.connect(node).vote(taskId, true, WRONG))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
           .withArgs(taskId, node.address);
       }
       for (const account of [n6, sys.stranger]) {
-        await expect(ledger.connect(account).vote(taskId, WRONG))
+        await expect(ledger.connect(account).vote(taskId, true, WRONG))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerNoPower")
           .withArgs(EPOCH, account.address);
       }
@@ -1031,9 +1036,9 @@ describe("TaskLedger", () => {
       const t = await timeline(sys);
       expect(await ledger.votingEndOf(taskId)).to.equal(t.disputeEnd);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
-      await expect(ledger.connect(nodes[1]).vote(taskId, WRONG, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, WRONG, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(t.disputeEnd);
-      await expect(ledger.connect(nodes[3]).vote(taskId, WRONG, MINED))
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, WRONG, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.disputeEnd);
     });
@@ -1055,9 +1060,9 @@ describe("TaskLedger", () => {
         .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputeUndecided")
         .withArgs(taskId, closes);
       await time.setNextBlockTimestamp(closes - 2n);
-      await expect(ledger.connect(nodes[3]).vote(taskId, WRONG, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, WRONG, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(closes - 1n);
-      await expect(ledger.connect(nodes[4]).vote(taskId, WRONG, MINED))
+      await expect(ledger.connect(nodes[4]).vote(taskId, true, WRONG, MINED))
         .to.emit(ledger, "DisputeResolved")
         .withArgs(taskId, DisputeStatus.Invalidated, WRONG, 1100n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Invalidated);
@@ -1072,9 +1077,9 @@ describe("TaskLedger", () => {
       await ledger.connect(nodes[0]).submitValidation(taskId, false, WRONG, MINED);
       expect(await ledger.votingEndOf(taskId)).to.equal(t.claimEnd);
       await time.setNextBlockTimestamp(t.claimEnd - 1n);
-      await expect(ledger.connect(nodes[1]).vote(taskId, WRONG, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, WRONG, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(t.claimEnd);
-      await expect(ledger.connect(nodes[3]).vote(taskId, WRONG, MINED))
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, WRONG, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.claimEnd);
       await expect(ledger.connect(sys.stranger).resolveDispute(taskId)).to.emit(ledger, "DisputeResolved");
@@ -1097,7 +1102,7 @@ describe("TaskLedger", () => {
       const invalidate = await networkHelpers.loadFixture(completedFixture);
       const [, n2, , n4] = invalidate.nodes;
       await invalidate.ledger.connect(n4).submitValidation(invalidate.taskId, false, WRONG);
-      await expect(invalidate.ledger.connect(n2).vote(invalidate.taskId, WRONG))
+      await expect(invalidate.ledger.connect(n2).vote(invalidate.taskId, true, WRONG))
         .to.emit(invalidate.ledger, "DisputeResolved")
         .withArgs(invalidate.taskId, DisputeStatus.Invalidated, WRONG, 700n, 0n, EXECUTOR_SLASH, BOUNTY);
 
@@ -1105,9 +1110,9 @@ describe("TaskLedger", () => {
       const uphold = await networkHelpers.loadFixture(completedFixture);
       const [m1, m2, , , m5] = uphold.nodes;
       await uphold.ledger.connect(m1).submitValidation(uphold.taskId, false, WRONG);
-      await uphold.ledger.connect(m5).vote(uphold.taskId, executorSeal(uphold.taskId));
+      await uphold.ledger.connect(m5).vote(uphold.taskId, false, evidence("vote"));
       expect((await uphold.ledger.disputeOf(uphold.taskId)).status).to.equal(DisputeStatus.Open); // 500 for the executor
-      await expect(uphold.ledger.connect(m2).vote(uphold.taskId, executorSeal(uphold.taskId)))
+      await expect(uphold.ledger.connect(m2).vote(uphold.taskId, false, evidence("vote")))
         .to.emit(uphold.ledger, "DisputeResolved")
         .withArgs(uphold.taskId, DisputeStatus.Upheld, executorSeal(uphold.taskId), 100n, 700n, ACCUSER_SLASH, 0n);
     });
@@ -1123,7 +1128,7 @@ describe("TaskLedger", () => {
 
       await ledger.connect(n4).submitValidation(taskId, false, WRONG); // 500 of 1300 voting: not yet
       expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Open);
-      const tx = ledger.connect(n5).vote(taskId, WRONG); // 1000 of 1300: more than half
+      const tx = ledger.connect(n5).vote(taskId, true, WRONG); // 1000 of 1300: more than half
       await expect(tx).to.emit(ledger, "DisputeVote").withArgs(taskId, n5.address, WRONG, 500n, 1000n);
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, DisputeStatus.Invalidated, WRONG, 1000n, 0n, EXECUTOR_SLASH, BOUNTY);
       await expect(tx)
@@ -1150,7 +1155,7 @@ describe("TaskLedger", () => {
       await expect(ledger.connect(nodes[0]).submitValidation(taskId, true, evidence("n1")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerInvalidStatus")
         .withArgs(taskId, TaskStatus.Invalidated);
-      await expect(ledger.connect(nodes[0]).vote(taskId, executorSeal(taskId)))
+      await expect(ledger.connect(nodes[0]).vote(taskId, false, evidence("vote")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute")
         .withArgs(taskId);
       await expect(ledger.resolveDispute(taskId))
@@ -1166,8 +1171,8 @@ describe("TaskLedger", () => {
       const [n1, n2, n3, n4, n5] = nodes;
       const truth = sealOf(ethers.id("the true result"));
       await ledger.connect(n1).submitValidation(taskId, false, junk("colluding accuser"));
-      await ledger.connect(n4).vote(taskId, truth);
-      await ledger.connect(n2).vote(taskId, truth); // 700 on the truth, 100 on the garbage: more than half of 1300
+      await ledger.connect(n4).vote(taskId, true, truth);
+      await ledger.connect(n2).vote(taskId, true, truth); // 700 on the truth, 100 on the garbage: more than half of 1300
       const events = await ledger.queryFilter(ledger.filters.DisputeResolved(taskId));
       expect(events).to.have.length(1);
       expect(events[0].args.outcome).to.equal(BigInt(DisputeStatus.Invalidated));
@@ -1182,7 +1187,7 @@ describe("TaskLedger", () => {
       expect(bounties).to.have.length(0);
       expect(await ledger.openDisputesOf(EPOCH, n1.address)).to.equal(0n);
       expect(await ledger.openDisputesOf(EPOCH, n3.address)).to.equal(0n);
-      await expect(ledger.connect(n5).vote(taskId, truth)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
+      await expect(ledger.connect(n5).vote(taskId, true, truth)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
     });
 
     it("need more than half to invalidate and exactly half to uphold", async () => {
@@ -1190,10 +1195,10 @@ describe("TaskLedger", () => {
       const invalidate = await networkHelpers.loadFixture(halfFixture);
       const [n1, n2, , n4, n5] = invalidate.nodes;
       await invalidate.ledger.connect(n2).submitValidation(invalidate.taskId, false, WRONG);
-      await expect(invalidate.ledger.connect(n4).vote(invalidate.taskId, WRONG)).to.not.emit(invalidate.ledger, "DisputeResolved");
+      await expect(invalidate.ledger.connect(n4).vote(invalidate.taskId, true, WRONG)).to.not.emit(invalidate.ledger, "DisputeResolved");
       expect(await invalidate.ledger.sealTallyOf(invalidate.taskId, WRONG)).to.equal(600n); // exactly half: not yet
       expect((await invalidate.ledger.disputeOf(invalidate.taskId)).status).to.equal(DisputeStatus.Open);
-      await expect(invalidate.ledger.connect(n1).vote(invalidate.taskId, WRONG))
+      await expect(invalidate.ledger.connect(n1).vote(invalidate.taskId, true, WRONG))
         .to.emit(invalidate.ledger, "DisputeResolved")
         .withArgs(invalidate.taskId, DisputeStatus.Invalidated, WRONG, 700n, 0n, EXECUTOR_SLASH, BOUNTY);
 
@@ -1201,8 +1206,8 @@ describe("TaskLedger", () => {
       const [m1, m2, , , m5] = uphold.nodes;
       const seal = executorSeal(uphold.taskId);
       await uphold.ledger.connect(m2).submitValidation(uphold.taskId, false, WRONG);
-      await expect(uphold.ledger.connect(m5).vote(uphold.taskId, seal)).to.not.emit(uphold.ledger, "DisputeResolved");
-      await expect(uphold.ledger.connect(m1).vote(uphold.taskId, seal)) // 600: exactly half upholds
+      await expect(uphold.ledger.connect(m5).vote(uphold.taskId, false, evidence("vote"))).to.not.emit(uphold.ledger, "DisputeResolved");
+      await expect(uphold.ledger.connect(m1).vote(uphold.taskId, false, evidence("vote"))) // 600: exactly half upholds
         .to.emit(uphold.ledger, "DisputeResolved")
         .withArgs(uphold.taskId, DisputeStatus.Upheld, seal, 200n, 600n, ACCUSER_SLASH, 0n);
     });
@@ -1211,7 +1216,7 @@ describe("TaskLedger", () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, , n3, n4, n5] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, WRONG);
-      await ledger.connect(n4).vote(taskId, executorSeal(taskId)); // 500
+      await ledger.connect(n4).vote(taskId, false, evidence("vote")); // 500
       const tx = ledger.connect(n5).submitValidation(taskId, true, evidence("n5")); // 1000 >= 650
       await expect(tx)
         .to.emit(ledger, "DisputeResolved")
@@ -1235,7 +1240,7 @@ describe("TaskLedger", () => {
       await expect(late).to.not.emit(ledger, "DisputeOpened");
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.status, dispute.invalidWeight, dispute.validWeight]).to.deep.equal([DisputeStatus.Upheld, 100n, 1000n]);
-      await expect(ledger.connect(nodes[1]).vote(taskId, WRONG)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, WRONG)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
     });
 
     it("count validations made before the dispute opened for the executor's seal", async () => {
@@ -1245,11 +1250,11 @@ describe("TaskLedger", () => {
       await ledger.connect(n1).submitValidation(taskId, false, WRONG);
       expect((await ledger.disputeOf(taskId)).validWeight).to.equal(500n);
       expect(await ledger.sealTallyOf(taskId, executorSeal(taskId))).to.equal(500n);
-      await expect(ledger.connect(n4).vote(taskId, executorSeal(taskId)))
+      await expect(ledger.connect(n4).vote(taskId, false, evidence("vote")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
         .withArgs(taskId, n4.address);
-      await ledger.connect(n2).vote(taskId, WRONG); // 300 against
-      await expect(ledger.connect(n5).vote(taskId, executorSeal(taskId)))
+      await ledger.connect(n2).vote(taskId, true, WRONG); // 300 against
+      await expect(ledger.connect(n5).vote(taskId, false, evidence("vote")))
         .to.emit(ledger, "DisputeResolved")
         .withArgs(taskId, DisputeStatus.Upheld, executorSeal(taskId), 300n, 1000n, ACCUSER_SLASH, 0n);
     });
@@ -1282,7 +1287,7 @@ describe("TaskLedger", () => {
 
       await ledger.connect(n4).submitValidation(taskId, false, WRONG);
       const slashed = (2n * CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS; // 40 tokens, all from the active stake
-      const tx = ledger.connect(n5).vote(taskId, WRONG);
+      const tx = ledger.connect(n5).vote(taskId, true, WRONG);
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, DisputeStatus.Invalidated, WRONG, 1000n, 0n, slashed, 0n);
       await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
       expect((await sys.registry.getNode(n3.address)).stake).to.equal(CPU_STAKE - slashed);
@@ -1296,8 +1301,8 @@ describe("TaskLedger", () => {
       for (const runId of await sys.trainingRuns.runsOf(n1.address)) await sys.trainingRuns.connect(n1).leaveRun(runId, n1.address);
       await sys.registry.connect(p1).deregisterNode(n1.address);
       await ledger.connect(n1).submitValidation(taskId, false, WRONG);
-      await ledger.connect(n4).vote(taskId, executorSeal(taskId));
-      const tx = ledger.connect(n5).vote(taskId, executorSeal(taskId));
+      await ledger.connect(n4).vote(taskId, false, evidence("vote"));
+      const tx = ledger.connect(n5).vote(taskId, false, evidence("vote"));
       await expect(tx)
         .to.emit(ledger, "DisputeResolved")
         .withArgs(taskId, DisputeStatus.Upheld, executorSeal(taskId), 100n, 1000n, ACCUSER_SLASH, 0n);
@@ -1322,12 +1327,12 @@ describe("TaskLedger", () => {
       await ledger.connect(nodes[2]).completeTask(1n, result(1));
       await ledger.connect(nodes[2]).completeTask(2n, result(2));
       await ledger.connect(nodes[3]).submitValidation(1n, false, WRONG);
-      const invalidated = ledger.connect(nodes[4]).vote(1n, WRONG);
+      const invalidated = ledger.connect(nodes[4]).vote(1n, true, WRONG);
       await expect(invalidated).to.emit(ledger, "DisputeResolved").withArgs(1n, DisputeStatus.Invalidated, WRONG, 1000n, 0n, 0n, 0n);
       await expect(invalidated).to.not.emit(sys.registry, "Slashed");
       await ledger.connect(nodes[0]).submitValidation(2n, false, WRONG);
-      await ledger.connect(nodes[3]).vote(2n, executorSeal(2n));
-      await expect(ledger.connect(nodes[4]).vote(2n, executorSeal(2n)))
+      await ledger.connect(nodes[3]).vote(2n, false, evidence("vote"));
+      await expect(ledger.connect(nodes[4]).vote(2n, false, evidence("vote")))
         .to.emit(ledger, "DisputeResolved")
         .withArgs(2n, DisputeStatus.Upheld, executorSeal(2n), 100n, 1000n, 0n, 0n);
     });
@@ -1341,8 +1346,8 @@ describe("TaskLedger", () => {
       const [n1, n2, n3, n4, n5] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, junk("n1 run"));
       await ledger.connect(n2).submitValidation(taskId, false, junk("n2 run"));
-      await ledger.connect(n4).vote(taskId, junk("n4 run"));
-      await ledger.connect(n5).vote(taskId, junk("n5 run"));
+      await ledger.connect(n4).vote(taskId, true, junk("n4 run"));
+      await ledger.connect(n5).vote(taskId, true, junk("n5 run"));
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.status, dispute.invalidWeight, dispute.validWeight]).to.deep.equal([DisputeStatus.Open, 1300n, 0n]);
       const t = await timeline(sys);
@@ -1362,7 +1367,7 @@ describe("TaskLedger", () => {
         expect((await sys.registry.getNode(node.address)).stake).to.equal(CPU_STAKE);
       }
       await expect(ledger.resolveDispute(taskId)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute").withArgs(taskId);
-      await expect(ledger.connect(n1).vote(taskId, junk("again"))).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
+      await expect(ledger.connect(n1).vote(taskId, true, junk("again"))).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
       // The executor keeps its pay: its claim pays the task's work.
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
       await expect(ledger.connect(settler).settleWork(EPOCH, n3.address, sys.providers[0].address, 1))
@@ -1374,8 +1379,8 @@ describe("TaskLedger", () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, , n4] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, WRONG);
-      await ledger.connect(n2).vote(taskId, WRONG); // 300 against
-      await ledger.connect(n4).vote(taskId, executorSeal(taskId)); // 500 for: the most, but not half
+      await ledger.connect(n2).vote(taskId, true, WRONG); // 300 against
+      await ledger.connect(n4).vote(taskId, false, evidence("vote")); // 500 for: the most, but not half
       await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
       await expect(ledger.connect(sys.stranger).resolveDispute(taskId))
         .to.emit(ledger, "DisputeResolved")
@@ -1615,7 +1620,7 @@ describe("TaskLedger", () => {
       // The disputed task is invalidated: its pay goes back to run B's escrow.
       const [accuser, voter] = [nodes[3], nodes[4]];
       await ledger.connect(accuser).submitValidation(disputed.taskId, false, WRONG);
-      await ledger.connect(voter).vote(disputed.taskId, WRONG);
+      await ledger.connect(voter).vote(disputed.taskId, true, WRONG);
 
       await toPhase(ctx, EPOCH, EpochPhase.Dispute);
       let expired = 0n;

@@ -27,10 +27,11 @@ pragma solidity ^0.8.28;
 ///         Disputes: nodes vote with the seal of their own re-execution, `keccak256(abi.encode(resultHash))`
 ///         (never the result hash itself), and power is tallied per seal. A failed validation opens the task's
 ///         dispute; its `evidenceHash` is the accuser's seal and counts as its vote. Later failed validations and
-///         `vote(taskId, seal)` vote for the seal they carry; successful validations (before or during the
-///         dispute) vote for the executor's seal, whose tally is `validWeight` (`invalidWeight` sums all other
-///         seals). Nodes with power in `e` other than the executor vote with that power, once per task. The
-///         dispute is decided as soon as the executor's seal holds at least half of the voting power
+///         votes to invalidate (`vote(taskId, true, seal)`) vote for the seal they carry; successful validations
+///         (before or during the dispute) and votes to uphold vote for the executor's seal, whose tally is
+///         `validWeight` (`invalidWeight` sums all other seals). Nodes with power in `e` other than the executor
+///         vote with that power, once per task. The dispute is decided as soon as the executor's seal holds at
+///         least half of the voting power
 ///         `totalPower(e) − power_x` (Upheld) or any other seal holds more than half (Invalidated): the executor
 ///         cannot vote, so its power does not count, and a large executor cannot make its own invalidation
 ///         unreachable. Votes stay open a full Dispute window after the dispute opened (votingEndOf); a dispute
@@ -189,10 +190,11 @@ interface ITaskLedger {
     error TaskLedgerSelfValidation(uint256 taskId);
     /// @notice `node` already validated (or voted on) the task.
     error TaskLedgerAlreadyValidated(uint256 taskId, address node);
-    /// @notice A failed validation or a vote must carry a seal, `keccak256(abi.encode(resultHash))` (non-zero).
+    /// @notice A failed validation or a vote to invalidate must carry a seal, `keccak256(abi.encode(resultHash))`
+    ///         (non-zero).
     error TaskLedgerZeroSeal(uint256 taskId);
-    /// @notice A failed validation carried the executor's own seal: the node reproduced the result, so its
-    ///         validation is a successful one.
+    /// @notice A failed validation or a vote to invalidate carried the executor's own seal: the node reproduced
+    ///         the result, so it must validate successfully or vote to uphold.
     error TaskLedgerSealAgrees(uint256 taskId);
     /// @notice The task has no open dispute.
     error TaskLedgerNoOpenDispute(uint256 taskId);
@@ -231,8 +233,8 @@ interface ITaskLedger {
     event TaskValidated(uint256 indexed taskId, address indexed validator, bool ok, bytes32 evidenceHash, uint256 weight);
     /// @notice `accuser`'s failed validation opened the task's dispute, voting its `seal` with `weight`.
     event DisputeOpened(uint256 indexed taskId, address indexed accuser, bytes32 seal, uint256 weight);
-    /// @notice `voter` voted `seal` with `weight` (a successful validation votes the executor's seal); `tally` is
-    ///         the seal's power after the vote.
+    /// @notice `voter` voted `seal` with `weight` (a successful validation or a vote to uphold votes the
+    ///         executor's seal); `tally` is the seal's power after the vote.
     event DisputeVote(uint256 indexed taskId, address indexed voter, bytes32 seal, uint256 weight, uint256 tally);
     /// @notice The dispute ended with `outcome` (Invalidated, Upheld or Unresolved). `seal` holds the majority
     ///         (the executor's when Upheld, 0 when Unresolved); `invalidWeight` and `validWeight` are the power
@@ -266,10 +268,11 @@ interface ITaskLedger {
     ///         executor's seal.
     function submitValidation(uint256 taskId, bool ok, bytes32 evidenceHash) external;
 
-    /// @notice Votes `seal`, `keccak256(abi.encode(resultHash))` of the caller's own re-execution (non-zero; the
-    ///         executor's seal votes for the task), on the task's open dispute with the caller's power, until
-    ///         votingEndOf(taskId).
-    function vote(uint256 taskId, bytes32 seal) external;
+    /// @notice Votes on the task's open dispute with the caller's power, until votingEndOf(taskId). A vote to
+    ///         invalidate (`invalid`) carries the caller's seal as `evidenceHash`, `keccak256(abi.encode(resultHash))`
+    ///         of its own re-execution (non-zero, not the executor's); a vote to uphold counts for the executor's
+    ///         seal (its `evidenceHash` is not a seal).
+    function vote(uint256 taskId, bool invalid, bytes32 evidenceHash) external;
 
     /// @notice Ends the task's open dispute once its voting is over (anyone): no seal won a majority, so it ends
     ///         Unresolved (nobody slashed, the task stands). A seal that wins a majority ends it at once.

@@ -47,6 +47,11 @@ export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): EconomyFaul
   return { inflatePoc: env.CN_FAULT_POC_INFLATE === "1", skipValidation: env.CN_FAULT_SKIP_VALIDATION === "1" };
 }
 
+/** The evidence of a successful validation or a vote to uphold: binds the reproduced result to the posted one. */
+function okEvidence(reproduced: string, posted: string): string {
+  return keccak256(abi.encode(["bytes32", "bytes32"], [reproduced, posted]));
+}
+
 export interface MinerEconomyOptions {
   chain: Chain;
   wallet: Wallet;
@@ -517,7 +522,7 @@ export class MinerEconomy {
     const seal = resultSeal(outcome.resultHash);
     const ok = isExecutorSeal(seal, task.resultHash);
     // A failed validation carries this node's own seal: it opens the dispute (or joins it) as its vote.
-    const evidence = ok ? keccak256(abi.encode(["bytes32", "bytes32"], [outcome.resultHash, task.resultHash])) : seal;
+    const evidence = ok ? okEvidence(outcome.resultHash, task.resultHash) : seal;
     this.log.validation[ok ? "info" : "warn"](
       { ...fields, executorSeal: executorSeal(task.resultHash), seal, ok },
       ok ? "task reproduced: validation ok" : "task NOT reproduced: validation fails with this node's own seal and opens or joins a dispute",
@@ -552,7 +557,9 @@ export class MinerEconomy {
       `voting ${invalid ? "against the executor's seal" : "for the executor's seal"} with power ${power}`,
     );
     try {
-      await this.options.tx.send("vote", () => ledger.vote(taskId, seal), { subsystem: "TaskValidation", taskId: id, epoch, invalid, seal });
+      // Like a validation: a vote to invalidate carries this node's seal, a vote to uphold its evidence.
+      const evidence = invalid ? seal : okEvidence(outcome.resultHash, task.resultHash);
+      await this.options.tx.send("vote", () => ledger.vote(taskId, invalid, evidence), { subsystem: "TaskValidation", taskId: id, epoch, invalid, seal });
       this.counters.votes.inc({ vote: invalid ? "invalid" : "valid" });
     } catch (error) {
       if (!(error instanceof TxRevertedError)) throw error;

@@ -620,8 +620,8 @@ export async function measureGas(connection: NetworkConnection): Promise<GasRow[
       "TaskLedger",
       "vote",
       "undecided (800 on the executor's seal, 700 on the accuser's, of 2400 voting) / the accuser's seal wins (1600): pay released, executor slashed, bounty paid",
-      () => ledger.connect(c).vote(3n, sealOf(ethers.id("result 3"))),
-      () => ledger.connect(b).vote(3n, accuserSeal),
+      () => ledger.connect(c).vote(3n, false, ethers.id("ok")),
+      () => ledger.connect(b).vote(3n, true, accuserSeal),
     );
     await ledger.connect(sys.admin).grantRole(await ledger.SETTLEMENT_ROLE(), escrowAgent.address);
     await goToPhase(connection, sys, epoch, EpochPhase.Claim);

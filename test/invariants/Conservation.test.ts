@@ -574,7 +574,9 @@ describe("Invariants: token conservation and single use over random action seque
           case "vote": {
             const t = pickTask(a.t, disputed);
             if (t === undefined) return;
-            const send = () => sys.taskLedger.connect(nodes[a.v]).vote(t.id, sealOf(t.id, a.seal, a.v), MINED);
+            // Seal 0 is a vote to uphold (the executor's seal), any other a vote to invalidate with that seal.
+            const send = () =>
+              sys.taskLedger.connect(nodes[a.v]).vote(t.id, a.seal !== 0, a.seal === 0 ? ethers.id(`evidence ${t.id} ${a.v}`) : sealOf(t.id, a.seal, a.v), MINED);
             const outcome = await act("vote", send);
             if (outcome.ok) {
               const open = Number((await sys.taskLedger.disputeOf(t.id)).status) === DisputeStatus.Open;

@@ -700,7 +700,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       const otherSeal = resultSeal(id("another result"));
       const ownSeal = resultSeal(resultHash);
       await (await ledgerAs(C).submitValidation(ledgerTaskId, false, otherSeal)).wait(); // opens a dispute
-      await (await ledgerAs(E).vote(ledgerTaskId, ownSeal)).wait();
+      await (await ledgerAs(E).vote(ledgerTaskId, false, id("E reproduced"))).wait(); // counts for the executor's seal
       await follower.poll();
       let view = tasks.view(tasks.get(taskId)!).chain!;
       expect(view).to.deep.include({ taskId: ledgerTaskId, status: "Completed", resultHash });
@@ -714,7 +714,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
         { voter: E, seal: ownSeal, invalid: false, weight: "25" },
       ]);
 
-      await (await ledgerAs(D).vote(ledgerTaskId, otherSeal)).wait(); // 55 of the 90 that may vote on C's seal: decided
+      await (await ledgerAs(D).vote(ledgerTaskId, true, otherSeal)).wait(); // 55 of the 90 that may vote on C's seal: decided
       await follower.poll();
       const [resolved] = await eco.ledgerEvents("DisputeResolved", from, ledgerTaskId);
       expect(resolved.args.slashed).to.be.greaterThan(0n);
