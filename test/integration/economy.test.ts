@@ -42,7 +42,9 @@ const ECONOMY: Partial<EconomySettings> = {
   // The claim checks every task of an epoch (at most 32 here): whether the lazy miner forfeits does not
   // depend on a sample's luck.
   sampleSize: 32,
-  maxShareBps: 5_000,
+  // Below a third: no single node holds half of the power that may vote on another's task, so a dispute is
+  // decided by at least two agreeing voters, and the non-deterministic task (every seal differs) ends Unresolved.
+  maxShareBps: 3_000,
 };
 
 const MINERS: Array<{ throttle: number; env: Record<string, string> }> = [
@@ -163,7 +165,7 @@ describe("integration: the epoch economy over two epochs", function () {
       for (const i of [0, 1, 2, 3]) expect(Number(status[i].status), `epoch ${epoch}: ${name(nodes[i])} accepted`).to.equal(2);
       expect(power[FAST] > power[SLOW], `epoch ${epoch}: full speed beats 35 % speed (${power[FAST]} vs ${power[SLOW]})`).to.equal(true);
       const total = await c.proofOfCompute.totalPower(epoch);
-      for (const p of power) expect(p * 10_000n <= total * 5_000n, "no share above the cap").to.equal(true);
+      for (const p of power) expect(p * 10_000n <= total * BigInt(ECONOMY.maxShareBps!), "no share above the cap").to.equal(true);
     }
 
     // --- tasks: drawn by power on chain, verifiable by anyone --------------------------------------
