@@ -45,6 +45,50 @@ export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): EconomyFaul
   return { inflatePoc: env.CN_FAULT_POC_INFLATE === "1", skipValidation: env.CN_FAULT_SKIP_VALIDATION === "1" };
 }
 
+/**
+ * A TaskLedger task's spec, checked against the chain's spec hash. Asked of the run's master when the node
+ * is a member of the task's run, then of the executor (its endpoint from discovery), which keeps the spec of
+ * every task it runs (ledger-tasks.ts `specFor`): a master withholding a spec does not make the validators
+ * miss their duty, and nodes of other runs, which do not know the task's master, can re-execute it. Throws
+ * with every source's failure when none serves it.
+ */
+export async function fetchTaskSpec(
+  from: {
+    client: SignedClient;
+    discovery: Pick<DiscoveryClient, "endpointOf">;
+    /** The node's run, and its master when the node is a member. */
+    runId: bigint;
+    master: { master: string; masterUrl: string } | undefined;
+    logger: Logger;
+  },
+  taskId: bigint,
+  task: { runId: bigint; specHash: string; assignee: string },
+): Promise<ValidTaskSpec> {
+  const id = taskId.toString();
+  const sources: Array<{ name: string; audience: string; base: () => Promise<string | undefined> }> = [];
+  const { master } = from;
+  if (task.runId === from.runId && master) {
+    sources.push({ name: "the run's master", audience: master.master.toLowerCase(), base: async () => master.masterUrl });
+  }
+  sources.push({ name: `the executor ${task.assignee}`, audience: task.assignee.toLowerCase(), base: () => from.discovery.endpointOf(task.assignee) });
+  const failures: string[] = [];
+  for (const source of sources) {
+    try {
+      const base = await source.base();
+      if (!base) throw new Error("discovery has no endpoint for it");
+      const response = await from.client.request<unknown>("GET", `${base}/ledger/tasks/${id}/spec`, { audience: source.audience });
+      if (response.status !== 200) throw new Error(`GET /ledger/tasks/${id}/spec: ${response.status} ${(response.body as { error?: string })?.error ?? ""}`.trim());
+      const spec = response.body as ValidTaskSpec;
+      if (specHash(spec).toLowerCase() !== task.specHash.toLowerCase()) throw new Error("its spec does not match the hash on chain");
+      if (failures.length > 0) from.logger.info({ taskId: id, from: source.name, failed: failures }, `task spec fetched from ${source.name}`);
+      return spec;
+    } catch (error) {
+      failures.push(`${source.name}: ${(error as Error).message}`);
+    }
+  }
+  throw new Error(`cannot fetch the spec of task ${id}: ${failures.join("; ")}`);
+}
+
 export interface MinerEconomyOptions {
   chain: Chain;
   wallet: Wallet;
@@ -551,22 +595,19 @@ export class MinerEconomy {
     }
   }
 
-  /** Fetches the task's spec from the run's master, checks it against the chain's hash, and re-runs it (once per task). */
-  private reexecute(taskId: bigint, task: { runId: bigint; specHash: string }): Promise<{ resultHash: string; exitCode: number | null } | undefined> {
+  /** Fetches the task's spec (`fetchTaskSpec`) and re-runs it (once per task). */
+  private reexecute(
+    taskId: bigint,
+    task: { runId: bigint; specHash: string; assignee: string },
+  ): Promise<{ resultHash: string; exitCode: number | null } | undefined> {
     const id = taskId.toString();
     let run = this.reexecuted.get(id);
     if (!run) {
-      run = (async () => {
-        const master = this.options.master();
-        if (task.runId !== this.options.runId || !master) {
-          throw new Error(`task ${id} belongs to run ${task.runId}, whose master this node does not know: cannot fetch its spec`);
-        }
-        const response = await this.options.client.request<unknown>("GET", `${master.masterUrl}/ledger/tasks/${id}/spec`, { audience: master.master.toLowerCase() });
-        if (response.status !== 200) throw new Error(`GET /ledger/tasks/${id}/spec: ${response.status} ${(response.body as { error?: string })?.error ?? ""}`);
-        const spec = response.body as ValidTaskSpec;
-        if (specHash(spec).toLowerCase() !== task.specHash.toLowerCase()) throw new Error(`the master's spec for task ${id} does not match the hash on chain`);
-        return this.options.reexecute(spec, taskId);
-      })();
+      run = fetchTaskSpec(
+        { client: this.options.client, discovery: this.options.discovery, runId: this.options.runId, master: this.options.master(), logger: this.log.validation },
+        taskId,
+        task,
+      ).then((spec) => this.options.reexecute(spec, taskId));
       this.reexecuted.set(id, run);
       if (this.reexecuted.size > 1000) this.reexecuted.delete(this.reexecuted.keys().next().value!);
     }

@@ -13,6 +13,11 @@
  *     and recorded before it is broadcast (tx.ts `sendTracked`): a miner killed before reading its receipt
  *     finishes that same transaction after the restart, even while it still waits in the node's pool.
  *
+ *   - it serves the spec of each task it executes (`specFor`, `GET /ledger/tasks/:id/spec` of the miner) to
+ *     nodes with power in the task's epoch, as the master does: the validators that must re-execute the
+ *     task still get it when the master withholds it, and nodes of other runs, which do not know the
+ *     task's master, can fulfil their duties on it.
+ *
  * A task that never ran to an exit (its image missing, the engine failing) or that the master stopped is
  * not reported: its result would claim work that was not done, and validators re-running it could not
  * reproduce it. It expires at the end of its epoch.
@@ -30,7 +35,7 @@ import { TxRevertedError, type TxSender } from "../shared/tx.js";
 import type { DockerRuntime, TaskStatus } from "./docker-runtime.js";
 import type { MinerState } from "./state.js";
 import { computeTaskResult } from "./task-result.js";
-import type { ValidTaskSpec } from "./task-spec.js";
+import { LEDGER_TASK_ID_PATTERN, type ValidTaskSpec } from "./task-spec.js";
 
 export const LEDGER_TASK_STATUS = ["None", "Assigned", "Completed", "Invalidated", "Expired"] as const;
 const ASSIGNED = 1;
@@ -104,11 +109,29 @@ export class LedgerTasks {
     }
     const phase = await this.clock.phaseOf(task.epoch);
     if (phase !== "Work") refuse(409, `ledger task ${ledgerTaskId} is of epoch ${task.epoch}, which is in its ${phase} phase: it can no longer be completed`);
-    state.addLedgerTask({ taskId: spec.taskId, ledgerTaskId, runId: spec.runId, epoch: task.epoch.toString() });
+    state.addLedgerTask({ taskId: spec.taskId, ledgerTaskId, runId: spec.runId, epoch: task.epoch.toString(), spec });
     logger.info(
       { taskId: spec.taskId, ledgerTaskId, epoch: task.epoch.toString(), units: task.units.toString(), pay: task.pay.toString(), specHash: received },
       "ledger task checked on chain (drawn to this node, Assigned, spec hash matches): starting it",
     );
+  }
+
+  /**
+   * The spec of a ledger task this node executes, for `signer` if it has power in the task's epoch (the
+   * master's rule: those are the nodes that may have to re-execute it). 400 for a malformed id, 404 for a
+   * task this node did not execute, 403 for a signer without power.
+   */
+  async specFor(ledgerTaskId: string, signer: string): Promise<ValidTaskSpec> {
+    if (!LEDGER_TASK_ID_PATTERN.test(ledgerTaskId)) throw new HttpError(400, "ledgerTaskId must be a positive decimal integer");
+    const record = this.options.state.ledgerTaskByLedgerId(ledgerTaskId);
+    if (!record?.spec) throw new HttpError(404, `this node executes no ledger task ${ledgerTaskId}`);
+    const power = await this.options.chain.contracts.proofOfCompute.powerOf(BigInt(record.epoch), signer);
+    if (power === 0n) {
+      this.options.logger.info({ ledgerTaskId, epoch: record.epoch, signer }, "task spec refused: the signer has no power in the task's epoch");
+      throw new HttpError(403, `${signer} has no power in epoch ${record.epoch}: only nodes with power in a task's epoch may read its spec`);
+    }
+    this.options.logger.debug({ ledgerTaskId, signer, power: power.toString() }, "task spec served to a node with power in its epoch");
+    return record.spec;
   }
 
   /** The task reached a final state: reports its result on chain (once; retried until the epoch's end). */

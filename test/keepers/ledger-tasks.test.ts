@@ -208,15 +208,17 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     writeFileSync(path.join(folder, "sub", "b.txt"), "b\n");
   };
 
-  const refusal = async (spec: ValidTaskSpec, known = false): Promise<HttpError> => {
+  /** The HttpError `action` rejects with (fails the test when it resolves). */
+  const refusedWith = async (action: Promise<unknown>): Promise<HttpError> => {
     try {
-      await tasks.admit(spec, known);
+      await action;
     } catch (error) {
       expect(error).to.be.instanceOf(HttpError);
       return error as HttpError;
     }
     throw new Error("expected a refusal");
   };
+  const refusal = (spec: ValidTaskSpec, known = false) => refusedWith(tasks.admit(spec, known));
 
   /** Waits until the node's completeTask for `taskId` is in the node's pool (block production stopped); its hash. */
   const pendingReport = (taskId: string) =>
@@ -309,6 +311,30 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
 
     for (const spec of [theirs, tampered, otherRun, expiring, late]) expect(state.ledgerTask(spec.taskId)).to.equal(undefined);
     expect(logs.filter((l) => l.msg === "ledger task refused")).to.have.length(9);
+  });
+
+  it("serves the spec of a task it executes to nodes with power in its epoch only, also after a restart", async () => {
+    const epoch = await ensureWork();
+    await open();
+    const spec = await drawn();
+    await tasks.admit(spec, false);
+    // `other` (power in the epoch, another run) may read it: it may have to re-execute the task.
+    const served = await tasks.specFor(spec.ledgerTaskId!, other);
+    expect(served).to.deep.equal(spec);
+    expect(specHash(served)).to.equal((await ledger().taskOf(spec.ledgerTaskId!)).specHash);
+
+    const refused = (id: string, signer: string) => refusedWith(tasks.specFor(id, signer));
+    const stranger = getAddress(`0x${"5a".repeat(20)}`);
+    const powerless = await refused(spec.ledgerTaskId!, stranger);
+    expect([powerless.status, powerless.message]).to.deep.equal([403, `${stranger} has no power in epoch ${epoch}: only nodes with power in a task's epoch may read its spec`]);
+    expect(logged(/task spec refused/)).to.have.length(1);
+    const theirs = await drawn(runs.b, other); // on chain, but executed elsewhere
+    expect((await refused(theirs.ledgerTaskId!, other)).status).to.equal(404);
+    for (const bad of ["0", "01", "x", "1".repeat(79)]) expect((await refused(bad, other)).status).to.equal(400);
+
+    await close();
+    await open(); // restart: the spec is in the SQLite file
+    expect(await tasks.specFor(spec.ledgerTaskId!, node)).to.deep.equal(spec);
   });
 
   it("reports the result hash of the exit code and the storage folder once, and never again after a restart", async () => {
