@@ -62,7 +62,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev Slash reasons, as passed to MinerRegistry.slash.
     bytes32 public constant INVALID_TASK_REASON = keccak256("computenet.TaskLedger.invalidTask");
     bytes32 public constant FALSE_ACCUSATION_REASON = keccak256("computenet.TaskLedger.falseAccusation");
-    /// @dev Domain tag of the duty salt (see `_dutySalt`).
+    /// @dev Domain tag of the duty salt (see `_openEpochTasks`).
     bytes32 private constant _DUTY_SALT = keccak256("computenet.TaskLedger.dutySalt");
 
     /// @dev A task as stored: four slots plus the result hash. `deadline` is its epoch's end (completion
@@ -187,7 +187,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @inheritdoc ITaskLedger
     /// @dev Reverts with TrainingRuns' TrainingRunsInsufficientEscrow when the run's available escrow cannot
     ///      cover the pay (and with TrainingRunsUnknownRun for a run that does not exist). The epoch's first task
-    ///      also fixes the epoch's duty salt (`_dutySalt`), in the slot it writes anyway (EpochTasks), and emits
+    ///      also fixes the epoch's duty salt (`_openEpochTasks`), in the slot it writes anyway (EpochTasks), and emits
     ///      DutySaltFixed.
     function createTask(uint256 runId, bytes32 specHash, uint64 units)
         external
