@@ -12,6 +12,7 @@ import {IRewardVault} from "./interfaces/IRewardVault.sol";
 import {ITaskLedger} from "./interfaces/ITaskLedger.sol";
 import {ITrainingRuns} from "./interfaces/ITrainingRuns.sol";
 import {Clock} from "./utils/Clock.sol";
+import {ValidationDuty} from "./utils/ValidationDuty.sol";
 
 /// @title TaskLedger
 /// @notice Tasks of training runs: power-weighted assignment, completion, peer validation, disputes decided by
@@ -40,8 +41,9 @@ import {Clock} from "./utils/Clock.sol";
 ///      Gas of a claim (Settlement reads `nodeEpochOf`, `validationWordOf`, then calls `settleWork`):
 ///      - The node's record of an epoch (runs, open disputes, power, settlement) is one slot, written first by the
 ///        node's enrollment: a claim reads it once and rewrites it warm.
-///      - An epoch's tasks are one slot (first id, count, end of the Dispute phase, kept by its first task), so
-///        `settleWork` checks the phase with one read instead of the EpochManager's timeline.
+///      - An epoch's tasks are one slot (first id, count, end of the Dispute phase and duty salt, kept by its
+///        first task), so `settleWork` checks the phase with one read instead of the EpochManager's timeline, and
+///        the claim receives the duty salt with the task range (`nodeEpochOf`) without another read.
 ///      - Validations are bits, 256 tasks a word per node: a claim's duty check reads one word for tasks that
 ///        lie in it (an epoch's ids are consecutive), and a node's later validations rewrite a non-zero word.
 ///      - Runs without work emit nothing and call nothing when settled.
@@ -60,6 +62,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev Slash reasons, as passed to MinerRegistry.slash.
     bytes32 public constant INVALID_TASK_REASON = keccak256("computenet.TaskLedger.invalidTask");
     bytes32 public constant FALSE_ACCUSATION_REASON = keccak256("computenet.TaskLedger.falseAccusation");
+    /// @dev Domain tag of the duty salt (see `_openEpochTasks`).
+    bytes32 private constant _DUTY_SALT = keccak256("computenet.TaskLedger.dutySalt");
 
     /// @dev A task as stored: four slots plus the result hash. `deadline` is its epoch's end (completion
     ///      closes then), cached so that completing a task calls no other contract.
@@ -182,7 +186,9 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
     /// @inheritdoc ITaskLedger
     /// @dev Reverts with TrainingRuns' TrainingRunsInsufficientEscrow when the run's available escrow cannot
-    ///      cover the pay (and with TrainingRunsUnknownRun for a run that does not exist).
+    ///      cover the pay (and with TrainingRunsUnknownRun for a run that does not exist). The epoch's first task
+    ///      also fixes the epoch's duty salt (`_openEpochTasks`), in the slot it writes anyway (EpochTasks), and emits
+    ///      DutySaltFixed.
     function createTask(uint256 runId, bytes32 specHash, uint64 units)
         external
         nonReentrant
@@ -223,11 +229,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         task.specHash = specHash;
         EpochTasks storage epochTasks = _epochTasks[epoch];
         uint64 count = epochTasks.count;
-        if (count == 0) {
-            // Ids of an epoch are consecutive: tasks are created only in the current epoch.
-            epochTasks.firstTaskId = uint64(taskId);
-            epochTasks.disputeEnd = disputeEnd;
-        }
+        // Ids of an epoch are consecutive: tasks are created only in the current epoch.
+        if (count == 0) _openEpochTasks(epochTasks, epoch, taskId, disputeEnd, beacon);
         epochTasks.count = count + 1;
         emit TaskCreated(taskId, runId, assignee, epoch, specHash, units, pay, draws);
 
@@ -486,7 +489,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint256 denominator = others * BPS;
         if (numerator >= denominator) return true;
         uint256 threshold = Math.mulDiv(type(uint256).max, numerator, denominator);
-        return uint256(keccak256(abi.encode(seed, taskId))) < threshold;
+        // The task exists, so its epoch's first task fixed the salt.
+        return ValidationDuty.hash(ValidationDuty.key(seed, _epochTasks[epoch].dutySalt), taskId) < threshold;
     }
 
     /// @inheritdoc ITaskLedger
@@ -524,6 +528,27 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (_clock() < timeline.pocValidationEnd) revert TaskLedgerNotWorkPhase(epoch);
         end = timeline.end;
         disputeEnd = timeline.disputeEnd;
+    }
+
+    /// @dev What the epoch's first task (`taskId`) keeps of its epoch: its first id, the end of its Dispute phase
+    ///      and its duty salt (ITaskLedger's notice), in the one slot of EpochTasks. The salt is the low 64 bits of
+    ///      `keccak256(abi.encode(blockhash(block.number - 1), pocBeacon, chainid, this, epoch, tag))`. The block
+    ///      hash is the part nobody knew while seeds could be committed: tasks are created only in the Work phase,
+    ///      which begins after the PoC validation phase, itself after the seed window (the PoC phase). The PoC
+    ///      beacon, chain, contract and epoch only make salts differ where block hashes would not (on Arbitrum the
+    ///      hash is the same for every L2 block of one L1 block, and known a few seconds ahead; see the beacons'
+    ///      trust assumption in IEpochManager). The master of the epoch's first task chooses when to create it,
+    ///      hence which block hash is used, among those of the moments it can wait for while no other master of
+    ///      the epoch creates a task first.
+    function _openEpochTasks(EpochTasks storage epochTasks, uint64 epoch, uint256 taskId, uint64 disputeEnd, bytes32 pocBeacon)
+        private
+    {
+        bytes32 entropy = blockhash(block.number - 1);
+        uint64 salt = uint64(uint256(keccak256(abi.encode(entropy, pocBeacon, block.chainid, address(this), epoch, _DUTY_SALT))));
+        epochTasks.firstTaskId = uint64(taskId);
+        epochTasks.disputeEnd = disputeEnd;
+        epochTasks.dutySalt = salt;
+        emit DutySaltFixed(epoch, salt, taskId);
     }
 
     /// @dev The draw of `attempt` for `taskId`: the first entry whose cumulative weight exceeds

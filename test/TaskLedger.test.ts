@@ -20,6 +20,7 @@ import type { TaskLedger } from "../typechain-types/index.js";
 import { CPU_NODE, EPOCH_PARAMETERS, type System, createRun, deploySystem, joinRun } from "./helpers/system.js";
 import { type Phase, givePower, goToPhase, validatedNode, validatedNodes } from "./helpers/epochs.js";
 import { DisputeStatus, EpochPhase, RunStatus, TOKEN, TaskStatus } from "../scripts/lib/protocol.js";
+import { dutyHash, dutyKey } from "../keepers/shared/duty.js";
 
 const connection = await network.create();
 const { ethers, networkHelpers } = connection;
@@ -41,6 +42,7 @@ const MAX_UINT256 = 2n ** 256n - 1n;
 const INVALID_TASK = ethers.id("computenet.TaskLedger.invalidTask");
 const FALSE_ACCUSATION = ethers.id("computenet.TaskLedger.falseAccusation");
 const SETTLEMENT_ROLE = ethers.id("SETTLEMENT_ROLE");
+const DUTY_SALT_TAG = ethers.id("computenet.TaskLedger.dutySalt");
 /** Skips gas estimation: the transaction is mined (and reverts) in the block stamped as the test set it. */
 const MINED = { gasLimit: 3_000_000 };
 const ZERO_HASH = ethers.ZeroHash;
@@ -193,13 +195,46 @@ function expectedDraw(
 }
 
 /** The validation-duty rule of the interface, recomputed. */
-function expectedDuty(seed: string, taskId: bigint, kBps: bigint, validatorPower: bigint, total: bigint, executorPower: bigint) {
+function expectedDuty(
+  seed: string,
+  salt: bigint,
+  taskId: bigint,
+  kBps: bigint,
+  validatorPower: bigint,
+  total: bigint,
+  executorPower: bigint,
+) {
   if (validatorPower === 0n) return false;
   const numerator = kBps * validatorPower;
   const denominator = (total - executorPower) * BPS;
   if (numerator >= denominator) return true;
   const threshold = (MAX_UINT256 * numerator) / denominator;
-  return BigInt(keccak256(coder.encode(["bytes32", "uint256"], [seed, taskId]))) < threshold;
+  return saltedDutyHash(seed, salt, taskId) < threshold;
+}
+
+/** H(seed, salt, t) of the interface: keccak256(abi.encode(keccak256(abi.encode(seed, salt)), t)). */
+function saltedDutyHash(seed: string, salt: bigint, taskId: bigint): bigint {
+  const key = keccak256(coder.encode(["bytes32", "uint256"], [seed, salt]));
+  return BigInt(keccak256(coder.encode(["bytes32", "uint256"], [key, taskId])));
+}
+
+/** The duty hash before the salt, keccak256(abi.encode(seed, t)): what a node could grind its seed against. */
+function unsaltedDutyHash(seed: string, taskId: bigint): bigint {
+  return BigInt(keccak256(coder.encode(["bytes32", "uint256"], [seed, taskId])));
+}
+
+/** The duty salt TaskLedger._openEpochTasks derives from the hash of the block before the epoch's first task. */
+function expectedSalt(parentHash: string, pocBeacon: string, chainId: bigint, ledger: string, epoch: bigint): bigint {
+  const hash = keccak256(
+    coder.encode(["bytes32", "bytes32", "uint256", "address", "uint64", "bytes32"], [parentHash, pocBeacon, chainId, ledger, epoch, DUTY_SALT_TAG]),
+  );
+  return BigInt(hash) & (2n ** 64n - 1n);
+}
+
+/** The duty salt the ledger keeps for `epoch` (0 while the epoch has no task). */
+async function saltOf(ledger: TaskLedger, epoch = EPOCH): Promise<{ count: bigint; dutySalt: bigint }> {
+  const [, tasks] = await ledger.nodeEpochOf(epoch, ethers.ZeroAddress);
+  return { count: tasks.count, dutySalt: tasks.dutySalt };
 }
 
 async function timeline(sys: System, epoch = EPOCH) {
@@ -510,7 +545,7 @@ describe("TaskLedger", () => {
       const [, tasks] = await ledger.nodeEpochOf(EPOCH, nodes[2].address);
       expect([tasks.firstTaskId, tasks.count, tasks.disputeEnd]).to.deep.equal([1n, 2n, (await timeline(sys)).disputeEnd]);
       const [, later] = await ledger.nodeEpochOf(EPOCH + 1n, nodes[2].address);
-      expect([later.firstTaskId, later.count, later.disputeEnd]).to.deep.equal([0n, 0n, 0n]);
+      expect([later.firstTaskId, later.count, later.disputeEnd, later.dutySalt]).to.deep.equal([0n, 0n, 0n, 0n]);
       const dispute = await ledger.disputeOf(1n);
       expect(dispute.status).to.equal(DisputeStatus.None);
     });
@@ -1255,20 +1290,27 @@ describe("TaskLedger", () => {
   });
 
   describe("isValidationDuty", () => {
-    it("follows H(seed, t) < k · p_v / (T − p_x) over many seeds", async function () {
+    it("follows H(seed, salt, t) < k · p_v / (T − p_x) over many seeds, with the epoch's salt", async function () {
       this.timeout(120_000);
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const { dutySalt } = await saltOf(ledger);
       const SEEDS = 400;
       for (const [i, validator] of [nodes[0], nodes[3]].entries()) {
         const power = i === 0 ? 100n : 500n;
         const probability = Number(K_BPS * power) / Number((TOTAL_POWER - 500n) * BPS);
         let duties = 0;
+        let unsaltedAgrees = 0;
         for (let s = 0; s < SEEDS; s++) {
           const seed = ethers.id(`seed ${validator.address} ${s}`);
           const duty = await ledger.isValidationDuty(taskId, validator.address, seed);
-          expect(duty, `seed ${s}`).to.equal(expectedDuty(seed, taskId, K_BPS, power, TOTAL_POWER, 500n));
+          expect(duty, `seed ${s}`).to.equal(expectedDuty(seed, dutySalt, taskId, K_BPS, power, TOTAL_POWER, 500n));
+          // The keepers' hash (keepers/shared/duty.ts) is the interface's.
+          expect(dutyHash(dutyKey(seed, dutySalt), taskId)).to.equal(saltedDutyHash(seed, dutySalt, taskId));
           if (duty) duties++;
+          if (expectedDuty(seed, dutySalt, taskId, K_BPS, power, TOTAL_POWER, 500n) === expectedDuty(seed, 0n, taskId, K_BPS, power, TOTAL_POWER, 500n)) unsaltedAgrees++;
         }
+        // The salt matters: another salt gives other duties (the answers agree only by chance).
+        expect(unsaltedAgrees).to.be.below(SEEDS);
         const sd = Math.sqrt(SEEDS * probability * (1 - probability));
         console.log(
           `      duty of a validator with power ${power}: ${duties}/${SEEDS} seeds (expected ${(SEEDS * probability).toFixed(1)})`,
@@ -1295,6 +1337,92 @@ describe("TaskLedger", () => {
         expect(await certain.isValidationDuty(1n, nodes[0].address, ethers.id(`s${s}`))).to.equal(true);
       }
       expect(await ledger.isValidationDuty(assigned.taskId, nodes[0].address, seed)).to.equal(false);
+    });
+  });
+
+  describe("duty salt", () => {
+    it("is fixed by the epoch's first task from the hash of the block before it, announced, and kept by later tasks", async () => {
+      const ctx = await networkHelpers.loadFixture(enrolledFixture);
+      const { sys, ledger, runA, runB } = ctx;
+      expect(await saltOf(ledger)).to.deep.equal({ count: 0n, dutySalt: 0n });
+      const first = await newTask(ctx, runB);
+      const receipt = (await first.tx.wait())!;
+      const parent = (await ethers.provider.getBlock(receipt.blockNumber - 1))!;
+      const { chainId } = await ethers.provider.getNetwork();
+      const salt = expectedSalt(parent.hash!, await sys.epochManager.pocBeacon(EPOCH), chainId, await ledger.getAddress(), EPOCH);
+      await expect(first.tx).to.emit(ledger, "DutySaltFixed").withArgs(EPOCH, salt, first.taskId);
+      expect(await saltOf(ledger)).to.deep.equal({ count: 1n, dutySalt: salt });
+      // Later tasks of the epoch, in any run, keep it.
+      const second = await newTask(ctx, runA);
+      await expect(second.tx).not.to.emit(ledger, "DutySaltFixed");
+      const [, tasks] = await ledger.nodeEpochOf(EPOCH, ctx.nodes[0].address);
+      expect([tasks.firstTaskId, tasks.count, tasks.disputeEnd, tasks.dutySalt]).to.deep.equal([
+        first.taskId,
+        2n,
+        (await timeline(sys)).disputeEnd,
+        salt,
+      ]);
+    });
+
+    it("defeats seed grinding: seeds ground to have no duty on the epoch's predictable ids under H(seed, t) have duties at the normal rate under H(seed, salt, t), and the salt is unset while seeds can be committed", async function () {
+      this.timeout(180_000);
+      const ctx = await networkHelpers.loadFixture(membersFixture);
+      const { sys, ledger, nodes } = ctx;
+      const grinder = nodes[0]; // power 100; every task below goes to n3 (power 500), alone in run B
+      const TASKS = 16;
+      const GROUND = 40;
+      // The seed window: epoch 1's PoC phase. The ids the epoch's tasks will carry are known (one counter),
+      // and so are the powers a node expects; the salt is not.
+      await goToPhase(connection, sys, EPOCH, EpochPhase.PoC);
+      expect(await saltOf(ledger)).to.deep.equal({ count: 0n, dutySalt: 0n });
+      const firstId = (await ledger.taskCount()) + 1n;
+      const ids = Array.from({ length: TASKS }, (_, i) => firstId + BigInt(i));
+      const threshold = (MAX_UINT256 * K_BPS * POWERS[0]) / ((TOTAL_POWER - POWERS[2]) * BPS);
+      const probability = Number(K_BPS * POWERS[0]) / Number((TOTAL_POWER - POWERS[2]) * BPS);
+      // Grinding: seeds with no duty at all on those ids under the unsalted hash (about 1 seed in 15 here).
+      const ground: string[] = [];
+      let tried = 0;
+      while (ground.length < GROUND) {
+        const seed = ethers.id(`ground seed ${tried++}`);
+        if (ids.every((t) => unsaltedDutyHash(seed, t) >= threshold)) ground.push(seed);
+      }
+      // The grinder commits the first of them (in the seed window, with the others' seeds and PoC).
+      await givePower(
+        connection,
+        sys,
+        EPOCH,
+        POWERS.map((count, i) => ({ node: nodes[i], count })),
+        { seeds: new Map([[grinder.address, ground[0]]]) },
+      );
+      expect(await sys.epochManager.seedCommitmentOf(EPOCH, grinder.address)).to.equal(
+        await sys.epochManager.seedCommitment(ground[0], grinder.address),
+      );
+      // Seeds are closed now, and the salt is still unset: the epoch has no task.
+      await expect(sys.epochManager.connect(nodes[5]).commitSeed(EPOCH, ethers.id("too late")))
+        .to.be.revertedWithCustomError(sys.epochManager, "EpochManagerOutsideSeedWindow");
+      expect(await saltOf(ledger)).to.deep.equal({ count: 0n, dutySalt: 0n });
+      await enrolled(ctx);
+      for (const id of ids) {
+        const { taskId, assignee } = await newTask(ctx, ctx.runB);
+        expect([taskId, assignee]).to.deep.equal([id, nodes[2].address]); // the prediction held
+        await ledger.connect(nodes[2]).completeTask(taskId, result(taskId));
+      }
+      const { dutySalt } = await saltOf(ledger);
+      let duties = 0;
+      let unsalted = 0;
+      for (const seed of ground) {
+        for (const t of ids) {
+          if (await ledger.isValidationDuty(t, grinder.address, seed)) duties++;
+          if (unsaltedDutyHash(seed, t) < threshold) unsalted++;
+        }
+      }
+      const draws = GROUND * TASKS;
+      const sd = Math.sqrt(draws * probability * (1 - probability));
+      console.log(
+        `      ${GROUND} ground seeds (${tried} tried) × ${TASKS} tasks: ${unsalted} duties unsalted, ${duties} with salt ${dutySalt} (expected ${(draws * probability).toFixed(1)})`,
+      );
+      expect(unsalted).to.equal(0);
+      expect(Math.abs(duties - draws * probability)).to.be.at.most(4 * sd);
     });
   });
 

@@ -18,11 +18,28 @@ pragma solidity ^0.8.28;
 ///         (`pricePerUnit × units`) is reserved in the run's escrow.
 ///
 ///         Validation duty: node `v` must validate task `t` of epoch `e` (executor `x`) when
-///         `uint256(keccak256(abi.encode(seed_v, t))) < min(1, k · power_v / (totalPower − power_x))` as a
-///         fraction of 2^256, where `seed_v` is the seed `v` committed for `e` and `k = validationKBps / 10000`.
+///         `uint256(keccak256(abi.encode(key_v, t))) < min(1, k · power_v / (totalPower − power_x))` as a
+///         fraction of 2^256, where `key_v = keccak256(abi.encode(seed_v, dutySalt_e))` is `v`'s duty key of `e`
+///         (ValidationDuty), `seed_v` the seed `v` committed for `e`, `dutySalt_e` the epoch's duty salt
+///         (EpochTasks.dutySalt, a uint64 encoded as a uint256) and `k = validationKBps / 10000`. In short
+///         `H(seed, salt, t) < threshold`.
 ///         Only `v` knows its seed until it claims, so nobody can predict who checks what. Any node with power
 ///         in `e` other than the executor may validate, once per task, until the end of the epoch's Dispute
 ///         phase, never on a task already invalidated.
+///
+///         Duty salt (seed grinding): seeds are committed in the PoC phase, and an epoch's task ids are
+///         predictable then (one counter), so a hash of the seed and the id alone would let a node try seeds
+///         offline until one gives it no duty on the ids the epoch will use. The epoch's first `createTask`
+///         (Work phase, after the seed window closed, before any task of the epoch exists) fixes the salt from
+///         the hash of the previous block, which did not exist while seeds could be committed: a seed is
+///         committed blind to the salt, and grinding would need the salt in advance. The salt is 64 bits: it
+///         only has to be unguessable at commitment time (a grinder would need a seed good for a guessed salt,
+///         right with probability 2^-64), not secret afterwards. Residual bias: the master that creates the
+///         epoch's first task chooses its block, and the sequencer the block hashes (see the beacons' trust
+///         assumption in IEpochManager). Either can pick among the few block hashes of the moments it can
+///         wait for, racing every other master of the epoch; against a node's committed seed that moves the
+///         node's duties by at most the best of those few draws, where free seed grinding had any number of
+///         offline tries.
 ///
 ///         Disputes: a failed validation opens the task's dispute (the accuser's validation counts as its
 ///         vote); later failed validations count as votes to invalidate, later successful ones as votes to
@@ -111,14 +128,17 @@ interface ITaskLedger {
         uint128 work;
     }
 
-    /// @notice An epoch's tasks. Tasks are numbered by one counter and created only in the Work phase of the
-    ///         current epoch, so an epoch's tasks carry consecutive ids: `firstTaskId` to
-    ///         `firstTaskId + count - 1`. `disputeEnd` is the end of the epoch's Dispute phase, kept by its first
-    ///         task. All 0 for an epoch without tasks.
+    /// @notice An epoch's tasks (one storage slot). Tasks are numbered by one counter and created only in the
+    ///         Work phase of the current epoch, so an epoch's tasks carry consecutive ids: `firstTaskId` to
+    ///         `firstTaskId + count - 1`. `disputeEnd` is the end of the epoch's Dispute phase and `dutySalt` the
+    ///         salt of the epoch's validation duties (the notice), both fixed by its first task. All 0 for an
+    ///         epoch without tasks: the salt is unknown until then (`count` 0 tells an unset salt from a salt
+    ///         that is 0).
     struct EpochTasks {
         uint64 firstTaskId;
         uint64 count;
         uint64 disputeEnd;
+        uint64 dutySalt;
     }
 
     /// @notice A task's dispute.
@@ -200,6 +220,9 @@ interface ITaskLedger {
         uint256 pay,
         uint256 draws
     );
+    /// @notice The epoch's first task, `firstTaskId`, fixed the salt of the epoch's validation duties (the
+    ///         notice), with which anyone who learns a node's seed can recompute its duties.
+    event DutySaltFixed(uint64 indexed epoch, uint64 dutySalt, uint256 firstTaskId);
     event TaskCompleted(uint256 indexed taskId, address indexed assignee, bytes32 resultHash);
     /// @notice The task was never completed in its epoch; its pay went back to the run's escrow.
     event TaskExpired(uint256 indexed taskId, uint256 released);
@@ -280,7 +303,8 @@ interface ITaskLedger {
     ///         tasks fit in one word.
     function validationWordOf(address node, uint256 word) external view returns (uint256 bits);
 
-    /// @notice `node`'s record of `epoch` and the epoch's tasks: what a claim needs from the ledger, in one call.
+    /// @notice `node`'s record of `epoch` and the epoch's tasks (with its duty salt): what a claim needs from the
+    ///         ledger, in one call. Any `node` gives the epoch's tasks.
     function nodeEpochOf(uint64 epoch, address node)
         external
         view
@@ -295,8 +319,8 @@ interface ITaskLedger {
     ///         membership changes. Reverts when nobody is enrolled.
     function drawAssignee(uint256 runId, uint64 epoch, uint256 taskId, uint256 attempt) external view returns (address);
 
-    /// @notice Whether `seed` obliges `validator` to validate `taskId` (the rule in the notice). False for the
-    ///         executor and for validators without power in the task's epoch.
+    /// @notice Whether `seed` obliges `validator` to validate `taskId` (the rule in the notice, with the salt of
+    ///         the task's epoch). False for the executor and for validators without power in the task's epoch.
     function isValidationDuty(uint256 taskId, address validator, bytes32 seed) external view returns (bool);
 
     /// @notice Work credited to `node` in `epoch`, per run, and whether it was settled (paid or released).

@@ -24,6 +24,7 @@ import { PocWorker } from "../shared/poc-worker.js";
 import { MAX_LEAVES_PER_REQUEST, PocVerifier } from "../shared/poc-verify.js";
 import type { KeeperStore } from "../shared/store.js";
 import { DisputeStatus } from "../../scripts/lib/protocol.js";
+import { dutyHash, dutyKey } from "../shared/duty.js";
 import { specHash } from "../shared/task-hash.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
 import type { ValidTaskSpec } from "./task-spec.js";
@@ -131,6 +132,8 @@ export class MinerEconomy {
   private readonly retries = new Map<string, { at: number; failures: number }>();
   private readonly trees = new Map<string, { root: string; count: number; tree: ReturnType<typeof buildPocTree>["tree"] }>();
   private readonly reexecuted = new Map<string, Promise<{ resultHash: string; exitCode: number | null }>>();
+  /** This node's duty key per epoch (its seed and the epoch's duty salt, read from the chain once per epoch). */
+  private readonly dutyKeys = new Map<string, Promise<string>>();
   private readonly worker: PocWorker;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -518,6 +521,28 @@ export class MinerEconomy {
     this.once(key, job);
   }
 
+  /**
+   * This node's duty key of `epoch`: its seed hashed with the epoch's duty salt (keepers/shared/duty.ts). The
+   * salt is fixed by the epoch's first task, so it is read once per epoch, when a completed task of the epoch
+   * asks for a duty (the epoch has a task by then).
+   */
+  private dutyKeyOf(epoch: bigint): Promise<string> {
+    const e = epoch.toString();
+    let key = this.dutyKeys.get(e);
+    if (!key) {
+      key = (async () => {
+        const [, tasks] = await this.options.chain.contracts.taskLedger.nodeEpochOf(epoch, this.node);
+        if (tasks.count === 0n) throw new Error(`epoch ${e} has no task yet: its duty salt is not fixed`);
+        return dutyKey(this.seedFor(epoch), tasks.dutySalt);
+      })();
+      // A failed read is not kept: the next duty asks again.
+      key.catch(() => this.dutyKeys.delete(e));
+      this.dutyKeys.set(e, key);
+      for (const old of this.dutyKeys.keys()) if (BigInt(old) + 2n < epoch) this.dutyKeys.delete(old);
+    }
+    return key;
+  }
+
   /** Whether `seed` obliges this node to validate the task: the TaskLedger's rule, computed locally (the seed stays secret until the claim). */
   private async duty(taskId: bigint, task: { epoch: bigint; assigneePower: bigint }): Promise<{ duty: boolean; probability: number; power: bigint; total: bigint }> {
     const { proofOfCompute, taskLedger } = this.options.chain.contracts;
@@ -531,7 +556,7 @@ export class MinerEconomy {
     const rest = total - task.assigneePower;
     const numerator = k * power;
     const denominator = rest * 10_000n;
-    const h = BigInt(keccak256(abi.encode(["bytes32", "uint256"], [this.seedFor(task.epoch), taskId])));
+    const h = dutyHash(await this.dutyKeyOf(task.epoch), taskId);
     if (denominator === 0n || numerator >= denominator) return { duty: true, probability: 1, power, total };
     const threshold = (MaxUint256 * numerator) / denominator;
     return { duty: h < threshold, probability: Number((numerator * 1_000_000n) / denominator) / 1_000_000, power, total };
