@@ -60,8 +60,9 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev Slash reasons, as passed to MinerRegistry.slash.
     bytes32 public constant INVALID_TASK_REASON = keccak256("computenet.TaskLedger.invalidTask");
     bytes32 public constant FALSE_ACCUSATION_REASON = keccak256("computenet.TaskLedger.falseAccusation");
+    bytes32 public constant FALSE_VALIDATION_REASON = keccak256("computenet.TaskLedger.falseValidation");
 
-    /// @dev A task as stored: four slots plus the result hash. `deadline` is its epoch's end (completion
+    /// @dev A task as stored: four slots plus the seal of its result. `deadline` is its epoch's end (completion
     ///      closes then), cached so that completing a task calls no other contract.
     struct StoredTask {
         // slot 0
@@ -78,7 +79,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint64 deadline;
         // slot 3, 4
         bytes32 specHash;
-        bytes32 resultHash;
+        bytes32 resultSeal;
     }
 
     /// @dev A node's record of one epoch: slot 0 is ITaskLedger.NodeEpochRecord (written first by the node's
@@ -99,6 +100,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     uint16 private immutable _executorSlashBps;
     uint16 private immutable _falseAccuserSlashBps;
     uint16 private immutable _accuserRewardBps;
+    uint16 private immutable _falseValidationSlashBps;
 
     uint64 private _taskCount;
     mapping(uint256 taskId => StoredTask) private _tasks;
@@ -106,6 +108,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev Bit `taskId % 256` of word `taskId / 256`: the node validated (or voted on) the task.
     mapping(address node => mapping(uint256 word => uint256 bits)) private _validations;
     mapping(uint64 epoch => EpochTasks) private _epochTasks;
+    /// @dev Evidence of each successful validation, until it is reported false.
+    mapping(uint256 taskId => mapping(address validator => bytes32 evidence)) private _evidence;
 
     /// @dev Enrollment entries of a run in an epoch: `node << 96 | cumulative weight`, in enrollment order.
     mapping(uint256 runId => mapping(uint64 epoch => uint256[])) private _enrollment;
@@ -119,7 +123,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @param registry_ MinerRegistry (grants this contract SLASHER_ROLE).
     /// @param poc_ ProofOfCompute (power).
     /// @param vault_ RewardVault (grants this contract PAYER_ROLE; the registry's treasury).
-    /// @param params validationKBps in [1, MAX_VALIDATION_K_BPS]; the three shares at most BPS.
+    /// @param params validationKBps in [1, MAX_VALIDATION_K_BPS]; the four shares at most BPS.
     constructor(
         address admin,
         IEpochManager epochs_,
@@ -136,6 +140,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (
             params.validationKBps == 0 || params.validationKBps > MAX_VALIDATION_K_BPS || params.executorSlashBps > BPS
                 || params.falseAccuserSlashBps > BPS || params.accuserRewardBps > BPS
+                || params.falseValidationSlashBps > BPS
         ) revert TaskLedgerInvalidParameters();
         epochs = epochs_;
         runs = runs_;
@@ -146,6 +151,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         _executorSlashBps = params.executorSlashBps;
         _falseAccuserSlashBps = params.falseAccuserSlashBps;
         _accuserRewardBps = params.accuserRewardBps;
+        _falseValidationSlashBps = params.falseValidationSlashBps;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -235,6 +241,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @inheritdoc ITaskLedger
+    /// @dev The ledger cannot tell a seal from a result hash: an executor that posts its bare result hash lets
+    ///      validators copy it, and then cannot report them (no preimage of its "seal" is known).
     function completeTask(uint256 taskId, bytes32 resultHash) external {
         StoredTask storage task = _existingTask(taskId);
         TaskStatus status = task.status;
@@ -248,7 +256,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
         task.status = TaskStatus.Completed;
         task.completedAt = now_;
-        task.resultHash = resultHash;
+        task.resultSeal = resultHash;
         _work[task.epoch][assignee][task.runId] += task.pay;
         emit TaskCompleted(taskId, assignee, resultHash);
     }
@@ -276,6 +284,10 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
         // The task's epoch has a task, so its record holds the end of the Dispute phase.
         uint256 weight = _recordVoter(taskId, task, _epochTasks[task.epoch].disputeEnd);
+        if (ok) {
+            if (evidenceHash == bytes32(0)) revert TaskLedgerEmptyEvidence(taskId);
+            _evidence[taskId][msg.sender] = evidenceHash;
+        }
         emit TaskValidated(taskId, msg.sender, ok, evidenceHash, weight);
 
         Dispute storage dispute = _disputes[taskId];
@@ -320,6 +332,34 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint64 closesAt = _votingEnd(task, dispute);
         if (_clock() < closesAt) revert TaskLedgerDisputeUndecided(taskId, closesAt);
         _uphold(taskId, task, dispute);
+    }
+
+    /// @inheritdoc ITaskLedger
+    /// @dev Not before the Dispute phase ends: validations are accepted until then, and the report reveals the
+    ///      result hash to validators that have not validated yet. Not after the Claim phase ends, a bound on how
+    ///      long a validator's stake is exposed to a report. Only Completed tasks: an Invalidated task's result
+    ///      was ruled wrong, so evidence bound to it proves nothing, its validations fulfil no duty and earn
+    ///      nothing, and the only party knowing its result hash is the invalidated executor, which should not
+    ///      collect bounties on it (an Assigned or Expired task has no validations).
+    function reportFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external nonReentrant {
+        StoredTask storage task = _existingTask(taskId);
+        TaskStatus status = task.status;
+        if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
+        uint64 epoch = task.epoch;
+        uint64 opensAt = _epochTasks[epoch].disputeEnd;
+        uint64 closesAt = epochs.timelineOf(epoch).claimEnd;
+        uint64 now_ = _clock();
+        if (now_ < opensAt || now_ >= closesAt) revert TaskLedgerReportClosed(taskId, opensAt, closesAt);
+        if (keccak256(abi.encode(resultHash)) != task.resultSeal) revert TaskLedgerSealMismatch(taskId);
+        mapping(address => bytes32) storage evidence = _evidence[taskId];
+        bytes32 given = evidence[validator];
+        if (given == bytes32(0)) revert TaskLedgerNoValidation(taskId, validator);
+        if (given == keccak256(abi.encode(resultHash, validator))) revert TaskLedgerValidationGenuine(taskId, validator);
+
+        delete evidence[validator];
+        uint256 slashed = _slash(validator, _falseValidationSlashBps, FALSE_VALIDATION_REASON);
+        uint256 reward = _payBounty(msg.sender, slashed);
+        emit FalseValidationReported(taskId, validator, msg.sender, slashed, reward);
     }
 
     // ------------------------------------------------------------------ work settlement
@@ -374,7 +414,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
             validationKBps: _validationKBps,
             executorSlashBps: _executorSlashBps,
             falseAccuserSlashBps: _falseAccuserSlashBps,
-            accuserRewardBps: _accuserRewardBps
+            accuserRewardBps: _accuserRewardBps,
+            falseValidationSlashBps: _falseValidationSlashBps
         });
     }
 
@@ -389,7 +430,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
             units: task.units,
             pay: task.pay,
             specHash: task.specHash,
-            resultHash: task.resultHash,
+            resultHash: task.resultSeal,
             assigneePower: task.assigneePower,
             completedAt: task.completedAt
         });
@@ -430,6 +471,11 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @inheritdoc ITaskLedger
     function hasValidated(uint256 taskId, address node) external view returns (bool) {
         return _validations[node][taskId >> 8] & (1 << (taskId & 0xff)) != 0;
+    }
+
+    /// @inheritdoc ITaskLedger
+    function validationEvidenceOf(uint256 taskId, address validator) external view returns (bytes32) {
+        return _evidence[taskId][validator];
     }
 
     /// @inheritdoc ITaskLedger
@@ -617,12 +663,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
         if (pay > 0) runs.releaseEscrow(runId, pay);
         uint256 slashed = _slash(executor, _executorSlashBps, INVALID_TASK_REASON);
-        uint256 reward;
-        uint256 bounty = slashed * _accuserRewardBps / BPS;
-        if (bounty > 0) {
-            address provider = registry.providerOf(accuser);
-            if (provider != address(0)) reward = vault.payBounty(provider, bounty);
-        }
+        uint256 reward = _payBounty(accuser, slashed);
         emit DisputeResolved(taskId, true, dispute.invalidWeight, dispute.validWeight, slashed, reward);
     }
 
@@ -635,6 +676,16 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         --_nodeEpochs[epoch][accuser].head.openDisputes;
         uint256 slashed = _slash(accuser, _falseAccuserSlashBps, FALSE_ACCUSATION_REASON);
         emit DisputeResolved(taskId, false, dispute.invalidWeight, dispute.validWeight, slashed, 0);
+    }
+
+    /// @dev Pays `accuserRewardBps` of `slashed` from the vault to the provider of `accuser` (nothing when it has
+    ///      none); returns what was paid.
+    function _payBounty(address accuser, uint256 slashed) private returns (uint256 reward) {
+        uint256 bounty = slashed * _accuserRewardBps / BPS;
+        if (bounty > 0) {
+            address provider = registry.providerOf(accuser);
+            if (provider != address(0)) reward = vault.payBounty(provider, bounty);
+        }
     }
 
     /// @dev Slashes `bps` of what the registry holds for `node` (active stake and unbonding stake).

@@ -36,10 +36,12 @@ const K_BPS = 20_000n;
 const EXECUTOR_SLASH_BPS = 2_000n;
 const FALSE_ACCUSER_SLASH_BPS = 500n;
 const ACCUSER_REWARD_BPS = 5_000n;
+const FALSE_VALIDATION_SLASH_BPS = 1_000n;
 const BPS = 10_000n;
 const MAX_UINT256 = 2n ** 256n - 1n;
 const INVALID_TASK = ethers.id("computenet.TaskLedger.invalidTask");
 const FALSE_ACCUSATION = ethers.id("computenet.TaskLedger.falseAccusation");
+const FALSE_VALIDATION = ethers.id("computenet.TaskLedger.falseValidation");
 const SETTLEMENT_ROLE = ethers.id("SETTLEMENT_ROLE");
 /** Skips gas estimation: the transaction is mined (and reverts) in the block stamped as the test set it. */
 const MINED = { gasLimit: 3_000_000 };
@@ -57,6 +59,10 @@ const NO_REQUIREMENTS = {
 const spec = (i: number | bigint) => ethers.id(`task spec ${i}`);
 const result = (i: number | bigint) => ethers.id(`task result ${i}`);
 const evidence = (label: string) => ethers.id(`evidence ${label}`);
+/** What the executor posts: the seal of its result hash. */
+const seal = (resultHash: string) => keccak256(coder.encode(["bytes32"], [resultHash]));
+/** What a validator that re-executed the task posts with a successful validation. */
+const bound = (resultHash: string, validator: string) => keccak256(coder.encode(["bytes32", "address"], [resultHash, validator]));
 
 interface Context {
   sys: System;
@@ -137,7 +143,7 @@ async function shortClaimFixture() {
 
 async function completed(ctx: Context) {
   const { taskId } = await newTask(ctx, ctx.runB, 3n);
-  await ctx.ledger.connect(ctx.nodes[2]).completeTask(taskId, result(taskId));
+  await ctx.ledger.connect(ctx.nodes[2]).completeTask(taskId, seal(result(taskId)));
   return { ...ctx, taskId };
 }
 
@@ -214,7 +220,13 @@ async function toPhase(ctx: Context, epoch: bigint, phase: Phase) {
 /** Deploys a second ledger on the same system with `params`, holding the roles the module grants. */
 async function deployLedger(
   ctx: Context,
-  params: { validationKBps: bigint; executorSlashBps: bigint; falseAccuserSlashBps: bigint; accuserRewardBps: bigint },
+  params: {
+    validationKBps: bigint;
+    executorSlashBps: bigint;
+    falseAccuserSlashBps: bigint;
+    accuserRewardBps: bigint;
+    falseValidationSlashBps: bigint;
+  },
 ) {
   const { sys } = ctx;
   const ledger = (await ethers.deployContract("TaskLedger", [
@@ -238,6 +250,7 @@ const DEFAULT_PARAMS = {
   executorSlashBps: EXECUTOR_SLASH_BPS,
   falseAccuserSlashBps: FALSE_ACCUSER_SLASH_BPS,
   accuserRewardBps: ACCUSER_REWARD_BPS,
+  falseValidationSlashBps: FALSE_VALIDATION_SLASH_BPS,
 };
 
 // ------------------------------------------------------------------ tests
@@ -253,11 +266,12 @@ describe("TaskLedger", () => {
       expect(await ledger.poc()).to.equal(await sys.proofOfCompute.getAddress());
       expect(await ledger.vault()).to.equal(await sys.rewardVault.getAddress());
       const p = await ledger.parameters();
-      expect([p.validationKBps, p.executorSlashBps, p.falseAccuserSlashBps, p.accuserRewardBps]).to.deep.equal([
+      expect([p.validationKBps, p.executorSlashBps, p.falseAccuserSlashBps, p.accuserRewardBps, p.falseValidationSlashBps]).to.deep.equal([
         K_BPS,
         EXECUTOR_SLASH_BPS,
         FALSE_ACCUSER_SLASH_BPS,
         ACCUSER_REWARD_BPS,
+        FALSE_VALIDATION_SLASH_BPS,
       ]);
       expect(await ledger.hasRole(await ledger.DEFAULT_ADMIN_ROLE(), sys.admin.address)).to.equal(true);
       expect(await ledger.SETTLEMENT_ROLE()).to.equal(SETTLEMENT_ROLE);
@@ -269,6 +283,7 @@ describe("TaskLedger", () => {
       expect(await ledger.MAX_RUNS_PER_EPOCH()).to.equal(16n);
       expect(await ledger.INVALID_TASK_REASON()).to.equal(INVALID_TASK);
       expect(await ledger.FALSE_ACCUSATION_REASON()).to.equal(FALSE_ACCUSATION);
+      expect(await ledger.FALSE_VALIDATION_REASON()).to.equal(FALSE_VALIDATION);
       expect(await ledger.taskCount()).to.equal(0n);
     });
 
@@ -300,18 +315,26 @@ describe("TaskLedger", () => {
         { ...DEFAULT_PARAMS, executorSlashBps: 10_001n },
         { ...DEFAULT_PARAMS, falseAccuserSlashBps: 10_001n },
         { ...DEFAULT_PARAMS, accuserRewardBps: 10_001n },
+        { ...DEFAULT_PARAMS, falseValidationSlashBps: 10_001n },
       ];
       for (const params of bad) {
         await expect(deployLedger(ctx, params)).to.be.revertedWithCustomError(ctx.ledger, "TaskLedgerInvalidParameters");
       }
       for (const params of [
-        { validationKBps: 1n, executorSlashBps: 0n, falseAccuserSlashBps: 0n, accuserRewardBps: 0n },
-        { validationKBps: 1_000_000n, executorSlashBps: 10_000n, falseAccuserSlashBps: 10_000n, accuserRewardBps: 10_000n },
+        { validationKBps: 1n, executorSlashBps: 0n, falseAccuserSlashBps: 0n, accuserRewardBps: 0n, falseValidationSlashBps: 0n },
+        {
+          validationKBps: 1_000_000n,
+          executorSlashBps: 10_000n,
+          falseAccuserSlashBps: 10_000n,
+          accuserRewardBps: 10_000n,
+          falseValidationSlashBps: 10_000n,
+        },
       ]) {
         const ledger = await deployLedger(ctx, params);
         const p = await ledger.parameters();
         expect(p.validationKBps).to.equal(params.validationKBps);
         expect(p.accuserRewardBps).to.equal(params.accuserRewardBps);
+        expect(p.falseValidationSlashBps).to.equal(params.falseValidationSlashBps);
       }
     });
   });
@@ -838,6 +861,27 @@ describe("TaskLedger", () => {
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Completed);
     });
 
+    it("keeps the evidence of a successful validation only", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2, , n4] = nodes;
+      expect(await ledger.validationEvidenceOf(taskId, n1.address)).to.equal(ZERO_HASH);
+      await ledger.connect(n1).submitValidation(taskId, true, bound(result(taskId), n1.address));
+      await ledger.connect(n2).submitValidation(taskId, false, evidence("n2"));
+      await ledger.connect(n4).submitValidation(taskId, true, evidence("n4"));
+      expect(await ledger.validationEvidenceOf(taskId, n1.address)).to.equal(bound(result(taskId), n1.address));
+      expect(await ledger.validationEvidenceOf(taskId, n2.address)).to.equal(ZERO_HASH);
+      expect(await ledger.validationEvidenceOf(taskId, n4.address)).to.equal(evidence("n4"));
+    });
+
+    it("refuses a successful validation without evidence, and takes a failed one without", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      await expect(ledger.connect(nodes[0]).submitValidation(taskId, true, ZERO_HASH))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerEmptyEvidence")
+        .withArgs(taskId);
+      expect(await ledger.hasValidated(taskId, nodes[0].address)).to.equal(false);
+      await expect(ledger.connect(nodes[0]).submitValidation(taskId, false, ZERO_HASH)).to.emit(ledger, "DisputeOpened");
+    });
+
     it("is refused twice from the same node", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       await ledger.connect(nodes[0]).submitValidation(taskId, true, evidence("1"));
@@ -1203,6 +1247,7 @@ describe("TaskLedger", () => {
         executorSlashBps: 0n,
         falseAccuserSlashBps: 0n,
         accuserRewardBps: ACCUSER_REWARD_BPS,
+        falseValidationSlashBps: 0n,
       });
       await ledger.enroll(ctx.runB, nodes[2].address);
       await ledger.connect(sys.master).createTask(ctx.runB, spec(1), 1n);
@@ -1251,6 +1296,160 @@ describe("TaskLedger", () => {
       await expect(ledger.resolveDispute(0n)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(0n);
       await expect(ledger.disputeOf(0n)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(0n);
       await expect(ledger.taskOf(0n)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(0n);
+    });
+  });
+
+  describe("reportFalseValidation", () => {
+    /** completedFixture, then n1 validates ok with evidence it made up, n2 with the bound evidence. */
+    async function falselyValidatedFixture() {
+      const ctx = await completedFixture();
+      const [n1, n2] = ctx.nodes;
+      await ctx.ledger.connect(n1).submitValidation(ctx.taskId, true, evidence("copied the seal"));
+      await ctx.ledger.connect(n2).submitValidation(ctx.taskId, true, bound(result(ctx.taskId), n2.address));
+      return ctx;
+    }
+
+    it("slashes a validator whose evidence is not bound to the result, pays the reporter's provider, forgets the evidence", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [n1, , n3] = nodes;
+      const [p1] = sys.providers;
+      const vault = await sys.rewardVault.getAddress();
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      const p1Before = await sys.token.balanceOf(p1.address);
+      const vaultBefore = await sys.token.balanceOf(vault);
+      const supplyBefore = await sys.token.totalSupply();
+      const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS; // 10 tokens
+      const bounty = (slashed * ACCUSER_REWARD_BPS) / BPS; // 5 tokens
+      const tx = ledger.connect(n3).reportFalseValidation(taskId, n1.address, result(taskId));
+      await expect(tx).to.emit(ledger, "FalseValidationReported").withArgs(taskId, n1.address, n3.address, slashed, bounty);
+      await expect(tx)
+        .to.emit(sys.registry, "Slashed")
+        .withArgs(n1.address, await ledger.getAddress(), slashed, 0n, FALSE_VALIDATION, vault);
+      await expect(tx).to.emit(sys.rewardVault, "BountyPaid").withArgs(p1.address, bounty, bounty);
+      expect((await sys.registry.getNode(n1.address)).stake).to.equal(CPU_STAKE - slashed);
+      expect(await sys.token.balanceOf(p1.address)).to.equal(p1Before + bounty);
+      expect(await sys.token.balanceOf(vault)).to.equal(vaultBefore + slashed - bounty);
+      expect(await sys.token.totalSupply()).to.equal(supplyBefore);
+      expect(await ledger.validationEvidenceOf(taskId, n1.address)).to.equal(ZERO_HASH);
+      // The validation itself stands (the duty bit), and the task and its pay are untouched.
+      expect(await ledger.hasValidated(taskId, n1.address)).to.equal(true);
+      expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Completed);
+      expect((await ledger.workOf(EPOCH, n3.address)).amounts).to.deep.equal([0n, 6n * TOKEN]);
+      // One report per validation.
+      await expect(ledger.connect(n3).reportFalseValidation(taskId, n1.address, result(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerNoValidation")
+        .withArgs(taskId, n1.address);
+    });
+
+    it("is refused for evidence bound to the result", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      await expect(ledger.connect(nodes[2]).reportFalseValidation(taskId, nodes[1].address, result(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationGenuine")
+        .withArgs(taskId, nodes[1].address);
+      expect(await ledger.validationEvidenceOf(taskId, nodes[1].address)).to.equal(bound(result(taskId), nodes[1].address));
+    });
+
+    it("is refused for a result hash that is not the preimage of the seal (the seal itself included)", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      for (const guess of [result(taskId + 1n), seal(result(taskId))]) {
+        await expect(ledger.connect(nodes[2]).reportFalseValidation(taskId, nodes[0].address, guess))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerSealMismatch")
+          .withArgs(taskId);
+      }
+    });
+
+    it("is refused for nodes without a successful validation: none, or a failed one", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [, , n3, n4, n5] = nodes;
+      await ledger.connect(n5).submitValidation(taskId, false, evidence("n5"));
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      for (const validator of [n4, n5, sys.stranger]) {
+        await expect(ledger.connect(n3).reportFalseValidation(taskId, validator.address, result(taskId)))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerNoValidation")
+          .withArgs(taskId, validator.address);
+      }
+    });
+
+    it("opens when the Dispute phase ends and closes when the Claim phase ends", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [n1, , n3, n4] = nodes;
+      await ledger.connect(n4).submitValidation(taskId, true, evidence("n4 copied too"));
+      const t = await timeline(sys);
+      await time.setNextBlockTimestamp(t.disputeEnd - 1n);
+      await expect(ledger.connect(n3).reportFalseValidation(taskId, n1.address, result(taskId), MINED))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerReportClosed")
+        .withArgs(taskId, t.disputeEnd, t.claimEnd);
+      await time.setNextBlockTimestamp(t.disputeEnd);
+      await expect(ledger.connect(n3).reportFalseValidation(taskId, n1.address, result(taskId), MINED)).to.emit(
+        ledger,
+        "FalseValidationReported",
+      );
+      await time.setNextBlockTimestamp(t.claimEnd);
+      await expect(ledger.connect(n3).reportFalseValidation(taskId, n4.address, result(taskId), MINED))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerReportClosed")
+        .withArgs(taskId, t.disputeEnd, t.claimEnd);
+      expect(await ledger.validationEvidenceOf(taskId, n4.address)).to.equal(evidence("n4 copied too"));
+    });
+
+    it("is refused for tasks not Completed (assigned, invalidated) and unknown tasks", async () => {
+      const ctx = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const { sys, ledger, nodes, taskId } = ctx;
+      const [n1, , n3, n4, n5] = nodes;
+      const assigned = await newTask(ctx, ctx.runB);
+      // A second task, validated ok falsely by n1 and then invalidated by n4 and n5.
+      const invalid = await newTask(ctx, ctx.runB);
+      await ledger.connect(n3).completeTask(invalid.taskId, seal(result(invalid.taskId)));
+      await ledger.connect(n1).submitValidation(invalid.taskId, true, evidence("copied"));
+      await ledger.connect(n4).submitValidation(invalid.taskId, false, evidence("n4"));
+      await ledger.connect(n5).vote(invalid.taskId, true);
+      expect((await ledger.taskOf(invalid.taskId)).status).to.equal(TaskStatus.Invalidated);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      for (const [id, status] of [
+        [assigned.taskId, TaskStatus.Assigned],
+        [invalid.taskId, TaskStatus.Invalidated],
+      ] as const) {
+        await expect(ledger.connect(n3).reportFalseValidation(id, n1.address, result(id)))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerInvalidStatus")
+          .withArgs(id, status);
+      }
+      await expect(ledger.connect(n3).reportFalseValidation(99n, n1.address, result(99n)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask")
+        .withArgs(99n);
+      expect(await ledger.validationEvidenceOf(taskId, n1.address)).to.equal(evidence("copied the seal"));
+    });
+
+    it("pays no bounty to a reporter that is not a registered node, and slashes a deregistered validator's unbonding stake", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [p1] = sys.providers;
+      const n1 = nodes[0];
+      for (const runId of await sys.trainingRuns.runsOf(n1.address)) await sys.trainingRuns.connect(n1).leaveRun(runId, n1.address);
+      await sys.registry.connect(p1).deregisterNode(n1.address);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS;
+      const tx = ledger.connect(sys.stranger).reportFalseValidation(taskId, n1.address, result(taskId));
+      await expect(tx).to.emit(ledger, "FalseValidationReported").withArgs(taskId, n1.address, sys.stranger.address, slashed, 0n);
+      await expect(tx)
+        .to.emit(sys.registry, "Slashed")
+        .withArgs(n1.address, await ledger.getAddress(), 0n, slashed, FALSE_VALIDATION, await sys.rewardVault.getAddress());
+      await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
+      expect((await sys.registry.unbondingOf(n1.address))[0].amount).to.equal(CPU_STAKE - slashed);
+    });
+
+    it("slashes nothing when falseValidationSlashBps is zero, and still forgets the evidence", async () => {
+      const ctx = await networkHelpers.loadFixture(enrolledFixture);
+      const { sys, nodes } = ctx;
+      const ledger = await deployLedger(ctx, { ...DEFAULT_PARAMS, falseValidationSlashBps: 0n });
+      await ledger.enroll(ctx.runB, nodes[2].address);
+      await ledger.connect(sys.master).createTask(ctx.runB, spec(1), 1n);
+      await ledger.connect(nodes[2]).completeTask(1n, seal(result(1)));
+      await ledger.connect(nodes[0]).submitValidation(1n, true, evidence("copied"));
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      const tx = ledger.connect(nodes[2]).reportFalseValidation(1n, nodes[0].address, result(1));
+      await expect(tx).to.emit(ledger, "FalseValidationReported").withArgs(1n, nodes[0].address, nodes[2].address, 0n, 0n);
+      await expect(tx).to.not.emit(sys.registry, "Slashed");
+      expect(await ledger.validationEvidenceOf(1n, nodes[0].address)).to.equal(ZERO_HASH);
     });
   });
 
