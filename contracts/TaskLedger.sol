@@ -60,7 +60,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev Slash reasons, as passed to MinerRegistry.slash.
     bytes32 public constant INVALID_TASK_REASON = keccak256("computenet.TaskLedger.invalidTask");
     bytes32 public constant FALSE_ACCUSATION_REASON = keccak256("computenet.TaskLedger.falseAccusation");
-    bytes32 public constant FALSE_VALIDATION_REASON = keccak256("computenet.TaskLedger.falseValidation");
+    bytes32 public constant INVALID_EVIDENCE_REASON = keccak256("computenet.TaskLedger.invalidEvidence");
 
     /// @dev A task as stored: four slots plus the seal of its result. `deadline` is its epoch's end (completion
     ///      closes then), cached so that completing a task calls no other contract.
@@ -335,13 +335,16 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @inheritdoc ITaskLedger
-    /// @dev Not before the Dispute phase ends: validations are accepted until then, and the report reveals the
+    /// @dev The names of this function, `okEvidenceHashFor` and INVALID_EVIDENCE_REASON were chosen so that their
+    ///      selectors sort after every other one: the dispatcher compares selectors in ascending order, so the
+    ///      calls that already existed (completeTask, and the ledger calls of a claim) cost what they did.
+    ///      Not before the Dispute phase ends: validations are accepted until then, and the report reveals the
     ///      result hash to validators that have not validated yet. Not after the Claim phase ends, a bound on how
     ///      long a validator's stake is exposed to a report. Only Completed tasks: an Invalidated task's result
     ///      was ruled wrong, so evidence bound to it proves nothing, its validations fulfil no duty and earn
     ///      nothing, and the only party knowing its result hash is the invalidated executor, which should not
     ///      collect bounties on it (an Assigned or Expired task has no validations).
-    function reportFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external nonReentrant {
+    function refuteFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external nonReentrant {
         StoredTask storage task = _existingTask(taskId);
         TaskStatus status = task.status;
         if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
@@ -357,9 +360,9 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (given == keccak256(abi.encode(resultHash, validator))) revert TaskLedgerValidationGenuine(taskId, validator);
 
         delete evidence[validator];
-        uint256 slashed = _slash(validator, _falseValidationSlashBps, FALSE_VALIDATION_REASON);
+        uint256 slashed = _slash(validator, _falseValidationSlashBps, INVALID_EVIDENCE_REASON);
         uint256 reward = _payBounty(msg.sender, slashed);
-        emit FalseValidationReported(taskId, validator, msg.sender, slashed, reward);
+        emit FalseValidationRefuted(taskId, validator, msg.sender, slashed, reward);
     }
 
     // ------------------------------------------------------------------ work settlement
@@ -474,7 +477,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @inheritdoc ITaskLedger
-    function validationEvidenceOf(uint256 taskId, address validator) external view returns (bytes32) {
+    function okEvidenceHashFor(uint256 taskId, address validator) external view returns (bytes32) {
         return _evidence[taskId][validator];
     }
 

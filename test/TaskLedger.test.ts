@@ -41,7 +41,7 @@ const BPS = 10_000n;
 const MAX_UINT256 = 2n ** 256n - 1n;
 const INVALID_TASK = ethers.id("computenet.TaskLedger.invalidTask");
 const FALSE_ACCUSATION = ethers.id("computenet.TaskLedger.falseAccusation");
-const FALSE_VALIDATION = ethers.id("computenet.TaskLedger.falseValidation");
+const INVALID_EVIDENCE = ethers.id("computenet.TaskLedger.invalidEvidence");
 const SETTLEMENT_ROLE = ethers.id("SETTLEMENT_ROLE");
 /** Skips gas estimation: the transaction is mined (and reverts) in the block stamped as the test set it. */
 const MINED = { gasLimit: 3_000_000 };
@@ -283,7 +283,7 @@ describe("TaskLedger", () => {
       expect(await ledger.MAX_RUNS_PER_EPOCH()).to.equal(16n);
       expect(await ledger.INVALID_TASK_REASON()).to.equal(INVALID_TASK);
       expect(await ledger.FALSE_ACCUSATION_REASON()).to.equal(FALSE_ACCUSATION);
-      expect(await ledger.FALSE_VALIDATION_REASON()).to.equal(FALSE_VALIDATION);
+      expect(await ledger.INVALID_EVIDENCE_REASON()).to.equal(INVALID_EVIDENCE);
       expect(await ledger.taskCount()).to.equal(0n);
     });
 
@@ -864,13 +864,13 @@ describe("TaskLedger", () => {
     it("keeps the evidence of a successful validation only", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, , n4] = nodes;
-      expect(await ledger.validationEvidenceOf(taskId, n1.address)).to.equal(ZERO_HASH);
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(ZERO_HASH);
       await ledger.connect(n1).submitValidation(taskId, true, bound(result(taskId), n1.address));
       await ledger.connect(n2).submitValidation(taskId, false, evidence("n2"));
       await ledger.connect(n4).submitValidation(taskId, true, evidence("n4"));
-      expect(await ledger.validationEvidenceOf(taskId, n1.address)).to.equal(bound(result(taskId), n1.address));
-      expect(await ledger.validationEvidenceOf(taskId, n2.address)).to.equal(ZERO_HASH);
-      expect(await ledger.validationEvidenceOf(taskId, n4.address)).to.equal(evidence("n4"));
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(bound(result(taskId), n1.address));
+      expect(await ledger.okEvidenceHashFor(taskId, n2.address)).to.equal(ZERO_HASH);
+      expect(await ledger.okEvidenceHashFor(taskId, n4.address)).to.equal(evidence("n4"));
     });
 
     it("refuses a successful validation without evidence, and takes a failed one without", async () => {
@@ -880,6 +880,19 @@ describe("TaskLedger", () => {
         .withArgs(taskId);
       expect(await ledger.hasValidated(taskId, nodes[0].address)).to.equal(false);
       await expect(ledger.connect(nodes[0]).submitValidation(taskId, false, ZERO_HASH)).to.emit(ledger, "DisputeOpened");
+    });
+
+    it("stores the evidence of a successful validation in a fresh slot, for at most 112,000 gas (docs/gas.md)", async () => {
+      const ctx = await networkHelpers.loadFixture(completedFixture);
+      const { ledger, nodes, taskId } = ctx;
+      const gasOf = async (tx: Promise<ContractTransactionResponse>) => (await (await tx).wait())!.gasUsed;
+      const first = await gasOf(ledger.connect(nodes[3]).submitValidation(taskId, true, bound(result(taskId), nodes[3].address)));
+      const second = await gasOf(ledger.connect(nodes[4]).submitValidation(taskId, true, bound(result(taskId), nodes[4].address)));
+      console.log(`      submitValidation (ok) gas: first of a task ${first}, second ${second}`);
+      expect(first).to.be.below(112_000n);
+      expect(second).to.be.below(95_000n);
+      // The evidence takes a fresh slot: a slot write (20,000 gas) more than before evidence was kept (71,213).
+      expect(second > 90_000n).to.equal(true);
     });
 
     it("is refused twice from the same node", async () => {
@@ -1299,7 +1312,7 @@ describe("TaskLedger", () => {
     });
   });
 
-  describe("reportFalseValidation", () => {
+  describe("refuteFalseValidation", () => {
     /** completedFixture, then n1 validates ok with evidence it made up, n2 with the bound evidence. */
     async function falselyValidatedFixture() {
       const ctx = await completedFixture();
@@ -1320,23 +1333,23 @@ describe("TaskLedger", () => {
       const supplyBefore = await sys.token.totalSupply();
       const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS; // 10 tokens
       const bounty = (slashed * ACCUSER_REWARD_BPS) / BPS; // 5 tokens
-      const tx = ledger.connect(n3).reportFalseValidation(taskId, n1.address, result(taskId));
-      await expect(tx).to.emit(ledger, "FalseValidationReported").withArgs(taskId, n1.address, n3.address, slashed, bounty);
+      const tx = ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId));
+      await expect(tx).to.emit(ledger, "FalseValidationRefuted").withArgs(taskId, n1.address, n3.address, slashed, bounty);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")
-        .withArgs(n1.address, await ledger.getAddress(), slashed, 0n, FALSE_VALIDATION, vault);
+        .withArgs(n1.address, await ledger.getAddress(), slashed, 0n, INVALID_EVIDENCE, vault);
       await expect(tx).to.emit(sys.rewardVault, "BountyPaid").withArgs(p1.address, bounty, bounty);
       expect((await sys.registry.getNode(n1.address)).stake).to.equal(CPU_STAKE - slashed);
       expect(await sys.token.balanceOf(p1.address)).to.equal(p1Before + bounty);
       expect(await sys.token.balanceOf(vault)).to.equal(vaultBefore + slashed - bounty);
       expect(await sys.token.totalSupply()).to.equal(supplyBefore);
-      expect(await ledger.validationEvidenceOf(taskId, n1.address)).to.equal(ZERO_HASH);
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(ZERO_HASH);
       // The validation itself stands (the duty bit), and the task and its pay are untouched.
       expect(await ledger.hasValidated(taskId, n1.address)).to.equal(true);
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Completed);
       expect((await ledger.workOf(EPOCH, n3.address)).amounts).to.deep.equal([0n, 6n * TOKEN]);
       // One report per validation.
-      await expect(ledger.connect(n3).reportFalseValidation(taskId, n1.address, result(taskId)))
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId)))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNoValidation")
         .withArgs(taskId, n1.address);
     });
@@ -1344,17 +1357,17 @@ describe("TaskLedger", () => {
     it("is refused for evidence bound to the result", async () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
       await time.increaseTo((await timeline(sys)).disputeEnd);
-      await expect(ledger.connect(nodes[2]).reportFalseValidation(taskId, nodes[1].address, result(taskId)))
+      await expect(ledger.connect(nodes[2]).refuteFalseValidation(taskId, nodes[1].address, result(taskId)))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationGenuine")
         .withArgs(taskId, nodes[1].address);
-      expect(await ledger.validationEvidenceOf(taskId, nodes[1].address)).to.equal(bound(result(taskId), nodes[1].address));
+      expect(await ledger.okEvidenceHashFor(taskId, nodes[1].address)).to.equal(bound(result(taskId), nodes[1].address));
     });
 
     it("is refused for a result hash that is not the preimage of the seal (the seal itself included)", async () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
       await time.increaseTo((await timeline(sys)).disputeEnd);
       for (const guess of [result(taskId + 1n), seal(result(taskId))]) {
-        await expect(ledger.connect(nodes[2]).reportFalseValidation(taskId, nodes[0].address, guess))
+        await expect(ledger.connect(nodes[2]).refuteFalseValidation(taskId, nodes[0].address, guess))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerSealMismatch")
           .withArgs(taskId);
       }
@@ -1366,7 +1379,7 @@ describe("TaskLedger", () => {
       await ledger.connect(n5).submitValidation(taskId, false, evidence("n5"));
       await time.increaseTo((await timeline(sys)).disputeEnd);
       for (const validator of [n4, n5, sys.stranger]) {
-        await expect(ledger.connect(n3).reportFalseValidation(taskId, validator.address, result(taskId)))
+        await expect(ledger.connect(n3).refuteFalseValidation(taskId, validator.address, result(taskId)))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerNoValidation")
           .withArgs(taskId, validator.address);
       }
@@ -1378,19 +1391,19 @@ describe("TaskLedger", () => {
       await ledger.connect(n4).submitValidation(taskId, true, evidence("n4 copied too"));
       const t = await timeline(sys);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
-      await expect(ledger.connect(n3).reportFalseValidation(taskId, n1.address, result(taskId), MINED))
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId), MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerReportClosed")
         .withArgs(taskId, t.disputeEnd, t.claimEnd);
       await time.setNextBlockTimestamp(t.disputeEnd);
-      await expect(ledger.connect(n3).reportFalseValidation(taskId, n1.address, result(taskId), MINED)).to.emit(
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId), MINED)).to.emit(
         ledger,
-        "FalseValidationReported",
+        "FalseValidationRefuted",
       );
       await time.setNextBlockTimestamp(t.claimEnd);
-      await expect(ledger.connect(n3).reportFalseValidation(taskId, n4.address, result(taskId), MINED))
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n4.address, result(taskId), MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerReportClosed")
         .withArgs(taskId, t.disputeEnd, t.claimEnd);
-      expect(await ledger.validationEvidenceOf(taskId, n4.address)).to.equal(evidence("n4 copied too"));
+      expect(await ledger.okEvidenceHashFor(taskId, n4.address)).to.equal(evidence("n4 copied too"));
     });
 
     it("is refused for tasks not Completed (assigned, invalidated) and unknown tasks", async () => {
@@ -1410,14 +1423,14 @@ describe("TaskLedger", () => {
         [assigned.taskId, TaskStatus.Assigned],
         [invalid.taskId, TaskStatus.Invalidated],
       ] as const) {
-        await expect(ledger.connect(n3).reportFalseValidation(id, n1.address, result(id)))
+        await expect(ledger.connect(n3).refuteFalseValidation(id, n1.address, result(id)))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerInvalidStatus")
           .withArgs(id, status);
       }
-      await expect(ledger.connect(n3).reportFalseValidation(99n, n1.address, result(99n)))
+      await expect(ledger.connect(n3).refuteFalseValidation(99n, n1.address, result(99n)))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask")
         .withArgs(99n);
-      expect(await ledger.validationEvidenceOf(taskId, n1.address)).to.equal(evidence("copied the seal"));
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(evidence("copied the seal"));
     });
 
     it("pays no bounty to a reporter that is not a registered node, and slashes a deregistered validator's unbonding stake", async () => {
@@ -1428,11 +1441,11 @@ describe("TaskLedger", () => {
       await sys.registry.connect(p1).deregisterNode(n1.address);
       await time.increaseTo((await timeline(sys)).disputeEnd);
       const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS;
-      const tx = ledger.connect(sys.stranger).reportFalseValidation(taskId, n1.address, result(taskId));
-      await expect(tx).to.emit(ledger, "FalseValidationReported").withArgs(taskId, n1.address, sys.stranger.address, slashed, 0n);
+      const tx = ledger.connect(sys.stranger).refuteFalseValidation(taskId, n1.address, result(taskId));
+      await expect(tx).to.emit(ledger, "FalseValidationRefuted").withArgs(taskId, n1.address, sys.stranger.address, slashed, 0n);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")
-        .withArgs(n1.address, await ledger.getAddress(), 0n, slashed, FALSE_VALIDATION, await sys.rewardVault.getAddress());
+        .withArgs(n1.address, await ledger.getAddress(), 0n, slashed, INVALID_EVIDENCE, await sys.rewardVault.getAddress());
       await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
       expect((await sys.registry.unbondingOf(n1.address))[0].amount).to.equal(CPU_STAKE - slashed);
     });
@@ -1446,10 +1459,10 @@ describe("TaskLedger", () => {
       await ledger.connect(nodes[2]).completeTask(1n, seal(result(1)));
       await ledger.connect(nodes[0]).submitValidation(1n, true, evidence("copied"));
       await time.increaseTo((await timeline(sys)).disputeEnd);
-      const tx = ledger.connect(nodes[2]).reportFalseValidation(1n, nodes[0].address, result(1));
-      await expect(tx).to.emit(ledger, "FalseValidationReported").withArgs(1n, nodes[0].address, nodes[2].address, 0n, 0n);
+      const tx = ledger.connect(nodes[2]).refuteFalseValidation(1n, nodes[0].address, result(1));
+      await expect(tx).to.emit(ledger, "FalseValidationRefuted").withArgs(1n, nodes[0].address, nodes[2].address, 0n, 0n);
       await expect(tx).to.not.emit(sys.registry, "Slashed");
-      expect(await ledger.validationEvidenceOf(1n, nodes[0].address)).to.equal(ZERO_HASH);
+      expect(await ledger.okEvidenceHashFor(1n, nodes[0].address)).to.equal(ZERO_HASH);
     });
   });
 

@@ -40,7 +40,7 @@ pragma solidity ^0.8.28;
 ///         `evidence = keccak256(abi.encode(resultHash, validator))`, which only a node that knows the result
 ///         hash (by re-executing) can compute; the ledger keeps it. After the epoch's Dispute phase (when no
 ///         validation is accepted any more) and until its Claim phase ends, anyone who knows the result hash
-///         (in practice the executor) may `reportFalseValidation`: if the result hash matches the seal and the
+///         (in practice the executor) may `refuteFalseValidation`: if the result hash matches the seal and the
 ///         validator's stored evidence is not the bound one, the validator loses `falseValidationSlashBps` of its
 ///         stake and the reporter receives `accuserRewardBps` of it. Dispute votes (`vote`) carry no evidence.
 ///
@@ -74,7 +74,7 @@ interface ITaskLedger {
     /// @param falseAccuserSlashBps Share of a false accuser's stake slashed.
     /// @param accuserRewardBps Share of the executor's slashed stake paid to the accuser (and of a false
     ///        validator's slashed stake paid to its reporter).
-    /// @param falseValidationSlashBps Share of a false validator's stake slashed (reportFalseValidation).
+    /// @param falseValidationSlashBps Share of a false validator's stake slashed (refuteFalseValidation).
     struct Parameters {
         uint32 validationKBps;
         uint16 executorSlashBps;
@@ -229,7 +229,7 @@ interface ITaskLedger {
     /// @notice The task was never completed in its epoch; its pay went back to the run's escrow.
     event TaskExpired(uint256 indexed taskId, uint256 released);
     /// @notice `validator` validated the task: `ok` says whether it reproduced the result. For `ok`,
-    ///         `evidenceHash` should be `keccak256(abi.encode(resultHash, validator))` (see reportFalseValidation).
+    ///         `evidenceHash` should be `keccak256(abi.encode(resultHash, validator))` (see refuteFalseValidation).
     event TaskValidated(uint256 indexed taskId, address indexed validator, bool ok, bytes32 evidenceHash, uint256 weight);
     event DisputeOpened(uint256 indexed taskId, address indexed accuser, uint256 weight);
     event DisputeVote(uint256 indexed taskId, address indexed voter, bool invalid, uint256 weight);
@@ -245,7 +245,7 @@ interface ITaskLedger {
     );
     /// @notice `validator`'s successful validation of the task was not bound to its result: `slashed` was taken
     ///         from it and `reward` paid to the provider of `reporter`.
-    event FalseValidationReported(
+    event FalseValidationRefuted(
         uint256 indexed taskId, address indexed validator, address indexed reporter, uint256 slashed, uint256 reward
     );
     /// @notice Work of `node` for `epoch` on `runId` was paid to `provider`.
@@ -267,7 +267,7 @@ interface ITaskLedger {
 
     /// @notice Records the caller's validation of a Completed task; a failed one opens or joins its dispute. A
     ///         successful one must carry `evidenceHash = keccak256(abi.encode(resultHash, msg.sender))` (non-zero),
-    ///         which the ledger keeps for reportFalseValidation.
+    ///         which the ledger keeps for refuteFalseValidation.
     function submitValidation(uint256 taskId, bool ok, bytes32 evidenceHash) external;
 
     /// @notice Reports a successful validation of `validator` whose evidence is not bound to the task's result
@@ -275,11 +275,11 @@ interface ITaskLedger {
     ///         for Completed tasks): `resultHash` must hash to the task's seal. Slashes `falseValidationSlashBps`
     ///         of the validator's stake plus unbonding stake, pays `accuserRewardBps` of it to the caller's provider
     ///         (if the caller is a registered node), and forgets the evidence (one report per validation).
-    function reportFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external;
+    function refuteFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external;
 
     /// @notice The evidence `validator` gave with its successful validation of the task (0: none, a failed
     ///         validation, or already reported).
-    function validationEvidenceOf(uint256 taskId, address validator) external view returns (bytes32);
+    function okEvidenceHashFor(uint256 taskId, address validator) external view returns (bytes32);
 
     /// @notice Votes on the task's open dispute with the caller's power, until votingEndOf(taskId).
     function vote(uint256 taskId, bool invalid) external;

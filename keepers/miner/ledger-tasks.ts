@@ -220,7 +220,7 @@ export class LedgerTasks {
           logger.info({ ...at, exitCode: result.exitCode, files: result.files.length }, "result hash computed from the exit code and the storage folder");
           if (this.faultWrongResult) {
             reported = keccak256(concat([result.resultHash, toUtf8Bytes("CN_FAULT_WRONG_RESULT")]));
-            logger.warn({ ...at, seal: resultSeal(reported) }, "CN_FAULT_WRONG_RESULT: reporting a corrupted result hash");
+            logger.warn({ ...at, honestSeal: resultSeal(result.resultHash), seal: resultSeal(reported) }, "CN_FAULT_WRONG_RESULT: reporting a corrupted result hash");
           }
           // Kept before sending: a restarted miner reports the same hash, never a second one.
           state.updateLedgerTask(taskId, { phase: "completing", resultHash: reported });

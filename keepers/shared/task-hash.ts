@@ -66,7 +66,7 @@ export function resultSeal(resultHash: string): string {
 
 /**
  * The evidence of a successful validation: `keccak256(abi.encode(resultHash, validator))`, which only a node
- * that knows the result hash can compute (TaskLedger.reportFalseValidation slashes any other).
+ * that knows the result hash can compute (TaskLedger.refuteFalseValidation slashes any other).
  */
 export function validationEvidence(resultHash: string, validator: string): string {
   return keccak256(abi.encode(["bytes32", "address"], [resultHash, validator]));
