@@ -225,7 +225,7 @@ const SEQUENCE = fc.limitShrink(
   fc.record({
     work: segment({ task: 12, complete: 12, validate: 10, vote: 6, expireTask: 1, stake: 3, unstake: 3, slash: 2 }, 40),
     dispute: segment({ validate: 10, vote: 10, resolve: 3, complete: 2 }, 20),
-    claim: segment({ claim: 14, resolve: 4, vote: 3, fixEmission: 2, report: 6 }, 20),
+    claim: segment({ claim: 14, resolve: 4, vote: 3, fixEmission: 2, report: 10 }, 20),
     closed: segment({ expireClaim: 8, returnUnclaimed: 3, withdraw: 6, deregister: 3, longWait: 2, completeRun: 2, cancelRun: 2, expireTask: 3 }, 20),
   }),
   maxShrinks(),
@@ -481,6 +481,8 @@ describe("Invariants: token conservation and single use over random action seque
       const assigned = (t: Observed["tasks"][number]) => t.status === TaskStatus.Assigned;
       const disputed = (t: Observed["tasks"][number]) => t.dispute === DisputeStatus.Open;
       const signerOf = (address: string) => nodes.find((n) => n.address === address)!;
+      /** Successful validations with made-up evidence, which a report can refute. */
+      const madeUp: Array<{ id: bigint; v: number }> = [];
       const timeline = await sys.epochManager.timelineOf(EPOCH);
 
       /** Sends `send`; a revert must be a custom error; a success updates the ghost. */
@@ -531,6 +533,7 @@ describe("Invariants: token conservation and single use over random action seque
             const evidence = a.ok && a.bound ? boundEvidence(resultOf(t.id), validator.address) : ethers.id(`evidence ${t.id} ${a.v}`);
             const send = () => sys.taskLedger.connect(validator).submitValidation(t.id, a.ok, evidence, MINED);
             const outcome = await act("validate", send);
+            if (outcome.ok && a.ok && !a.bound) madeUp.push({ id: t.id, v: a.v });
             if (outcome.ok) {
               const status = Number((await sys.taskLedger.taskOf(t.id)).status);
               await replay("validate", status === TaskStatus.Completed ? "TaskLedgerAlreadyValidated" : "TaskLedgerInvalidStatus", send);
@@ -538,11 +541,15 @@ describe("Invariants: token conservation and single use over random action seque
             return;
           }
           case "report": {
-            const t = pickTask(a.t, (t) => t.status === TaskStatus.Completed && t.assignee !== nodes[a.v].address);
+            // Three reports in four aim at a validation known to be made up, the others at any node and task.
+            const aimed = a.t % 4 !== 0 ? pick(madeUp, a.t >> 2) : undefined;
+            const t = aimed ? { id: aimed.id } : pickTask(a.t, (t) => t.status === TaskStatus.Completed && t.assignee !== nodes[a.v].address);
             if (t === undefined) return;
+            const validator = nodes[aimed ? aimed.v : a.v];
             const reporter = a.reporter < nodes.length ? nodes[a.reporter] : sys.stranger;
-            const send = () => sys.taskLedger.connect(reporter).refuteFalseValidation(t.id, nodes[a.v].address, resultOf(t.id), MINED);
+            const send = () => sys.taskLedger.connect(reporter).refuteFalseValidation(t.id, validator.address, resultOf(t.id), MINED);
             const outcome = await act("report", send);
+            if (outcome.ok && aimed) madeUp.splice(madeUp.indexOf(aimed), 1);
             if (outcome.ok) await replay("report", "TaskLedgerNoValidation", send);
             return;
           }
@@ -704,10 +711,10 @@ describe("Invariants: token conservation and single use over random action seque
     console.log(`      ${details.numRuns} sequences (seed ${details.seed}), ${checks} invariant checks; actions:\n${stats}`);
     if (replaying()) return;
     // Not vacuous: the sequences did pay work and rewards, move escrow and stake, and replay what must not repeat.
-    for (const kind of ["task", "complete", "validate", "claim", "claim with reward", "slash", "expireClaim"]) {
+    for (const kind of ["task", "complete", "validate", "claim", "claim with reward", "slash", "expireClaim", "report"]) {
       expect(stats.ok(kind), `no ${kind} succeeded`).to.be.greaterThan(0);
     }
-    for (const kind of ["claim (replayed)", "validate (replayed)"]) {
+    for (const kind of ["claim (replayed)", "validate (replayed)", "report (replayed)"]) {
       expect(stats.total(kind), `no ${kind}`).to.be.greaterThan(0);
     }
   });
