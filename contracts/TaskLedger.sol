@@ -284,10 +284,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
         // The task's epoch has a task, so its record holds the end of the Dispute phase.
         uint256 weight = _recordVoter(taskId, task, _epochTasks[task.epoch].disputeEnd);
-        if (ok) {
-            if (evidenceHash == bytes32(0)) revert TaskLedgerEmptyEvidence(taskId);
-            _evidence[taskId][msg.sender] = evidenceHash;
-        }
+        if (ok) _keepEvidence(taskId, evidenceHash);
         emit TaskValidated(taskId, msg.sender, ok, evidenceHash, weight);
 
         Dispute storage dispute = _disputes[taskId];
@@ -314,11 +311,13 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @inheritdoc ITaskLedger
-    function vote(uint256 taskId, bool invalid) external nonReentrant {
+    /// @dev A vote to uphold keeps its evidence as a successful validation does (refuteFalseValidation).
+    function vote(uint256 taskId, bool invalid, bytes32 evidenceHash) external nonReentrant {
         StoredTask storage task = _existingTask(taskId);
         Dispute storage dispute = _disputes[taskId];
         if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
         uint256 weight = _recordVoter(taskId, task, _votingEnd(task, dispute));
+        if (!invalid) _keepEvidence(taskId, evidenceHash);
         _countVote(taskId, task, dispute, invalid, weight);
     }
 
@@ -339,11 +338,13 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     ///      selectors sort after every other one: the dispatcher compares selectors in ascending order, so the
     ///      calls that already existed (completeTask, and the ledger calls of a claim) cost what they did.
     ///      Not before the Dispute phase ends: validations are accepted until then, and the report reveals the
-    ///      result hash to validators that have not validated yet. Not after the Claim phase ends, a bound on how
-    ///      long a validator's stake is exposed to a report. Only Completed tasks: an Invalidated task's result
-    ///      was ruled wrong, so evidence bound to it proves nothing, its validations fulfil no duty and earn
-    ///      nothing, and the only party knowing its result hash is the invalidated executor, which should not
-    ///      collect bounties on it (an Assigned or Expired task has no validations).
+    ///      result hash to validators that have not validated yet; for the same reason, not while the task's
+    ///      dispute is open (its votes may outlast the phase; resolveDispute closes it once they are over). Not
+    ///      after the Claim phase ends, a bound on how long a validator's stake is exposed to a report.
+    ///      Only Completed tasks: an Invalidated task's result was ruled wrong, so evidence bound to it proves
+    ///      nothing, its validations fulfil no duty and earn nothing, and the only party knowing its result hash
+    ///      is the invalidated executor, which should not collect bounties on it (an Assigned or Expired task has
+    ///      no validations).
     function refuteFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external nonReentrant {
         StoredTask storage task = _existingTask(taskId);
         TaskStatus status = task.status;
@@ -353,6 +354,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint64 closesAt = epochs.timelineOf(epoch).claimEnd;
         uint64 now_ = _clock();
         if (now_ < opensAt || now_ >= closesAt) revert TaskLedgerReportClosed(taskId, opensAt, closesAt);
+        // Votes on an open dispute may outlast the Dispute phase: the result hash stays hidden until they close.
+        if (_disputes[taskId].status == DisputeStatus.Open) revert TaskLedgerDisputeOpen(taskId);
         if (keccak256(abi.encode(resultHash)) != task.resultSeal) revert TaskLedgerSealMismatch(taskId);
         mapping(address => bytes32) storage evidence = _evidence[taskId];
         bytes32 given = evidence[validator];
@@ -679,6 +682,12 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         --_nodeEpochs[epoch][accuser].head.openDisputes;
         uint256 slashed = _slash(accuser, _falseAccuserSlashBps, FALSE_ACCUSATION_REASON);
         emit DisputeResolved(taskId, false, dispute.invalidWeight, dispute.validWeight, slashed, 0);
+    }
+
+    /// @dev Keeps the caller's evidence of a successful validation or a vote to uphold (non-zero).
+    function _keepEvidence(uint256 taskId, bytes32 evidenceHash) private {
+        if (evidenceHash == bytes32(0)) revert TaskLedgerEmptyEvidence(taskId);
+        _evidence[taskId][msg.sender] = evidenceHash;
     }
 
     /// @dev Pays `accuserRewardBps` of `slashed` from the vault to the provider of `accuser` (nothing when it has

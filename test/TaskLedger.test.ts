@@ -982,12 +982,25 @@ describe("TaskLedger", () => {
   });
 
   describe("vote", () => {
+    it("keeps the evidence of a vote to uphold (refusing one without), and none of a vote to invalidate", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2, , n4] = nodes;
+      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
+      await ledger.connect(n2).vote(taskId, true, ZERO_HASH);
+      expect(await ledger.okEvidenceHashFor(taskId, n2.address)).to.equal(ZERO_HASH);
+      await expect(ledger.connect(n4).vote(taskId, false, ZERO_HASH))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerEmptyEvidence")
+        .withArgs(taskId);
+      await ledger.connect(n4).vote(taskId, false, bound(result(taskId), n4.address));
+      expect(await ledger.okEvidenceHashFor(taskId, n4.address)).to.equal(bound(result(taskId), n4.address));
+    });
+
     it("adds the voter's power to its side and marks it as having validated", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, , n4] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await expect(ledger.connect(n2).vote(taskId, true)).to.emit(ledger, "DisputeVote").withArgs(taskId, n2.address, true, 200n);
-      await expect(ledger.connect(n4).vote(taskId, false)).to.emit(ledger, "DisputeVote").withArgs(taskId, n4.address, false, 500n);
+      await expect(ledger.connect(n2).vote(taskId, true, ZERO_HASH)).to.emit(ledger, "DisputeVote").withArgs(taskId, n2.address, true, 200n);
+      await expect(ledger.connect(n4).vote(taskId, false, evidence("uphold"))).to.emit(ledger, "DisputeVote").withArgs(taskId, n4.address, false, 500n);
       expect(await ledger.hasValidated(taskId, n2.address)).to.equal(true);
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.invalidWeight, dispute.validWeight]).to.deep.equal([300n, 500n]);
@@ -999,10 +1012,10 @@ describe("TaskLedger", () => {
 
     it("is refused without an open dispute", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
-      await expect(ledger.connect(nodes[0]).vote(taskId, true))
+      await expect(ledger.connect(nodes[0]).vote(taskId, true, ZERO_HASH))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute")
         .withArgs(taskId);
-      await expect(ledger.connect(nodes[0]).vote(77n, true))
+      await expect(ledger.connect(nodes[0]).vote(77n, true, ZERO_HASH))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask")
         .withArgs(77n);
     });
@@ -1012,16 +1025,16 @@ describe("TaskLedger", () => {
       const [n1, n2, n3, , , n6] = nodes;
       await ledger.connect(n2).submitValidation(taskId, true, evidence("n2"));
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await expect(ledger.connect(n3).vote(taskId, false))
+      await expect(ledger.connect(n3).vote(taskId, false, evidence("uphold")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerSelfValidation")
         .withArgs(taskId);
       for (const node of [n1, n2]) {
-        await expect(ledger.connect(node).vote(taskId, true))
+        await expect(ledger.connect(node).vote(taskId, true, ZERO_HASH))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
           .withArgs(taskId, node.address);
       }
       for (const account of [n6, sys.stranger]) {
-        await expect(ledger.connect(account).vote(taskId, true))
+        await expect(ledger.connect(account).vote(taskId, true, ZERO_HASH))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerNoPower")
           .withArgs(EPOCH, account.address);
       }
@@ -1033,9 +1046,9 @@ describe("TaskLedger", () => {
       const t = await timeline(sys);
       expect(await ledger.votingEndOf(taskId)).to.equal(t.disputeEnd);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
-      await expect(ledger.connect(nodes[1]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, ZERO_HASH, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(t.disputeEnd);
-      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED))
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, ZERO_HASH, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.disputeEnd);
     });
@@ -1057,9 +1070,9 @@ describe("TaskLedger", () => {
         .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputeUndecided")
         .withArgs(taskId, closes);
       await time.setNextBlockTimestamp(closes - 2n);
-      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, ZERO_HASH, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(closes - 1n);
-      await expect(ledger.connect(nodes[4]).vote(taskId, true, MINED))
+      await expect(ledger.connect(nodes[4]).vote(taskId, true, ZERO_HASH, MINED))
         .to.emit(ledger, "DisputeResolved")
         .withArgs(taskId, true, 1100n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Invalidated);
@@ -1074,9 +1087,9 @@ describe("TaskLedger", () => {
       await ledger.connect(nodes[0]).submitValidation(taskId, false, evidence("n1"), MINED);
       expect(await ledger.votingEndOf(taskId)).to.equal(t.claimEnd);
       await time.setNextBlockTimestamp(t.claimEnd - 1n);
-      await expect(ledger.connect(nodes[1]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, ZERO_HASH, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(t.claimEnd);
-      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED))
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, ZERO_HASH, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.claimEnd);
       await expect(ledger.connect(sys.stranger).resolveDispute(taskId)).to.emit(ledger, "DisputeResolved");
@@ -1095,7 +1108,7 @@ describe("TaskLedger", () => {
       const invalidate = await networkHelpers.loadFixture(completedFixture);
       const [, n2, , n4] = invalidate.nodes;
       await invalidate.ledger.connect(n4).submitValidation(invalidate.taskId, false, evidence("n4"));
-      await expect(invalidate.ledger.connect(n2).vote(invalidate.taskId, true))
+      await expect(invalidate.ledger.connect(n2).vote(invalidate.taskId, true, ZERO_HASH))
         .to.emit(invalidate.ledger, "DisputeResolved")
         .withArgs(invalidate.taskId, true, 700n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
 
@@ -1103,9 +1116,9 @@ describe("TaskLedger", () => {
       const uphold = await networkHelpers.loadFixture(completedFixture);
       const [m1, m2, , , m5] = uphold.nodes;
       await uphold.ledger.connect(m1).submitValidation(uphold.taskId, false, evidence("n1"));
-      await uphold.ledger.connect(m5).vote(uphold.taskId, false);
+      await uphold.ledger.connect(m5).vote(uphold.taskId, false, evidence("uphold"));
       expect((await uphold.ledger.disputeOf(uphold.taskId)).status).to.equal(DisputeStatus.Open); // 500 valid
-      await expect(uphold.ledger.connect(m2).vote(uphold.taskId, false))
+      await expect(uphold.ledger.connect(m2).vote(uphold.taskId, false, evidence("uphold")))
         .to.emit(uphold.ledger, "DisputeResolved")
         .withArgs(uphold.taskId, false, 100n, 700n, (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS, 0n);
     });
@@ -1123,7 +1136,7 @@ describe("TaskLedger", () => {
       expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Open);
       const slashed = (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS; // 20 tokens
       const bounty = (slashed * ACCUSER_REWARD_BPS) / BPS; // 10 tokens
-      const tx = ledger.connect(n5).vote(taskId, true); // 1000 of 1300: more than half
+      const tx = ledger.connect(n5).vote(taskId, true, ZERO_HASH); // 1000 of 1300: more than half
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, true, 1000n, 0n, slashed, bounty);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")
@@ -1148,7 +1161,7 @@ describe("TaskLedger", () => {
       await expect(ledger.connect(nodes[0]).submitValidation(taskId, true, evidence("n1")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerInvalidStatus")
         .withArgs(taskId, TaskStatus.Invalidated);
-      await expect(ledger.connect(nodes[0]).vote(taskId, false))
+      await expect(ledger.connect(nodes[0]).vote(taskId, false, evidence("uphold")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute")
         .withArgs(taskId);
       await expect(ledger.resolveDispute(taskId))
@@ -1161,7 +1174,7 @@ describe("TaskLedger", () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, , n3, n4, n5] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await ledger.connect(n4).vote(taskId, false); // 500
+      await ledger.connect(n4).vote(taskId, false, evidence("uphold")); // 500
       const slashed = (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS; // 5 tokens
       const tx = ledger.connect(n5).submitValidation(taskId, true, evidence("n5")); // 1000 >= 900
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, false, 100n, 1000n, slashed, 0n);
@@ -1184,7 +1197,7 @@ describe("TaskLedger", () => {
       await expect(late).to.not.emit(ledger, "DisputeOpened");
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.status, dispute.invalidWeight, dispute.validWeight]).to.deep.equal([DisputeStatus.Upheld, 100n, 1000n]);
-      await expect(ledger.connect(nodes[1]).vote(taskId, true)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, ZERO_HASH)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
     });
 
     it("count validations made before the dispute opened for the task", async () => {
@@ -1193,11 +1206,11 @@ describe("TaskLedger", () => {
       await ledger.connect(n4).submitValidation(taskId, true, evidence("n4")); // 500 before any dispute
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
       expect((await ledger.disputeOf(taskId)).validWeight).to.equal(500n);
-      await expect(ledger.connect(n4).vote(taskId, false))
+      await expect(ledger.connect(n4).vote(taskId, false, evidence("uphold")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
         .withArgs(taskId, n4.address);
-      await ledger.connect(n2).vote(taskId, true); // invalid 300
-      await expect(ledger.connect(n5).vote(taskId, false))
+      await ledger.connect(n2).vote(taskId, true, ZERO_HASH); // invalid 300
+      await expect(ledger.connect(n5).vote(taskId, false, evidence("uphold")))
         .to.emit(ledger, "DisputeResolved")
         .withArgs(taskId, false, 300n, 1000n, 5n * TOKEN, 0n);
     });
@@ -1228,7 +1241,7 @@ describe("TaskLedger", () => {
 
       await ledger.connect(n4).submitValidation(taskId, false, evidence("n4"));
       const slashed = (2n * CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS; // 40 tokens, all from the active stake
-      const tx = ledger.connect(n5).vote(taskId, true);
+      const tx = ledger.connect(n5).vote(taskId, true, ZERO_HASH);
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, true, 1000n, 0n, slashed, 0n);
       await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
       expect((await sys.registry.getNode(n3.address)).stake).to.equal(CPU_STAKE - slashed);
@@ -1242,9 +1255,9 @@ describe("TaskLedger", () => {
       for (const runId of await sys.trainingRuns.runsOf(n1.address)) await sys.trainingRuns.connect(n1).leaveRun(runId, n1.address);
       await sys.registry.connect(p1).deregisterNode(n1.address);
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await ledger.connect(n4).vote(taskId, false);
+      await ledger.connect(n4).vote(taskId, false, evidence("uphold"));
       const slashed = (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS;
-      const tx = ledger.connect(n5).vote(taskId, false);
+      const tx = ledger.connect(n5).vote(taskId, false, evidence("uphold"));
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, false, 100n, 1000n, slashed, 0n);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")
@@ -1268,12 +1281,12 @@ describe("TaskLedger", () => {
       await ledger.connect(nodes[2]).completeTask(1n, result(1));
       await ledger.connect(nodes[2]).completeTask(2n, result(2));
       await ledger.connect(nodes[3]).submitValidation(1n, false, evidence("n4"));
-      const invalidated = ledger.connect(nodes[4]).vote(1n, true);
+      const invalidated = ledger.connect(nodes[4]).vote(1n, true, ZERO_HASH);
       await expect(invalidated).to.emit(ledger, "DisputeResolved").withArgs(1n, true, 1000n, 0n, 0n, 0n);
       await expect(invalidated).to.not.emit(sys.registry, "Slashed");
       await ledger.connect(nodes[0]).submitValidation(2n, false, evidence("n1"));
-      await ledger.connect(nodes[3]).vote(2n, false);
-      await expect(ledger.connect(nodes[4]).vote(2n, false))
+      await ledger.connect(nodes[3]).vote(2n, false, evidence("uphold"));
+      await expect(ledger.connect(nodes[4]).vote(2n, false, evidence("uphold")))
         .to.emit(ledger, "DisputeResolved")
         .withArgs(2n, false, 100n, 1000n, 0n, 0n);
     });
@@ -1284,7 +1297,7 @@ describe("TaskLedger", () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await ledger.connect(n2).vote(taskId, true); // 300 invalid, 0 valid: undecided
+      await ledger.connect(n2).vote(taskId, true, ZERO_HASH); // 300 invalid, 0 valid: undecided
       const t = await timeline(sys);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
       await expect(ledger.connect(sys.stranger).resolveDispute(taskId, MINED))
@@ -1354,6 +1367,24 @@ describe("TaskLedger", () => {
         .withArgs(taskId, n1.address);
     });
 
+    it("waits until the task's dispute is no longer open, then refutes a vote to uphold that was not bound", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, , n3, n4] = nodes;
+      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
+      await ledger.connect(n4).vote(taskId, false, evidence("copied the seal")); // 500 of 1300: undecided
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Open);
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n4.address, result(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputeOpen")
+        .withArgs(taskId);
+      await ledger.resolveDispute(taskId); // upheld
+      const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS;
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n4.address, result(taskId)))
+        .to.emit(ledger, "FalseValidationRefuted")
+        .withArgs(taskId, n4.address, n3.address, slashed, (slashed * ACCUSER_REWARD_BPS) / BPS);
+      expect((await sys.registry.getNode(n4.address)).stake).to.equal(CPU_STAKE - slashed);
+    });
+
     it("is refused for evidence bound to the result", async () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
       await time.increaseTo((await timeline(sys)).disputeEnd);
@@ -1378,6 +1409,7 @@ describe("TaskLedger", () => {
       const [, , n3, n4, n5] = nodes;
       await ledger.connect(n5).submitValidation(taskId, false, evidence("n5"));
       await time.increaseTo((await timeline(sys)).disputeEnd);
+      await ledger.resolveDispute(taskId); // n5's dispute: upheld once its votes are over
       for (const validator of [n4, n5, sys.stranger]) {
         await expect(ledger.connect(n3).refuteFalseValidation(taskId, validator.address, result(taskId)))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerNoValidation")
@@ -1416,7 +1448,7 @@ describe("TaskLedger", () => {
       await ledger.connect(n3).completeTask(invalid.taskId, seal(result(invalid.taskId)));
       await ledger.connect(n1).submitValidation(invalid.taskId, true, evidence("copied"));
       await ledger.connect(n4).submitValidation(invalid.taskId, false, evidence("n4"));
-      await ledger.connect(n5).vote(invalid.taskId, true);
+      await ledger.connect(n5).vote(invalid.taskId, true, ZERO_HASH);
       expect((await ledger.taskOf(invalid.taskId)).status).to.equal(TaskStatus.Invalidated);
       await time.increaseTo((await timeline(sys)).disputeEnd);
       for (const [id, status] of [
@@ -1689,7 +1721,7 @@ describe("TaskLedger", () => {
       // The disputed task is invalidated: its pay goes back to run B's escrow.
       const [accuser, voter] = [nodes[3], nodes[4]];
       await ledger.connect(accuser).submitValidation(disputed.taskId, false, evidence("a"));
-      await ledger.connect(voter).vote(disputed.taskId, true);
+      await ledger.connect(voter).vote(disputed.taskId, true, ZERO_HASH);
 
       await toPhase(ctx, EPOCH, EpochPhase.Dispute);
       let expired = 0n;

@@ -42,7 +42,8 @@ pragma solidity ^0.8.28;
 ///         validation is accepted any more) and until its Claim phase ends, anyone who knows the result hash
 ///         (in practice the executor) may `refuteFalseValidation`: if the result hash matches the seal and the
 ///         validator's stored evidence is not the bound one, the validator loses `falseValidationSlashBps` of its
-///         stake and the reporter receives `accuserRewardBps` of it. Dispute votes (`vote`) carry no evidence.
+///         stake and the reporter receives `accuserRewardBps` of it. A vote to uphold a disputed task carries the
+///         same evidence and can be refuted the same way, once the dispute is no longer open.
 ///
 ///         Work pay is credited to the executor per epoch and run when the task is completed, and settled once by
 ///         `settleWork` (SETTLEMENT_ROLE): paid to the node's provider when it claims, or released back to the
@@ -198,11 +199,14 @@ interface ITaskLedger {
     error TaskLedgerZeroOutcome();
     /// @notice `epoch` has `count` tasks: there is no task at `index`.
     error TaskLedgerTaskIndexOutOfRange(uint64 epoch, uint256 index, uint256 count);
-    /// @notice A successful validation must carry its evidence, `keccak256(abi.encode(resultHash, validator))`.
+    /// @notice A successful validation or a vote to uphold must carry its evidence,
+    ///         `keccak256(abi.encode(resultHash, validator))`.
     error TaskLedgerEmptyEvidence(uint256 taskId);
     /// @notice False validations of the task can be reported only from `opensAt` (the end of its epoch's Dispute
     ///         phase) until `closesAt` (the end of its Claim phase).
     error TaskLedgerReportClosed(uint256 taskId, uint64 opensAt, uint64 closesAt);
+    /// @notice The task's dispute is still open: its voters must not learn the result hash yet.
+    error TaskLedgerDisputeOpen(uint256 taskId);
     /// @notice The result hash given does not hash to the task's seal.
     error TaskLedgerSealMismatch(uint256 taskId);
     /// @notice `validator` holds no successful validation of the task (none, a failed one, or already reported).
@@ -270,19 +274,23 @@ interface ITaskLedger {
     ///         which the ledger keeps for refuteFalseValidation.
     function submitValidation(uint256 taskId, bool ok, bytes32 evidenceHash) external;
 
-    /// @notice Reports a successful validation of `validator` whose evidence is not bound to the task's result
-    ///         (anyone, from the end of the task's epoch's Dispute phase until the end of its Claim phase, only
-    ///         for Completed tasks): `resultHash` must hash to the task's seal. Slashes `falseValidationSlashBps`
-    ///         of the validator's stake plus unbonding stake, pays `accuserRewardBps` of it to the caller's provider
-    ///         (if the caller is a registered node), and forgets the evidence (one report per validation).
+    /// @notice Refutes a successful validation (or a vote to uphold) of `validator` whose evidence is not bound to
+    ///         the task's result (anyone, from the end of the task's epoch's Dispute phase until the end of its
+    ///         Claim phase, only for Completed tasks whose dispute, if any, is no longer open): `resultHash` must
+    ///         hash to the task's seal. Slashes `falseValidationSlashBps` of the validator's stake plus unbonding
+    ///         stake, pays `accuserRewardBps` of it to the caller's provider (if the caller is a registered node),
+    ///         and forgets the evidence (one report per validation).
     function refuteFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external;
 
-    /// @notice The evidence `validator` gave with its successful validation of the task (0: none, a failed
-    ///         validation, or already reported).
+    /// @notice The evidence `validator` gave with its successful validation of the task or its vote to uphold it
+    ///         (0: none, a failed validation, a vote to invalidate, or already refuted).
     function okEvidenceHashFor(uint256 taskId, address validator) external view returns (bytes32);
 
-    /// @notice Votes on the task's open dispute with the caller's power, until votingEndOf(taskId).
-    function vote(uint256 taskId, bool invalid) external;
+    /// @notice Votes on the task's open dispute with the caller's power, until votingEndOf(taskId). A vote to
+    ///         uphold (`invalid` false) must carry `evidenceHash = keccak256(abi.encode(resultHash, msg.sender))`
+    ///         (non-zero), kept like a successful validation's for refuteFalseValidation; a vote to invalidate
+    ///         carries anything (it is not kept).
+    function vote(uint256 taskId, bool invalid, bytes32 evidenceHash) external;
 
     /// @notice Resolves the task's dispute once decided (anyone).
     function resolveDispute(uint256 taskId) external;

@@ -16,7 +16,7 @@
  *      its disputes and claims its work pay and reward with the seed.
  * Every decision is logged with the numbers behind it (power, cap, share, duty probability, votes, amounts).
  */
-import { AbiCoder, MaxUint256, type Wallet, keccak256 } from "ethers";
+import { AbiCoder, MaxUint256, type Wallet, ZeroHash, keccak256 } from "ethers";
 import type { Chain, ChainEvent } from "../shared/chain.js";
 import type { DiscoveryClient } from "../shared/discovery-client.js";
 import { EpochClock, advanceIfDue, fixClaimBeaconsIfDue } from "../shared/epochs.js";
@@ -496,6 +496,14 @@ export class MinerEconomy {
         return;
       }
       this.background(`vote:${taskId}`, () => this.voteOn(taskId));
+    } else if (event.name === "DisputeVote") {
+      // A vote to uphold one of this node's tasks keeps evidence too (TaskValidated already covers the
+      // validations that count as votes; a second look at them records nothing).
+      const taskId = BigInt(event.args.taskId);
+      if (event.args.invalid || !this.options.ownResult(taskId.toString())) return;
+      const voter = String(event.args.voter);
+      const evidence = await this.options.chain.contracts.taskLedger.okEvidenceHashFor(taskId, voter);
+      if (!/^0x0+$/.test(evidence)) this.falseValidations.observe(taskId, voter, true, evidence);
     } else if (event.name === "DisputeResolved") {
       this.options.store.db.prepare("UPDATE economy_disputes SET resolved = 1 WHERE task_id = ?").run(String(event.args.taskId));
     }
@@ -578,20 +586,24 @@ export class MinerEconomy {
     if (power === 0n || (await ledger.hasValidated(taskId, this.node))) return;
     const epoch = task.epoch.toString();
     let invalid = false;
+    let evidence: string;
     if (this.options.faults.fakeValidation) {
-      // Votes carry no evidence (docs/SECURITY.md §3.7): this one cannot be reported.
+      // A vote to uphold carries evidence like a successful validation: this made-up one can be refuted.
+      evidence = validationEvidence(task.resultHash, this.node);
       this.log.validation.warn({ taskId: id, epoch }, "CN_FAULT_FAKE_VALIDATION: voting to uphold without re-executing");
     } else {
       const outcome = await this.reexecute(taskId, task);
       if (!outcome) return;
       invalid = resultSeal(outcome.resultHash).toLowerCase() !== task.resultHash.toLowerCase();
+      // Only a vote to uphold is kept (and bound to the result); a vote to invalidate carries nothing.
+      evidence = invalid ? ZeroHash : validationEvidence(outcome.resultHash, this.node);
       this.log.validation.info(
         { taskId: id, epoch, executor: task.assignee, seal: task.resultHash, reproducedSeal: resultSeal(outcome.resultHash), invalid, weight: power.toString() },
         `voting ${invalid ? "to invalidate" : "to uphold"} the task with power ${power}`,
       );
     }
     try {
-      await this.options.tx.send("vote", () => ledger.vote(taskId, invalid), { subsystem: "TaskValidation", taskId: id, epoch, invalid });
+      await this.options.tx.send("vote", () => ledger.vote(taskId, invalid, evidence), { subsystem: "TaskValidation", taskId: id, epoch, invalid });
       this.counters.votes.inc({ vote: invalid ? "invalid" : "valid" });
     } catch (error) {
       if (!(error instanceof TxRevertedError)) throw error;

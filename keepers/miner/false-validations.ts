@@ -3,9 +3,11 @@
  * seal of a task's result, `keccak256(abi.encode(resultHash))`; a validator that re-executed the task knows
  * `resultHash` and posts `keccak256(abi.encode(resultHash, validator))` with its successful validation. A
  * successful validation with any other evidence did not come from re-executing (the validator copied the seal,
- * or made evidence up): this node, which knows `resultHash`, records it when it sees the TaskValidated event,
- * and reports it with `TaskLedger.refuteFalseValidation` once the epoch's Dispute phase is over (before, the
- * report would reveal the result hash to validators still to validate), until its Claim phase ends. The
+ * or made evidence up): this node, which knows `resultHash`, records it when it sees the TaskValidated event
+ * (or, for a vote to uphold, which carries the same evidence, the DisputeVote event), and reports it with
+ * `TaskLedger.refuteFalseValidation` once the epoch's Dispute phase is over and the task's dispute, if any, is
+ * no longer open (before, the report would reveal the result hash to validators and voters still to come),
+ * until its Claim phase ends. The
  * validator loses `falseValidationSlashBps` of its stake; this node's provider receives `accuserRewardBps` of it.
  *
  * Kept in SQLite (`economy_false_validations`), so that a restarted miner still reports what it recorded.
@@ -108,6 +110,7 @@ export class FalseValidations {
     const mark = (taskId: string, validator: string, reported: number) =>
       store.db.prepare("UPDATE economy_false_validations SET reported = ? WHERE task_id = ? AND validator = ?").run(reported, taskId, validator);
     let count = 0;
+    let deferred = 0;
     for (const { task_id, validator } of rows) {
       const fields = { taskId: task_id, epoch, validator };
       const own = this.options.ownResult(task_id);
@@ -143,9 +146,14 @@ export class FalseValidations {
         );
       } catch (error) {
         if (!(error instanceof TxRevertedError)) throw error;
-        // The chain is a second behind this node's clock: the window opens there a little later.
-        if (error.errorName === "TaskLedgerReportClosed" && (await this.options.clock.phaseOf(BigInt(epoch))) === "Claim") {
-          throw new NotYet(error.message);
+        // The chain is a second behind this node's clock (the window opens there a little later), or the task's
+        // dispute is still open (resolved once its votes are over): again on a later tick.
+        if (
+          error.errorName === "TaskLedgerDisputeOpen" ||
+          (error.errorName === "TaskLedgerReportClosed" && (await this.options.clock.phaseOf(BigInt(epoch))) === "Claim")
+        ) {
+          deferred++;
+          continue;
         }
         // Reported by someone else already, the task invalidated meanwhile, or the window closed.
         mark(task_id, validator, GIVEN_UP);
@@ -153,6 +161,7 @@ export class FalseValidations {
         logger.warn({ ...fields, err: error.message }, "the chain refused the report of a false validation");
       }
     }
+    if (deferred > 0) throw new NotYet(`${deferred} false validation(s) of epoch ${epoch} cannot be reported yet`);
     return count;
   }
 }

@@ -619,9 +619,9 @@ export async function measureGas(connection: NetworkConnection): Promise<GasRow[
     await measure(
       "TaskLedger",
       "vote",
-      "undecided (800 for, 700 against, of 2400 voting) / deciding against (1600): pay released, executor slashed, bounty paid",
-      () => ledger.connect(c).vote(3n, false),
-      () => ledger.connect(b).vote(3n, true),
+      "undecided, to uphold (its evidence kept; 800 for, 700 against, of 2400 voting) / deciding against (1600): pay released, executor slashed, bounty paid",
+      () => ledger.connect(c).vote(3n, false, ethers.id("ok")),
+      () => ledger.connect(b).vote(3n, true, ethers.ZeroHash),
     );
     await ledger.connect(d).submitValidation(4n, true, ethers.id("copied")); // evidence not bound to the result
     await ledger.connect(sys.admin).grantRole(await ledger.SETTLEMENT_ROLE(), escrowAgent.address);

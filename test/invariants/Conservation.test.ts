@@ -481,7 +481,7 @@ describe("Invariants: token conservation and single use over random action seque
       const assigned = (t: Observed["tasks"][number]) => t.status === TaskStatus.Assigned;
       const disputed = (t: Observed["tasks"][number]) => t.dispute === DisputeStatus.Open;
       const signerOf = (address: string) => nodes.find((n) => n.address === address)!;
-      /** Successful validations with made-up evidence, which a report can refute. */
+      /** Successful validations and votes to uphold with made-up evidence, which a report can refute. */
       const madeUp: Array<{ id: bigint; v: number }> = [];
       const timeline = await sys.epochManager.timelineOf(EPOCH);
 
@@ -556,8 +556,11 @@ describe("Invariants: token conservation and single use over random action seque
           case "vote": {
             const t = pickTask(a.t, disputed);
             if (t === undefined) return;
-            const send = () => sys.taskLedger.connect(nodes[a.v]).vote(t.id, a.invalid, MINED);
+            // A vote to uphold carries made-up evidence (refutable once the dispute is over).
+            const evidence = a.invalid ? ethers.ZeroHash : ethers.id(`vote ${t.id} ${a.v}`);
+            const send = () => sys.taskLedger.connect(nodes[a.v]).vote(t.id, a.invalid, evidence, MINED);
             const outcome = await act("vote", send);
+            if (outcome.ok && !a.invalid) madeUp.push({ id: t.id, v: a.v });
             if (outcome.ok) {
               const open = Number((await sys.taskLedger.disputeOf(t.id)).status) === DisputeStatus.Open;
               await replay("vote", open ? "TaskLedgerAlreadyValidated" : "TaskLedgerNoOpenDispute", send);
