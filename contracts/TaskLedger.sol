@@ -108,7 +108,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev Bit `taskId % 256` of word `taskId / 256`: the node validated (or voted on) the task.
     mapping(address node => mapping(uint256 word => uint256 bits)) private _validations;
     mapping(uint64 epoch => EpochTasks) private _epochTasks;
-    /// @dev Evidence of each successful validation, until it is reported false.
+    /// @dev Evidence of each successful validation and vote to uphold, until it is refuted.
     mapping(uint256 taskId => mapping(address validator => bytes32 evidence)) private _evidence;
 
     /// @dev Enrollment entries of a run in an epoch: `node << 96 | cumulative weight`, in enrollment order.
