@@ -64,8 +64,9 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     bytes32 public constant FALSE_ACCUSATION_REASON = keccak256("computenet.TaskLedger.falseAccusation");
     /// @dev Domain tag of the duty salt (see `_openEpochTasks`).
     bytes32 private constant _DUTY_SALT = keccak256("computenet.TaskLedger.dutySalt");
+    bytes32 public constant INVALID_EVIDENCE_REASON = keccak256("computenet.TaskLedger.invalidEvidence");
 
-    /// @dev A task as stored: four slots plus the result hash. `deadline` is its epoch's end (completion
+    /// @dev A task as stored: four slots plus the seal of its result. `deadline` is its epoch's end (completion
     ///      closes then), cached so that completing a task calls no other contract.
     struct StoredTask {
         // slot 0
@@ -82,7 +83,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint64 deadline;
         // slot 3, 4
         bytes32 specHash;
-        bytes32 resultHash;
+        bytes32 resultSeal;
     }
 
     /// @dev A node's record of one epoch: slot 0 is ITaskLedger.NodeEpochRecord (written first by the node's
@@ -103,6 +104,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     uint16 private immutable _executorSlashBps;
     uint16 private immutable _falseAccuserSlashBps;
     uint16 private immutable _accuserRewardBps;
+    uint16 private immutable _falseValidationSlashBps;
 
     uint64 private _taskCount;
     mapping(uint256 taskId => StoredTask) private _tasks;
@@ -110,6 +112,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev Bit `taskId % 256` of word `taskId / 256`: the node validated (or voted on) the task.
     mapping(address node => mapping(uint256 word => uint256 bits)) private _validations;
     mapping(uint64 epoch => EpochTasks) private _epochTasks;
+    /// @dev Evidence of each successful validation and vote to uphold, until it is refuted.
+    mapping(uint256 taskId => mapping(address validator => bytes32 evidence)) private _evidence;
 
     /// @dev Enrollment entries of a run in an epoch: `node << 96 | cumulative weight`, in enrollment order.
     mapping(uint256 runId => mapping(uint64 epoch => uint256[])) private _enrollment;
@@ -123,7 +127,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @param registry_ MinerRegistry (grants this contract SLASHER_ROLE).
     /// @param poc_ ProofOfCompute (power).
     /// @param vault_ RewardVault (grants this contract PAYER_ROLE; the registry's treasury).
-    /// @param params validationKBps in [1, MAX_VALIDATION_K_BPS]; the three shares at most BPS.
+    /// @param params validationKBps in [1, MAX_VALIDATION_K_BPS]; the four shares at most BPS.
     constructor(
         address admin,
         IEpochManager epochs_,
@@ -140,6 +144,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (
             params.validationKBps == 0 || params.validationKBps > MAX_VALIDATION_K_BPS || params.executorSlashBps > BPS
                 || params.falseAccuserSlashBps > BPS || params.accuserRewardBps > BPS
+                || params.falseValidationSlashBps > BPS
         ) revert TaskLedgerInvalidParameters();
         epochs = epochs_;
         runs = runs_;
@@ -150,6 +155,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         _executorSlashBps = params.executorSlashBps;
         _falseAccuserSlashBps = params.falseAccuserSlashBps;
         _accuserRewardBps = params.accuserRewardBps;
+        _falseValidationSlashBps = params.falseValidationSlashBps;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -238,6 +244,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @inheritdoc ITaskLedger
+    /// @dev The ledger cannot tell a seal from a result hash: an executor that posts its bare result hash lets
+    ///      validators copy it, and then cannot report them (no preimage of its "seal" is known).
     function completeTask(uint256 taskId, bytes32 resultHash) external {
         StoredTask storage task = _existingTask(taskId);
         TaskStatus status = task.status;
@@ -251,7 +259,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
         task.status = TaskStatus.Completed;
         task.completedAt = now_;
-        task.resultHash = resultHash;
+        task.resultSeal = resultHash;
         _work[task.epoch][assignee][task.runId] += task.pay;
         emit TaskCompleted(taskId, assignee, resultHash);
     }
@@ -279,6 +287,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
         // The task's epoch has a task, so its record holds the end of the Dispute phase.
         uint256 weight = _recordVoter(taskId, task, _epochTasks[task.epoch].disputeEnd);
+        if (ok) _keepEvidence(taskId, evidenceHash);
         emit TaskValidated(taskId, msg.sender, ok, evidenceHash, weight);
 
         Dispute storage dispute = _disputes[taskId];
@@ -305,11 +314,13 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @inheritdoc ITaskLedger
-    function vote(uint256 taskId, bool invalid) external nonReentrant {
+    /// @dev A vote to uphold keeps its evidence as a successful validation does (refuteFalseValidation).
+    function vote(uint256 taskId, bool invalid, bytes32 evidenceHash) external nonReentrant {
         StoredTask storage task = _existingTask(taskId);
         Dispute storage dispute = _disputes[taskId];
         if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
         uint256 weight = _recordVoter(taskId, task, _votingEnd(task, dispute));
+        if (!invalid) _keepEvidence(taskId, evidenceHash);
         _countVote(taskId, task, dispute, invalid, weight);
     }
 
@@ -323,6 +334,41 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint64 closesAt = _votingEnd(task, dispute);
         if (_clock() < closesAt) revert TaskLedgerDisputeUndecided(taskId, closesAt);
         _uphold(taskId, task, dispute);
+    }
+
+    /// @inheritdoc ITaskLedger
+    /// @dev The names of this function, `okEvidenceHashFor` and INVALID_EVIDENCE_REASON were chosen so that their
+    ///      selectors sort after every other one: the dispatcher compares selectors in ascending order, so the
+    ///      calls that already existed (completeTask, and the ledger calls of a claim) cost what they did.
+    ///      Not before the Dispute phase ends: validations are accepted until then, and the report reveals the
+    ///      result hash to validators that have not validated yet; for the same reason, not while the task's
+    ///      dispute is open (its votes may outlast the phase; resolveDispute closes it once they are over). Not
+    ///      after the Claim phase ends, a bound on how long a validator's stake is exposed to a report.
+    ///      Only Completed tasks: an Invalidated task's result was ruled wrong, so evidence bound to it proves
+    ///      nothing, its validations fulfil no duty and earn nothing, and the only party knowing its result hash
+    ///      is the invalidated executor, which should not collect bounties on it (an Assigned or Expired task has
+    ///      no validations).
+    function refuteFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external nonReentrant {
+        StoredTask storage task = _existingTask(taskId);
+        TaskStatus status = task.status;
+        if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
+        uint64 epoch = task.epoch;
+        uint64 opensAt = _epochTasks[epoch].disputeEnd;
+        uint64 closesAt = epochs.timelineOf(epoch).claimEnd;
+        uint64 now_ = _clock();
+        if (now_ < opensAt || now_ >= closesAt) revert TaskLedgerReportClosed(taskId, opensAt, closesAt);
+        // Votes on an open dispute may outlast the Dispute phase: the result hash stays hidden until they close.
+        if (_disputes[taskId].status == DisputeStatus.Open) revert TaskLedgerDisputeOpen(taskId);
+        if (keccak256(abi.encode(resultHash)) != task.resultSeal) revert TaskLedgerSealMismatch(taskId);
+        mapping(address => bytes32) storage evidence = _evidence[taskId];
+        bytes32 given = evidence[validator];
+        if (given == bytes32(0)) revert TaskLedgerNoValidation(taskId, validator);
+        if (given == keccak256(abi.encode(resultHash, validator))) revert TaskLedgerValidationGenuine(taskId, validator);
+
+        delete evidence[validator];
+        uint256 slashed = _slash(validator, _falseValidationSlashBps, INVALID_EVIDENCE_REASON);
+        uint256 reward = _payBounty(msg.sender, slashed);
+        emit FalseValidationRefuted(taskId, validator, msg.sender, slashed, reward);
     }
 
     // ------------------------------------------------------------------ work settlement
@@ -377,7 +423,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
             validationKBps: _validationKBps,
             executorSlashBps: _executorSlashBps,
             falseAccuserSlashBps: _falseAccuserSlashBps,
-            accuserRewardBps: _accuserRewardBps
+            accuserRewardBps: _accuserRewardBps,
+            falseValidationSlashBps: _falseValidationSlashBps
         });
     }
 
@@ -392,7 +439,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
             units: task.units,
             pay: task.pay,
             specHash: task.specHash,
-            resultHash: task.resultHash,
+            resultHash: task.resultSeal,
             assigneePower: task.assigneePower,
             completedAt: task.completedAt
         });
@@ -433,6 +480,11 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @inheritdoc ITaskLedger
     function hasValidated(uint256 taskId, address node) external view returns (bool) {
         return _validations[node][taskId >> 8] & (1 << (taskId & 0xff)) != 0;
+    }
+
+    /// @inheritdoc ITaskLedger
+    function okEvidenceHashFor(uint256 taskId, address validator) external view returns (bytes32) {
+        return _evidence[taskId][validator];
     }
 
     /// @inheritdoc ITaskLedger
@@ -642,12 +694,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
         if (pay > 0) runs.releaseEscrow(runId, pay);
         uint256 slashed = _slash(executor, _executorSlashBps, INVALID_TASK_REASON);
-        uint256 reward;
-        uint256 bounty = slashed * _accuserRewardBps / BPS;
-        if (bounty > 0) {
-            address provider = registry.providerOf(accuser);
-            if (provider != address(0)) reward = vault.payBounty(provider, bounty);
-        }
+        uint256 reward = _payBounty(accuser, slashed);
         emit DisputeResolved(taskId, true, dispute.invalidWeight, dispute.validWeight, slashed, reward);
     }
 
@@ -660,6 +707,22 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         --_nodeEpochs[epoch][accuser].head.openDisputes;
         uint256 slashed = _slash(accuser, _falseAccuserSlashBps, FALSE_ACCUSATION_REASON);
         emit DisputeResolved(taskId, false, dispute.invalidWeight, dispute.validWeight, slashed, 0);
+    }
+
+    /// @dev Keeps the caller's evidence of a successful validation or a vote to uphold (non-zero).
+    function _keepEvidence(uint256 taskId, bytes32 evidenceHash) private {
+        if (evidenceHash == bytes32(0)) revert TaskLedgerEmptyEvidence(taskId);
+        _evidence[taskId][msg.sender] = evidenceHash;
+    }
+
+    /// @dev Pays `accuserRewardBps` of `slashed` from the vault to the provider of `accuser` (nothing when it has
+    ///      none); returns what was paid.
+    function _payBounty(address accuser, uint256 slashed) private returns (uint256 reward) {
+        uint256 bounty = slashed * _accuserRewardBps / BPS;
+        if (bounty > 0) {
+            address provider = registry.providerOf(accuser);
+            if (provider != address(0)) reward = vault.payBounty(provider, bounty);
+        }
     }
 
     /// @dev Slashes `bps` of what the registry holds for `node` (active stake and unbonding stake).

@@ -37,10 +37,12 @@ const K_BPS = 20_000n;
 const EXECUTOR_SLASH_BPS = 2_000n;
 const FALSE_ACCUSER_SLASH_BPS = 500n;
 const ACCUSER_REWARD_BPS = 5_000n;
+const FALSE_VALIDATION_SLASH_BPS = 1_000n;
 const BPS = 10_000n;
 const MAX_UINT256 = 2n ** 256n - 1n;
 const INVALID_TASK = ethers.id("computenet.TaskLedger.invalidTask");
 const FALSE_ACCUSATION = ethers.id("computenet.TaskLedger.falseAccusation");
+const INVALID_EVIDENCE = ethers.id("computenet.TaskLedger.invalidEvidence");
 const SETTLEMENT_ROLE = ethers.id("SETTLEMENT_ROLE");
 const DUTY_SALT_TAG = ethers.id("computenet.TaskLedger.dutySalt");
 /** Skips gas estimation: the transaction is mined (and reverts) in the block stamped as the test set it. */
@@ -59,6 +61,10 @@ const NO_REQUIREMENTS = {
 const spec = (i: number | bigint) => ethers.id(`task spec ${i}`);
 const result = (i: number | bigint) => ethers.id(`task result ${i}`);
 const evidence = (label: string) => ethers.id(`evidence ${label}`);
+/** What the executor posts: the seal of its result hash. */
+const seal = (resultHash: string) => keccak256(coder.encode(["bytes32"], [resultHash]));
+/** What a validator that re-executed the task posts with a successful validation. */
+const bound = (resultHash: string, validator: string) => keccak256(coder.encode(["bytes32", "address"], [resultHash, validator]));
 
 interface Context {
   sys: System;
@@ -139,7 +145,7 @@ async function shortClaimFixture() {
 
 async function completed(ctx: Context) {
   const { taskId } = await newTask(ctx, ctx.runB, 3n);
-  await ctx.ledger.connect(ctx.nodes[2]).completeTask(taskId, result(taskId));
+  await ctx.ledger.connect(ctx.nodes[2]).completeTask(taskId, seal(result(taskId)));
   return { ...ctx, taskId };
 }
 
@@ -249,7 +255,13 @@ async function toPhase(ctx: Context, epoch: bigint, phase: Phase) {
 /** Deploys a second ledger on the same system with `params`, holding the roles the module grants. */
 async function deployLedger(
   ctx: Context,
-  params: { validationKBps: bigint; executorSlashBps: bigint; falseAccuserSlashBps: bigint; accuserRewardBps: bigint },
+  params: {
+    validationKBps: bigint;
+    executorSlashBps: bigint;
+    falseAccuserSlashBps: bigint;
+    accuserRewardBps: bigint;
+    falseValidationSlashBps: bigint;
+  },
 ) {
   const { sys } = ctx;
   const ledger = (await ethers.deployContract("TaskLedger", [
@@ -273,6 +285,7 @@ const DEFAULT_PARAMS = {
   executorSlashBps: EXECUTOR_SLASH_BPS,
   falseAccuserSlashBps: FALSE_ACCUSER_SLASH_BPS,
   accuserRewardBps: ACCUSER_REWARD_BPS,
+  falseValidationSlashBps: FALSE_VALIDATION_SLASH_BPS,
 };
 
 // ------------------------------------------------------------------ tests
@@ -288,11 +301,12 @@ describe("TaskLedger", () => {
       expect(await ledger.poc()).to.equal(await sys.proofOfCompute.getAddress());
       expect(await ledger.vault()).to.equal(await sys.rewardVault.getAddress());
       const p = await ledger.parameters();
-      expect([p.validationKBps, p.executorSlashBps, p.falseAccuserSlashBps, p.accuserRewardBps]).to.deep.equal([
+      expect([p.validationKBps, p.executorSlashBps, p.falseAccuserSlashBps, p.accuserRewardBps, p.falseValidationSlashBps]).to.deep.equal([
         K_BPS,
         EXECUTOR_SLASH_BPS,
         FALSE_ACCUSER_SLASH_BPS,
         ACCUSER_REWARD_BPS,
+        FALSE_VALIDATION_SLASH_BPS,
       ]);
       expect(await ledger.hasRole(await ledger.DEFAULT_ADMIN_ROLE(), sys.admin.address)).to.equal(true);
       expect(await ledger.SETTLEMENT_ROLE()).to.equal(SETTLEMENT_ROLE);
@@ -304,6 +318,7 @@ describe("TaskLedger", () => {
       expect(await ledger.MAX_RUNS_PER_EPOCH()).to.equal(16n);
       expect(await ledger.INVALID_TASK_REASON()).to.equal(INVALID_TASK);
       expect(await ledger.FALSE_ACCUSATION_REASON()).to.equal(FALSE_ACCUSATION);
+      expect(await ledger.INVALID_EVIDENCE_REASON()).to.equal(INVALID_EVIDENCE);
       expect(await ledger.taskCount()).to.equal(0n);
     });
 
@@ -335,18 +350,26 @@ describe("TaskLedger", () => {
         { ...DEFAULT_PARAMS, executorSlashBps: 10_001n },
         { ...DEFAULT_PARAMS, falseAccuserSlashBps: 10_001n },
         { ...DEFAULT_PARAMS, accuserRewardBps: 10_001n },
+        { ...DEFAULT_PARAMS, falseValidationSlashBps: 10_001n },
       ];
       for (const params of bad) {
         await expect(deployLedger(ctx, params)).to.be.revertedWithCustomError(ctx.ledger, "TaskLedgerInvalidParameters");
       }
       for (const params of [
-        { validationKBps: 1n, executorSlashBps: 0n, falseAccuserSlashBps: 0n, accuserRewardBps: 0n },
-        { validationKBps: 1_000_000n, executorSlashBps: 10_000n, falseAccuserSlashBps: 10_000n, accuserRewardBps: 10_000n },
+        { validationKBps: 1n, executorSlashBps: 0n, falseAccuserSlashBps: 0n, accuserRewardBps: 0n, falseValidationSlashBps: 0n },
+        {
+          validationKBps: 1_000_000n,
+          executorSlashBps: 10_000n,
+          falseAccuserSlashBps: 10_000n,
+          accuserRewardBps: 10_000n,
+          falseValidationSlashBps: 10_000n,
+        },
       ]) {
         const ledger = await deployLedger(ctx, params);
         const p = await ledger.parameters();
         expect(p.validationKBps).to.equal(params.validationKBps);
         expect(p.accuserRewardBps).to.equal(params.accuserRewardBps);
+        expect(p.falseValidationSlashBps).to.equal(params.falseValidationSlashBps);
       }
     });
   });
@@ -873,6 +896,53 @@ describe("TaskLedger", () => {
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Completed);
     });
 
+    it("keeps the evidence of a successful validation only", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2, , n4] = nodes;
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(ZERO_HASH);
+      await ledger.connect(n1).submitValidation(taskId, true, bound(result(taskId), n1.address));
+      await ledger.connect(n2).submitValidation(taskId, false, evidence("n2"));
+      await ledger.connect(n4).submitValidation(taskId, true, evidence("n4"));
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(bound(result(taskId), n1.address));
+      expect(await ledger.okEvidenceHashFor(taskId, n2.address)).to.equal(ZERO_HASH);
+      expect(await ledger.okEvidenceHashFor(taskId, n4.address)).to.equal(evidence("n4"));
+    });
+
+    it("refuses a successful validation without evidence, and takes a failed one without", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      await expect(ledger.connect(nodes[0]).submitValidation(taskId, true, ZERO_HASH))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerEmptyEvidence")
+        .withArgs(taskId);
+      expect(await ledger.hasValidated(taskId, nodes[0].address)).to.equal(false);
+      await expect(ledger.connect(nodes[0]).submitValidation(taskId, false, ZERO_HASH)).to.emit(ledger, "DisputeOpened");
+    });
+
+    it("costs a successful validation one fresh slot more than a failed one (its evidence), and nothing else", async () => {
+      const ctx = await networkHelpers.loadFixture(completedFixture);
+      const { ledger, nodes } = ctx;
+      const [n1, n2, n3, n4, n5] = nodes;
+      // Two more tasks of n3, each disputed by n1 and upheld by n4 and n5 (1000 of 1300): a later validation of
+      // either is recorded and changes nothing else, successful or not.
+      const upheld: bigint[] = [];
+      for (let i = 0; i < 2; i++) {
+        const { taskId } = await newTask(ctx, ctx.runB);
+        await ledger.connect(n3).completeTask(taskId, seal(result(taskId)));
+        await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
+        await ledger.connect(n4).submitValidation(taskId, true, bound(result(taskId), n4.address));
+        await ledger.connect(n5).submitValidation(taskId, true, bound(result(taskId), n5.address));
+        expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Upheld);
+        upheld.push(taskId);
+      }
+      // n2's validation word is written already (task 1), so both measured calls rewrite a non-zero word.
+      await ledger.connect(n2).submitValidation(ctx.taskId, true, bound(result(ctx.taskId), n2.address));
+      const gasOf = async (tx: Promise<ContractTransactionResponse>) => (await (await tx).wait())!.gasUsed;
+      const ok = await gasOf(ledger.connect(n2).submitValidation(upheld[0], true, bound(result(upheld[0]), n2.address)));
+      const failed = await gasOf(ledger.connect(n2).submitValidation(upheld[1], false, bound(result(upheld[1]), n2.address)));
+      console.log(`      submitValidation gas after an upheld dispute: successful ${ok}, failed ${failed}`);
+      // A fresh slot: 20,000 for the write and 2,100 for the cold access, plus the check of the evidence.
+      expect(ok - failed >= 22_100n && ok - failed < 23_000n, `difference ${ok - failed}`).to.equal(true);
+    });
+
     it("is refused twice from the same node", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       await ledger.connect(nodes[0]).submitValidation(taskId, true, evidence("1"));
@@ -960,12 +1030,25 @@ describe("TaskLedger", () => {
   });
 
   describe("vote", () => {
+    it("keeps the evidence of a vote to uphold (refusing one without), and none of a vote to invalidate", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2, , n4] = nodes;
+      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
+      await ledger.connect(n2).vote(taskId, true, ZERO_HASH);
+      expect(await ledger.okEvidenceHashFor(taskId, n2.address)).to.equal(ZERO_HASH);
+      await expect(ledger.connect(n4).vote(taskId, false, ZERO_HASH))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerEmptyEvidence")
+        .withArgs(taskId);
+      await ledger.connect(n4).vote(taskId, false, bound(result(taskId), n4.address));
+      expect(await ledger.okEvidenceHashFor(taskId, n4.address)).to.equal(bound(result(taskId), n4.address));
+    });
+
     it("adds the voter's power to its side and marks it as having validated", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, , n4] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await expect(ledger.connect(n2).vote(taskId, true)).to.emit(ledger, "DisputeVote").withArgs(taskId, n2.address, true, 200n);
-      await expect(ledger.connect(n4).vote(taskId, false)).to.emit(ledger, "DisputeVote").withArgs(taskId, n4.address, false, 500n);
+      await expect(ledger.connect(n2).vote(taskId, true, ZERO_HASH)).to.emit(ledger, "DisputeVote").withArgs(taskId, n2.address, true, 200n);
+      await expect(ledger.connect(n4).vote(taskId, false, evidence("uphold"))).to.emit(ledger, "DisputeVote").withArgs(taskId, n4.address, false, 500n);
       expect(await ledger.hasValidated(taskId, n2.address)).to.equal(true);
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.invalidWeight, dispute.validWeight]).to.deep.equal([300n, 500n]);
@@ -977,10 +1060,10 @@ describe("TaskLedger", () => {
 
     it("is refused without an open dispute", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
-      await expect(ledger.connect(nodes[0]).vote(taskId, true))
+      await expect(ledger.connect(nodes[0]).vote(taskId, true, ZERO_HASH))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute")
         .withArgs(taskId);
-      await expect(ledger.connect(nodes[0]).vote(77n, true))
+      await expect(ledger.connect(nodes[0]).vote(77n, true, ZERO_HASH))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask")
         .withArgs(77n);
     });
@@ -990,16 +1073,16 @@ describe("TaskLedger", () => {
       const [n1, n2, n3, , , n6] = nodes;
       await ledger.connect(n2).submitValidation(taskId, true, evidence("n2"));
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await expect(ledger.connect(n3).vote(taskId, false))
+      await expect(ledger.connect(n3).vote(taskId, false, evidence("uphold")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerSelfValidation")
         .withArgs(taskId);
       for (const node of [n1, n2]) {
-        await expect(ledger.connect(node).vote(taskId, true))
+        await expect(ledger.connect(node).vote(taskId, true, ZERO_HASH))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
           .withArgs(taskId, node.address);
       }
       for (const account of [n6, sys.stranger]) {
-        await expect(ledger.connect(account).vote(taskId, true))
+        await expect(ledger.connect(account).vote(taskId, true, ZERO_HASH))
           .to.be.revertedWithCustomError(ledger, "TaskLedgerNoPower")
           .withArgs(EPOCH, account.address);
       }
@@ -1011,9 +1094,9 @@ describe("TaskLedger", () => {
       const t = await timeline(sys);
       expect(await ledger.votingEndOf(taskId)).to.equal(t.disputeEnd);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
-      await expect(ledger.connect(nodes[1]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, ZERO_HASH, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(t.disputeEnd);
-      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED))
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, ZERO_HASH, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.disputeEnd);
     });
@@ -1035,9 +1118,9 @@ describe("TaskLedger", () => {
         .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputeUndecided")
         .withArgs(taskId, closes);
       await time.setNextBlockTimestamp(closes - 2n);
-      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, ZERO_HASH, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(closes - 1n);
-      await expect(ledger.connect(nodes[4]).vote(taskId, true, MINED))
+      await expect(ledger.connect(nodes[4]).vote(taskId, true, ZERO_HASH, MINED))
         .to.emit(ledger, "DisputeResolved")
         .withArgs(taskId, true, 1100n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Invalidated);
@@ -1052,9 +1135,9 @@ describe("TaskLedger", () => {
       await ledger.connect(nodes[0]).submitValidation(taskId, false, evidence("n1"), MINED);
       expect(await ledger.votingEndOf(taskId)).to.equal(t.claimEnd);
       await time.setNextBlockTimestamp(t.claimEnd - 1n);
-      await expect(ledger.connect(nodes[1]).vote(taskId, true, MINED)).to.emit(ledger, "DisputeVote");
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, ZERO_HASH, MINED)).to.emit(ledger, "DisputeVote");
       await time.setNextBlockTimestamp(t.claimEnd);
-      await expect(ledger.connect(nodes[3]).vote(taskId, true, MINED))
+      await expect(ledger.connect(nodes[3]).vote(taskId, true, ZERO_HASH, MINED))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationClosed")
         .withArgs(taskId, t.claimEnd);
       await expect(ledger.connect(sys.stranger).resolveDispute(taskId)).to.emit(ledger, "DisputeResolved");
@@ -1073,7 +1156,7 @@ describe("TaskLedger", () => {
       const invalidate = await networkHelpers.loadFixture(completedFixture);
       const [, n2, , n4] = invalidate.nodes;
       await invalidate.ledger.connect(n4).submitValidation(invalidate.taskId, false, evidence("n4"));
-      await expect(invalidate.ledger.connect(n2).vote(invalidate.taskId, true))
+      await expect(invalidate.ledger.connect(n2).vote(invalidate.taskId, true, ZERO_HASH))
         .to.emit(invalidate.ledger, "DisputeResolved")
         .withArgs(invalidate.taskId, true, 700n, 0n, (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS, (CPU_STAKE * EXECUTOR_SLASH_BPS * ACCUSER_REWARD_BPS) / BPS / BPS);
 
@@ -1081,9 +1164,9 @@ describe("TaskLedger", () => {
       const uphold = await networkHelpers.loadFixture(completedFixture);
       const [m1, m2, , , m5] = uphold.nodes;
       await uphold.ledger.connect(m1).submitValidation(uphold.taskId, false, evidence("n1"));
-      await uphold.ledger.connect(m5).vote(uphold.taskId, false);
+      await uphold.ledger.connect(m5).vote(uphold.taskId, false, evidence("uphold"));
       expect((await uphold.ledger.disputeOf(uphold.taskId)).status).to.equal(DisputeStatus.Open); // 500 valid
-      await expect(uphold.ledger.connect(m2).vote(uphold.taskId, false))
+      await expect(uphold.ledger.connect(m2).vote(uphold.taskId, false, evidence("uphold")))
         .to.emit(uphold.ledger, "DisputeResolved")
         .withArgs(uphold.taskId, false, 100n, 700n, (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS, 0n);
     });
@@ -1101,7 +1184,7 @@ describe("TaskLedger", () => {
       expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Open);
       const slashed = (CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS; // 20 tokens
       const bounty = (slashed * ACCUSER_REWARD_BPS) / BPS; // 10 tokens
-      const tx = ledger.connect(n5).vote(taskId, true); // 1000 of 1300: more than half
+      const tx = ledger.connect(n5).vote(taskId, true, ZERO_HASH); // 1000 of 1300: more than half
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, true, 1000n, 0n, slashed, bounty);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")
@@ -1126,7 +1209,7 @@ describe("TaskLedger", () => {
       await expect(ledger.connect(nodes[0]).submitValidation(taskId, true, evidence("n1")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerInvalidStatus")
         .withArgs(taskId, TaskStatus.Invalidated);
-      await expect(ledger.connect(nodes[0]).vote(taskId, false))
+      await expect(ledger.connect(nodes[0]).vote(taskId, false, evidence("uphold")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute")
         .withArgs(taskId);
       await expect(ledger.resolveDispute(taskId))
@@ -1139,7 +1222,7 @@ describe("TaskLedger", () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, , n3, n4, n5] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await ledger.connect(n4).vote(taskId, false); // 500
+      await ledger.connect(n4).vote(taskId, false, evidence("uphold")); // 500
       const slashed = (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS; // 5 tokens
       const tx = ledger.connect(n5).submitValidation(taskId, true, evidence("n5")); // 1000 >= 900
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, false, 100n, 1000n, slashed, 0n);
@@ -1162,7 +1245,7 @@ describe("TaskLedger", () => {
       await expect(late).to.not.emit(ledger, "DisputeOpened");
       const dispute = await ledger.disputeOf(taskId);
       expect([dispute.status, dispute.invalidWeight, dispute.validWeight]).to.deep.equal([DisputeStatus.Upheld, 100n, 1000n]);
-      await expect(ledger.connect(nodes[1]).vote(taskId, true)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
+      await expect(ledger.connect(nodes[1]).vote(taskId, true, ZERO_HASH)).to.be.revertedWithCustomError(ledger, "TaskLedgerNoOpenDispute");
     });
 
     it("count validations made before the dispute opened for the task", async () => {
@@ -1171,11 +1254,11 @@ describe("TaskLedger", () => {
       await ledger.connect(n4).submitValidation(taskId, true, evidence("n4")); // 500 before any dispute
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
       expect((await ledger.disputeOf(taskId)).validWeight).to.equal(500n);
-      await expect(ledger.connect(n4).vote(taskId, false))
+      await expect(ledger.connect(n4).vote(taskId, false, evidence("uphold")))
         .to.be.revertedWithCustomError(ledger, "TaskLedgerAlreadyValidated")
         .withArgs(taskId, n4.address);
-      await ledger.connect(n2).vote(taskId, true); // invalid 300
-      await expect(ledger.connect(n5).vote(taskId, false))
+      await ledger.connect(n2).vote(taskId, true, ZERO_HASH); // invalid 300
+      await expect(ledger.connect(n5).vote(taskId, false, evidence("uphold")))
         .to.emit(ledger, "DisputeResolved")
         .withArgs(taskId, false, 300n, 1000n, 5n * TOKEN, 0n);
     });
@@ -1206,7 +1289,7 @@ describe("TaskLedger", () => {
 
       await ledger.connect(n4).submitValidation(taskId, false, evidence("n4"));
       const slashed = (2n * CPU_STAKE * EXECUTOR_SLASH_BPS) / BPS; // 40 tokens, all from the active stake
-      const tx = ledger.connect(n5).vote(taskId, true);
+      const tx = ledger.connect(n5).vote(taskId, true, ZERO_HASH);
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, true, 1000n, 0n, slashed, 0n);
       await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
       expect((await sys.registry.getNode(n3.address)).stake).to.equal(CPU_STAKE - slashed);
@@ -1220,9 +1303,9 @@ describe("TaskLedger", () => {
       for (const runId of await sys.trainingRuns.runsOf(n1.address)) await sys.trainingRuns.connect(n1).leaveRun(runId, n1.address);
       await sys.registry.connect(p1).deregisterNode(n1.address);
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await ledger.connect(n4).vote(taskId, false);
+      await ledger.connect(n4).vote(taskId, false, evidence("uphold"));
       const slashed = (CPU_STAKE * FALSE_ACCUSER_SLASH_BPS) / BPS;
-      const tx = ledger.connect(n5).vote(taskId, false);
+      const tx = ledger.connect(n5).vote(taskId, false, evidence("uphold"));
       await expect(tx).to.emit(ledger, "DisputeResolved").withArgs(taskId, false, 100n, 1000n, slashed, 0n);
       await expect(tx)
         .to.emit(sys.registry, "Slashed")
@@ -1238,6 +1321,7 @@ describe("TaskLedger", () => {
         executorSlashBps: 0n,
         falseAccuserSlashBps: 0n,
         accuserRewardBps: ACCUSER_REWARD_BPS,
+        falseValidationSlashBps: 0n,
       });
       await ledger.enroll(ctx.runB, nodes[2].address);
       await ledger.connect(sys.master).createTask(ctx.runB, spec(1), 1n);
@@ -1245,12 +1329,12 @@ describe("TaskLedger", () => {
       await ledger.connect(nodes[2]).completeTask(1n, result(1));
       await ledger.connect(nodes[2]).completeTask(2n, result(2));
       await ledger.connect(nodes[3]).submitValidation(1n, false, evidence("n4"));
-      const invalidated = ledger.connect(nodes[4]).vote(1n, true);
+      const invalidated = ledger.connect(nodes[4]).vote(1n, true, ZERO_HASH);
       await expect(invalidated).to.emit(ledger, "DisputeResolved").withArgs(1n, true, 1000n, 0n, 0n, 0n);
       await expect(invalidated).to.not.emit(sys.registry, "Slashed");
       await ledger.connect(nodes[0]).submitValidation(2n, false, evidence("n1"));
-      await ledger.connect(nodes[3]).vote(2n, false);
-      await expect(ledger.connect(nodes[4]).vote(2n, false))
+      await ledger.connect(nodes[3]).vote(2n, false, evidence("uphold"));
+      await expect(ledger.connect(nodes[4]).vote(2n, false, evidence("uphold")))
         .to.emit(ledger, "DisputeResolved")
         .withArgs(2n, false, 100n, 1000n, 0n, 0n);
     });
@@ -1261,7 +1345,7 @@ describe("TaskLedger", () => {
       const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2] = nodes;
       await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
-      await ledger.connect(n2).vote(taskId, true); // 300 invalid, 0 valid: undecided
+      await ledger.connect(n2).vote(taskId, true, ZERO_HASH); // 300 invalid, 0 valid: undecided
       const t = await timeline(sys);
       await time.setNextBlockTimestamp(t.disputeEnd - 1n);
       await expect(ledger.connect(sys.stranger).resolveDispute(taskId, MINED))
@@ -1286,6 +1370,179 @@ describe("TaskLedger", () => {
       await expect(ledger.resolveDispute(0n)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(0n);
       await expect(ledger.disputeOf(0n)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(0n);
       await expect(ledger.taskOf(0n)).to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask").withArgs(0n);
+    });
+  });
+
+  describe("refuteFalseValidation", () => {
+    /** completedFixture, then n1 validates ok with evidence it made up, n2 with the bound evidence. */
+    async function falselyValidatedFixture() {
+      const ctx = await completedFixture();
+      const [n1, n2] = ctx.nodes;
+      await ctx.ledger.connect(n1).submitValidation(ctx.taskId, true, evidence("copied the seal"));
+      await ctx.ledger.connect(n2).submitValidation(ctx.taskId, true, bound(result(ctx.taskId), n2.address));
+      return ctx;
+    }
+
+    it("slashes a validator whose evidence is not bound to the result, pays the reporter's provider, forgets the evidence", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [n1, , n3] = nodes;
+      const [p1] = sys.providers;
+      const vault = await sys.rewardVault.getAddress();
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      const p1Before = await sys.token.balanceOf(p1.address);
+      const vaultBefore = await sys.token.balanceOf(vault);
+      const supplyBefore = await sys.token.totalSupply();
+      const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS; // 10 tokens
+      const bounty = (slashed * ACCUSER_REWARD_BPS) / BPS; // 5 tokens
+      const tx = ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId));
+      await expect(tx).to.emit(ledger, "FalseValidationRefuted").withArgs(taskId, n1.address, n3.address, slashed, bounty);
+      await expect(tx)
+        .to.emit(sys.registry, "Slashed")
+        .withArgs(n1.address, await ledger.getAddress(), slashed, 0n, INVALID_EVIDENCE, vault);
+      await expect(tx).to.emit(sys.rewardVault, "BountyPaid").withArgs(p1.address, bounty, bounty);
+      expect((await sys.registry.getNode(n1.address)).stake).to.equal(CPU_STAKE - slashed);
+      expect(await sys.token.balanceOf(p1.address)).to.equal(p1Before + bounty);
+      expect(await sys.token.balanceOf(vault)).to.equal(vaultBefore + slashed - bounty);
+      expect(await sys.token.totalSupply()).to.equal(supplyBefore);
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(ZERO_HASH);
+      // The validation itself stands (the duty bit), and the task and its pay are untouched.
+      expect(await ledger.hasValidated(taskId, n1.address)).to.equal(true);
+      expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Completed);
+      expect((await ledger.workOf(EPOCH, n3.address)).amounts).to.deep.equal([0n, 6n * TOKEN]);
+      // One report per validation.
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerNoValidation")
+        .withArgs(taskId, n1.address);
+    });
+
+    it("waits until the task's dispute is no longer open, then refutes a vote to uphold that was not bound", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, , n3, n4] = nodes;
+      await ledger.connect(n1).submitValidation(taskId, false, evidence("n1"));
+      await ledger.connect(n4).vote(taskId, false, evidence("copied the seal")); // 500 of 1300: undecided
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Open);
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n4.address, result(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputeOpen")
+        .withArgs(taskId);
+      await ledger.resolveDispute(taskId); // upheld
+      const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS;
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n4.address, result(taskId)))
+        .to.emit(ledger, "FalseValidationRefuted")
+        .withArgs(taskId, n4.address, n3.address, slashed, (slashed * ACCUSER_REWARD_BPS) / BPS);
+      expect((await sys.registry.getNode(n4.address)).stake).to.equal(CPU_STAKE - slashed);
+    });
+
+    it("is refused for evidence bound to the result", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      await expect(ledger.connect(nodes[2]).refuteFalseValidation(taskId, nodes[1].address, result(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationGenuine")
+        .withArgs(taskId, nodes[1].address);
+      expect(await ledger.okEvidenceHashFor(taskId, nodes[1].address)).to.equal(bound(result(taskId), nodes[1].address));
+    });
+
+    it("is refused for a result hash that is not the preimage of the seal (the seal itself included)", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      for (const guess of [result(taskId + 1n), seal(result(taskId))]) {
+        await expect(ledger.connect(nodes[2]).refuteFalseValidation(taskId, nodes[0].address, guess))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerSealMismatch")
+          .withArgs(taskId);
+      }
+    });
+
+    it("is refused for nodes without a successful validation: none, or a failed one", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [, , n3, n4, n5] = nodes;
+      await ledger.connect(n5).submitValidation(taskId, false, evidence("n5"));
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      await ledger.resolveDispute(taskId); // n5's dispute: upheld once its votes are over
+      for (const validator of [n4, n5, sys.stranger]) {
+        await expect(ledger.connect(n3).refuteFalseValidation(taskId, validator.address, result(taskId)))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerNoValidation")
+          .withArgs(taskId, validator.address);
+      }
+    });
+
+    it("opens when the Dispute phase ends and closes when the Claim phase ends", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [n1, , n3, n4] = nodes;
+      await ledger.connect(n4).submitValidation(taskId, true, evidence("n4 copied too"));
+      const t = await timeline(sys);
+      await time.setNextBlockTimestamp(t.disputeEnd - 1n);
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId), MINED))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerReportClosed")
+        .withArgs(taskId, t.disputeEnd, t.claimEnd);
+      await time.setNextBlockTimestamp(t.disputeEnd);
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId), MINED)).to.emit(
+        ledger,
+        "FalseValidationRefuted",
+      );
+      await time.setNextBlockTimestamp(t.claimEnd);
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n4.address, result(taskId), MINED))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerReportClosed")
+        .withArgs(taskId, t.disputeEnd, t.claimEnd);
+      expect(await ledger.okEvidenceHashFor(taskId, n4.address)).to.equal(evidence("n4 copied too"));
+    });
+
+    it("is refused for tasks not Completed (assigned, invalidated) and unknown tasks", async () => {
+      const ctx = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const { sys, ledger, nodes, taskId } = ctx;
+      const [n1, , n3, n4, n5] = nodes;
+      const assigned = await newTask(ctx, ctx.runB);
+      // A second task, validated ok falsely by n1 and then invalidated by n4 and n5.
+      const invalid = await newTask(ctx, ctx.runB);
+      await ledger.connect(n3).completeTask(invalid.taskId, seal(result(invalid.taskId)));
+      await ledger.connect(n1).submitValidation(invalid.taskId, true, evidence("copied"));
+      await ledger.connect(n4).submitValidation(invalid.taskId, false, evidence("n4"));
+      await ledger.connect(n5).vote(invalid.taskId, true, ZERO_HASH);
+      expect((await ledger.taskOf(invalid.taskId)).status).to.equal(TaskStatus.Invalidated);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      for (const [id, status] of [
+        [assigned.taskId, TaskStatus.Assigned],
+        [invalid.taskId, TaskStatus.Invalidated],
+      ] as const) {
+        await expect(ledger.connect(n3).refuteFalseValidation(id, n1.address, result(id)))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerInvalidStatus")
+          .withArgs(id, status);
+      }
+      await expect(ledger.connect(n3).refuteFalseValidation(99n, n1.address, result(99n)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask")
+        .withArgs(99n);
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(evidence("copied the seal"));
+    });
+
+    it("pays no bounty to a reporter that is not a registered node, and slashes a deregistered validator's unbonding stake", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [p1] = sys.providers;
+      const n1 = nodes[0];
+      for (const runId of await sys.trainingRuns.runsOf(n1.address)) await sys.trainingRuns.connect(n1).leaveRun(runId, n1.address);
+      await sys.registry.connect(p1).deregisterNode(n1.address);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS;
+      const tx = ledger.connect(sys.stranger).refuteFalseValidation(taskId, n1.address, result(taskId));
+      await expect(tx).to.emit(ledger, "FalseValidationRefuted").withArgs(taskId, n1.address, sys.stranger.address, slashed, 0n);
+      await expect(tx)
+        .to.emit(sys.registry, "Slashed")
+        .withArgs(n1.address, await ledger.getAddress(), 0n, slashed, INVALID_EVIDENCE, await sys.rewardVault.getAddress());
+      await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
+      expect((await sys.registry.unbondingOf(n1.address))[0].amount).to.equal(CPU_STAKE - slashed);
+    });
+
+    it("slashes nothing when falseValidationSlashBps is zero, and still forgets the evidence", async () => {
+      const ctx = await networkHelpers.loadFixture(enrolledFixture);
+      const { sys, nodes } = ctx;
+      const ledger = await deployLedger(ctx, { ...DEFAULT_PARAMS, falseValidationSlashBps: 0n });
+      await ledger.enroll(ctx.runB, nodes[2].address);
+      await ledger.connect(sys.master).createTask(ctx.runB, spec(1), 1n);
+      await ledger.connect(nodes[2]).completeTask(1n, seal(result(1)));
+      await ledger.connect(nodes[0]).submitValidation(1n, true, evidence("copied"));
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      const tx = ledger.connect(nodes[2]).refuteFalseValidation(1n, nodes[0].address, result(1));
+      await expect(tx).to.emit(ledger, "FalseValidationRefuted").withArgs(1n, nodes[0].address, nodes[2].address, 0n, 0n);
+      await expect(tx).to.not.emit(sys.registry, "Slashed");
+      expect(await ledger.okEvidenceHashFor(1n, nodes[0].address)).to.equal(ZERO_HASH);
     });
   });
 
@@ -1605,7 +1862,7 @@ describe("TaskLedger", () => {
       // The disputed task is invalidated: its pay goes back to run B's escrow.
       const [accuser, voter] = [nodes[3], nodes[4]];
       await ledger.connect(accuser).submitValidation(disputed.taskId, false, evidence("a"));
-      await ledger.connect(voter).vote(disputed.taskId, true);
+      await ledger.connect(voter).vote(disputed.taskId, true, ZERO_HASH);
 
       await toPhase(ctx, EPOCH, EpochPhase.Dispute);
       let expired = 0n;

@@ -52,6 +52,16 @@ pragma solidity ^0.8.28;
 ///         `executorSlashBps` of its stake; the accuser receives `accuserRewardBps` of what was slashed.
 ///         Upheld: the accuser loses `falseAccuserSlashBps` of its stake (Gonka never penalises one).
 ///
+///         Sealed results: the executor's `completeTask` posts `seal = keccak256(abi.encode(resultHash))`, not its
+///         result hash, so a validator cannot copy the result from the chain. A successful validation must carry
+///         `evidence = keccak256(abi.encode(resultHash, validator))`, which only a node that knows the result
+///         hash (by re-executing) can compute; the ledger keeps it. After the epoch's Dispute phase (when no
+///         validation is accepted any more) and until its Claim phase ends, anyone who knows the result hash
+///         (in practice the executor) may `refuteFalseValidation`: if the result hash matches the seal and the
+///         validator's stored evidence is not the bound one, the validator loses `falseValidationSlashBps` of its
+///         stake and the reporter receives `accuserRewardBps` of it. A vote to uphold a disputed task carries the
+///         same evidence and can be refuted the same way, once the dispute is no longer open.
+///
 ///         Work pay is credited to the executor per epoch and run when the task is completed, and settled once by
 ///         `settleWork` (SETTLEMENT_ROLE): paid to the node's provider when it claims, or released back to the
 ///         escrow when the claim expires (or the node has no provider any more). The node's record of the epoch
@@ -80,12 +90,15 @@ interface ITaskLedger {
     /// @param validationKBps k of the validation-duty rule, in basis points (20000 = k of 2).
     /// @param executorSlashBps Share of an invalidated executor's stake slashed.
     /// @param falseAccuserSlashBps Share of a false accuser's stake slashed.
-    /// @param accuserRewardBps Share of the executor's slashed stake paid to the accuser.
+    /// @param accuserRewardBps Share of the executor's slashed stake paid to the accuser (and of a false
+    ///        validator's slashed stake paid to its reporter).
+    /// @param falseValidationSlashBps Share of a false validator's stake slashed (refuteFalseValidation).
     struct Parameters {
         uint32 validationKBps;
         uint16 executorSlashBps;
         uint16 falseAccuserSlashBps;
         uint16 accuserRewardBps;
+        uint16 falseValidationSlashBps;
     }
 
     /// @notice A task.
@@ -96,7 +109,8 @@ interface ITaskLedger {
     /// @param units Work units.
     /// @param pay Reserved pay (`pricePerUnit × units` at creation).
     /// @param specHash Hash of the task's specification (kept by the master).
-    /// @param resultHash Result hash reported by the assignee.
+    /// @param resultHash The seal of the assignee's result, `keccak256(abi.encode(resultHash))` (0 until completed):
+    ///        the result hash itself stays off chain until a false validation is reported.
     /// @param assigneePower Power of the assignee in `epoch` (saves reads in duty checks).
     /// @param completedAt Time of completion (0 until then).
     struct Task {
@@ -205,6 +219,20 @@ interface ITaskLedger {
     error TaskLedgerZeroOutcome();
     /// @notice `epoch` has `count` tasks: there is no task at `index`.
     error TaskLedgerTaskIndexOutOfRange(uint64 epoch, uint256 index, uint256 count);
+    /// @notice A successful validation or a vote to uphold must carry its evidence,
+    ///         `keccak256(abi.encode(resultHash, validator))`.
+    error TaskLedgerEmptyEvidence(uint256 taskId);
+    /// @notice False validations of the task can be reported only from `opensAt` (the end of its epoch's Dispute
+    ///         phase) until `closesAt` (the end of its Claim phase).
+    error TaskLedgerReportClosed(uint256 taskId, uint64 opensAt, uint64 closesAt);
+    /// @notice The task's dispute is still open: its voters must not learn the result hash yet.
+    error TaskLedgerDisputeOpen(uint256 taskId);
+    /// @notice The result hash given does not hash to the task's seal.
+    error TaskLedgerSealMismatch(uint256 taskId);
+    /// @notice `validator` holds no successful validation of the task (none, a failed one, or already reported).
+    error TaskLedgerNoValidation(uint256 taskId, address validator);
+    /// @notice `validator`'s evidence is bound to the task's result: its validation was not false.
+    error TaskLedgerValidationGenuine(uint256 taskId, address validator);
 
     /// @notice `node` joined the draws of `runId` in `epoch` with `weight`; `cumulative` is the run's enrolled
     ///         weight after it.
@@ -223,10 +251,12 @@ interface ITaskLedger {
     /// @notice The epoch's first task, `firstTaskId`, fixed the salt of the epoch's validation duties (the
     ///         notice), with which anyone who learns a node's seed can recompute its duties.
     event DutySaltFixed(uint64 indexed epoch, uint64 dutySalt, uint256 firstTaskId);
+    /// @notice The assignee completed the task; `resultHash` is the seal of its result (see taskOf).
     event TaskCompleted(uint256 indexed taskId, address indexed assignee, bytes32 resultHash);
     /// @notice The task was never completed in its epoch; its pay went back to the run's escrow.
     event TaskExpired(uint256 indexed taskId, uint256 released);
-    /// @notice `validator` validated the task: `ok` says whether it reproduced the result.
+    /// @notice `validator` validated the task: `ok` says whether it reproduced the result. For `ok`,
+    ///         `evidenceHash` should be `keccak256(abi.encode(resultHash, validator))` (see refuteFalseValidation).
     event TaskValidated(uint256 indexed taskId, address indexed validator, bool ok, bytes32 evidenceHash, uint256 weight);
     event DisputeOpened(uint256 indexed taskId, address indexed accuser, uint256 weight);
     event DisputeVote(uint256 indexed taskId, address indexed voter, bool invalid, uint256 weight);
@@ -240,6 +270,11 @@ interface ITaskLedger {
         uint256 slashed,
         uint256 reward
     );
+    /// @notice `validator`'s successful validation of the task was not bound to its result: `slashed` was taken
+    ///         from it and `reward` paid to the provider of `reporter`.
+    event FalseValidationRefuted(
+        uint256 indexed taskId, address indexed validator, address indexed reporter, uint256 slashed, uint256 reward
+    );
     /// @notice Work of `node` for `epoch` on `runId` was paid to `provider`.
     event WorkPaid(uint64 indexed epoch, address indexed node, uint256 indexed runId, address provider, uint256 amount);
     /// @notice Unclaimed work of `node` for `epoch` on `runId` went back to the run's escrow.
@@ -249,16 +284,36 @@ interface ITaskLedger {
 
     function createTask(uint256 runId, bytes32 specHash, uint64 units) external returns (uint256 taskId, address assignee);
 
+    /// @notice Completes the caller's Assigned task before its epoch ends. `resultHash` must be the seal of the
+    ///         result, `keccak256(abi.encode(resultHash))`: the result hash itself is what validators must find by
+    ///         re-executing.
     function completeTask(uint256 taskId, bytes32 resultHash) external;
 
     /// @notice Expires a task still Assigned after its epoch ended (anyone); its pay returns to the escrow.
     function expireTask(uint256 taskId) external;
 
-    /// @notice Records the caller's validation of a Completed task; a failed one opens or joins its dispute.
+    /// @notice Records the caller's validation of a Completed task; a failed one opens or joins its dispute. A
+    ///         successful one must carry `evidenceHash = keccak256(abi.encode(resultHash, msg.sender))` (non-zero),
+    ///         which the ledger keeps for refuteFalseValidation.
     function submitValidation(uint256 taskId, bool ok, bytes32 evidenceHash) external;
 
-    /// @notice Votes on the task's open dispute with the caller's power, until votingEndOf(taskId).
-    function vote(uint256 taskId, bool invalid) external;
+    /// @notice Refutes a successful validation (or a vote to uphold) of `validator` whose evidence is not bound to
+    ///         the task's result (anyone, from the end of the task's epoch's Dispute phase until the end of its
+    ///         Claim phase, only for Completed tasks whose dispute, if any, is no longer open): `resultHash` must
+    ///         hash to the task's seal. Slashes `falseValidationSlashBps` of the validator's stake plus unbonding
+    ///         stake, pays `accuserRewardBps` of it to the caller's provider (if the caller is a registered node),
+    ///         and forgets the evidence (one report per validation).
+    function refuteFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external;
+
+    /// @notice The evidence `validator` gave with its successful validation of the task or its vote to uphold it
+    ///         (0: none, a failed validation, a vote to invalidate, or already refuted).
+    function okEvidenceHashFor(uint256 taskId, address validator) external view returns (bytes32);
+
+    /// @notice Votes on the task's open dispute with the caller's power, until votingEndOf(taskId). A vote to
+    ///         uphold (`invalid` false) must carry `evidenceHash = keccak256(abi.encode(resultHash, msg.sender))`
+    ///         (non-zero), kept like a successful validation's for refuteFalseValidation; a vote to invalidate
+    ///         carries anything (it is not kept).
+    function vote(uint256 taskId, bool invalid, bytes32 evidenceHash) external;
 
     /// @notice Resolves the task's dispute once decided (anyone).
     function resolveDispute(uint256 taskId) external;

@@ -8,11 +8,15 @@
  *      judges other nodes' commitments (PocVerifier);
  *   4. in the Work phase, enrolls in its run's draws with its power;
  *   5. validates other nodes' completed tasks when its seed obliges it to (re-executing them: a deterministic
- *      task must reproduce the executor's result hash), and votes in disputes with its power;
- *   6. after the epoch's Dispute phase, resolves its disputes and claims its work pay and reward with the seed.
+ *      task must reproduce the executor's result hash, whose seal `keccak256(abi.encode(resultHash))` is on
+ *      chain), with the evidence `keccak256(abi.encode(resultHash, node))` when it succeeds, and votes in
+ *      disputes with its power;
+ *   6. after the epoch's Dispute phase, reports the successful validations of its own tasks whose evidence is
+ *      not bound to the result (the validator did not re-execute: TaskLedger.refuteFalseValidation), resolves
+ *      its disputes and claims its work pay and reward with the seed.
  * Every decision is logged with the numbers behind it (power, cap, share, duty probability, votes, amounts).
  */
-import { AbiCoder, MaxUint256, type Wallet, keccak256 } from "ethers";
+import { AbiCoder, MaxUint256, type Wallet, ZeroHash, keccak256 } from "ethers";
 import type { Chain, ChainEvent } from "../shared/chain.js";
 import type { DiscoveryClient } from "../shared/discovery-client.js";
 import { EpochClock, advanceIfDue, fixClaimBeaconsIfDue } from "../shared/epochs.js";
@@ -25,25 +29,33 @@ import { MAX_LEAVES_PER_REQUEST, PocVerifier } from "../shared/poc-verify.js";
 import type { KeeperStore } from "../shared/store.js";
 import { DisputeStatus } from "../../scripts/lib/protocol.js";
 import { dutyHash, dutyKey } from "../shared/duty.js";
-import { specHash } from "../shared/task-hash.js";
+import { resultSeal, specHash, validationEvidence } from "../shared/task-hash.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
+import { FalseValidations, NotYet, type OwnResult } from "./false-validations.js";
 import type { ValidTaskSpec } from "./task-spec.js";
 
 const abi = AbiCoder.defaultAbiCoder();
 const TASK_STATUS = ["None", "Assigned", "Completed", "Invalidated", "Expired"] as const;
 
-/** A step that is not due yet (the chain is a second behind): retried quietly on the next tick. */
-class NotYet extends Error {}
 
 export interface EconomyFaults {
   /** CN_FAULT_POC_INFLATE=1: pads the PoC commitment with invented nonces to twice its count. */
   inflatePoc: boolean;
   /** CN_FAULT_SKIP_VALIDATION=1: never validates nor votes (a lazy node). */
   skipValidation: boolean;
+  /**
+   * CN_FAULT_FAKE_VALIDATION=1: fulfils its validation duties without re-executing, with `ok` and evidence made
+   * from the seal on chain (a lazy node copying the executor), and votes to uphold without re-executing.
+   */
+  fakeValidation: boolean;
 }
 
 export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): EconomyFaults {
-  return { inflatePoc: env.CN_FAULT_POC_INFLATE === "1", skipValidation: env.CN_FAULT_SKIP_VALIDATION === "1" };
+  return {
+    inflatePoc: env.CN_FAULT_POC_INFLATE === "1",
+    skipValidation: env.CN_FAULT_SKIP_VALIDATION === "1",
+    fakeValidation: env.CN_FAULT_FAKE_VALIDATION === "1",
+  };
 }
 
 /**
@@ -109,6 +121,11 @@ export interface MinerEconomyOptions {
   pocProgressMs?: number;
   /** Re-runs a task spec in a throwaway container and returns its result hash. */
   reexecute: (spec: ValidTaskSpec, ledgerTaskId: bigint) => Promise<{ resultHash: string; exitCode: number | null }>;
+  /**
+   * The result hash this node computed for one of its own ledger tasks and completed it with (its seal is on
+   * chain), with the task's epoch; undefined for other nodes' tasks and tasks it did not complete.
+   */
+  ownResult: OwnResult;
   /** The master of the node's run, when the node is a member (where task specs are fetched). */
   master: () => { master: string; masterUrl: string } | undefined;
   faults: EconomyFaults;
@@ -126,6 +143,8 @@ interface PocRow {
 export class MinerEconomy {
   readonly clock: EpochClock;
   readonly verifier: PocVerifier;
+  /** Reports the false validations of this node's own tasks. */
+  readonly falseValidations: FalseValidations;
   readonly node: string;
   private readonly log: { epochs: Logger; poc: Logger; power: Logger; work: Logger; validation: Logger; claims: Logger };
   private readonly jobs = new Map<string, Promise<void>>();
@@ -167,6 +186,15 @@ export class MinerEconomy {
       metrics: options.metrics,
     });
     this.worker = new PocWorker(this.log.poc);
+    this.falseValidations = new FalseValidations({
+      chain: options.chain,
+      tx: options.tx,
+      store: options.store,
+      clock: this.clock,
+      logger: this.log.validation,
+      metrics: options.metrics,
+      ownResult: options.ownResult,
+    });
     this.counters = {
       nonces: options.metrics.counter("poc_nonces_total", "PoC nonces tried and found valid", ["kind"]),
       claims: options.metrics.counter("claims_total", "Claims sent, by outcome", ["outcome"]),
@@ -235,6 +263,7 @@ export class MinerEconomy {
     await fixClaimBeaconsIfDue(this.clock, this.options.chain.contracts.epochManager, this.options.tx, this.log.epochs, epoch);
     if (phase === "PoC") this.once(`poc:${epoch}`, () => this.proveCompute(epoch));
     if (phase === "Work") this.once(`enroll:${epoch}`, () => this.enroll(epoch));
+    for (const e of await this.falseValidations.due(epoch)) this.once(`report:${e}`, async () => void (await this.falseValidations.report(e)));
     await this.claimDue(epoch);
   }
 
@@ -498,7 +527,9 @@ export class MinerEconomy {
       return;
     }
     if (event.contract !== "TaskLedger") return;
-    if (event.name === "TaskCompleted") {
+    if (event.name === "TaskValidated") {
+      this.falseValidations.observe(BigInt(event.args.taskId), String(event.args.validator), Boolean(event.args.ok), String(event.args.evidenceHash));
+    } else if (event.name === "TaskCompleted") {
       const taskId = BigInt(event.args.taskId);
       if (String(event.args.assignee).toLowerCase() === this.node.toLowerCase()) return;
       this.background(`duty:${taskId}`, () => this.validationDuty(taskId));
@@ -512,6 +543,14 @@ export class MinerEconomy {
         return;
       }
       this.background(`vote:${taskId}`, () => this.voteOn(taskId));
+    } else if (event.name === "DisputeVote") {
+      // A vote to uphold one of this node's tasks keeps evidence too (TaskValidated already covers the
+      // validations that count as votes; a second look at them records nothing).
+      const taskId = BigInt(event.args.taskId);
+      if (event.args.invalid || !this.options.ownResult(taskId.toString())) return;
+      const voter = String(event.args.voter);
+      const evidence = await this.options.chain.contracts.taskLedger.okEvidenceHashFor(taskId, voter);
+      if (!/^0x0+$/.test(evidence)) this.falseValidations.observe(taskId, voter, true, evidence);
     } else if (event.name === "DisputeResolved") {
       this.options.store.db.prepare("UPDATE economy_disputes SET resolved = 1 WHERE task_id = ?").run(String(event.args.taskId));
     }
@@ -577,15 +616,25 @@ export class MinerEconomy {
       return;
     }
     if (await ledger.hasValidated(taskId, this.node)) return;
-    this.log.validation.info(fields, `validation duty (probability ${probability}): re-executing the task`);
-    const outcome = await this.reexecute(taskId, task);
-    if (!outcome) return;
-    const ok = outcome.resultHash.toLowerCase() === task.resultHash.toLowerCase();
-    const evidence = keccak256(abi.encode(["bytes32", "bytes32"], [outcome.resultHash, task.resultHash]));
-    this.log.validation[ok ? "info" : "warn"](
-      { ...fields, reported: task.resultHash, reproduced: outcome.resultHash, ok },
-      ok ? "task reproduced: validation ok" : "task NOT reproduced: validation fails and opens a dispute",
-    );
+    let ok: boolean;
+    let evidence: string;
+    if (this.options.faults.fakeValidation) {
+      // What a node that copies the chain can post: the seal, bound to itself. It is not the result hash.
+      ok = true;
+      evidence = validationEvidence(task.resultHash, this.node);
+      this.log.validation.warn({ ...fields, evidence }, "CN_FAULT_FAKE_VALIDATION: validating ok without re-executing");
+    } else {
+      this.log.validation.info(fields, `validation duty (probability ${probability}): re-executing the task`);
+      const outcome = await this.reexecute(taskId, task);
+      if (!outcome) return;
+      // The chain holds the seal of the executor's result: a reproduced result hash must hash to it.
+      ok = resultSeal(outcome.resultHash).toLowerCase() === task.resultHash.toLowerCase();
+      evidence = ok ? validationEvidence(outcome.resultHash, this.node) : keccak256(abi.encode(["bytes32", "bytes32"], [outcome.resultHash, task.resultHash]));
+      this.log.validation[ok ? "info" : "warn"](
+        { ...fields, seal: task.resultHash, reproducedSeal: resultSeal(outcome.resultHash), ok },
+        ok ? "task reproduced (its result hash matches the seal): validation ok" : "task NOT reproduced: validation fails and opens a dispute",
+      );
+    }
     try {
       await this.options.tx.send("submitValidation", () => ledger.submitValidation(taskId, ok, evidence), { subsystem: "TaskValidation", taskId: id, epoch: fields.epoch, ok });
       this.counters.validations.inc({ result: ok ? "ok" : "failed" });
@@ -604,16 +653,26 @@ export class MinerEconomy {
     const task = await ledger.taskOf(taskId);
     const power = await this.options.chain.contracts.proofOfCompute.powerOf(task.epoch, this.node);
     if (power === 0n || (await ledger.hasValidated(taskId, this.node))) return;
-    const outcome = await this.reexecute(taskId, task);
-    if (!outcome) return;
-    const invalid = outcome.resultHash.toLowerCase() !== task.resultHash.toLowerCase();
     const epoch = task.epoch.toString();
-    this.log.validation.info(
-      { taskId: id, epoch, executor: task.assignee, reported: task.resultHash, reproduced: outcome.resultHash, invalid, weight: power.toString() },
-      `voting ${invalid ? "to invalidate" : "to uphold"} the task with power ${power}`,
-    );
+    let invalid = false;
+    let evidence: string;
+    if (this.options.faults.fakeValidation) {
+      // A vote to uphold carries evidence like a successful validation: this made-up one can be refuted.
+      evidence = validationEvidence(task.resultHash, this.node);
+      this.log.validation.warn({ taskId: id, epoch }, "CN_FAULT_FAKE_VALIDATION: voting to uphold without re-executing");
+    } else {
+      const outcome = await this.reexecute(taskId, task);
+      if (!outcome) return;
+      invalid = resultSeal(outcome.resultHash).toLowerCase() !== task.resultHash.toLowerCase();
+      // Only a vote to uphold is kept (and bound to the result); a vote to invalidate carries nothing.
+      evidence = invalid ? ZeroHash : validationEvidence(outcome.resultHash, this.node);
+      this.log.validation.info(
+        { taskId: id, epoch, executor: task.assignee, seal: task.resultHash, reproducedSeal: resultSeal(outcome.resultHash), invalid, weight: power.toString() },
+        `voting ${invalid ? "to invalidate" : "to uphold"} the task with power ${power}`,
+      );
+    }
     try {
-      await this.options.tx.send("vote", () => ledger.vote(taskId, invalid), { subsystem: "TaskValidation", taskId: id, epoch, invalid });
+      await this.options.tx.send("vote", () => ledger.vote(taskId, invalid, evidence), { subsystem: "TaskValidation", taskId: id, epoch, invalid });
       this.counters.votes.inc({ vote: invalid ? "invalid" : "valid" });
     } catch (error) {
       if (!(error instanceof TxRevertedError)) throw error;

@@ -7,7 +7,10 @@
  *     to the spec hash on chain. Anything else is refused (403 when the task is another node's, 409
  *     otherwise) with the reason, and nothing starts;
  *   - once it reaches a final state, the node computes its result hash (exit code and storage folder,
- *     task-result.ts) and reports it with `completeTask` before the epoch's end. What was reported is kept
+ *     task-result.ts) and reports its seal, `keccak256(abi.encode(resultHash))`, with `completeTask` before
+ *     the epoch's end: the result hash itself stays with the node (SQLite), so that validators must re-execute
+ *     the task to find it, and so that the node can report the validations that did not (economy.ts). It is
+ *     logged at debug only (info shows the seal). What was reported is kept
  *     in SQLite (state.ts), so a restarted miner neither reports twice nor forgets to report; nothing is
  *     sent when the chain no longer has the task Assigned to this node. The transaction itself is signed
  *     and recorded before it is broadcast (tx.ts `sendTracked`): a miner killed before reading its receipt
@@ -30,7 +33,7 @@ import type { Chain } from "../shared/chain.js";
 import { EpochClock } from "../shared/epochs.js";
 import { HttpError } from "../shared/http.js";
 import type { Logger } from "../shared/log.js";
-import { specHash } from "../shared/task-hash.js";
+import { resultSeal, specHash } from "../shared/task-hash.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
 import type { DockerRuntime, TaskStatus } from "./docker-runtime.js";
 import type { MinerState } from "./state.js";
@@ -222,7 +225,7 @@ export class LedgerTasks {
           const current = state.ledgerTask(taskId)!;
           if (onChain === COMPLETED && getAddress(task.assignee) === getAddress(this.options.node) && current.resultHash !== null) {
             state.updateLedgerTask(taskId, { phase: "completed" });
-            logger.info({ ...at, resultHash: task.resultHash }, "ledger task already completed on chain (an earlier report was mined)");
+            logger.info({ ...at, seal: task.resultHash }, "ledger task already completed on chain (an earlier report was mined)");
             return;
           }
           return close(`the chain has it ${statusName(onChain)}, no longer Assigned`);
@@ -235,23 +238,25 @@ export class LedgerTasks {
           const result = await computeTaskResult(this.options.runtime.storageDir(taskId), status.exitCode);
           for (const file of result.skipped) logger.warn({ ...at, file: file.name, reason: file.reason }, "file left out of the result hash");
           reported = result.resultHash;
-          logger.info({ ...at, exitCode: result.exitCode, files: result.files.length, resultHash: result.resultHash }, "result hash computed from the exit code and the storage folder");
+          // The result hash is what validators must find by re-executing: never at info, where logs travel.
+          logger.debug({ ...at, resultHash: result.resultHash }, "result hash");
+          logger.info({ ...at, exitCode: result.exitCode, files: result.files.length }, "result hash computed from the exit code and the storage folder");
           if (this.faultWrongResult) {
             reported = keccak256(concat([result.resultHash, toUtf8Bytes("CN_FAULT_WRONG_RESULT")]));
-            logger.warn({ ...at, honest: result.resultHash, reported }, "CN_FAULT_WRONG_RESULT: reporting a corrupted result hash");
+            logger.warn({ ...at, honestSeal: resultSeal(result.resultHash), seal: resultSeal(reported) }, "CN_FAULT_WRONG_RESULT: reporting a corrupted result hash");
           }
           // Kept before sending: a restarted miner reports the same hash, never a second one.
           state.updateLedgerTask(taskId, { phase: "completing", resultHash: reported });
         }
-        const resultHash = reported;
+        const seal = resultSeal(reported);
         const receipt = await tx.sendTracked(
           "completeTask",
-          () => ledger.completeTask.populateTransaction(id, resultHash),
-          { subsystem: "Tasks", ...at, resultHash },
+          () => ledger.completeTask.populateTransaction(id, seal),
+          { subsystem: "Tasks", ...at, seal },
           (signed) => state.updateLedgerTask(taskId, { completeTx: signed }),
         );
         state.updateLedgerTask(taskId, { phase: "completed", txHash: receipt.hash, completeTx: null });
-        logger.info({ ...at, resultHash, tx: receipt.hash, block: receipt.blockNumber }, "ledger task completed on chain with its result hash");
+        logger.info({ ...at, seal, tx: receipt.hash, block: receipt.blockNumber }, "ledger task completed on chain with the seal of its result hash");
         return;
       } catch (error) {
         if (error instanceof TxRevertedError) {

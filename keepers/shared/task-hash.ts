@@ -1,12 +1,13 @@
 /**
- * The hashes a task leaves on chain (TaskLedger): `specHash` of what the master asked for, `resultHash` of
- * what the executor produced. Both hash the UTF-8 bytes of a canonical JSON text, so that any keeper (the
+ * The hashes a task leaves on chain (TaskLedger): `specHash` of what the master asked for, the `resultSeal`
+ * of what the executor produced (`resultHash`, which stays off chain until a false validation is reported),
+ * and the `validationEvidence` a validator that reproduced the result posts with a successful validation. Both hash the UTF-8 bytes of a canonical JSON text, so that any keeper (the
  * master, the assignee, a validator re-executing the task) gets the same bytes from the same value
  * whatever the order in which its fields were built or parsed.
  *
  * Canonical JSON: see canonical-json.ts (bigints refused here: a spec or result carries none).
  */
-import { keccak256, toUtf8Bytes } from "ethers";
+import { AbiCoder, keccak256, toUtf8Bytes } from "ethers";
 import { canonicalJson } from "./canonical-json.js";
 
 export { canonicalJson } from "./canonical-json.js";
@@ -51,4 +52,22 @@ export function resultHash(result: TaskResult): string {
     if (files[i].name === files[i - 1].name) throw new TypeError(`resultHash: the file ${JSON.stringify(files[i].name)} is listed twice`);
   }
   return canonicalHash({ exitCode: result.exitCode ?? null, files });
+}
+
+const abi = AbiCoder.defaultAbiCoder();
+
+/**
+ * What the executor posts with `completeTask`: `keccak256(abi.encode(resultHash))`. The chain never holds the
+ * result hash itself until the Dispute phase is over, so a validator must re-execute the task to learn it.
+ */
+export function resultSeal(resultHash: string): string {
+  return keccak256(abi.encode(["bytes32"], [resultHash]));
+}
+
+/**
+ * The evidence of a successful validation: `keccak256(abi.encode(resultHash, validator))`, which only a node
+ * that knows the result hash can compute (TaskLedger.refuteFalseValidation slashes any other).
+ */
+export function validationEvidence(resultHash: string, validator: string): string {
+  return keccak256(abi.encode(["bytes32", "address"], [resultHash, validator]));
 }

@@ -599,7 +599,10 @@ export async function measureGas(connection: NetworkConnection): Promise<GasRow[
       () => complete(x, 2n),
     );
     await complete(x, 3n);
-    await complete(y, 4n);
+    // y posts a real seal, keccak256(abi.encode(resultHash)), so that a false validation of task 4 can be reported.
+    const coder = ethers.AbiCoder.defaultAbiCoder();
+    const result4 = ethers.id("result 4");
+    await ledger.connect(y).completeTask(4n, ethers.keccak256(coder.encode(["bytes32"], [result4])));
     const [, b, c, d] = nodes; // validators of x's tasks: 900, 800, 700
     await measure(
       "TaskLedger",
@@ -617,12 +620,19 @@ export async function measureGas(connection: NetworkConnection): Promise<GasRow[
     await measure(
       "TaskLedger",
       "vote",
-      "undecided (800 for, 700 against, of 2400 voting) / deciding against (1600): pay released, executor slashed, bounty paid",
-      () => ledger.connect(c).vote(3n, false),
-      () => ledger.connect(b).vote(3n, true),
+      "undecided, to uphold (its evidence kept; 800 for, 700 against, of 2400 voting) / deciding against (1600): pay released, executor slashed, bounty paid",
+      () => ledger.connect(c).vote(3n, false, ethers.id("ok")),
+      () => ledger.connect(b).vote(3n, true, ethers.ZeroHash),
     );
+    await ledger.connect(d).submitValidation(4n, true, ethers.id("copied")); // evidence not bound to the result
     await ledger.connect(sys.admin).grantRole(await ledger.SETTLEMENT_ROLE(), escrowAgent.address);
     await goToPhase(connection, sys, epoch, EpochPhase.Claim);
+    await measure(
+      "TaskLedger",
+      "refuteFalseValidation",
+      "the executor, after the Dispute phase: the validator slashed (stake read, registry slash), bounty paid to the reporter's provider",
+      () => ledger.connect(y).refuteFalseValidation(4n, d.address, result4),
+    );
     await measure(
       "TaskLedger",
       "settleWork",

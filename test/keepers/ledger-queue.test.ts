@@ -20,7 +20,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { type NonceManager, Wallet, getAddress, id } from "ethers";
+import { type NonceManager, Wallet, ZeroHash, getAddress, id } from "ethers";
 import { FileStore } from "../../keepers/master/files.js";
 import { LedgerQueue } from "../../keepers/master/ledger.js";
 import type { MasterNode, NodeTracker } from "../../keepers/master/nodes.js";
@@ -697,7 +697,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       await (await ledgerAs(A).completeTask(ledgerTaskId, resultHash)).wait();
       await (await ledgerAs(B).submitValidation(ledgerTaskId, true, id("reproduced"))).wait();
       await (await ledgerAs(C).submitValidation(ledgerTaskId, false, id("did not reproduce"))).wait(); // opens a dispute
-      await (await ledgerAs(E).vote(ledgerTaskId, false)).wait();
+      await (await ledgerAs(E).vote(ledgerTaskId, false, id("upheld"))).wait();
       await follower.poll();
       let view = tasks.view(tasks.get(taskId)!).chain!;
       expect(view).to.deep.include({ taskId: ledgerTaskId, status: "Completed", resultHash });
@@ -711,7 +711,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
         { voter: E, invalid: false, weight: "25" },
       ]);
 
-      await (await ledgerAs(D).vote(ledgerTaskId, true)).wait(); // 55 of 100 invalid: decided
+      await (await ledgerAs(D).vote(ledgerTaskId, true, ZeroHash)).wait(); // 55 of 100 invalid: decided
       await follower.poll();
       const [resolved] = await eco.ledgerEvents("DisputeResolved", from, ledgerTaskId);
       expect(resolved.args.slashed).to.be.greaterThan(0n);

@@ -27,7 +27,7 @@ import { type Chain, connectChain, contractInterfaces } from "../../keepers/shar
 import { HttpError } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
-import { specHash } from "../../keepers/shared/task-hash.js";
+import { resultSeal, specHash } from "../../keepers/shared/task-hash.js";
 import { TxSender } from "../../keepers/shared/tx.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
 import { EconomyChain, until } from "./support/ledger-chain.js";
@@ -352,12 +352,15 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     tasks.finished(spec.taskId, final); // a second final callback while the first report runs
     await tasks.idle();
     const onChain = await ledger().taskOf(spec.ledgerTaskId!);
-    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, expected.resultHash]);
+    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, resultSeal(expected.resultHash)]);
     const [completed] = await eco.ledgerEvents("TaskCompleted", 0, spec.ledgerTaskId);
     expect((await completed.getTransaction()).from).to.equal(node);
     expect(await eco.txCount(node)).to.equal(sent + 1, "one completeTask");
     expect(state.ledgerTask(spec.taskId)).to.deep.include({ phase: "completed", resultHash: expected.resultHash, txHash: completed.transactionHash });
-    expect(logs.find((l) => /completed on chain with its result hash/.test(String(l.msg)))).to.include({ ledgerTaskId: spec.ledgerTaskId, resultHash: expected.resultHash });
+    expect(logs.find((l) => /completed on chain with the seal of its result hash/.test(String(l.msg)))).to.include({ ledgerTaskId: spec.ledgerTaskId, seal: resultSeal(expected.resultHash) });
+    // The result hash itself (what validators must find by re-executing) is logged at debug only.
+    const hex = expected.resultHash.slice(2);
+    expect(logs.filter((l) => l.level !== "debug" && JSON.stringify(l).includes(hex))).to.deep.equal([]);
 
     await close();
     await open(); // restart
@@ -397,14 +400,14 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     tasks.resume(); // `spec` is final: reported now; `running` still runs: not reported
     await tasks.idle();
     let onChain = await ledger().taskOf(spec.ledgerTaskId!);
-    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, kept]);
+    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, resultSeal(kept)]);
     expect(logged(/^result hash computed/).filter((l) => l.taskId === spec.taskId)).to.have.length(1, "computed once, before the crash");
     expect((await ledger().taskOf(running.ledgerTaskId!)).status).to.equal(1n, "resume alone reports only final containers");
     expect(state.ledgerTask(running.taskId)!.phase).to.equal("accepted");
     tasks.finished(running.taskId, runtime.finish(running.taskId, "completed", 0));
     await tasks.idle();
     onChain = await ledger().taskOf(running.ledgerTaskId!);
-    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, (await computeTaskResult(runtime.storageDir(running.taskId), 0)).resultHash]);
+    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, resultSeal((await computeTaskResult(runtime.storageDir(running.taskId), 0)).resultHash)]);
 
     // A report mined while the miner was down: the restarted miner sends nothing and notes it.
     const second = await drawn();
@@ -473,9 +476,9 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     expect(onChain.status).to.equal(2n);
     const reported = onChain.resultHash;
     expect(reported).to.match(/^0x[0-9a-f]{64}$/);
-    expect(reported).to.not.equal(honest);
+    expect(reported).to.not.equal(resultSeal(honest));
     const warning = logs.find((l) => l.level === "warn" && /CN_FAULT_WRONG_RESULT/.test(String(l.msg)));
-    expect(warning).to.include({ honest, reported, ledgerTaskId: spec.ledgerTaskId });
+    expect(warning).to.include({ honestSeal: resultSeal(honest), seal: reported, ledgerTaskId: spec.ledgerTaskId });
   });
 
   it("reports nothing for a task stopped, never run, no longer Assigned, past its epoch's Work phase, or whose container is gone", async () => {
@@ -536,7 +539,7 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
       await tasks.idle();
       expect(state.ledgerTask(spec.taskId)!.phase).to.equal("completed");
       const onChain = await ledger().taskOf(spec.ledgerTaskId!);
-      expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, expected.resultHash]);
+      expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, resultSeal(expected.resultHash)]);
       expect(await completions(spec.ledgerTaskId!)).to.equal(1);
     } finally {
       await close();
