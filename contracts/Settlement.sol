@@ -13,6 +13,7 @@ import {IRewardVault} from "./interfaces/IRewardVault.sol";
 import {ISettlement} from "./interfaces/ISettlement.sol";
 import {ITaskLedger} from "./interfaces/ITaskLedger.sol";
 import {Clock} from "./utils/Clock.sol";
+import {ValidationDuty} from "./utils/ValidationDuty.sol";
 
 /// @title Settlement
 /// @notice Deferred claims of work and reward per node and epoch, after a sampled check of validation duties.
@@ -31,10 +32,12 @@ import {Clock} from "./utils/Clock.sol";
 ///        water level (IProofOfCompute: power = min(raw, level)), one read.
 ///      - Task ids. Tasks are numbered by one counter and created only in the Work phase of the current epoch
 ///        (ITaskLedger), so the tasks of an epoch carry consecutive ids: the `i`-th is the first plus `i`.
-///      - A bound on the duty threshold. The ledger's rule is `H(seed, t) < min(1, k·p_v / (T − p_x))` with
+///      - A bound on the duty threshold. The ledger's rule is `H(seed, salt, t) < min(1, k·p_v / (T − p_x))` with
 ///        `p_x` the executor's power, which never exceeds the epoch's water level `L`. So a task whose
-///        `H(seed, t)` is at least the threshold computed with `p_x = L` is no duty, whoever executed it, and
-///        needs no read of the task. With many nodes that is nearly every draw.
+///        `H(seed, salt, t)` is at least the threshold computed with `p_x = L` is no duty, whoever executed it,
+///        and needs no read of the task. With many nodes that is nearly every draw.
+///      - The duty salt. The epoch's salt (ITaskLedger.EpochTasks.dutySalt, fixed by its first task) comes with
+///        the task range from `nodeEpochOf`, in the slot the claim reads anyway: no read of its own.
 ///      - Order of the remaining reads: an honest node validated its duties, so its validation bits (one word for
 ///        256 consecutive tasks, read once per word) come before `isValidationDuty` (task, power and total power
 ///        reads), which only a draw the node did not validate needs.
@@ -274,14 +277,16 @@ contract Settlement is ISettlement, AccessControl, ReentrancyGuardTransient, Clo
         bool drawAll = taskCount <= sampleSize;
         uint256 draws = drawAll ? taskCount : sampleSize;
         uint256 bound = _dutyBound(power, facts);
+        // The epoch has a task, so its first task fixed the salt.
+        bytes32 dutyKey = ValidationDuty.key(seed, tasks.dutySalt);
         uint256 wordIndex = type(uint256).max; // no word read yet (task ids are far below 256 · 2^248)
         uint256 word;
         for (uint256 j; j < draws; ++j) {
             uint256 index = drawAll ? j : uint256(keccak256(abi.encode(beacon, node, j))) % taskCount;
             uint256 taskId = tasks.firstTaskId + index;
             // No duty on this task whoever executed it (see the contract's @dev).
-            // H(seed, t) = keccak256(abi.encode(seed, t)), hashed in scratch space.
-            if (bound != type(uint256).max && uint256(Hashes.efficientKeccak256(seed, bytes32(taskId))) >= bound) continue;
+            // H(seed, salt, t), the ledger's hash, from the node's duty key of the epoch (in scratch space).
+            if (bound != type(uint256).max && ValidationDuty.hash(dutyKey, taskId) >= bound) continue;
             if (taskId >> 8 != wordIndex) {
                 wordIndex = taskId >> 8;
                 word = ledger.validationWordOf(node, wordIndex);

@@ -12,6 +12,7 @@ import {IRewardVault} from "./interfaces/IRewardVault.sol";
 import {ITaskLedger} from "./interfaces/ITaskLedger.sol";
 import {ITrainingRuns} from "./interfaces/ITrainingRuns.sol";
 import {Clock} from "./utils/Clock.sol";
+import {ValidationDuty} from "./utils/ValidationDuty.sol";
 
 /// @title TaskLedger
 /// @notice Tasks of training runs: power-weighted assignment, completion, peer validation, disputes decided by
@@ -45,8 +46,9 @@ import {Clock} from "./utils/Clock.sol";
 ///      Gas of a claim (Settlement reads `nodeEpochOf`, `validationWordOf`, then calls `settleWork`):
 ///      - The node's record of an epoch (runs, open disputes, power, settlement) is one slot, written first by the
 ///        node's enrollment: a claim reads it once and rewrites it warm.
-///      - An epoch's tasks are one slot (first id, count, end of the Dispute phase, kept by its first task), so
-///        `settleWork` checks the phase with one read instead of the EpochManager's timeline.
+///      - An epoch's tasks are one slot (first id, count, end of the Dispute phase and duty salt, kept by its
+///        first task), so `settleWork` checks the phase with one read instead of the EpochManager's timeline, and
+///        the claim receives the duty salt with the task range (`nodeEpochOf`) without another read.
 ///      - Validations are bits, 256 tasks a word per node: a claim's duty check reads one word for tasks that
 ///        lie in it (an epoch's ids are consecutive), and a node's later validations rewrite a non-zero word.
 ///      - Runs without work emit nothing and call nothing when settled.
@@ -65,8 +67,11 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev Slash reasons, as passed to MinerRegistry.slash.
     bytes32 public constant INVALID_TASK_REASON = keccak256("computenet.TaskLedger.invalidTask");
     bytes32 public constant FALSE_ACCUSATION_REASON = keccak256("computenet.TaskLedger.falseAccusation");
+    /// @dev Domain tag of the duty salt (see `_openEpochTasks`).
+    bytes32 private constant _DUTY_SALT = keccak256("computenet.TaskLedger.dutySalt");
+    bytes32 public constant INVALID_EVIDENCE_REASON = keccak256("computenet.TaskLedger.invalidEvidence");
 
-    /// @dev A task as stored: four slots plus the result hash. `deadline` is its epoch's end (completion
+    /// @dev A task as stored: four slots plus the seal of its result. `deadline` is its epoch's end (completion
     ///      closes then), cached so that completing a task calls no other contract.
     struct StoredTask {
         // slot 0
@@ -83,7 +88,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint64 deadline;
         // slot 3, 4
         bytes32 specHash;
-        bytes32 resultHash;
+        bytes32 resultSeal;
     }
 
     /// @dev A node's record of one epoch: slot 0 is ITaskLedger.NodeEpochRecord (written first by the node's
@@ -104,6 +109,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     uint16 private immutable _executorSlashBps;
     uint16 private immutable _falseAccuserSlashBps;
     uint16 private immutable _accuserRewardBps;
+    uint16 private immutable _falseValidationSlashBps;
 
     uint64 private _taskCount;
     mapping(uint256 taskId => StoredTask) private _tasks;
@@ -113,6 +119,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @dev Bit `taskId % 256` of word `taskId / 256`: the node validated (or voted on) the task.
     mapping(address node => mapping(uint256 word => uint256 bits)) private _validations;
     mapping(uint64 epoch => EpochTasks) private _epochTasks;
+    /// @dev Evidence of each successful validation and vote to uphold, until it is refuted.
+    mapping(uint256 taskId => mapping(address validator => bytes32 evidence)) private _evidence;
 
     /// @dev Enrollment entries of a run in an epoch: `node << 96 | cumulative weight`, in enrollment order.
     mapping(uint256 runId => mapping(uint64 epoch => uint256[])) private _enrollment;
@@ -126,7 +134,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @param registry_ MinerRegistry (grants this contract SLASHER_ROLE).
     /// @param poc_ ProofOfCompute (power).
     /// @param vault_ RewardVault (grants this contract PAYER_ROLE; the registry's treasury).
-    /// @param params validationKBps in [1, MAX_VALIDATION_K_BPS]; the three shares at most BPS.
+    /// @param params validationKBps in [1, MAX_VALIDATION_K_BPS]; the four shares at most BPS.
     constructor(
         address admin,
         IEpochManager epochs_,
@@ -143,6 +151,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (
             params.validationKBps == 0 || params.validationKBps > MAX_VALIDATION_K_BPS || params.executorSlashBps > BPS
                 || params.falseAccuserSlashBps > BPS || params.accuserRewardBps > BPS
+                || params.falseValidationSlashBps > BPS
         ) revert TaskLedgerInvalidParameters();
         epochs = epochs_;
         runs = runs_;
@@ -153,6 +162,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         _executorSlashBps = params.executorSlashBps;
         _falseAccuserSlashBps = params.falseAccuserSlashBps;
         _accuserRewardBps = params.accuserRewardBps;
+        _falseValidationSlashBps = params.falseValidationSlashBps;
         _grantRole(DEFAULT_ADMIN_ROLE, admin);
     }
 
@@ -189,7 +199,9 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
     /// @inheritdoc ITaskLedger
     /// @dev Reverts with TrainingRuns' TrainingRunsInsufficientEscrow when the run's available escrow cannot
-    ///      cover the pay (and with TrainingRunsUnknownRun for a run that does not exist).
+    ///      cover the pay (and with TrainingRunsUnknownRun for a run that does not exist). The epoch's first task
+    ///      also fixes the epoch's duty salt (`_openEpochTasks`), in the slot it writes anyway (EpochTasks), and emits
+    ///      DutySaltFixed.
     function createTask(uint256 runId, bytes32 specHash, uint64 units)
         external
         nonReentrant
@@ -230,11 +242,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         task.specHash = specHash;
         EpochTasks storage epochTasks = _epochTasks[epoch];
         uint64 count = epochTasks.count;
-        if (count == 0) {
-            // Ids of an epoch are consecutive: tasks are created only in the current epoch.
-            epochTasks.firstTaskId = uint64(taskId);
-            epochTasks.disputeEnd = disputeEnd;
-        }
+        // Ids of an epoch are consecutive: tasks are created only in the current epoch.
+        if (count == 0) _openEpochTasks(epochTasks, epoch, taskId, disputeEnd, beacon);
         epochTasks.count = count + 1;
         emit TaskCreated(taskId, runId, assignee, epoch, specHash, units, pay, draws);
 
@@ -242,6 +251,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @inheritdoc ITaskLedger
+    /// @dev The ledger cannot tell a seal from a result hash: an executor that posts its bare result hash lets
+    ///      validators copy it, and then cannot report them (no preimage of its "seal" is known).
     function completeTask(uint256 taskId, bytes32 resultHash) external {
         StoredTask storage task = _existingTask(taskId);
         TaskStatus status = task.status;
@@ -255,7 +266,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
         task.status = TaskStatus.Completed;
         task.completedAt = now_;
-        task.resultHash = resultHash;
+        task.resultSeal = resultHash;
         _work[task.epoch][assignee][task.runId] += task.pay;
         emit TaskCompleted(taskId, assignee, resultHash);
     }
@@ -283,6 +294,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
         // The task's epoch has a task, so its record holds the end of the Dispute phase.
         uint256 weight = _recordVoter(taskId, task, _epochTasks[task.epoch].disputeEnd);
+        if (ok) _keepEvidence(taskId, evidenceHash);
         emit TaskValidated(taskId, msg.sender, ok, evidenceHash, weight);
 
         Dispute storage dispute = _disputes[taskId];
@@ -315,13 +327,15 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
 
     /// @inheritdoc ITaskLedger
     /// @dev Like a validation: a vote to invalidate carries the voter's own seal, a vote to uphold counts for the
-    ///      executor's seal (its evidence is not a seal). The ledger cannot tell a reproduced seal from one copied
-    ///      off an earlier DisputeVote (see docs/SECURITY.md §3.10).
+    ///      executor's seal (its evidence is not a seal) and keeps its evidence as a successful validation does
+    ///      (refuteFalseValidation). The ledger cannot tell a reproduced seal from one copied off an earlier
+    ///      DisputeVote (see docs/SECURITY.md §3.10).
     function vote(uint256 taskId, bool invalid, bytes32 evidenceHash) external nonReentrant {
         StoredTask storage task = _existingTask(taskId);
         Dispute storage dispute = _disputes[taskId];
         if (dispute.status != DisputeStatus.Open) revert TaskLedgerNoOpenDispute(taskId);
         uint256 weight = _recordVoter(taskId, task, _votingEnd(task, dispute));
+        if (!invalid) _keepEvidence(taskId, evidenceHash);
         _countVote(taskId, task, dispute, _votedSeal(taskId, task, invalid, evidenceHash), weight);
     }
 
@@ -346,6 +360,41 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         emit DisputeResolved(
             taskId, DisputeStatus.Unresolved, bytes32(0), dispute.invalidWeight, dispute.validWeight, 0, 0
         );
+    }
+
+    /// @inheritdoc ITaskLedger
+    /// @dev The names of this function, `okEvidenceHashFor` and INVALID_EVIDENCE_REASON were chosen so that their
+    ///      selectors sort after every other one: the dispatcher compares selectors in ascending order, so the
+    ///      calls that already existed (completeTask, and the ledger calls of a claim) cost what they did.
+    ///      Not before the Dispute phase ends: validations are accepted until then, and the report reveals the
+    ///      result hash to validators that have not validated yet; for the same reason, not while the task's
+    ///      dispute is open (its votes may outlast the phase; resolveDispute closes it once they are over). Not
+    ///      after the Claim phase ends, a bound on how long a validator's stake is exposed to a report.
+    ///      Only Completed tasks: an Invalidated task's result was ruled wrong, so evidence bound to it proves
+    ///      nothing, its validations fulfil no duty and earn nothing, and the only party knowing its result hash
+    ///      is the invalidated executor, which should not collect bounties on it (an Assigned or Expired task has
+    ///      no validations).
+    function refuteFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external nonReentrant {
+        StoredTask storage task = _existingTask(taskId);
+        TaskStatus status = task.status;
+        if (status != TaskStatus.Completed) revert TaskLedgerInvalidStatus(taskId, status);
+        uint64 epoch = task.epoch;
+        uint64 opensAt = _epochTasks[epoch].disputeEnd;
+        uint64 closesAt = epochs.timelineOf(epoch).claimEnd;
+        uint64 now_ = _clock();
+        if (now_ < opensAt || now_ >= closesAt) revert TaskLedgerReportClosed(taskId, opensAt, closesAt);
+        // Votes on an open dispute may outlast the Dispute phase: the result hash stays hidden until they close.
+        if (_disputes[taskId].status == DisputeStatus.Open) revert TaskLedgerDisputeOpen(taskId);
+        if (keccak256(abi.encode(resultHash)) != task.resultSeal) revert TaskLedgerSealMismatch(taskId);
+        mapping(address => bytes32) storage evidence = _evidence[taskId];
+        bytes32 given = evidence[validator];
+        if (given == bytes32(0)) revert TaskLedgerNoValidation(taskId, validator);
+        if (given == keccak256(abi.encode(resultHash, validator))) revert TaskLedgerValidationGenuine(taskId, validator);
+
+        delete evidence[validator];
+        uint256 slashed = _slash(validator, _falseValidationSlashBps, INVALID_EVIDENCE_REASON);
+        uint256 reward = _payBounty(msg.sender, slashed);
+        emit FalseValidationRefuted(taskId, validator, msg.sender, slashed, reward);
     }
 
     // ------------------------------------------------------------------ work settlement
@@ -400,7 +449,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
             validationKBps: _validationKBps,
             executorSlashBps: _executorSlashBps,
             falseAccuserSlashBps: _falseAccuserSlashBps,
-            accuserRewardBps: _accuserRewardBps
+            accuserRewardBps: _accuserRewardBps,
+            falseValidationSlashBps: _falseValidationSlashBps
         });
     }
 
@@ -415,7 +465,7 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
             units: task.units,
             pay: task.pay,
             specHash: task.specHash,
-            resultHash: task.resultHash,
+            resultHash: task.resultSeal,
             assigneePower: task.assigneePower,
             completedAt: task.completedAt
         });
@@ -463,6 +513,11 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     /// @inheritdoc ITaskLedger
     function hasValidated(uint256 taskId, address node) external view returns (bool) {
         return _validations[node][taskId >> 8] & (1 << (taskId & 0xff)) != 0;
+    }
+
+    /// @inheritdoc ITaskLedger
+    function okEvidenceHashFor(uint256 taskId, address validator) external view returns (bytes32) {
+        return _evidence[taskId][validator];
     }
 
     /// @inheritdoc ITaskLedger
@@ -519,7 +574,8 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         uint256 denominator = others * BPS;
         if (numerator >= denominator) return true;
         uint256 threshold = Math.mulDiv(type(uint256).max, numerator, denominator);
-        return uint256(keccak256(abi.encode(seed, taskId))) < threshold;
+        // The task exists, so its epoch's first task fixed the salt.
+        return ValidationDuty.hash(ValidationDuty.key(seed, _epochTasks[epoch].dutySalt), taskId) < threshold;
     }
 
     /// @inheritdoc ITaskLedger
@@ -557,6 +613,27 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         if (_clock() < timeline.pocValidationEnd) revert TaskLedgerNotWorkPhase(epoch);
         end = timeline.end;
         disputeEnd = timeline.disputeEnd;
+    }
+
+    /// @dev What the epoch's first task (`taskId`) keeps of its epoch: its first id, the end of its Dispute phase
+    ///      and its duty salt (ITaskLedger's notice), in the one slot of EpochTasks. The salt is the low 64 bits of
+    ///      `keccak256(abi.encode(blockhash(block.number - 1), pocBeacon, chainid, this, epoch, tag))`. The block
+    ///      hash is the part nobody knew while seeds could be committed: tasks are created only in the Work phase,
+    ///      which begins after the PoC validation phase, itself after the seed window (the PoC phase). The PoC
+    ///      beacon, chain, contract and epoch only make salts differ where block hashes would not (on Arbitrum the
+    ///      hash is the same for every L2 block of one L1 block, and known a few seconds ahead; see the beacons'
+    ///      trust assumption in IEpochManager). The master of the epoch's first task chooses when to create it,
+    ///      hence which block hash is used, among those of the moments it can wait for while no other master of
+    ///      the epoch creates a task first.
+    function _openEpochTasks(EpochTasks storage epochTasks, uint64 epoch, uint256 taskId, uint64 disputeEnd, bytes32 pocBeacon)
+        private
+    {
+        bytes32 entropy = blockhash(block.number - 1);
+        uint64 salt = uint64(uint256(keccak256(abi.encode(entropy, pocBeacon, block.chainid, address(this), epoch, _DUTY_SALT))));
+        epochTasks.firstTaskId = uint64(taskId);
+        epochTasks.disputeEnd = disputeEnd;
+        epochTasks.dutySalt = salt;
+        emit DutySaltFixed(epoch, salt, taskId);
     }
 
     /// @dev The draw of `attempt` for `taskId`: the first entry whose cumulative weight exceeds
@@ -616,11 +693,10 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
     }
 
     /// @dev The seal the executor's result is judged by: votes carrying it count for the task (`validWeight`).
-    ///      It is computed from the result hash the executor posted (`keccak256(abi.encode(resultHash))`, what a
-    ///      validator's own re-execution seals to when it reproduces the result). The only place that knows how
-    ///      the executor's seal is stored: once `completeTask` posts the seal itself, this returns it as stored.
+    ///      `completeTask` posts the seal itself (`keccak256(abi.encode(resultHash))`, what a validator's own
+    ///      re-execution seals to when it reproduces the result), so it is returned as stored.
     function _executorSeal(StoredTask storage task) private view returns (bytes32) {
-        return keccak256(abi.encode(task.resultHash));
+        return task.resultSeal;
     }
 
     /// @dev The seal a validation or vote counts for: the executor's for a successful validation or a vote to
@@ -717,6 +793,12 @@ contract TaskLedger is ITaskLedger, AccessControl, ReentrancyGuardTransient, Clo
         emit DisputeResolved(
             taskId, DisputeStatus.Upheld, _executorSeal(task), dispute.invalidWeight, dispute.validWeight, slashed, 0
         );
+    }
+
+    /// @dev Keeps the caller's evidence of a successful validation or a vote to uphold (non-zero).
+    function _keepEvidence(uint256 taskId, bytes32 evidenceHash) private {
+        if (evidenceHash == bytes32(0)) revert TaskLedgerEmptyEvidence(taskId);
+        _evidence[taskId][msg.sender] = evidenceHash;
     }
 
     /// @dev Pays `accuserRewardBps` of `slashed` from the vault to the provider of `accuser` (nothing when it has

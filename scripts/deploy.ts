@@ -233,7 +233,8 @@ console.log(
   const pct = (bps: bigint) => `${Number(bps) / 100} %`;
   console.log(
     `  tasks            validation k ${Number(p.validationKBps) / 10_000}; invalid work slashes ${pct(p.executorSlashBps)} ` +
-      `of the executor's stake (${pct(p.accuserRewardBps)} of it to the accuser), a false accusation ${pct(p.falseAccuserSlashBps)}`,
+      `of the executor's stake (${pct(p.accuserRewardBps)} of it to the accuser), a false accusation ${pct(p.falseAccuserSlashBps)}, ` +
+      `a false validation ${pct(p.falseValidationSlashBps)}`,
   );
 }
 console.log(`  claims           each claim checks ${await deployed.settlement.sampleSize()} tasks drawn from the epoch's claim beacon`);

@@ -27,6 +27,7 @@ import {
 } from "./helpers/system.js";
 import { type GivenPower, givePower, goToPhase, phaseStart, validatedNode, validatedNodes } from "./helpers/epochs.js";
 import { EpochPhase, TOKEN, TaskStatus } from "../scripts/lib/protocol.js";
+import { dutyHash, dutyKey } from "../keepers/shared/duty.js";
 
 const connection = await network.create();
 const { ethers, networkHelpers } = connection;
@@ -631,6 +632,33 @@ describe("Settlement", () => {
       }
       // Nobody validated anything: most of these checks find a missed duty.
       expect(caught > 30, `${caught} of 60 caught`).to.equal(true);
+    });
+
+    it("hashes duties with the epoch's salt: a node that validated nothing misses the first task under its threshold by H(seed, salt, t), not by H(seed, t)", async () => {
+      const sys = await deploySystem(connection);
+      const nodes = await fiveNodes(sys);
+      // Eight tasks (sampleSize): the check goes through all of them in order, with no beacon.
+      const { tasks } = await buildEconomy(sys, { nodes, tasks: Number(SAMPLE_SIZE), lazy: nodes });
+      await goToPhase(connection, sys, EPOCH, EpochPhase.Claim);
+      const node = nodes[0];
+      const [, epochTasks] = await sys.taskLedger.nodeEpochOf(EPOCH, node.address);
+      expect(epochTasks.count).to.equal(SAMPLE_SIZE);
+      // k = 2, p_v = 100, T − p_x = 400 for every task: a duty when the hash is under half of 2^256.
+      const threshold = (ethers.MaxUint256 * 20_000n * 100n) / (400n * 10_000n);
+      const firstMiss = (hash: (t: bigint) => bigint) => {
+        const j = tasks.findIndex((t) => t.assignee !== node.address && hash(t.id) < threshold);
+        return j < 0 ? [false, 0n, SAMPLE_SIZE] : [true, tasks[j].id, BigInt(j + 1)];
+      };
+      let differs = 0;
+      for (let i = 0; i < 24; i++) {
+        const seed = ethers.id(`salted seed ${i}`);
+        const salted = firstMiss((t) => dutyHash(dutyKey(seed, epochTasks.dutySalt), t));
+        const unsalted = firstMiss((t) => BigInt(ethers.keccak256(coder.encode(["bytes32", "uint256"], [seed, t]))));
+        expect(await sys.settlement.checkDuties(EPOCH, node.address, seed), `seed ${i}`).to.deep.equal(salted);
+        if (unsalted.join() !== salted.join()) differs++;
+      }
+      // The unsalted hash would have answered otherwise for most seeds.
+      expect(differs, `${differs} of 24 seeds`).to.be.greaterThan(6);
     });
 
     it("checks every draw when some task is a certain duty (k·p_v ≥ T − p_x): three equal nodes", async () => {

@@ -20,6 +20,7 @@ import type { TaskLedger } from "../typechain-types/index.js";
 import { CPU_NODE, EPOCH_PARAMETERS, type System, createRun, deploySystem, joinRun } from "./helpers/system.js";
 import { type Phase, givePower, goToPhase, validatedNode, validatedNodes } from "./helpers/epochs.js";
 import { DisputeStatus, EpochPhase, RunStatus, TOKEN, TaskStatus } from "../scripts/lib/protocol.js";
+import { dutyHash, dutyKey } from "../keepers/shared/duty.js";
 
 const connection = await network.create();
 const { ethers, networkHelpers } = connection;
@@ -36,11 +37,14 @@ const K_BPS = 20_000n;
 const EXECUTOR_SLASH_BPS = 2_000n;
 const FALSE_ACCUSER_SLASH_BPS = 500n;
 const ACCUSER_REWARD_BPS = 5_000n;
+const FALSE_VALIDATION_SLASH_BPS = 1_000n;
 const BPS = 10_000n;
 const MAX_UINT256 = 2n ** 256n - 1n;
 const INVALID_TASK = ethers.id("computenet.TaskLedger.invalidTask");
 const FALSE_ACCUSATION = ethers.id("computenet.TaskLedger.falseAccusation");
+const INVALID_EVIDENCE = ethers.id("computenet.TaskLedger.invalidEvidence");
 const SETTLEMENT_ROLE = ethers.id("SETTLEMENT_ROLE");
+const DUTY_SALT_TAG = ethers.id("computenet.TaskLedger.dutySalt");
 /** Skips gas estimation: the transaction is mined (and reverts) in the block stamped as the test set it. */
 const MINED = { gasLimit: 3_000_000 };
 const ZERO_HASH = ethers.ZeroHash;
@@ -59,12 +63,14 @@ const result = (i: number | bigint) => ethers.id(`task result ${i}`);
 const evidence = (label: string) => ethers.id(`evidence ${label}`);
 /** The seal of a result hash, `keccak256(abi.encode(resultHash))`: what votes carry. */
 const sealOf = (resultHash: string) => keccak256(coder.encode(["bytes32"], [resultHash]));
-/** The seal of what the executor reported for task `i` (`result(i)`): the task's side in a dispute. */
+/** The seal the executor posts for task `i` (`completeTask(i, sealOf(result(i)))`): the task's side in a dispute. */
 const executorSeal = (i: number | bigint) => sealOf(result(i));
 /** A seal other than the executor's that the dissenting voters of a test agree on. */
 const WRONG = sealOf(ethers.id("a different result"));
 /** A seal nobody else shares (a non-deterministic re-execution, or garbage). */
 const junk = (label: string) => sealOf(ethers.id(`junk ${label}`));
+/** What a validator that re-executed the task posts with a successful validation or a vote to uphold. */
+const bound = (resultHash: string, validator: string) => keccak256(coder.encode(["bytes32", "address"], [resultHash, validator]));
 
 interface Context {
   sys: System;
@@ -157,7 +163,7 @@ async function shortClaimFixture() {
 
 async function completed(ctx: Context) {
   const { taskId } = await newTask(ctx, ctx.runB, 3n);
-  await ctx.ledger.connect(ctx.nodes[2]).completeTask(taskId, result(taskId));
+  await ctx.ledger.connect(ctx.nodes[2]).completeTask(taskId, sealOf(result(taskId)));
   return { ...ctx, taskId };
 }
 
@@ -213,13 +219,46 @@ function expectedDraw(
 }
 
 /** The validation-duty rule of the interface, recomputed. */
-function expectedDuty(seed: string, taskId: bigint, kBps: bigint, validatorPower: bigint, total: bigint, executorPower: bigint) {
+function expectedDuty(
+  seed: string,
+  salt: bigint,
+  taskId: bigint,
+  kBps: bigint,
+  validatorPower: bigint,
+  total: bigint,
+  executorPower: bigint,
+) {
   if (validatorPower === 0n) return false;
   const numerator = kBps * validatorPower;
   const denominator = (total - executorPower) * BPS;
   if (numerator >= denominator) return true;
   const threshold = (MAX_UINT256 * numerator) / denominator;
-  return BigInt(keccak256(coder.encode(["bytes32", "uint256"], [seed, taskId]))) < threshold;
+  return saltedDutyHash(seed, salt, taskId) < threshold;
+}
+
+/** H(seed, salt, t) of the interface: keccak256(abi.encode(keccak256(abi.encode(seed, salt)), t)). */
+function saltedDutyHash(seed: string, salt: bigint, taskId: bigint): bigint {
+  const key = keccak256(coder.encode(["bytes32", "uint256"], [seed, salt]));
+  return BigInt(keccak256(coder.encode(["bytes32", "uint256"], [key, taskId])));
+}
+
+/** The duty hash before the salt, keccak256(abi.encode(seed, t)): what a node could grind its seed against. */
+function unsaltedDutyHash(seed: string, taskId: bigint): bigint {
+  return BigInt(keccak256(coder.encode(["bytes32", "uint256"], [seed, taskId])));
+}
+
+/** The duty salt TaskLedger._openEpochTasks derives from the hash of the block before the epoch's first task. */
+function expectedSalt(parentHash: string, pocBeacon: string, chainId: bigint, ledger: string, epoch: bigint): bigint {
+  const hash = keccak256(
+    coder.encode(["bytes32", "bytes32", "uint256", "address", "uint64", "bytes32"], [parentHash, pocBeacon, chainId, ledger, epoch, DUTY_SALT_TAG]),
+  );
+  return BigInt(hash) & (2n ** 64n - 1n);
+}
+
+/** The duty salt the ledger keeps for `epoch` (0 while the epoch has no task). */
+async function saltOf(ledger: TaskLedger, epoch = EPOCH): Promise<{ count: bigint; dutySalt: bigint }> {
+  const [, tasks] = await ledger.nodeEpochOf(epoch, ethers.ZeroAddress);
+  return { count: tasks.count, dutySalt: tasks.dutySalt };
 }
 
 async function timeline(sys: System, epoch = EPOCH) {
@@ -234,7 +273,13 @@ async function toPhase(ctx: Context, epoch: bigint, phase: Phase) {
 /** Deploys a second ledger on the same system with `params`, holding the roles the module grants. */
 async function deployLedger(
   ctx: Context,
-  params: { validationKBps: bigint; executorSlashBps: bigint; falseAccuserSlashBps: bigint; accuserRewardBps: bigint },
+  params: {
+    validationKBps: bigint;
+    executorSlashBps: bigint;
+    falseAccuserSlashBps: bigint;
+    accuserRewardBps: bigint;
+    falseValidationSlashBps: bigint;
+  },
 ) {
   const { sys } = ctx;
   const ledger = (await ethers.deployContract("TaskLedger", [
@@ -258,6 +303,7 @@ const DEFAULT_PARAMS = {
   executorSlashBps: EXECUTOR_SLASH_BPS,
   falseAccuserSlashBps: FALSE_ACCUSER_SLASH_BPS,
   accuserRewardBps: ACCUSER_REWARD_BPS,
+  falseValidationSlashBps: FALSE_VALIDATION_SLASH_BPS,
 };
 
 // ------------------------------------------------------------------ tests
@@ -273,11 +319,12 @@ describe("TaskLedger", () => {
       expect(await ledger.poc()).to.equal(await sys.proofOfCompute.getAddress());
       expect(await ledger.vault()).to.equal(await sys.rewardVault.getAddress());
       const p = await ledger.parameters();
-      expect([p.validationKBps, p.executorSlashBps, p.falseAccuserSlashBps, p.accuserRewardBps]).to.deep.equal([
+      expect([p.validationKBps, p.executorSlashBps, p.falseAccuserSlashBps, p.accuserRewardBps, p.falseValidationSlashBps]).to.deep.equal([
         K_BPS,
         EXECUTOR_SLASH_BPS,
         FALSE_ACCUSER_SLASH_BPS,
         ACCUSER_REWARD_BPS,
+        FALSE_VALIDATION_SLASH_BPS,
       ]);
       expect(await ledger.hasRole(await ledger.DEFAULT_ADMIN_ROLE(), sys.admin.address)).to.equal(true);
       expect(await ledger.SETTLEMENT_ROLE()).to.equal(SETTLEMENT_ROLE);
@@ -289,6 +336,7 @@ describe("TaskLedger", () => {
       expect(await ledger.MAX_RUNS_PER_EPOCH()).to.equal(16n);
       expect(await ledger.INVALID_TASK_REASON()).to.equal(INVALID_TASK);
       expect(await ledger.FALSE_ACCUSATION_REASON()).to.equal(FALSE_ACCUSATION);
+      expect(await ledger.INVALID_EVIDENCE_REASON()).to.equal(INVALID_EVIDENCE);
       expect(await ledger.taskCount()).to.equal(0n);
     });
 
@@ -320,18 +368,26 @@ describe("TaskLedger", () => {
         { ...DEFAULT_PARAMS, executorSlashBps: 10_001n },
         { ...DEFAULT_PARAMS, falseAccuserSlashBps: 10_001n },
         { ...DEFAULT_PARAMS, accuserRewardBps: 10_001n },
+        { ...DEFAULT_PARAMS, falseValidationSlashBps: 10_001n },
       ];
       for (const params of bad) {
         await expect(deployLedger(ctx, params)).to.be.revertedWithCustomError(ctx.ledger, "TaskLedgerInvalidParameters");
       }
       for (const params of [
-        { validationKBps: 1n, executorSlashBps: 0n, falseAccuserSlashBps: 0n, accuserRewardBps: 0n },
-        { validationKBps: 1_000_000n, executorSlashBps: 10_000n, falseAccuserSlashBps: 10_000n, accuserRewardBps: 10_000n },
+        { validationKBps: 1n, executorSlashBps: 0n, falseAccuserSlashBps: 0n, accuserRewardBps: 0n, falseValidationSlashBps: 0n },
+        {
+          validationKBps: 1_000_000n,
+          executorSlashBps: 10_000n,
+          falseAccuserSlashBps: 10_000n,
+          accuserRewardBps: 10_000n,
+          falseValidationSlashBps: 10_000n,
+        },
       ]) {
         const ledger = await deployLedger(ctx, params);
         const p = await ledger.parameters();
         expect(p.validationKBps).to.equal(params.validationKBps);
         expect(p.accuserRewardBps).to.equal(params.accuserRewardBps);
+        expect(p.falseValidationSlashBps).to.equal(params.falseValidationSlashBps);
       }
     });
   });
@@ -530,7 +586,7 @@ describe("TaskLedger", () => {
       const [, tasks] = await ledger.nodeEpochOf(EPOCH, nodes[2].address);
       expect([tasks.firstTaskId, tasks.count, tasks.disputeEnd]).to.deep.equal([1n, 2n, (await timeline(sys)).disputeEnd]);
       const [, later] = await ledger.nodeEpochOf(EPOCH + 1n, nodes[2].address);
-      expect([later.firstTaskId, later.count, later.disputeEnd]).to.deep.equal([0n, 0n, 0n]);
+      expect([later.firstTaskId, later.count, later.disputeEnd, later.dutySalt]).to.deep.equal([0n, 0n, 0n, 0n]);
       const dispute = await ledger.disputeOf(1n);
       expect(dispute.status).to.equal(DisputeStatus.None);
     });
@@ -858,6 +914,54 @@ describe("TaskLedger", () => {
       expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Completed);
     });
 
+    it("keeps the evidence of a successful validation only", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2, , n4] = nodes;
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(ZERO_HASH);
+      await ledger.connect(n1).submitValidation(taskId, true, bound(result(taskId), n1.address));
+      await ledger.connect(n2).submitValidation(taskId, false, junk("n2"));
+      await ledger.connect(n4).submitValidation(taskId, true, evidence("n4"));
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(bound(result(taskId), n1.address));
+      expect(await ledger.okEvidenceHashFor(taskId, n2.address)).to.equal(ZERO_HASH);
+      expect(await ledger.okEvidenceHashFor(taskId, n4.address)).to.equal(evidence("n4"));
+    });
+
+    it("refuses a successful validation without evidence (a failed one carries a seal instead)", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      await expect(ledger.connect(nodes[0]).submitValidation(taskId, true, ZERO_HASH))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerEmptyEvidence")
+        .withArgs(taskId);
+      expect(await ledger.hasValidated(taskId, nodes[0].address)).to.equal(false);
+      await expect(ledger.connect(nodes[0]).submitValidation(taskId, false, WRONG)).to.emit(ledger, "DisputeOpened");
+      expect(await ledger.okEvidenceHashFor(taskId, nodes[0].address)).to.equal(ZERO_HASH);
+    });
+
+    it("costs a successful validation one fresh slot more than a failed one (its evidence), and nothing else", async () => {
+      const ctx = await networkHelpers.loadFixture(completedFixture);
+      const { ledger, nodes } = ctx;
+      const [n1, n2, n3, n4, n5] = nodes;
+      // Two more tasks of n3, each disputed by n1 and upheld by n4 and n5 (1000 of 1300): a later validation of
+      // either is recorded and changes nothing else, successful or not.
+      const upheld: bigint[] = [];
+      for (let i = 0; i < 2; i++) {
+        const { taskId } = await newTask(ctx, ctx.runB);
+        await ledger.connect(n3).completeTask(taskId, sealOf(result(taskId)));
+        await ledger.connect(n1).submitValidation(taskId, false, junk("n1"));
+        await ledger.connect(n4).submitValidation(taskId, true, bound(result(taskId), n4.address));
+        await ledger.connect(n5).submitValidation(taskId, true, bound(result(taskId), n5.address));
+        expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Upheld);
+        upheld.push(taskId);
+      }
+      // n2's validation word is written already (task 1), so both measured calls rewrite a non-zero word.
+      await ledger.connect(n2).submitValidation(ctx.taskId, true, bound(result(ctx.taskId), n2.address));
+      const gasOf = async (tx: Promise<ContractTransactionResponse>) => (await (await tx).wait())!.gasUsed;
+      const ok = await gasOf(ledger.connect(n2).submitValidation(upheld[0], true, bound(result(upheld[0]), n2.address)));
+      const failed = await gasOf(ledger.connect(n2).submitValidation(upheld[1], false, bound(result(upheld[1]), n2.address)));
+      console.log(`      submitValidation gas after an upheld dispute: successful ${ok}, failed ${failed}`);
+      // A fresh slot: 20,000 for the write and 2,100 for the cold access, plus the check of the evidence.
+      expect(ok - failed >= 22_100n && ok - failed < 23_000n, `difference ${ok - failed}`).to.equal(true);
+    });
+
     it("is refused twice from the same node", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       await ledger.connect(nodes[0]).submitValidation(taskId, true, evidence("1"));
@@ -970,6 +1074,19 @@ describe("TaskLedger", () => {
   });
 
   describe("vote", () => {
+    it("keeps the evidence of a vote to uphold (refusing one without), and none of a vote to invalidate", async () => {
+      const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, n2, , n4] = nodes;
+      await ledger.connect(n1).submitValidation(taskId, false, WRONG);
+      await ledger.connect(n2).vote(taskId, true, junk("n2"));
+      expect(await ledger.okEvidenceHashFor(taskId, n2.address)).to.equal(ZERO_HASH);
+      await expect(ledger.connect(n4).vote(taskId, false, ZERO_HASH))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerEmptyEvidence")
+        .withArgs(taskId);
+      await ledger.connect(n4).vote(taskId, false, bound(result(taskId), n4.address));
+      expect(await ledger.okEvidenceHashFor(taskId, n4.address)).to.equal(bound(result(taskId), n4.address));
+    });
+
     it("adds the voter's power to its seal (the executor's for a vote to uphold) and marks it as having validated", async () => {
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
       const [n1, n2, , n4] = nodes;
@@ -1320,12 +1437,13 @@ describe("TaskLedger", () => {
         executorSlashBps: 0n,
         falseAccuserSlashBps: 0n,
         accuserRewardBps: ACCUSER_REWARD_BPS,
+        falseValidationSlashBps: 0n,
       });
       await ledger.enroll(ctx.runB, nodes[2].address);
       await ledger.connect(sys.master).createTask(ctx.runB, spec(1), 1n);
       await ledger.connect(sys.master).createTask(ctx.runB, spec(2), 1n);
-      await ledger.connect(nodes[2]).completeTask(1n, result(1));
-      await ledger.connect(nodes[2]).completeTask(2n, result(2));
+      await ledger.connect(nodes[2]).completeTask(1n, sealOf(result(1)));
+      await ledger.connect(nodes[2]).completeTask(2n, sealOf(result(2)));
       await ledger.connect(nodes[3]).submitValidation(1n, false, WRONG);
       const invalidated = ledger.connect(nodes[4]).vote(1n, true, WRONG);
       await expect(invalidated).to.emit(ledger, "DisputeResolved").withArgs(1n, DisputeStatus.Invalidated, WRONG, 1000n, 0n, 0n, 0n);
@@ -1397,21 +1515,202 @@ describe("TaskLedger", () => {
     });
   });
 
+  describe("refuteFalseValidation", () => {
+    /** completedFixture, then n1 validates ok with evidence it made up, n2 with the bound evidence. */
+    async function falselyValidatedFixture() {
+      const ctx = await completedFixture();
+      const [n1, n2] = ctx.nodes;
+      await ctx.ledger.connect(n1).submitValidation(ctx.taskId, true, evidence("copied the seal"));
+      await ctx.ledger.connect(n2).submitValidation(ctx.taskId, true, bound(result(ctx.taskId), n2.address));
+      return ctx;
+    }
+
+    it("slashes a validator whose evidence is not bound to the result, pays the reporter's provider, forgets the evidence", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [n1, , n3] = nodes;
+      const [p1] = sys.providers;
+      const vault = await sys.rewardVault.getAddress();
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      const p1Before = await sys.token.balanceOf(p1.address);
+      const vaultBefore = await sys.token.balanceOf(vault);
+      const supplyBefore = await sys.token.totalSupply();
+      const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS; // 10 tokens
+      const bounty = (slashed * ACCUSER_REWARD_BPS) / BPS; // 5 tokens
+      const tx = ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId));
+      await expect(tx).to.emit(ledger, "FalseValidationRefuted").withArgs(taskId, n1.address, n3.address, slashed, bounty);
+      await expect(tx)
+        .to.emit(sys.registry, "Slashed")
+        .withArgs(n1.address, await ledger.getAddress(), slashed, 0n, INVALID_EVIDENCE, vault);
+      await expect(tx).to.emit(sys.rewardVault, "BountyPaid").withArgs(p1.address, bounty, bounty);
+      expect((await sys.registry.getNode(n1.address)).stake).to.equal(CPU_STAKE - slashed);
+      expect(await sys.token.balanceOf(p1.address)).to.equal(p1Before + bounty);
+      expect(await sys.token.balanceOf(vault)).to.equal(vaultBefore + slashed - bounty);
+      expect(await sys.token.totalSupply()).to.equal(supplyBefore);
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(ZERO_HASH);
+      // The validation itself stands (the duty bit), and the task and its pay are untouched.
+      expect(await ledger.hasValidated(taskId, n1.address)).to.equal(true);
+      expect((await ledger.taskOf(taskId)).status).to.equal(TaskStatus.Completed);
+      expect((await ledger.workOf(EPOCH, n3.address)).amounts).to.deep.equal([0n, 6n * TOKEN]);
+      // One report per validation.
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerNoValidation")
+        .withArgs(taskId, n1.address);
+    });
+
+    it("waits until the task's dispute is no longer open (Unresolved), then refutes a vote to uphold that was not bound", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const [n1, , n3, n4] = nodes;
+      await ledger.connect(n1).submitValidation(taskId, false, junk("n1"));
+      await ledger.connect(n4).vote(taskId, false, evidence("copied the seal")); // 500 of 1300: undecided
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Open);
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n4.address, result(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerDisputeOpen")
+        .withArgs(taskId);
+      await ledger.resolveDispute(taskId); // no seal won a majority: Unresolved, closed like an upheld dispute
+      expect((await ledger.disputeOf(taskId)).status).to.equal(DisputeStatus.Unresolved);
+      const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS;
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n4.address, result(taskId)))
+        .to.emit(ledger, "FalseValidationRefuted")
+        .withArgs(taskId, n4.address, n3.address, slashed, (slashed * ACCUSER_REWARD_BPS) / BPS);
+      expect((await sys.registry.getNode(n4.address)).stake).to.equal(CPU_STAKE - slashed);
+    });
+
+    it("is refused for evidence bound to the result", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      await expect(ledger.connect(nodes[2]).refuteFalseValidation(taskId, nodes[1].address, result(taskId)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerValidationGenuine")
+        .withArgs(taskId, nodes[1].address);
+      expect(await ledger.okEvidenceHashFor(taskId, nodes[1].address)).to.equal(bound(result(taskId), nodes[1].address));
+    });
+
+    it("is refused for a result hash that is not the preimage of the seal (the seal itself included)", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      for (const guess of [result(taskId + 1n), sealOf(result(taskId))]) {
+        await expect(ledger.connect(nodes[2]).refuteFalseValidation(taskId, nodes[0].address, guess))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerSealMismatch")
+          .withArgs(taskId);
+      }
+    });
+
+    it("is refused for nodes without a successful validation: none, or a failed one", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [, , n3, n4, n5] = nodes;
+      await ledger.connect(n5).submitValidation(taskId, false, junk("n5"));
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      await ledger.resolveDispute(taskId); // n5's dispute: Unresolved once its votes are over
+      for (const validator of [n4, n5, sys.stranger]) {
+        await expect(ledger.connect(n3).refuteFalseValidation(taskId, validator.address, result(taskId)))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerNoValidation")
+          .withArgs(taskId, validator.address);
+      }
+    });
+
+    it("opens when the Dispute phase ends and closes when the Claim phase ends", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [n1, , n3, n4] = nodes;
+      await ledger.connect(n4).submitValidation(taskId, true, evidence("n4 copied too"));
+      const t = await timeline(sys);
+      await time.setNextBlockTimestamp(t.disputeEnd - 1n);
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId), MINED))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerReportClosed")
+        .withArgs(taskId, t.disputeEnd, t.claimEnd);
+      await time.setNextBlockTimestamp(t.disputeEnd);
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n1.address, result(taskId), MINED)).to.emit(
+        ledger,
+        "FalseValidationRefuted",
+      );
+      await time.setNextBlockTimestamp(t.claimEnd);
+      await expect(ledger.connect(n3).refuteFalseValidation(taskId, n4.address, result(taskId), MINED))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerReportClosed")
+        .withArgs(taskId, t.disputeEnd, t.claimEnd);
+      expect(await ledger.okEvidenceHashFor(taskId, n4.address)).to.equal(evidence("n4 copied too"));
+    });
+
+    it("is refused for tasks not Completed (assigned, invalidated) and unknown tasks", async () => {
+      const ctx = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const { sys, ledger, nodes, taskId } = ctx;
+      const [n1, , n3, n4, n5] = nodes;
+      const assigned = await newTask(ctx, ctx.runB);
+      // A second task, validated ok falsely by n1 and then invalidated by n4 and n5.
+      const invalid = await newTask(ctx, ctx.runB);
+      await ledger.connect(n3).completeTask(invalid.taskId, sealOf(result(invalid.taskId)));
+      await ledger.connect(n1).submitValidation(invalid.taskId, true, evidence("copied"));
+      await ledger.connect(n4).submitValidation(invalid.taskId, false, WRONG);
+      await ledger.connect(n5).vote(invalid.taskId, true, WRONG);
+      expect((await ledger.taskOf(invalid.taskId)).status).to.equal(TaskStatus.Invalidated);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      for (const [id, status] of [
+        [assigned.taskId, TaskStatus.Assigned],
+        [invalid.taskId, TaskStatus.Invalidated],
+      ] as const) {
+        await expect(ledger.connect(n3).refuteFalseValidation(id, n1.address, result(id)))
+          .to.be.revertedWithCustomError(ledger, "TaskLedgerInvalidStatus")
+          .withArgs(id, status);
+      }
+      await expect(ledger.connect(n3).refuteFalseValidation(99n, n1.address, result(99n)))
+        .to.be.revertedWithCustomError(ledger, "TaskLedgerUnknownTask")
+        .withArgs(99n);
+      expect(await ledger.okEvidenceHashFor(taskId, n1.address)).to.equal(evidence("copied the seal"));
+    });
+
+    it("pays no bounty to a reporter that is not a registered node, and slashes a deregistered validator's unbonding stake", async () => {
+      const { sys, ledger, nodes, taskId } = await networkHelpers.loadFixture(falselyValidatedFixture);
+      const [p1] = sys.providers;
+      const n1 = nodes[0];
+      for (const runId of await sys.trainingRuns.runsOf(n1.address)) await sys.trainingRuns.connect(n1).leaveRun(runId, n1.address);
+      await sys.registry.connect(p1).deregisterNode(n1.address);
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      const slashed = (CPU_STAKE * FALSE_VALIDATION_SLASH_BPS) / BPS;
+      const tx = ledger.connect(sys.stranger).refuteFalseValidation(taskId, n1.address, result(taskId));
+      await expect(tx).to.emit(ledger, "FalseValidationRefuted").withArgs(taskId, n1.address, sys.stranger.address, slashed, 0n);
+      await expect(tx)
+        .to.emit(sys.registry, "Slashed")
+        .withArgs(n1.address, await ledger.getAddress(), 0n, slashed, INVALID_EVIDENCE, await sys.rewardVault.getAddress());
+      await expect(tx).to.not.emit(sys.rewardVault, "BountyPaid");
+      expect((await sys.registry.unbondingOf(n1.address))[0].amount).to.equal(CPU_STAKE - slashed);
+    });
+
+    it("slashes nothing when falseValidationSlashBps is zero, and still forgets the evidence", async () => {
+      const ctx = await networkHelpers.loadFixture(enrolledFixture);
+      const { sys, nodes } = ctx;
+      const ledger = await deployLedger(ctx, { ...DEFAULT_PARAMS, falseValidationSlashBps: 0n });
+      await ledger.enroll(ctx.runB, nodes[2].address);
+      await ledger.connect(sys.master).createTask(ctx.runB, spec(1), 1n);
+      await ledger.connect(nodes[2]).completeTask(1n, sealOf(result(1)));
+      await ledger.connect(nodes[0]).submitValidation(1n, true, evidence("copied"));
+      await time.increaseTo((await timeline(sys)).disputeEnd);
+      const tx = ledger.connect(nodes[2]).refuteFalseValidation(1n, nodes[0].address, result(1));
+      await expect(tx).to.emit(ledger, "FalseValidationRefuted").withArgs(1n, nodes[0].address, nodes[2].address, 0n, 0n);
+      await expect(tx).to.not.emit(sys.registry, "Slashed");
+      expect(await ledger.okEvidenceHashFor(1n, nodes[0].address)).to.equal(ZERO_HASH);
+    });
+  });
+
   describe("isValidationDuty", () => {
-    it("follows H(seed, t) < k · p_v / (T − p_x) over many seeds", async function () {
+    it("follows H(seed, salt, t) < k · p_v / (T − p_x) over many seeds, with the epoch's salt", async function () {
       this.timeout(120_000);
       const { ledger, nodes, taskId } = await networkHelpers.loadFixture(completedFixture);
+      const { dutySalt } = await saltOf(ledger);
       const SEEDS = 400;
       for (const [i, validator] of [nodes[0], nodes[3]].entries()) {
         const power = i === 0 ? 100n : 500n;
         const probability = Number(K_BPS * power) / Number((TOTAL_POWER - 500n) * BPS);
         let duties = 0;
+        let unsaltedAgrees = 0;
         for (let s = 0; s < SEEDS; s++) {
           const seed = ethers.id(`seed ${validator.address} ${s}`);
           const duty = await ledger.isValidationDuty(taskId, validator.address, seed);
-          expect(duty, `seed ${s}`).to.equal(expectedDuty(seed, taskId, K_BPS, power, TOTAL_POWER, 500n));
+          expect(duty, `seed ${s}`).to.equal(expectedDuty(seed, dutySalt, taskId, K_BPS, power, TOTAL_POWER, 500n));
+          // The keepers' hash (keepers/shared/duty.ts) is the interface's.
+          expect(dutyHash(dutyKey(seed, dutySalt), taskId)).to.equal(saltedDutyHash(seed, dutySalt, taskId));
           if (duty) duties++;
+          if (expectedDuty(seed, dutySalt, taskId, K_BPS, power, TOTAL_POWER, 500n) === expectedDuty(seed, 0n, taskId, K_BPS, power, TOTAL_POWER, 500n)) unsaltedAgrees++;
         }
+        // The salt matters: another salt gives other duties (the answers agree only by chance).
+        expect(unsaltedAgrees).to.be.below(SEEDS);
         const sd = Math.sqrt(SEEDS * probability * (1 - probability));
         console.log(
           `      duty of a validator with power ${power}: ${duties}/${SEEDS} seeds (expected ${(SEEDS * probability).toFixed(1)})`,
@@ -1438,6 +1737,92 @@ describe("TaskLedger", () => {
         expect(await certain.isValidationDuty(1n, nodes[0].address, ethers.id(`s${s}`))).to.equal(true);
       }
       expect(await ledger.isValidationDuty(assigned.taskId, nodes[0].address, seed)).to.equal(false);
+    });
+  });
+
+  describe("duty salt", () => {
+    it("is fixed by the epoch's first task from the hash of the block before it, announced, and kept by later tasks", async () => {
+      const ctx = await networkHelpers.loadFixture(enrolledFixture);
+      const { sys, ledger, runA, runB } = ctx;
+      expect(await saltOf(ledger)).to.deep.equal({ count: 0n, dutySalt: 0n });
+      const first = await newTask(ctx, runB);
+      const receipt = (await first.tx.wait())!;
+      const parent = (await ethers.provider.getBlock(receipt.blockNumber - 1))!;
+      const { chainId } = await ethers.provider.getNetwork();
+      const salt = expectedSalt(parent.hash!, await sys.epochManager.pocBeacon(EPOCH), chainId, await ledger.getAddress(), EPOCH);
+      await expect(first.tx).to.emit(ledger, "DutySaltFixed").withArgs(EPOCH, salt, first.taskId);
+      expect(await saltOf(ledger)).to.deep.equal({ count: 1n, dutySalt: salt });
+      // Later tasks of the epoch, in any run, keep it.
+      const second = await newTask(ctx, runA);
+      await expect(second.tx).not.to.emit(ledger, "DutySaltFixed");
+      const [, tasks] = await ledger.nodeEpochOf(EPOCH, ctx.nodes[0].address);
+      expect([tasks.firstTaskId, tasks.count, tasks.disputeEnd, tasks.dutySalt]).to.deep.equal([
+        first.taskId,
+        2n,
+        (await timeline(sys)).disputeEnd,
+        salt,
+      ]);
+    });
+
+    it("defeats seed grinding: seeds ground to have no duty on the epoch's predictable ids under H(seed, t) have duties at the normal rate under H(seed, salt, t), and the salt is unset while seeds can be committed", async function () {
+      this.timeout(180_000);
+      const ctx = await networkHelpers.loadFixture(membersFixture);
+      const { sys, ledger, nodes } = ctx;
+      const grinder = nodes[0]; // power 100; every task below goes to n3 (power 500), alone in run B
+      const TASKS = 16;
+      const GROUND = 40;
+      // The seed window: epoch 1's PoC phase. The ids the epoch's tasks will carry are known (one counter),
+      // and so are the powers a node expects; the salt is not.
+      await goToPhase(connection, sys, EPOCH, EpochPhase.PoC);
+      expect(await saltOf(ledger)).to.deep.equal({ count: 0n, dutySalt: 0n });
+      const firstId = (await ledger.taskCount()) + 1n;
+      const ids = Array.from({ length: TASKS }, (_, i) => firstId + BigInt(i));
+      const threshold = (MAX_UINT256 * K_BPS * POWERS[0]) / ((TOTAL_POWER - POWERS[2]) * BPS);
+      const probability = Number(K_BPS * POWERS[0]) / Number((TOTAL_POWER - POWERS[2]) * BPS);
+      // Grinding: seeds with no duty at all on those ids under the unsalted hash (about 1 seed in 15 here).
+      const ground: string[] = [];
+      let tried = 0;
+      while (ground.length < GROUND) {
+        const seed = ethers.id(`ground seed ${tried++}`);
+        if (ids.every((t) => unsaltedDutyHash(seed, t) >= threshold)) ground.push(seed);
+      }
+      // The grinder commits the first of them (in the seed window, with the others' seeds and PoC).
+      await givePower(
+        connection,
+        sys,
+        EPOCH,
+        POWERS.map((count, i) => ({ node: nodes[i], count })),
+        { seeds: new Map([[grinder.address, ground[0]]]) },
+      );
+      expect(await sys.epochManager.seedCommitmentOf(EPOCH, grinder.address)).to.equal(
+        await sys.epochManager.seedCommitment(ground[0], grinder.address),
+      );
+      // Seeds are closed now, and the salt is still unset: the epoch has no task.
+      await expect(sys.epochManager.connect(nodes[5]).commitSeed(EPOCH, ethers.id("too late")))
+        .to.be.revertedWithCustomError(sys.epochManager, "EpochManagerOutsideSeedWindow");
+      expect(await saltOf(ledger)).to.deep.equal({ count: 0n, dutySalt: 0n });
+      await enrolled(ctx);
+      for (const id of ids) {
+        const { taskId, assignee } = await newTask(ctx, ctx.runB);
+        expect([taskId, assignee]).to.deep.equal([id, nodes[2].address]); // the prediction held
+        await ledger.connect(nodes[2]).completeTask(taskId, result(taskId));
+      }
+      const { dutySalt } = await saltOf(ledger);
+      let duties = 0;
+      let unsalted = 0;
+      for (const seed of ground) {
+        for (const t of ids) {
+          if (await ledger.isValidationDuty(t, grinder.address, seed)) duties++;
+          if (unsaltedDutyHash(seed, t) < threshold) unsalted++;
+        }
+      }
+      const draws = GROUND * TASKS;
+      const sd = Math.sqrt(draws * probability * (1 - probability));
+      console.log(
+        `      ${GROUND} ground seeds (${tried} tried) × ${TASKS} tasks: ${unsalted} duties unsalted, ${duties} with salt ${dutySalt} (expected ${(draws * probability).toFixed(1)})`,
+      );
+      expect(unsalted).to.equal(0);
+      expect(Math.abs(duties - draws * probability)).to.be.at.most(4 * sd);
     });
   });
 

@@ -18,11 +18,28 @@ pragma solidity ^0.8.28;
 ///         (`pricePerUnit × units`) is reserved in the run's escrow.
 ///
 ///         Validation duty: node `v` must validate task `t` of epoch `e` (executor `x`) when
-///         `uint256(keccak256(abi.encode(seed_v, t))) < min(1, k · power_v / (totalPower − power_x))` as a
-///         fraction of 2^256, where `seed_v` is the seed `v` committed for `e` and `k = validationKBps / 10000`.
+///         `uint256(keccak256(abi.encode(key_v, t))) < min(1, k · power_v / (totalPower − power_x))` as a
+///         fraction of 2^256, where `key_v = keccak256(abi.encode(seed_v, dutySalt_e))` is `v`'s duty key of `e`
+///         (ValidationDuty), `seed_v` the seed `v` committed for `e`, `dutySalt_e` the epoch's duty salt
+///         (EpochTasks.dutySalt, a uint64 encoded as a uint256) and `k = validationKBps / 10000`. In short
+///         `H(seed, salt, t) < threshold`.
 ///         Only `v` knows its seed until it claims, so nobody can predict who checks what. Any node with power
 ///         in `e` other than the executor may validate, once per task, until the end of the epoch's Dispute
 ///         phase, never on a task already invalidated.
+///
+///         Duty salt (seed grinding): seeds are committed in the PoC phase, and an epoch's task ids are
+///         predictable then (one counter), so a hash of the seed and the id alone would let a node try seeds
+///         offline until one gives it no duty on the ids the epoch will use. The epoch's first `createTask`
+///         (Work phase, after the seed window closed, before any task of the epoch exists) fixes the salt from
+///         the hash of the previous block, which did not exist while seeds could be committed: a seed is
+///         committed blind to the salt, and grinding would need the salt in advance. The salt is 64 bits: it
+///         only has to be unguessable at commitment time (a grinder would need a seed good for a guessed salt,
+///         right with probability 2^-64), not secret afterwards. Residual bias: the master that creates the
+///         epoch's first task chooses its block, and the sequencer the block hashes (see the beacons' trust
+///         assumption in IEpochManager). Either can pick among the few block hashes of the moments it can
+///         wait for, racing every other master of the epoch; against a node's committed seed that moves the
+///         node's duties by at most the best of those few draws, where free seed grinding had any number of
+///         offline tries.
 ///
 ///         Disputes: nodes vote with the seal of their own re-execution, `keccak256(abi.encode(resultHash))`
 ///         (never the result hash itself), and power is tallied per seal. A failed validation opens the task's
@@ -43,6 +60,16 @@ pragma solidity ^0.8.28;
 ///         one). Unresolved: nobody is slashed, the task stays Completed and its executor is paid: a
 ///         non-deterministic task (every re-execution seals a different result) ends here instead of slashing an
 ///         honest executor for the buyer's nodes' benefit.
+///
+///         Sealed results: the executor's `completeTask` posts `seal = keccak256(abi.encode(resultHash))`, not its
+///         result hash, so a validator cannot copy the result from the chain. A successful validation must carry
+///         `evidence = keccak256(abi.encode(resultHash, validator))`, which only a node that knows the result
+///         hash (by re-executing) can compute; the ledger keeps it. After the epoch's Dispute phase (when no
+///         validation is accepted any more) and until its Claim phase ends, anyone who knows the result hash
+///         (in practice the executor) may `refuteFalseValidation`: if the result hash matches the seal and the
+///         validator's stored evidence is not the bound one, the validator loses `falseValidationSlashBps` of its
+///         stake and the reporter receives `accuserRewardBps` of it. A vote to uphold a disputed task carries the
+///         same evidence and can be refuted the same way, once the dispute is no longer open.
 ///
 ///         Work pay is credited to the executor per epoch and run when the task is completed, and settled once by
 ///         `settleWork` (SETTLEMENT_ROLE): paid to the node's provider when it claims, or released back to the
@@ -74,12 +101,15 @@ interface ITaskLedger {
     /// @param validationKBps k of the validation-duty rule, in basis points (20000 = k of 2).
     /// @param executorSlashBps Share of an invalidated executor's stake slashed.
     /// @param falseAccuserSlashBps Share of a false accuser's stake slashed.
-    /// @param accuserRewardBps Share of the executor's slashed stake paid to the accuser.
+    /// @param accuserRewardBps Share of the executor's slashed stake paid to the accuser (and of a false
+    ///        validator's slashed stake paid to its reporter).
+    /// @param falseValidationSlashBps Share of a false validator's stake slashed (refuteFalseValidation).
     struct Parameters {
         uint32 validationKBps;
         uint16 executorSlashBps;
         uint16 falseAccuserSlashBps;
         uint16 accuserRewardBps;
+        uint16 falseValidationSlashBps;
     }
 
     /// @notice A task.
@@ -90,7 +120,8 @@ interface ITaskLedger {
     /// @param units Work units.
     /// @param pay Reserved pay (`pricePerUnit × units` at creation).
     /// @param specHash Hash of the task's specification (kept by the master).
-    /// @param resultHash Result hash reported by the assignee.
+    /// @param resultHash The seal of the assignee's result, `keccak256(abi.encode(resultHash))` (0 until completed):
+    ///        the result hash itself stays off chain until a false validation is reported.
     /// @param assigneePower Power of the assignee in `epoch` (saves reads in duty checks).
     /// @param completedAt Time of completion (0 until then).
     struct Task {
@@ -122,14 +153,17 @@ interface ITaskLedger {
         uint128 work;
     }
 
-    /// @notice An epoch's tasks. Tasks are numbered by one counter and created only in the Work phase of the
-    ///         current epoch, so an epoch's tasks carry consecutive ids: `firstTaskId` to
-    ///         `firstTaskId + count - 1`. `disputeEnd` is the end of the epoch's Dispute phase, kept by its first
-    ///         task. All 0 for an epoch without tasks.
+    /// @notice An epoch's tasks (one storage slot). Tasks are numbered by one counter and created only in the
+    ///         Work phase of the current epoch, so an epoch's tasks carry consecutive ids: `firstTaskId` to
+    ///         `firstTaskId + count - 1`. `disputeEnd` is the end of the epoch's Dispute phase and `dutySalt` the
+    ///         salt of the epoch's validation duties (the notice), both fixed by its first task. All 0 for an
+    ///         epoch without tasks: the salt is unknown until then (`count` 0 tells an unset salt from a salt
+    ///         that is 0).
     struct EpochTasks {
         uint64 firstTaskId;
         uint64 count;
         uint64 disputeEnd;
+        uint64 dutySalt;
     }
 
     /// @notice A task's dispute.
@@ -211,6 +245,20 @@ interface ITaskLedger {
     error TaskLedgerZeroOutcome();
     /// @notice `epoch` has `count` tasks: there is no task at `index`.
     error TaskLedgerTaskIndexOutOfRange(uint64 epoch, uint256 index, uint256 count);
+    /// @notice A successful validation or a vote to uphold must carry its evidence,
+    ///         `keccak256(abi.encode(resultHash, validator))`.
+    error TaskLedgerEmptyEvidence(uint256 taskId);
+    /// @notice False validations of the task can be reported only from `opensAt` (the end of its epoch's Dispute
+    ///         phase) until `closesAt` (the end of its Claim phase).
+    error TaskLedgerReportClosed(uint256 taskId, uint64 opensAt, uint64 closesAt);
+    /// @notice The task's dispute is still open: its voters must not learn the result hash yet.
+    error TaskLedgerDisputeOpen(uint256 taskId);
+    /// @notice The result hash given does not hash to the task's seal.
+    error TaskLedgerSealMismatch(uint256 taskId);
+    /// @notice `validator` holds no successful validation of the task (none, a failed one, or already reported).
+    error TaskLedgerNoValidation(uint256 taskId, address validator);
+    /// @notice `validator`'s evidence is bound to the task's result: its validation was not false.
+    error TaskLedgerValidationGenuine(uint256 taskId, address validator);
 
     /// @notice `node` joined the draws of `runId` in `epoch` with `weight`; `cumulative` is the run's enrolled
     ///         weight after it.
@@ -226,10 +274,15 @@ interface ITaskLedger {
         uint256 pay,
         uint256 draws
     );
+    /// @notice The epoch's first task, `firstTaskId`, fixed the salt of the epoch's validation duties (the
+    ///         notice), with which anyone who learns a node's seed can recompute its duties.
+    event DutySaltFixed(uint64 indexed epoch, uint64 dutySalt, uint256 firstTaskId);
+    /// @notice The assignee completed the task; `resultHash` is the seal of its result (see taskOf).
     event TaskCompleted(uint256 indexed taskId, address indexed assignee, bytes32 resultHash);
     /// @notice The task was never completed in its epoch; its pay went back to the run's escrow.
     event TaskExpired(uint256 indexed taskId, uint256 released);
-    /// @notice `validator` validated the task: `ok` says whether it reproduced the result.
+    /// @notice `validator` validated the task: `ok` says whether it reproduced the result. For `ok`,
+    ///         `evidenceHash` should be `keccak256(abi.encode(resultHash, validator))` (see refuteFalseValidation).
     event TaskValidated(uint256 indexed taskId, address indexed validator, bool ok, bytes32 evidenceHash, uint256 weight);
     /// @notice `accuser`'s failed validation opened the task's dispute, voting its `seal` with `weight`.
     event DisputeOpened(uint256 indexed taskId, address indexed accuser, bytes32 seal, uint256 weight);
@@ -249,6 +302,11 @@ interface ITaskLedger {
         uint256 slashed,
         uint256 reward
     );
+    /// @notice `validator`'s successful validation of the task was not bound to its result: `slashed` was taken
+    ///         from it and `reward` paid to the provider of `reporter`.
+    event FalseValidationRefuted(
+        uint256 indexed taskId, address indexed validator, address indexed reporter, uint256 slashed, uint256 reward
+    );
     /// @notice Work of `node` for `epoch` on `runId` was paid to `provider`.
     event WorkPaid(uint64 indexed epoch, address indexed node, uint256 indexed runId, address provider, uint256 amount);
     /// @notice Unclaimed work of `node` for `epoch` on `runId` went back to the run's escrow.
@@ -258,20 +316,38 @@ interface ITaskLedger {
 
     function createTask(uint256 runId, bytes32 specHash, uint64 units) external returns (uint256 taskId, address assignee);
 
+    /// @notice Completes the caller's Assigned task before its epoch ends. `resultHash` must be the seal of the
+    ///         result, `keccak256(abi.encode(resultHash))`: the result hash itself is what validators must find by
+    ///         re-executing.
     function completeTask(uint256 taskId, bytes32 resultHash) external;
 
     /// @notice Expires a task still Assigned after its epoch ended (anyone); its pay returns to the escrow.
     function expireTask(uint256 taskId) external;
 
-    /// @notice Records the caller's validation of a Completed task; a failed one opens or joins its dispute with
-    ///         `evidenceHash` as the caller's seal (non-zero, not the executor's), a successful one votes for the
-    ///         executor's seal.
+    /// @notice Records the caller's validation of a Completed task. A failed one opens or joins its dispute with
+    ///         `evidenceHash` as the caller's seal, `keccak256(abi.encode(resultHash))` of its own re-execution
+    ///         (non-zero, not the executor's). A successful one votes for the executor's seal and must carry
+    ///         `evidenceHash = keccak256(abi.encode(resultHash, msg.sender))` (non-zero), which the ledger keeps for
+    ///         refuteFalseValidation.
     function submitValidation(uint256 taskId, bool ok, bytes32 evidenceHash) external;
+
+    /// @notice Refutes a successful validation (or a vote to uphold) of `validator` whose evidence is not bound to
+    ///         the task's result (anyone, from the end of the task's epoch's Dispute phase until the end of its
+    ///         Claim phase, only for Completed tasks whose dispute, if any, is no longer open: Upheld or
+    ///         Unresolved): `resultHash` must hash to the task's seal. Slashes `falseValidationSlashBps` of the
+    ///         validator's stake plus unbonding stake, pays `accuserRewardBps` of it to the caller's provider (if the
+    ///         caller is a registered node), and forgets the evidence (one report per validation).
+    function refuteFalseValidation(uint256 taskId, address validator, bytes32 resultHash) external;
+
+    /// @notice The evidence `validator` gave with its successful validation of the task or its vote to uphold it
+    ///         (0: none, a failed validation, a vote to invalidate, or already refuted).
+    function okEvidenceHashFor(uint256 taskId, address validator) external view returns (bytes32);
 
     /// @notice Votes on the task's open dispute with the caller's power, until votingEndOf(taskId). A vote to
     ///         invalidate (`invalid`) carries the caller's seal as `evidenceHash`, `keccak256(abi.encode(resultHash))`
-    ///         of its own re-execution (non-zero, not the executor's); a vote to uphold counts for the executor's
-    ///         seal (its `evidenceHash` is not a seal).
+    ///         of its own re-execution (non-zero, not the executor's; it is not kept). A vote to uphold counts for
+    ///         the executor's seal and must carry `evidenceHash = keccak256(abi.encode(resultHash, msg.sender))`
+    ///         (non-zero), kept like a successful validation's for refuteFalseValidation.
     function vote(uint256 taskId, bool invalid, bytes32 evidenceHash) external;
 
     /// @notice Ends the task's open dispute once its voting is over (anyone): no seal won a majority, so it ends
@@ -322,7 +398,8 @@ interface ITaskLedger {
     ///         tasks fit in one word.
     function validationWordOf(address node, uint256 word) external view returns (uint256 bits);
 
-    /// @notice `node`'s record of `epoch` and the epoch's tasks: what a claim needs from the ledger, in one call.
+    /// @notice `node`'s record of `epoch` and the epoch's tasks (with its duty salt): what a claim needs from the
+    ///         ledger, in one call. Any `node` gives the epoch's tasks.
     function nodeEpochOf(uint64 epoch, address node)
         external
         view
@@ -337,8 +414,8 @@ interface ITaskLedger {
     ///         membership changes. Reverts when nobody is enrolled.
     function drawAssignee(uint256 runId, uint64 epoch, uint256 taskId, uint256 attempt) external view returns (address);
 
-    /// @notice Whether `seed` obliges `validator` to validate `taskId` (the rule in the notice). False for the
-    ///         executor and for validators without power in the task's epoch.
+    /// @notice Whether `seed` obliges `validator` to validate `taskId` (the rule in the notice, with the salt of
+    ///         the task's epoch). False for the executor and for validators without power in the task's epoch.
     function isValidationDuty(uint256 taskId, address validator, bytes32 seed) external view returns (bool);
 
     /// @notice Work credited to `node` in `epoch`, per run, and whether it was settled (paid or released).

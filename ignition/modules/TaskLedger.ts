@@ -8,8 +8,8 @@ import TrainingRunsModule from "./TrainingRuns.js";
 
 /**
  * Tasks of training runs: power-weighted assignment, validation, disputes, work pay. The ledger reserves, pays
- * and releases task pay in the runs' escrow (ESCROW_ROLE on TrainingRuns), slashes dishonest executors and false
- * accusers (SLASHER_ROLE on MinerRegistry) and pays accusers' bounties from the vault (PAYER_ROLE on RewardVault).
+ * and releases task pay in the runs' escrow (ESCROW_ROLE on TrainingRuns), slashes dishonest executors, false
+ * accusers and false validators (SLASHER_ROLE on MinerRegistry) and pays accusers' bounties from the vault (PAYER_ROLE on RewardVault).
  * The three grants are made by the deployer, which must hold those contracts' admin role (the default: account 0
  * is admin of all). The ledger's own admin (`admin`) grants SETTLEMENT_ROLE later.
  */
@@ -25,6 +25,7 @@ export default buildModule("TaskLedgerModule", (m) => {
     executorSlashBps: m.getParameter("executorSlashBps", 2_000n),
     falseAccuserSlashBps: m.getParameter("falseAccuserSlashBps", 500n),
     accuserRewardBps: m.getParameter("accuserRewardBps", 5_000n),
+    falseValidationSlashBps: m.getParameter("falseValidationSlashBps", 1_000n),
   };
 
   const taskLedger = m.contract("TaskLedger", [

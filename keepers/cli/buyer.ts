@@ -209,7 +209,7 @@ export function chainLine(chain: ChainView | null | undefined): string {
   if (chain === null) return "not on chain yet";
   const failed = chain.validations.filter((v) => !v.ok).length;
   const parts = [`ledger task ${chain.taskId} (epoch ${chain.epoch}) ${chain.status}`];
-  if (chain.resultHash) parts.push(`result ${chain.resultHash.slice(0, 10)}…`);
+  if (chain.resultHash) parts.push(`seal ${chain.resultHash.slice(0, 10)}…`);
   parts.push(`${chain.validations.length} validation${chain.validations.length === 1 ? "" : "s"}${failed ? ` (${failed} failed)` : ""}`);
   if (chain.dispute) parts.push(`dispute ${chain.dispute.status} (against the executor's seal ${chain.dispute.invalidWeight} / for it ${chain.dispute.validWeight})`);
   return parts.join(", ");

@@ -146,7 +146,7 @@ async function runDevnet(config: DevnetConfig): Promise<number> {
           PocRejected: () => `chain: PoC of ${who(a.node)} for epoch ${a.epoch} REJECTED (${a.rejectWeight} of ${a.totalWeight} verdict weight): no power`,
           NodeEnrolled: () => `chain: ${who(a.node)} enrolled in run ${a.runId}'s task draws for epoch ${a.epoch} with power ${a.weight}`,
           TaskCreated: () => `chain: task #${a.taskId} drawn to ${who(a.assignee)} by power (epoch ${a.epoch}, ${a.units} units, pay ${cnet(a.pay)})`,
-          TaskCompleted: () => `chain: task #${a.taskId} completed by ${who(a.assignee)} (result ${String(a.resultHash).slice(0, 10)}…)`,
+          TaskCompleted: () => `chain: task #${a.taskId} completed by ${who(a.assignee)} (seal ${String(a.resultHash).slice(0, 10)}…)`,
           TaskValidated: () => `chain: task #${a.taskId} validated by ${who(a.validator)}: ${a.ok ? "reproduced" : "NOT reproduced"}`,
           DisputeOpened: () => `chain: dispute opened on task #${a.taskId} by ${who(a.accuser)} (seal ${String(a.seal).slice(0, 10)}…)`,
           DisputeVote: () => `chain: ${who(a.voter)} votes seal ${String(a.seal).slice(0, 10)}… on task #${a.taskId} with power ${a.weight} (the seal now holds ${a.tally})`,

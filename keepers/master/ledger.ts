@@ -563,7 +563,7 @@ export class LedgerQueue {
       case "TaskCompleted":
         if (view.status === "Assigned") view.status = "Completed";
         view.resultHash = String(a.resultHash);
-        return { log: this.log.tasks, level: "info", fields: { assignee: a.assignee, resultHash: view.resultHash }, msg: "the assignee completed the task on chain with its result hash" };
+        return { log: this.log.tasks, level: "info", fields: { assignee: a.assignee, resultHash: view.resultHash }, msg: "the assignee completed the task on chain with the seal of its result hash" };
       case "TaskValidated": {
         const validator = getAddress(a.validator);
         const ok = Boolean(a.ok);

@@ -56,6 +56,9 @@ export function createMinerApi(options: MinerApiOptions): App {
     if (!options.economy) throw new HttpError(404, "this node does not take part in the epoch economy");
     return options.economy.leaves(req.signer, req.params.epoch, req.query.indices);
   });
+  app.get<{ Params: { ledgerTaskId: string } }>("/ledger/tasks/:ledgerTaskId/spec", counted("ledger-spec"), async (req) =>
+    agent.ledger.specFor(req.params.ledgerTaskId, req.signer),
+  );
   app.get("/status", counted("status"), async (req) => agent.statusFor(req.signer));
   return app;
 }

@@ -8,12 +8,15 @@
  *      judges other nodes' commitments (PocVerifier);
  *   4. in the Work phase, enrolls in its run's draws with its power;
  *   5. validates other nodes' completed tasks when its seed obliges it to (re-executing them: a deterministic
- *      task must reproduce the executor's result hash; a failed validation carries the seal of its own result,
- *      `keccak256(abi.encode(resultHash))`), and votes in disputes with its power and its own seal;
- *   6. after the epoch's Dispute phase, resolves its disputes and claims its work pay and reward with the seed.
+ *      task must reproduce the executor's result hash, whose seal `keccak256(abi.encode(resultHash))` is on
+ *      chain), with the evidence `keccak256(abi.encode(resultHash, node))` when it succeeds; a failed validation
+ *      carries the seal of its own result instead), and votes in disputes with its power and its own seal;
+ *   6. after the epoch's Dispute phase, reports the successful validations of its own tasks whose evidence is
+ *      not bound to the result (the validator did not re-execute: TaskLedger.refuteFalseValidation), resolves
+ *      its disputes and claims its work pay and reward with the seed.
  * Every decision is logged with the numbers behind it (power, cap, share, duty probability, votes, amounts).
  */
-import { AbiCoder, MaxUint256, type Wallet, keccak256 } from "ethers";
+import { MaxUint256, type Wallet } from "ethers";
 import type { Chain, ChainEvent } from "../shared/chain.js";
 import type { DiscoveryClient } from "../shared/discovery-client.js";
 import { EpochClock, advanceIfDue, fixClaimBeaconsIfDue } from "../shared/epochs.js";
@@ -25,31 +28,78 @@ import { PocWorker } from "../shared/poc-worker.js";
 import { MAX_LEAVES_PER_REQUEST, PocVerifier } from "../shared/poc-verify.js";
 import type { KeeperStore } from "../shared/store.js";
 import { DisputeStatus } from "../../scripts/lib/protocol.js";
+import { dutyHash, dutyKey } from "../shared/duty.js";
 import { executorSeal, isExecutorSeal } from "../shared/seals.js";
-import { resultSeal, specHash } from "../shared/task-hash.js";
+import { resultSeal, specHash, validationEvidence } from "../shared/task-hash.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
+import { FalseValidations, NotYet, type OwnResult } from "./false-validations.js";
 import type { ValidTaskSpec } from "./task-spec.js";
 
-const abi = AbiCoder.defaultAbiCoder();
 const TASK_STATUS = ["None", "Assigned", "Completed", "Invalidated", "Expired"] as const;
 
-/** A step that is not due yet (the chain is a second behind): retried quietly on the next tick. */
-class NotYet extends Error {}
 
 export interface EconomyFaults {
   /** CN_FAULT_POC_INFLATE=1: pads the PoC commitment with invented nonces to twice its count. */
   inflatePoc: boolean;
   /** CN_FAULT_SKIP_VALIDATION=1: never validates nor votes (a lazy node). */
   skipValidation: boolean;
+  /**
+   * CN_FAULT_FAKE_VALIDATION=1: fulfils its validation duties without re-executing, with `ok` and evidence made
+   * from the seal on chain (a lazy node copying the executor), and votes to uphold without re-executing.
+   */
+  fakeValidation: boolean;
 }
 
 export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): EconomyFaults {
-  return { inflatePoc: env.CN_FAULT_POC_INFLATE === "1", skipValidation: env.CN_FAULT_SKIP_VALIDATION === "1" };
+  return {
+    inflatePoc: env.CN_FAULT_POC_INFLATE === "1",
+    skipValidation: env.CN_FAULT_SKIP_VALIDATION === "1",
+    fakeValidation: env.CN_FAULT_FAKE_VALIDATION === "1",
+  };
 }
 
-/** The evidence of a successful validation or a vote to uphold: binds the reproduced result to the posted one. */
-function okEvidence(reproduced: string, posted: string): string {
-  return keccak256(abi.encode(["bytes32", "bytes32"], [reproduced, posted]));
+/**
+ * A TaskLedger task's spec, checked against the chain's spec hash. Asked of the run's master when the node
+ * is a member of the task's run, then of the executor (its endpoint from discovery), which keeps the spec of
+ * every task it runs (ledger-tasks.ts `specFor`): a master withholding a spec does not make the validators
+ * miss their duty, and nodes of other runs, which do not know the task's master, can re-execute it. Throws
+ * with every source's failure when none serves it.
+ */
+export async function fetchTaskSpec(
+  from: {
+    client: SignedClient;
+    discovery: Pick<DiscoveryClient, "endpointOf">;
+    /** The node's run, and its master when the node is a member. */
+    runId: bigint;
+    master: { master: string; masterUrl: string } | undefined;
+    logger: Logger;
+  },
+  taskId: bigint,
+  task: { runId: bigint; specHash: string; assignee: string },
+): Promise<ValidTaskSpec> {
+  const id = taskId.toString();
+  const sources: Array<{ name: string; audience: string; base: () => Promise<string | undefined> }> = [];
+  const { master } = from;
+  if (task.runId === from.runId && master) {
+    sources.push({ name: "the run's master", audience: master.master.toLowerCase(), base: async () => master.masterUrl });
+  }
+  sources.push({ name: `the executor ${task.assignee}`, audience: task.assignee.toLowerCase(), base: () => from.discovery.endpointOf(task.assignee) });
+  const failures: string[] = [];
+  for (const source of sources) {
+    try {
+      const base = await source.base();
+      if (!base) throw new Error("discovery has no endpoint for it");
+      const response = await from.client.request<unknown>("GET", `${base}/ledger/tasks/${id}/spec`, { audience: source.audience });
+      if (response.status !== 200) throw new Error(`GET /ledger/tasks/${id}/spec: ${response.status} ${(response.body as { error?: string })?.error ?? ""}`.trim());
+      const spec = response.body as ValidTaskSpec;
+      if (specHash(spec).toLowerCase() !== task.specHash.toLowerCase()) throw new Error("its spec does not match the hash on chain");
+      if (failures.length > 0) from.logger.info({ taskId: id, from: source.name, failed: failures }, `task spec fetched from ${source.name}`);
+      return spec;
+    } catch (error) {
+      failures.push(`${source.name}: ${(error as Error).message}`);
+    }
+  }
+  throw new Error(`cannot fetch the spec of task ${id}: ${failures.join("; ")}`);
 }
 
 export interface MinerEconomyOptions {
@@ -71,6 +121,11 @@ export interface MinerEconomyOptions {
   pocProgressMs?: number;
   /** Re-runs a task spec in a throwaway container and returns its result hash. */
   reexecute: (spec: ValidTaskSpec, ledgerTaskId: bigint) => Promise<{ resultHash: string; exitCode: number | null }>;
+  /**
+   * The result hash this node computed for one of its own ledger tasks and completed it with (its seal is on
+   * chain), with the task's epoch; undefined for other nodes' tasks and tasks it did not complete.
+   */
+  ownResult: OwnResult;
   /** The master of the node's run, when the node is a member (where task specs are fetched). */
   master: () => { master: string; masterUrl: string } | undefined;
   faults: EconomyFaults;
@@ -88,12 +143,16 @@ interface PocRow {
 export class MinerEconomy {
   readonly clock: EpochClock;
   readonly verifier: PocVerifier;
+  /** Reports the false validations of this node's own tasks. */
+  readonly falseValidations: FalseValidations;
   readonly node: string;
   private readonly log: { epochs: Logger; poc: Logger; power: Logger; work: Logger; validation: Logger; claims: Logger };
   private readonly jobs = new Map<string, Promise<void>>();
   private readonly retries = new Map<string, { at: number; failures: number }>();
   private readonly trees = new Map<string, { root: string; count: number; tree: ReturnType<typeof buildPocTree>["tree"] }>();
   private readonly reexecuted = new Map<string, Promise<{ resultHash: string; exitCode: number | null }>>();
+  /** This node's duty key per epoch (its seed and the epoch's duty salt, read from the chain once per epoch). */
+  private readonly dutyKeys = new Map<string, Promise<string>>();
   private readonly worker: PocWorker;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -127,6 +186,15 @@ export class MinerEconomy {
       metrics: options.metrics,
     });
     this.worker = new PocWorker(this.log.poc);
+    this.falseValidations = new FalseValidations({
+      chain: options.chain,
+      tx: options.tx,
+      store: options.store,
+      clock: this.clock,
+      logger: this.log.validation,
+      metrics: options.metrics,
+      ownResult: options.ownResult,
+    });
     this.counters = {
       nonces: options.metrics.counter("poc_nonces_total", "PoC nonces tried and found valid", ["kind"]),
       claims: options.metrics.counter("claims_total", "Claims sent, by outcome", ["outcome"]),
@@ -195,6 +263,7 @@ export class MinerEconomy {
     await fixClaimBeaconsIfDue(this.clock, this.options.chain.contracts.epochManager, this.options.tx, this.log.epochs, epoch);
     if (phase === "PoC") this.once(`poc:${epoch}`, () => this.proveCompute(epoch));
     if (phase === "Work") this.once(`enroll:${epoch}`, () => this.enroll(epoch));
+    for (const e of await this.falseValidations.due(epoch)) this.once(`report:${e}`, async () => void (await this.falseValidations.report(e)));
     await this.claimDue(epoch);
   }
 
@@ -458,7 +527,9 @@ export class MinerEconomy {
       return;
     }
     if (event.contract !== "TaskLedger") return;
-    if (event.name === "TaskCompleted") {
+    if (event.name === "TaskValidated") {
+      this.falseValidations.observe(BigInt(event.args.taskId), String(event.args.validator), Boolean(event.args.ok), String(event.args.evidenceHash));
+    } else if (event.name === "TaskCompleted") {
       const taskId = BigInt(event.args.taskId);
       if (String(event.args.assignee).toLowerCase() === this.node.toLowerCase()) return;
       this.background(`duty:${taskId}`, () => this.validationDuty(taskId));
@@ -472,6 +543,17 @@ export class MinerEconomy {
         return;
       }
       this.background(`vote:${taskId}`, () => this.voteOn(taskId));
+    } else if (event.name === "DisputeVote") {
+      // A vote to uphold one of this node's tasks keeps evidence too (TaskValidated already covers the
+      // validations that count as votes; a second look at them records nothing).
+      // Votes carry seals: a vote for this node's own seal is a vote to uphold (any other seal, a vote to
+      // invalidate, keeps no evidence).
+      const taskId = BigInt(event.args.taskId);
+      const own = this.options.ownResult(taskId.toString());
+      if (!own || !isExecutorSeal(String(event.args.seal), resultSeal(own.resultHash))) return;
+      const voter = String(event.args.voter);
+      const evidence = await this.options.chain.contracts.taskLedger.okEvidenceHashFor(taskId, voter);
+      if (!/^0x0+$/.test(evidence)) this.falseValidations.observe(taskId, voter, true, evidence);
     } else if (event.name === "DisputeResolved") {
       this.options.store.db.prepare("UPDATE economy_disputes SET resolved = 1 WHERE task_id = ?").run(String(event.args.taskId));
     }
@@ -479,6 +561,28 @@ export class MinerEconomy {
 
   private background(key: string, job: () => Promise<void>): void {
     this.once(key, job);
+  }
+
+  /**
+   * This node's duty key of `epoch`: its seed hashed with the epoch's duty salt (keepers/shared/duty.ts). The
+   * salt is fixed by the epoch's first task, so it is read once per epoch, when a completed task of the epoch
+   * asks for a duty (the epoch has a task by then).
+   */
+  private dutyKeyOf(epoch: bigint): Promise<string> {
+    const e = epoch.toString();
+    let key = this.dutyKeys.get(e);
+    if (!key) {
+      key = (async () => {
+        const [, tasks] = await this.options.chain.contracts.taskLedger.nodeEpochOf(epoch, this.node);
+        if (tasks.count === 0n) throw new Error(`epoch ${e} has no task yet: its duty salt is not fixed`);
+        return dutyKey(this.seedFor(epoch), tasks.dutySalt);
+      })();
+      // A failed read is not kept: the next duty asks again.
+      key.catch(() => this.dutyKeys.delete(e));
+      this.dutyKeys.set(e, key);
+      for (const old of this.dutyKeys.keys()) if (BigInt(old) + 2n < epoch) this.dutyKeys.delete(old);
+    }
+    return key;
   }
 
   /** Whether `seed` obliges this node to validate the task: the TaskLedger's rule, computed locally (the seed stays secret until the claim). */
@@ -494,7 +598,7 @@ export class MinerEconomy {
     const rest = total - task.assigneePower;
     const numerator = k * power;
     const denominator = rest * 10_000n;
-    const h = BigInt(keccak256(abi.encode(["bytes32", "uint256"], [this.seedFor(task.epoch), taskId])));
+    const h = dutyHash(await this.dutyKeyOf(task.epoch), taskId);
     if (denominator === 0n || numerator >= denominator) return { duty: true, probability: 1, power, total };
     const threshold = (MaxUint256 * numerator) / denominator;
     return { duty: h < threshold, probability: Number((numerator * 1_000_000n) / denominator) / 1_000_000, power, total };
@@ -515,18 +619,29 @@ export class MinerEconomy {
       return;
     }
     if (await ledger.hasValidated(taskId, this.node)) return;
-    this.log.validation.info(fields, `validation duty (probability ${probability}): re-executing the task`);
-    const outcome = await this.reexecute(taskId, task);
-    if (!outcome) return;
-    // Compared and reported as seals: the reproduced result hash itself never leaves the node.
-    const seal = resultSeal(outcome.resultHash);
-    const ok = isExecutorSeal(seal, task.resultHash);
-    // A failed validation carries this node's own seal: it opens the dispute (or joins it) as its vote.
-    const evidence = ok ? okEvidence(outcome.resultHash, task.resultHash) : seal;
-    this.log.validation[ok ? "info" : "warn"](
-      { ...fields, executorSeal: executorSeal(task.resultHash), seal, ok },
-      ok ? "task reproduced: validation ok" : "task NOT reproduced: validation fails with this node's own seal and opens or joins a dispute",
-    );
+    let ok: boolean;
+    let evidence: string;
+    if (this.options.faults.fakeValidation) {
+      // What a node that copies the chain can post: the seal, bound to itself. It is not the result hash.
+      ok = true;
+      evidence = validationEvidence(task.resultHash, this.node);
+      this.log.validation.warn({ ...fields, evidence }, "CN_FAULT_FAKE_VALIDATION: validating ok without re-executing");
+    } else {
+      this.log.validation.info(fields, `validation duty (probability ${probability}): re-executing the task`);
+      const outcome = await this.reexecute(taskId, task);
+      if (!outcome) return;
+      // Compared as seals: the chain holds the seal of the executor's result, and the reproduced result hash
+      // itself never leaves the node.
+      const seal = resultSeal(outcome.resultHash);
+      ok = isExecutorSeal(seal, task.resultHash);
+      // A successful validation carries evidence bound to this node; a failed one carries this node's own seal:
+      // it opens the dispute (or joins it) as its vote.
+      evidence = ok ? validationEvidence(outcome.resultHash, this.node) : seal;
+      this.log.validation[ok ? "info" : "warn"](
+        { ...fields, executorSeal: executorSeal(task.resultHash), seal, ok },
+        ok ? "task reproduced (its result hash matches the seal): validation ok" : "task NOT reproduced: validation fails with this node's own seal and opens or joins a dispute",
+      );
+    }
     try {
       await this.options.tx.send("submitValidation", () => ledger.submitValidation(taskId, ok, evidence), { subsystem: "TaskValidation", taskId: id, epoch: fields.epoch, ok });
       this.counters.validations.inc({ result: ok ? "ok" : "failed" });
@@ -545,20 +660,30 @@ export class MinerEconomy {
     const task = await ledger.taskOf(taskId);
     const power = await this.options.chain.contracts.proofOfCompute.powerOf(task.epoch, this.node);
     if (power === 0n || (await ledger.hasValidated(taskId, this.node))) return;
-    const outcome = await this.reexecute(taskId, task);
-    if (!outcome) return;
-    // The vote is this node's own seal: the executor's when it reproduced the result (a vote for the task),
-    // another one otherwise (a non-deterministic task gives every voter its own, and ends Unresolved).
-    const seal = resultSeal(outcome.resultHash);
-    const invalid = !isExecutorSeal(seal, task.resultHash);
     const epoch = task.epoch.toString();
-    this.log.validation.info(
-      { taskId: id, epoch, executor: task.assignee, executorSeal: executorSeal(task.resultHash), seal, invalid, weight: power.toString() },
-      `voting ${invalid ? "against the executor's seal" : "for the executor's seal"} with power ${power}`,
-    );
+    let invalid = false;
+    let evidence: string;
+    let seal: string | undefined;
+    if (this.options.faults.fakeValidation) {
+      // A vote to uphold carries evidence like a successful validation: this made-up one can be refuted.
+      evidence = validationEvidence(task.resultHash, this.node);
+      this.log.validation.warn({ taskId: id, epoch }, "CN_FAULT_FAKE_VALIDATION: voting to uphold without re-executing");
+    } else {
+      const outcome = await this.reexecute(taskId, task);
+      if (!outcome) return;
+      // The vote is this node's own seal: the executor's when it reproduced the result (a vote for the task),
+      // another one otherwise (a non-deterministic task gives every voter its own, and ends Unresolved).
+      seal = resultSeal(outcome.resultHash);
+      invalid = !isExecutorSeal(seal, task.resultHash);
+      // Like a validation: a vote to invalidate carries this node's seal, a vote to uphold its bound evidence
+      // (kept, and refutable).
+      evidence = invalid ? seal : validationEvidence(outcome.resultHash, this.node);
+      this.log.validation.info(
+        { taskId: id, epoch, executor: task.assignee, executorSeal: executorSeal(task.resultHash), seal, invalid, weight: power.toString() },
+        `voting ${invalid ? "against the executor's seal" : "for the executor's seal"} with power ${power}`,
+      );
+    }
     try {
-      // Like a validation: a vote to invalidate carries this node's seal, a vote to uphold its evidence.
-      const evidence = invalid ? seal : okEvidence(outcome.resultHash, task.resultHash);
       await this.options.tx.send("vote", () => ledger.vote(taskId, invalid, evidence), { subsystem: "TaskValidation", taskId: id, epoch, invalid, seal });
       this.counters.votes.inc({ vote: invalid ? "invalid" : "valid" });
     } catch (error) {
@@ -566,22 +691,19 @@ export class MinerEconomy {
     }
   }
 
-  /** Fetches the task's spec from the run's master, checks it against the chain's hash, and re-runs it (once per task). */
-  private reexecute(taskId: bigint, task: { runId: bigint; specHash: string }): Promise<{ resultHash: string; exitCode: number | null } | undefined> {
+  /** Fetches the task's spec (`fetchTaskSpec`) and re-runs it (once per task). */
+  private reexecute(
+    taskId: bigint,
+    task: { runId: bigint; specHash: string; assignee: string },
+  ): Promise<{ resultHash: string; exitCode: number | null } | undefined> {
     const id = taskId.toString();
     let run = this.reexecuted.get(id);
     if (!run) {
-      run = (async () => {
-        const master = this.options.master();
-        if (task.runId !== this.options.runId || !master) {
-          throw new Error(`task ${id} belongs to run ${task.runId}, whose master this node does not know: cannot fetch its spec`);
-        }
-        const response = await this.options.client.request<unknown>("GET", `${master.masterUrl}/ledger/tasks/${id}/spec`, { audience: master.master.toLowerCase() });
-        if (response.status !== 200) throw new Error(`GET /ledger/tasks/${id}/spec: ${response.status} ${(response.body as { error?: string })?.error ?? ""}`);
-        const spec = response.body as ValidTaskSpec;
-        if (specHash(spec).toLowerCase() !== task.specHash.toLowerCase()) throw new Error(`the master's spec for task ${id} does not match the hash on chain`);
-        return this.options.reexecute(spec, taskId);
-      })();
+      run = fetchTaskSpec(
+        { client: this.options.client, discovery: this.options.discovery, runId: this.options.runId, master: this.options.master(), logger: this.log.validation },
+        taskId,
+        task,
+      ).then((spec) => this.options.reexecute(spec, taskId));
       this.reexecuted.set(id, run);
       if (this.reexecuted.size > 1000) this.reexecuted.delete(this.reexecuted.keys().next().value!);
     }

@@ -275,6 +275,11 @@ export async function startMiner(options: MinerOptions): Promise<MinerService> {
       pocSampleSize: DEFAULT_SAMPLE_SIZE,
       reexecute: (spec, ledgerTaskId) =>
         reexecute(runtime, { ...spec, ledgerTaskId: ledgerTaskId.toString() }, { timeoutMs: options.reexecTimeoutMs ?? 120_000, logger: subsystem(logger, "TaskValidation") }),
+      ownResult: (ledgerTaskId) => {
+        const record = state.ledgerTaskByLedgerId(ledgerTaskId);
+        // Kept before completeTask is sent: a validation on chain means that completeTask was mined with its seal.
+        return record?.resultHash ? { resultHash: record.resultHash, epoch: record.epoch } : undefined;
+      },
       master: () => agent.heartbeats.current,
       faults: faultsFromEnv(),
     });

@@ -7,11 +7,19 @@
  *     to the spec hash on chain. Anything else is refused (403 when the task is another node's, 409
  *     otherwise) with the reason, and nothing starts;
  *   - once it reaches a final state, the node computes its result hash (exit code and storage folder,
- *     task-result.ts) and reports it with `completeTask` before the epoch's end. What was reported is kept
+ *     task-result.ts) and reports its seal, `keccak256(abi.encode(resultHash))`, with `completeTask` before
+ *     the epoch's end: the result hash itself stays with the node (SQLite), so that validators must re-execute
+ *     the task to find it, and so that the node can report the validations that did not (economy.ts). It is
+ *     logged at debug only (info shows the seal). What was reported is kept
  *     in SQLite (state.ts), so a restarted miner neither reports twice nor forgets to report; nothing is
  *     sent when the chain no longer has the task Assigned to this node. The transaction itself is signed
  *     and recorded before it is broadcast (tx.ts `sendTracked`): a miner killed before reading its receipt
  *     finishes that same transaction after the restart, even while it still waits in the node's pool.
+ *
+ *   - it serves the spec of each task it executes (`specFor`, `GET /ledger/tasks/:id/spec` of the miner) to
+ *     nodes with power in the task's epoch, as the master does: the validators that must re-execute the
+ *     task still get it when the master withholds it, and nodes of other runs, which do not know the
+ *     task's master, can fulfil their duties on it.
  *
  * A task that never ran to an exit (its image missing, the engine failing) or that the master stopped is
  * not reported: its result would claim work that was not done, and validators re-running it could not
@@ -25,12 +33,12 @@ import type { Chain } from "../shared/chain.js";
 import { EpochClock } from "../shared/epochs.js";
 import { HttpError } from "../shared/http.js";
 import type { Logger } from "../shared/log.js";
-import { specHash } from "../shared/task-hash.js";
+import { resultSeal, specHash } from "../shared/task-hash.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
 import type { DockerRuntime, TaskStatus } from "./docker-runtime.js";
 import type { MinerState } from "./state.js";
 import { computeTaskResult } from "./task-result.js";
-import type { ValidTaskSpec } from "./task-spec.js";
+import { LEDGER_TASK_ID_PATTERN, type ValidTaskSpec } from "./task-spec.js";
 
 export const LEDGER_TASK_STATUS = ["None", "Assigned", "Completed", "Invalidated", "Expired"] as const;
 const ASSIGNED = 1;
@@ -104,11 +112,29 @@ export class LedgerTasks {
     }
     const phase = await this.clock.phaseOf(task.epoch);
     if (phase !== "Work") refuse(409, `ledger task ${ledgerTaskId} is of epoch ${task.epoch}, which is in its ${phase} phase: it can no longer be completed`);
-    state.addLedgerTask({ taskId: spec.taskId, ledgerTaskId, runId: spec.runId, epoch: task.epoch.toString() });
+    state.addLedgerTask({ taskId: spec.taskId, ledgerTaskId, runId: spec.runId, epoch: task.epoch.toString(), spec });
     logger.info(
       { taskId: spec.taskId, ledgerTaskId, epoch: task.epoch.toString(), units: task.units.toString(), pay: task.pay.toString(), specHash: received },
       "ledger task checked on chain (drawn to this node, Assigned, spec hash matches): starting it",
     );
+  }
+
+  /**
+   * The spec of a ledger task this node executes, for `signer` if it has power in the task's epoch (the
+   * master's rule: those are the nodes that may have to re-execute it). 400 for a malformed id, 404 for a
+   * task this node did not execute, 403 for a signer without power.
+   */
+  async specFor(ledgerTaskId: string, signer: string): Promise<ValidTaskSpec> {
+    if (!LEDGER_TASK_ID_PATTERN.test(ledgerTaskId)) throw new HttpError(400, "ledgerTaskId must be a positive decimal integer");
+    const record = this.options.state.ledgerTaskByLedgerId(ledgerTaskId);
+    if (!record?.spec) throw new HttpError(404, `this node executes no ledger task ${ledgerTaskId}`);
+    const power = await this.options.chain.contracts.proofOfCompute.powerOf(BigInt(record.epoch), signer);
+    if (power === 0n) {
+      this.options.logger.info({ ledgerTaskId, epoch: record.epoch, signer }, "task spec refused: the signer has no power in the task's epoch");
+      throw new HttpError(403, `${signer} has no power in epoch ${record.epoch}: only nodes with power in a task's epoch may read its spec`);
+    }
+    this.options.logger.debug({ ledgerTaskId, signer, power: power.toString() }, "task spec served to a node with power in its epoch");
+    return record.spec;
   }
 
   /** The task reached a final state: reports its result on chain (once; retried until the epoch's end). */
@@ -199,7 +225,7 @@ export class LedgerTasks {
           const current = state.ledgerTask(taskId)!;
           if (onChain === COMPLETED && getAddress(task.assignee) === getAddress(this.options.node) && current.resultHash !== null) {
             state.updateLedgerTask(taskId, { phase: "completed" });
-            logger.info({ ...at, resultHash: task.resultHash }, "ledger task already completed on chain (an earlier report was mined)");
+            logger.info({ ...at, seal: task.resultHash }, "ledger task already completed on chain (an earlier report was mined)");
             return;
           }
           return close(`the chain has it ${statusName(onChain)}, no longer Assigned`);
@@ -212,23 +238,25 @@ export class LedgerTasks {
           const result = await computeTaskResult(this.options.runtime.storageDir(taskId), status.exitCode);
           for (const file of result.skipped) logger.warn({ ...at, file: file.name, reason: file.reason }, "file left out of the result hash");
           reported = result.resultHash;
-          logger.info({ ...at, exitCode: result.exitCode, files: result.files.length, resultHash: result.resultHash }, "result hash computed from the exit code and the storage folder");
+          // The result hash is what validators must find by re-executing: never at info, where logs travel.
+          logger.debug({ ...at, resultHash: result.resultHash }, "result hash");
+          logger.info({ ...at, exitCode: result.exitCode, files: result.files.length }, "result hash computed from the exit code and the storage folder");
           if (this.faultWrongResult) {
             reported = keccak256(concat([result.resultHash, toUtf8Bytes("CN_FAULT_WRONG_RESULT")]));
-            logger.warn({ ...at, honest: result.resultHash, reported }, "CN_FAULT_WRONG_RESULT: reporting a corrupted result hash");
+            logger.warn({ ...at, honestSeal: resultSeal(result.resultHash), seal: resultSeal(reported) }, "CN_FAULT_WRONG_RESULT: reporting a corrupted result hash");
           }
           // Kept before sending: a restarted miner reports the same hash, never a second one.
           state.updateLedgerTask(taskId, { phase: "completing", resultHash: reported });
         }
-        const resultHash = reported;
+        const seal = resultSeal(reported);
         const receipt = await tx.sendTracked(
           "completeTask",
-          () => ledger.completeTask.populateTransaction(id, resultHash),
-          { subsystem: "Tasks", ...at, resultHash },
+          () => ledger.completeTask.populateTransaction(id, seal),
+          { subsystem: "Tasks", ...at, seal },
           (signed) => state.updateLedgerTask(taskId, { completeTx: signed }),
         );
         state.updateLedgerTask(taskId, { phase: "completed", txHash: receipt.hash, completeTx: null });
-        logger.info({ ...at, resultHash, tx: receipt.hash, block: receipt.blockNumber }, "ledger task completed on chain with its result hash");
+        logger.info({ ...at, seal, tx: receipt.hash, block: receipt.blockNumber }, "ledger task completed on chain with the seal of its result hash");
         return;
       } catch (error) {
         if (error instanceof TxRevertedError) {

@@ -79,8 +79,9 @@ export async function reexecute(runtime: DockerRuntime, spec: TaskSpec, options:
       state: status.state,
       durationMs: Date.now() - started,
     };
+    // No result hash at info: it is what other validators must find by re-executing (docs/SECURITY.md §3.7).
     options.logger?.info(
-      { ...fields, resultHash: outcome.resultHash, exitCode: outcome.exitCode, files: outcome.files.length, skipped: outcome.skipped.length, durationMs: outcome.durationMs },
+      { ...fields, exitCode: outcome.exitCode, files: outcome.files.length, skipped: outcome.skipped.length, durationMs: outcome.durationMs },
       "re-execution finished",
     );
     return outcome;

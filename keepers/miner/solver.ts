@@ -10,7 +10,7 @@
  * small ones (n ≤ 256) that arrive while the worker is still starting.
  */
 import type { Worker } from "node:worker_threads";
-import { startModuleWorker } from "../shared/module-worker.js";
+import { LazyModuleWorker } from "../shared/module-worker.js";
 import { type ChallengeParams, encodeResult, solveChallenge } from "../shared/challenge.js";
 import type { Logger } from "../shared/log.js";
 
@@ -53,8 +53,7 @@ interface Job {
 }
 
 export class ChallengeSolver {
-  private worker: Worker | undefined;
-  private workerReady: Promise<Worker | undefined> | undefined;
+  private readonly worker: LazyModuleWorker;
   private readonly queue: Job[] = [];
   private busy = false;
   private closed = false;
@@ -62,9 +61,19 @@ export class ChallengeSolver {
   solved = 0;
 
   constructor(
-    private readonly logger: Logger,
+    logger: Logger,
     private readonly options: { maxQueued?: number; timeoutMs?: number } = {},
-  ) {}
+  ) {
+    this.worker = new LazyModuleWorker({
+      source: WORKER_SOURCE,
+      module: "../shared/challenge",
+      base: import.meta.url,
+      logger,
+      fields: { subsystem: "Validation" },
+      name: "challenge worker",
+      fallback: "solving challenges on the main thread",
+    });
+  }
 
   /** `encodeResult(solveChallenge(params))`, computed off the main thread. */
   solve(params: ChallengeParams): Promise<string> {
@@ -79,15 +88,13 @@ export class ChallengeSolver {
 
   /** Starts the worker ahead of the first challenge, whose deadline should not pay for it. */
   warm(): void {
-    void this.ensureWorker();
+    void this.worker.get();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new Error("solver closed"));
-    const worker = this.worker;
-    this.worker = undefined;
-    if (worker) await worker.terminate();
+    await this.worker.close();
   }
 
   private async drain(): Promise<void> {
@@ -108,13 +115,13 @@ export class ChallengeSolver {
   }
 
   private async run(params: ChallengeParams): Promise<string> {
-    if (!this.worker && params.n <= INLINE_WHILE_STARTING_MAX_N) {
+    if (!this.worker.current && params.n <= INLINE_WHILE_STARTING_MAX_N) {
       // The worker is still starting (a second or more on a busy machine, right when a new node gets its
       // first challenge): a small challenge is solved here meanwhile, in tens of milliseconds.
-      void this.ensureWorker();
+      void this.worker.get();
       return encodeResult(solveChallenge(params));
     }
-    const worker = await this.ensureWorker();
+    const worker = await this.worker.get();
     if (!worker) return encodeResult(solveChallenge(params));
     const id = this.nextId++;
     const timeoutMs = this.options.timeoutMs ?? 120_000;
@@ -122,9 +129,7 @@ export class ChallengeSolver {
       const timer = setTimeout(() => {
         cleanup();
         // A stuck worker is replaced: terminate it and start afresh with the next challenge.
-        void worker.terminate();
-        if (this.worker === worker) this.worker = undefined;
-        this.workerReady = undefined;
+        this.worker.discard(worker);
         reject(new Error(`challenge ${params.challengeId}: not solved within ${timeoutMs} ms`));
       }, timeoutMs);
       const onMessage = (message: { id?: number; result?: string; error?: string }) => {
@@ -135,8 +140,7 @@ export class ChallengeSolver {
       };
       const onExit = (code: number) => {
         cleanup();
-        if (this.worker === worker) this.worker = undefined;
-        this.workerReady = undefined;
+        this.worker.discard(worker, true);
         reject(new Error(`challenge worker exited with code ${code}`));
       };
       const cleanup = () => {
@@ -148,25 +152,5 @@ export class ChallengeSolver {
       worker.on("exit", onExit);
       worker.postMessage({ id, params });
     });
-  }
-
-  private ensureWorker(): Promise<Worker | undefined> {
-    this.workerReady ??= this.startWorker();
-    return this.workerReady;
-  }
-
-  private async startWorker(): Promise<Worker | undefined> {
-    const worker = await startModuleWorker({
-      source: WORKER_SOURCE,
-      module: "../shared/challenge",
-      base: import.meta.url,
-      logger: this.logger,
-      fields: { subsystem: "Validation" },
-      name: "challenge worker",
-      fallback: "solving challenges on the main thread",
-      closed: () => this.closed,
-    });
-    if (worker) this.worker = worker;
-    return worker;
   }
 }

@@ -8,6 +8,7 @@
 import type { KeeperStore } from "../shared/store.js";
 import type { SignedTx } from "../shared/tx.js";
 import type { TaskStatus } from "./docker-runtime.js";
+import type { ValidTaskSpec } from "./task-spec.js";
 
 /** The master this node joined through, as its invite told it. */
 export interface Membership {
@@ -55,6 +56,11 @@ export interface LedgerTaskRecord {
    * restarted miner finishes this one (`resumeTracked`) and never signs a second while it may be mined.
    */
   completeTx: SignedTx | null;
+  /**
+   * The spec as the master sent it, checked against the chain's spec hash when the task was admitted: served
+   * to the nodes that must re-execute the task if its master does not serve it (ledger-tasks.ts `specFor`).
+   */
+  spec: ValidTaskSpec | null;
   updatedAt: number;
 }
 
@@ -80,6 +86,7 @@ interface LedgerTaskRow {
   tx_hash: string | null;
   note: string | null;
   complete_tx: string | null;
+  spec: string | null;
   updated_at: number;
 }
 
@@ -93,6 +100,7 @@ const fromLedgerRow = (row: LedgerTaskRow): LedgerTaskRecord => ({
   txHash: row.tx_hash,
   note: row.note,
   completeTx: row.complete_tx ? (JSON.parse(row.complete_tx) as SignedTx) : null,
+  spec: row.spec ? (JSON.parse(row.spec) as ValidTaskSpec) : null,
   updatedAt: row.updated_at,
 });
 
@@ -120,6 +128,7 @@ export class MinerState {
     // Data dirs of earlier versions: the table without the recorded transaction.
     const columns = store.db.prepare("PRAGMA table_info(miner_ledger_tasks)").all() as Array<{ name: string }>;
     if (!columns.some((c) => c.name === "complete_tx")) store.db.exec("ALTER TABLE miner_ledger_tasks ADD COLUMN complete_tx TEXT");
+    if (!columns.some((c) => c.name === "spec")) store.db.exec("ALTER TABLE miner_ledger_tasks ADD COLUMN spec TEXT");
   }
 
   membership(runId: bigint): Membership | undefined {
@@ -192,13 +201,13 @@ export class MinerState {
   }
 
   /** Records an accepted task (once: a second call for the same task changes nothing). */
-  addLedgerTask(record: Pick<LedgerTaskRecord, "taskId" | "ledgerTaskId" | "runId" | "epoch">): void {
+  addLedgerTask(record: Pick<LedgerTaskRecord, "taskId" | "ledgerTaskId" | "runId" | "epoch" | "spec">): void {
     this.store.db
       .prepare(
-        `INSERT OR IGNORE INTO miner_ledger_tasks (task_id, ledger_task_id, run_id, epoch, phase, result_hash, tx_hash, note, updated_at)
-         VALUES (?, ?, ?, ?, 'accepted', NULL, NULL, NULL, ?)`,
+        `INSERT OR IGNORE INTO miner_ledger_tasks (task_id, ledger_task_id, run_id, epoch, phase, result_hash, tx_hash, note, updated_at, spec)
+         VALUES (?, ?, ?, ?, 'accepted', NULL, NULL, NULL, ?, ?)`,
       )
-      .run(record.taskId, record.ledgerTaskId, record.runId, record.epoch, Date.now());
+      .run(record.taskId, record.ledgerTaskId, record.runId, record.epoch, Date.now(), record.spec === null ? null : JSON.stringify(record.spec));
   }
 
   updateLedgerTask(

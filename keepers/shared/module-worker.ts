@@ -65,3 +65,39 @@ export async function startModuleWorker(options: ModuleWorkerOptions): Promise<W
     return undefined;
   }
 }
+
+/**
+ * One module worker for an owner that runs one job at a time on it: started on first use (`get`), replaced
+ * after the owner discards it (stuck, or exited), terminated at `close`.
+ */
+export class LazyModuleWorker {
+  /** The started worker, undefined while it starts, after a discard, or when none could start. */
+  current: Worker | undefined;
+  private ready: Promise<Worker | undefined> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: Omit<ModuleWorkerOptions, "closed">) {}
+
+  /** The worker, started on the first call after construction or a discard; undefined when none can start. */
+  get(): Promise<Worker | undefined> {
+    this.ready ??= startModuleWorker({ ...this.options, closed: () => this.closed }).then((worker) => {
+      if (worker) this.current = worker;
+      return worker;
+    });
+    return this.ready;
+  }
+
+  /** Forgets `worker`, terminating it unless it already exited: the next `get` starts a new one. */
+  discard(worker: Worker, exited = false): void {
+    if (!exited) void worker.terminate();
+    if (this.current === worker) this.current = undefined;
+    this.ready = undefined;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const worker = this.current;
+    this.current = undefined;
+    if (worker) await worker.terminate();
+  }
+}

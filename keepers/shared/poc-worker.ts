@@ -10,7 +10,7 @@
  * epoch (a restart of the loop) does not derive the weights again.
  */
 import type { Worker } from "node:worker_threads";
-import { startModuleWorker } from "./module-worker.js";
+import { LazyModuleWorker } from "./module-worker.js";
 import type { Logger } from "./log.js";
 import { type PocParams, type PocProgress, type PocRunResult, type RunPocOptions, buildModel, runPoc } from "./poc.js";
 
@@ -72,13 +72,22 @@ const GRACE_MS = 30_000;
 const STOP_POLL_MS = 100;
 
 export class PocWorker {
-  private worker: Worker | undefined;
-  private workerReady: Promise<Worker | undefined> | undefined;
+  private readonly worker: LazyModuleWorker;
   private busy = false;
   private closed = false;
   private nextId = 1;
 
-  constructor(private readonly logger: Logger) {}
+  constructor(logger: Logger) {
+    this.worker = new LazyModuleWorker({
+      source: WORKER_SOURCE,
+      module: "./poc",
+      base: import.meta.url,
+      logger,
+      fields: { subsystem: "PoC" },
+      name: "PoC worker",
+      fallback: "running the PoC on the main thread",
+    });
+  }
 
   /**
    * runPoc for `job`, off the main thread when a worker can start (inline otherwise). One run at a time:
@@ -89,7 +98,7 @@ export class PocWorker {
     if (this.busy) throw new Error("a PoC run is already in progress");
     this.busy = true;
     try {
-      const worker = await this.ensureWorker();
+      const worker = await this.worker.get();
       if (!worker) {
         const { beacon, params, ...run } = job;
         return await runPoc({ ...run, model: buildModel(beacon, params) });
@@ -102,14 +111,12 @@ export class PocWorker {
 
   /** Starts the worker ahead of the first run, whose window should not pay for it. */
   warm(): void {
-    void this.ensureWorker();
+    void this.worker.get();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    const worker = this.worker;
-    this.worker = undefined;
-    if (worker) await worker.terminate();
+    await this.worker.close();
   }
 
   private runOn(worker: Worker, job: PocJob): Promise<PocRunResult> {
@@ -127,7 +134,7 @@ export class PocWorker {
       const timer = setTimeout(() => {
         cleanup();
         // A stuck worker is replaced: terminate it; the next run starts a fresh one.
-        this.discard(worker);
+        this.worker.discard(worker);
         reject(new Error(`PoC run did not end within ${GRACE_MS} ms of its deadline`));
       }, Math.max(0, job.deadline - Date.now()) + GRACE_MS);
       const onMessage = (message: WorkerMessage) => {
@@ -143,7 +150,7 @@ export class PocWorker {
       };
       const onExit = (code: number) => {
         cleanup();
-        this.discard(worker);
+        this.worker.discard(worker, true);
         reject(new Error(`PoC worker exited with code ${code}`));
       };
       const cleanup = () => {
@@ -156,31 +163,5 @@ export class PocWorker {
       worker.on("exit", onExit);
       worker.postMessage({ type: "run", id, beacon, params, run });
     });
-  }
-
-  private discard(worker: Worker): void {
-    void worker.terminate();
-    if (this.worker === worker) this.worker = undefined;
-    this.workerReady = undefined;
-  }
-
-  private ensureWorker(): Promise<Worker | undefined> {
-    this.workerReady ??= this.startWorker();
-    return this.workerReady;
-  }
-
-  private async startWorker(): Promise<Worker | undefined> {
-    const worker = await startModuleWorker({
-      source: WORKER_SOURCE,
-      module: "./poc",
-      base: import.meta.url,
-      logger: this.logger,
-      fields: { subsystem: "PoC" },
-      name: "PoC worker",
-      fallback: "running the PoC on the main thread",
-      closed: () => this.closed,
-    });
-    if (worker) this.worker = worker;
-    return worker;
   }
 }

@@ -183,14 +183,15 @@ export interface GivenPower {
  * there, or leave an epoch without power in between, to keep a test fast). For scale: `validatedNodes` of 200
  * takes about 4 s, and `givePower` to those 200 in a bootstrap epoch about 8 s (Hardhat's in-process network).
  *
- * `options.seedOnly`: nodes that only commit a seed (no PoC) in `epoch`.
+ * `options.seedOnly`: nodes that only commit a seed (no PoC) in `epoch`. `options.seeds`: the seed a node
+ * commits instead of its `seedFor` (by address).
  */
 export async function givePower(
   connection: NetworkConnection,
   sys: System,
   epoch: bigint,
   entries: PowerEntry[],
-  options: { voters?: Account[]; seedOnly?: Account[] } = {},
+  options: { voters?: Account[]; seedOnly?: Account[]; seeds?: Map<string, string> } = {},
 ): Promise<GivenPower> {
   const em = sys.epochManager;
   const poc = sys.proofOfCompute;
@@ -199,7 +200,7 @@ export async function givePower(
 
   const seeds = new Map<string, string>();
   for (const node of [...entries.map((e) => e.node), ...(options.seedOnly ?? [])]) {
-    const seed = seedFor(node.address, epoch);
+    const seed = options.seeds?.get(node.address) ?? seedFor(node.address, epoch);
     seeds.set(node.address, seed);
     const commitment = await em.seedCommitment(seed, node.address);
     const existing = await em.seedCommitmentOf(epoch, node.address);

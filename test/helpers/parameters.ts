@@ -91,6 +91,7 @@ export async function deployedParameters(
       executorSlashBps: async () => ledgerParameters.executorSlashBps,
       falseAccuserSlashBps: async () => ledgerParameters.falseAccuserSlashBps,
       accuserRewardBps: async () => ledgerParameters.accuserRewardBps,
+      falseValidationSlashBps: async () => ledgerParameters.falseValidationSlashBps,
     },
     SettlementModule: {
       sampleSize: () => settlement.sampleSize(),

@@ -56,6 +56,7 @@ export const TASK_LEDGER_PARAMETERS = {
   executorSlashBps: 2_000n,
   falseAccuserSlashBps: 500n,
   accuserRewardBps: 5_000n,
+  falseValidationSlashBps: 1_000n,
 };
 /** Settlement's duty-check sample of the test system (the module's default). */
 export const SAMPLE_SIZE = 8n;

@@ -7,7 +7,8 @@
  * C still pending, n6 a funded key not yet registered; the chain at the start of epoch 1's Work phase. A run
  * then plays four generated segments of actions — during epoch 1's Work phase, its Dispute phase, its Claim
  * phase and after it (Closed) — each action drawn from the whole protocol: tasks created, completed, expired;
- * validations, dispute votes and resolutions; stake, unstake, withdraw, deregister, register; slashing by the
+ * validations (successful ones with evidence bound to the result or made up), false-validation reports (the
+ * executor's posted result being a seal), dispute votes and resolutions; stake, unstake, withdraw, deregister, register; slashing by the
  * slasher; runs created, funded, started, completed, cancelled, left; claims (right or wrong seed), expiries,
  * emissions fixed and returned; plain transfers; waits. An action the state does not allow reverts: it must do
  * so with a custom error of the system (a panic or an empty revert fails the property).
@@ -25,9 +26,10 @@
  *   or None → Invalidated | Upheld at once), and a task is Invalidated exactly when its dispute is. Votes and
  *   failed validations carry seals drawn among the executor's, two shared others and one of the voter's own.
  *
- * Single use: right after a claim, a validation or a dispute vote succeeds, the very same transaction is sent
- * again (mined): it must revert with the contract's custom error (SettlementAlreadySettled,
- * TaskLedgerAlreadyValidated, or the status error when the first call closed the task or dispute) and leave
+ * Single use: right after a claim, a validation, a false-validation report or a dispute vote succeeds, the very
+ * same transaction is sent again (mined): it must revert with the contract's custom error
+ * (SettlementAlreadySettled, TaskLedgerAlreadyValidated, TaskLedgerNoValidation, or the status error when the
+ * first call closed the task or dispute) and leave
  * every observed value unchanged. A successful claim must pay the provider exactly the work and reward it
  * reports.
  */
@@ -62,6 +64,11 @@ const INITIAL_SUPPLY = 100_000_000n * TOKEN;
 const EPOCHS = [1n, 2n, 3n];
 /** A reverted replay is mined (not estimated away), at a fixed gas limit. */
 const MINED = { gasLimit: 3_000_000 };
+const coder = ethers.AbiCoder.defaultAbiCoder();
+/** The result hash of task `id`, the seal its executor posts, and the evidence of a validator that re-executed it. */
+const resultOf = (id: bigint) => ethers.id(`result ${id}`);
+const sealOf = (resultHash: string) => ethers.keccak256(coder.encode(["bytes32"], [resultHash]));
+const boundEvidence = (resultHash: string, validator: string) => ethers.keccak256(coder.encode(["bytes32", "address"], [resultHash, validator]));
 
 const NO_REQUIREMENTS = {
   minGpuCount: 0,
@@ -133,7 +140,8 @@ async function economyFixture(): Promise<Context> {
 type Action =
   | { k: "task"; run: number; units: number }
   | { k: "complete"; t: number }
-  | { k: "validate"; t: number; v: number; ok: boolean; seal: number }
+  | { k: "validate"; t: number; v: number; ok: boolean; seal: number; bound: boolean }
+  | { k: "report"; t: number; v: number; reporter: number }
   | { k: "vote"; t: number; v: number; seal: number }
   | { k: "resolve"; t: number }
   | { k: "expireTask"; t: number }
@@ -172,8 +180,11 @@ const ARBITRARIES: { [K in Kind]: fc.Arbitrary<Extract<Action, { k: K }>> } = {
     units: fc.integer({ min: 1, max: 150 }),
   }),
   complete: fc.record({ k: fc.constant("complete"), t: task }),
-  // Seals (sealOf): 0 the executor's, 1 and 2 two other results voters may share, 3 one of the voter's own.
-  validate: fc.record({ k: fc.constant("validate"), t: task, v: node, ok: fc.boolean(), seal: fc.integer({ min: 1, max: 3 }) }),
+  // Seals (votedSeal): 0 the executor's, 1 and 2 two other results voters may share, 3 one of the voter's own.
+  // `bound`: a successful validation's evidence is bound to the result (re-executed), else made up (reportable).
+  validate: fc.record({ k: fc.constant("validate"), t: task, v: node, ok: fc.boolean(), seal: fc.integer({ min: 1, max: 3 }), bound: fc.boolean() }),
+  // A false-validation report by a node (0-5) or a stranger (6).
+  report: fc.record({ k: fc.constant("report"), t: task, v: node, reporter: fc.nat({ max: 6 }) }),
   vote: fc.record({ k: fc.constant("vote"), t: task, v: node, seal: fc.integer({ min: 0, max: 3 }) }),
   resolve: fc.record({ k: fc.constant("resolve"), t: task }),
   expireTask: fc.record({ k: fc.constant("expireTask"), t: task }),
@@ -218,7 +229,7 @@ const SEQUENCE = fc.limitShrink(
   fc.record({
     work: segment({ task: 12, complete: 12, validate: 10, vote: 6, expireTask: 1, stake: 3, unstake: 3, slash: 2 }, 40),
     dispute: segment({ validate: 10, vote: 10, resolve: 3, complete: 2 }, 20),
-    claim: segment({ claim: 14, resolve: 4, vote: 3, fixEmission: 2 }, 20),
+    claim: segment({ claim: 14, resolve: 4, vote: 3, fixEmission: 2, report: 10 }, 20),
     closed: segment({ expireClaim: 8, returnUnclaimed: 3, withdraw: 6, deregister: 3, longWait: 2, completeRun: 2, cancelRun: 2, expireTask: 3 }, 20),
   }),
   maxShrinks(),
@@ -227,13 +238,13 @@ const SEQUENCE = fc.limitShrink(
 // ------------------------------------------------------------------ seals and the dispute status graph
 
 /**
- * The seal `keccak256(abi.encode(resultHash))` voter `v` votes on task `taskId`: 0 the executor's (tasks are
- * completed with `result <id>`), 1 and 2 two other results shared by whoever picks them, 3 one of its own (a
- * non-deterministic re-execution).
+ * The seal `keccak256(abi.encode(resultHash))` voter `v` votes on task `taskId`: 0 the executor's (the seal its
+ * completeTask posted, of `resultOf(taskId)`), 1 and 2 two other results shared by whoever picks them, 3 one of
+ * its own (a non-deterministic re-execution).
  */
-function sealOf(taskId: bigint, seal: number, v: number): string {
-  const resultHash = [`result ${taskId}`, `other result A ${taskId}`, `other result B ${taskId}`, `own result ${taskId} ${v}`][seal];
-  return ethers.keccak256(ethers.AbiCoder.defaultAbiCoder().encode(["bytes32"], [ethers.id(resultHash)]));
+function votedSeal(taskId: bigint, seal: number, v: number): string {
+  if (seal === 0) return sealOf(resultOf(taskId));
+  return sealOf(ethers.id([`other result A ${taskId}`, `other result B ${taskId}`, `own result ${taskId} ${v}`][seal - 1]));
 }
 
 /**
@@ -513,6 +524,8 @@ describe("Invariants: token conservation and single use over random action seque
       const assigned = (t: Observed["tasks"][number]) => t.status === TaskStatus.Assigned;
       const disputed = (t: Observed["tasks"][number]) => t.dispute === DisputeStatus.Open;
       const signerOf = (address: string) => nodes.find((n) => n.address === address)!;
+      /** Successful validations and votes to uphold with made-up evidence, which a report can refute. */
+      const madeUp: Array<{ id: bigint; v: number }> = [];
       const timeline = await sys.epochManager.timelineOf(EPOCH);
 
       /** Sends `send`; a revert must be a custom error; a success updates the ghost. */
@@ -554,7 +567,7 @@ describe("Invariants: token conservation and single use over random action seque
           case "complete": {
             const t = pickTask(a.t, assigned);
             if (t === undefined) return;
-            await act("complete", () => sys.taskLedger.connect(signerOf(t.assignee)).completeTask(t.id, ethers.id(`result ${t.id}`)));
+            await act("complete", () => sys.taskLedger.connect(signerOf(t.assignee)).completeTask(t.id, sealOf(resultOf(t.id))));
             return;
           }
           case "validate": {
@@ -562,22 +575,43 @@ describe("Invariants: token conservation and single use over random action seque
             if (t === undefined) return;
             const validator = nodes[a.v];
             // A failed validation carries the validator's seal (never the executor's: that is a successful one).
-            const evidence = a.ok ? ethers.id(`evidence ${t.id} ${a.v}`) : sealOf(t.id, a.seal, a.v);
+            const evidence = !a.ok
+              ? votedSeal(t.id, a.seal, a.v)
+              : a.bound
+                ? boundEvidence(resultOf(t.id), validator.address)
+                : ethers.id(`evidence ${t.id} ${a.v}`);
             const send = () => sys.taskLedger.connect(validator).submitValidation(t.id, a.ok, evidence, MINED);
             const outcome = await act("validate", send);
+            if (outcome.ok && a.ok && !a.bound) madeUp.push({ id: t.id, v: a.v });
             if (outcome.ok) {
               const status = Number((await sys.taskLedger.taskOf(t.id)).status);
               await replay("validate", status === TaskStatus.Completed ? "TaskLedgerAlreadyValidated" : "TaskLedgerInvalidStatus", send);
             }
             return;
           }
+          case "report": {
+            // Three reports in four aim at a validation known to be made up, the others at any node and task.
+            const aimed = a.t % 4 !== 0 ? pick(madeUp, a.t >> 2) : undefined;
+            const t = aimed ? { id: aimed.id } : pickTask(a.t, (t) => t.status === TaskStatus.Completed && t.assignee !== nodes[a.v].address);
+            if (t === undefined) return;
+            const validator = nodes[aimed ? aimed.v : a.v];
+            const reporter = a.reporter < nodes.length ? nodes[a.reporter] : sys.stranger;
+            const send = () => sys.taskLedger.connect(reporter).refuteFalseValidation(t.id, validator.address, resultOf(t.id), MINED);
+            const outcome = await act("report", send);
+            if (outcome.ok && aimed) madeUp.splice(madeUp.indexOf(aimed), 1);
+            if (outcome.ok) await replay("report", "TaskLedgerNoValidation", send);
+            return;
+          }
           case "vote": {
             const t = pickTask(a.t, disputed);
             if (t === undefined) return;
-            // Seal 0 is a vote to uphold (the executor's seal), any other a vote to invalidate with that seal.
-            const send = () =>
-              sys.taskLedger.connect(nodes[a.v]).vote(t.id, a.seal !== 0, a.seal === 0 ? ethers.id(`evidence ${t.id} ${a.v}`) : sealOf(t.id, a.seal, a.v), MINED);
+            // Seal 0 is a vote to uphold (the executor's seal) with made-up evidence (refutable once the dispute is
+            // over), any other a vote to invalidate with that seal.
+            const invalid = a.seal !== 0;
+            const evidence = invalid ? votedSeal(t.id, a.seal, a.v) : ethers.id(`vote ${t.id} ${a.v}`);
+            const send = () => sys.taskLedger.connect(nodes[a.v]).vote(t.id, invalid, evidence, MINED);
             const outcome = await act("vote", send);
+            if (outcome.ok && !invalid) madeUp.push({ id: t.id, v: a.v });
             if (outcome.ok) {
               const open = Number((await sys.taskLedger.disputeOf(t.id)).status) === DisputeStatus.Open;
               await replay("vote", open ? "TaskLedgerAlreadyValidated" : "TaskLedgerNoOpenDispute", send);
@@ -733,10 +767,10 @@ describe("Invariants: token conservation and single use over random action seque
     console.log(`      ${details.numRuns} sequences (seed ${details.seed}), ${checks} invariant checks; actions:\n${stats}`);
     if (replaying()) return;
     // Not vacuous: the sequences did pay work and rewards, move escrow and stake, and replay what must not repeat.
-    for (const kind of ["task", "complete", "validate", "claim", "claim with reward", "slash", "expireClaim"]) {
+    for (const kind of ["task", "complete", "validate", "claim", "claim with reward", "slash", "expireClaim", "report"]) {
       expect(stats.ok(kind), `no ${kind} succeeded`).to.be.greaterThan(0);
     }
-    for (const kind of ["claim (replayed)", "validate (replayed)"]) {
+    for (const kind of ["claim (replayed)", "validate (replayed)", "report (replayed)"]) {
       expect(stats.total(kind), `no ${kind}`).to.be.greaterThan(0);
     }
   });

@@ -37,6 +37,7 @@ import { KeeperStore } from "../../keepers/shared/store.js";
 import type { TxSender } from "../../keepers/shared/tx.js";
 import { ROOT } from "../../scripts/lib/processes.js";
 import { launchChromium, requireChromium } from "./support/chromium.js";
+import { MASTER_FLAGS } from "./support/flags.js";
 
 const CHAIN_ID = 31337n;
 const RUN_ID = 1n;
@@ -394,27 +395,7 @@ describe("master dashboard (real master app and state, headless Chromium)", func
     for (const route of ["/dashboard", "/dashboard/", "/dashboard/state", "/Dashboard/app.js", `/dashboard/tasks/x/logs`]) expect(isLeaderRoute("GET", route), route).to.equal(true);
     for (const route of ["/health", "/metrics", "/heartbeat", "/dashboards"]) expect(isLeaderRoute("GET", route), route).to.equal(false);
 
-    const flags = {
-      rpcUrl: "http://127.0.0.1:8545",
-      deployment: "deployments/localhost.json",
-      dataDir: "data/master",
-      host: "127.0.0.1",
-      port: "8720",
-      pollMs: "500",
-      confirmations: "0",
-      logLevel: "info",
-      runId: "1",
-      discoveryUrl: "http://127.0.0.1:8700",
-      heartbeatIntervalSec: "30",
-      unhealthyAfterMisses: "2",
-      deadAfterMisses: "4",
-      inviteExpirySec: "1000",
-      reconcileMs: "2000",
-      maxFileBytes: "1000",
-      assignment: "chain",
-      leaderLeaseMs: "10000",
-      verifyWorkers: "1",
-    };
+    const flags = MASTER_FLAGS;
     expect(parseConfig(masterSchema, flags).dashboard).to.equal(true); // on unless turned off
     expect(parseConfig(masterSchema, { ...flags, dashboard: "off" }).dashboard).to.equal(false);
     expect(parseConfig(masterSchema, { ...flags, dashboardToken: TOKEN }).dashboardToken).to.equal(TOKEN);

@@ -247,6 +247,22 @@ function segmentCases(prefix: string, suffix: string, param: string): HostileCas
   ];
 }
 
+/** `GET /ledger/tasks/:ledgerTaskId/spec` of the master or a miner: no such task (404) for the well-formed request. */
+function ledgerSpecRoute<K extends string, W>(keeper: K, signer: () => W) {
+  return {
+    keeper,
+    method: "GET",
+    template: "/ledger/tasks/:ledgerTaskId/spec",
+    signer,
+    target: () => "/ledger/tasks/1/spec",
+    validStatus: 404,
+    cases: (): HostileCase[] => [
+      ...segmentCases("/ledger/tasks/", "/spec", ":ledgerTaskId"),
+      ...["0", "-1", "01", "1e3", "0x1", "9".repeat(79), "__proto__"].map((value) => ({ name: `:ledgerTaskId = ${value.slice(0, 12)}`, target: `/ledger/tasks/${value}/spec`, status: 400 })),
+    ],
+  };
+}
+
 /** Cases for a signed route: no signature, malformed headers, another path or audience, a stale time. */
 function signatureCases(route: { method: string; target: () => string; signer: () => Wallet }, audience: string): HostileCase[] {
   const base = { method: route.method, target: route.target() };
@@ -827,19 +843,8 @@ describe("hostile input to every keeper route (real chain, Docker, HTTP, SQLite)
         ];
       },
     },
-    {
-      keeper: "master",
-      method: "GET",
-      template: "/ledger/tasks/:ledgerTaskId/spec",
-      signer: () => nodeWallet,
-      target: () => "/ledger/tasks/1/spec",
-      // Local assignment: no on-chain task exists, so 404 is the right answer to the well-formed request.
-      validStatus: 404,
-      cases: () => [
-        ...segmentCases("/ledger/tasks/", "/spec", ":ledgerTaskId"),
-        ...["0", "-1", "01", "1e3", "0x1", "9".repeat(79), "__proto__"].map((value) => ({ name: `:ledgerTaskId = ${value.slice(0, 12)}`, target: `/ledger/tasks/${value}/spec`, status: 400 })),
-      ],
-    },
+    // Local assignment: no on-chain task exists, so 404 is the right answer to the well-formed request.
+    ledgerSpecRoute("master", () => nodeWallet),
 
     // ================================================================ miner
     {
@@ -974,6 +979,8 @@ describe("hostile input to every keeper route (real chain, Docker, HTTP, SQLite)
         { name: "polluting keys in the query", target: "/status?__proto__[polluted]=yes", allowOk: true },
       ],
     },
+    // The node executed no on-chain task: 404 is the right answer to the well-formed request.
+    ledgerSpecRoute("miner", () => validatorWallet),
     // Last: a valid invite makes the node heartbeat again (it follows the master it names).
     {
       keeper: "miner",
@@ -1112,6 +1119,7 @@ describe("hostile input to every keeper route (real chain, Docker, HTTP, SQLite)
       "miner POST /tasks/:taskId/stop",
       "miner GET /poc/:epoch/leaves",
       "miner GET /status",
+      "miner GET /ledger/tasks/:ledgerTaskId/spec",
       "miner POST /invite",
     ];
     // Every route the keepers' route files register (the validator's registers none of its own) is in the table.

@@ -2,8 +2,10 @@
  * Chain assignment end to end against the real contracts on a `hardhat node` (devchain with short
  * epochs): the master's queue (keepers/master/ledger.ts) creates tasks on TaskLedger, enrolls members with
  * power, sends each task to the node the chain drew, expires what nobody took and queues it again; the
- * miner's side (keepers/miner/ledger-tasks.ts) checks each task on chain before it starts and reports its
- * result hash; the master's event follower shows completions, validations and disputes to the buyer.
+ * miner's side (keepers/miner/ledger-tasks.ts) checks each task on chain before it starts and reports the
+ * seal of its result hash; the master's event follower shows completions, validations and disputes to the
+ * buyer. A miner with CN_FAULT_FAKE_VALIDATION (keepers/miner/economy.ts) fulfils its duty without
+ * re-executing, and the executor's miner reports it after the Dispute phase (false-validations.ts): slashed.
  *
  * Power comes from real PoC commitments accepted by the devchain's bootstrap validators. The miners are TEST
  * DOUBLES (an HTTP endpoint per node that verifies the master's signature and hands the spec to the real
@@ -14,23 +16,26 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { NonceManager, Wallet, getAddress, id, keccak256, toUtf8Bytes } from "ethers";
+import { NonceManager, Wallet, ZeroHash, getAddress, id, keccak256, toUtf8Bytes } from "ethers";
 import { LedgerQueue } from "../../keepers/master/ledger.js";
 import type { MasterNode } from "../../keepers/master/nodes.js";
 import { TaskBook } from "../../keepers/master/tasks.js";
 import type { DockerRuntime, TaskStatus } from "../../keepers/miner/docker-runtime.js";
+import { MinerEconomy } from "../../keepers/miner/economy.js";
 import { LedgerTasks } from "../../keepers/miner/ledger-tasks.js";
 import { MinerState } from "../../keepers/miner/state.js";
 import { computeTaskResult } from "../../keepers/miner/task-result.js";
 import { validateTaskSpec } from "../../keepers/miner/task-spec.js";
-import { type Chain, EventFollower, contractInterfaces } from "../../keepers/shared/chain.js";
+import { type Chain, type ChainEvent, EventFollower, contractInterfaces } from "../../keepers/shared/chain.js";
 import { EpochClock } from "../../keepers/shared/epochs.js";
 import { type App, HttpError, SignedClient, closeServer, createApp, listen, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
 import { MemoryNonceStore } from "../../keepers/shared/signing.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
-import { specHash } from "../../keepers/shared/task-hash.js";
+import { DiscoveryClient } from "../../keepers/shared/discovery-client.js";
+import { DEFAULT_POC_PARAMS } from "../../keepers/shared/poc.js";
+import { resultSeal, specHash, validationEvidence } from "../../keepers/shared/task-hash.js";
 import { TxSender } from "../../keepers/shared/tx.js";
 import { gpuModel, signInvite, signNodeConsent } from "../../scripts/lib/protocol.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
@@ -165,7 +170,7 @@ describe("chain assignment against the real TaskLedger (devchain, short epochs)"
     }
   }
 
-  async function waitPhase(epoch: bigint, phase: "Work" | "Dispute"): Promise<void> {
+  async function waitPhase(epoch: bigint, phase: "Work" | "Dispute" | "Claim"): Promise<void> {
     await until(`epoch ${epoch} in its ${phase} phase`, async () => (await clock.phaseOf(epoch)) === phase, 300_000, 500);
   }
 
@@ -310,7 +315,9 @@ describe("chain assignment against the real TaskLedger (devchain, short epochs)"
     const ledger = dev.admin.contracts.taskLedger;
     const onChain = await ledger.taskOf(BigInt(a.ledgerTaskId!));
     expect(onChain.status).to.equal(2n);
-    expect(onChain.resultHash).to.equal(hash);
+    // Only the seal is on chain; the result hash stays with the executor (and out of its info logs).
+    expect(onChain.resultHash).to.equal(resultSeal(hash));
+    expect(logs.some((l) => l.taskId === taskA && l.level !== "debug" && JSON.stringify(l).includes(hash.slice(2)))).to.equal(false);
 
     // The other node (power in the epoch) reads the spec, and disputes the result.
     const validatorNode = nodes.find((n) => n !== a.assignee)!;
@@ -333,7 +340,7 @@ describe("chain assignment against the real TaskLedger (devchain, short epochs)"
       return view?.dispute && view.dispute.status !== "Open" && view.validations.length === 1 ? view : undefined;
     });
     const view = tasks.view(tasks.get(taskA)!).chain!;
-    expect(view).to.deep.include({ taskId: a.ledgerTaskId, epoch: epoch.toString(), assignee: a.assignee, resultHash: hash, status: "Invalidated" });
+    expect(view).to.deep.include({ taskId: a.ledgerTaskId, epoch: epoch.toString(), assignee: a.assignee, resultHash: resultSeal(hash), status: "Invalidated" });
     expect(view.validations).to.deep.equal([{ validator: validatorNode, ok: false }]);
     expect(view.dispute).to.deep.include({ status: "Invalidated", accuser: validatorNode });
     expect((await ledger.taskOf(BigInt(a.ledgerTaskId!))).status).to.equal(3n, "Invalidated on chain");
@@ -359,5 +366,102 @@ describe("chain assignment against the real TaskLedger (devchain, short epochs)"
     expect(escrowAfter.available - escrowBefore.available).to.equal(onChain.pay);
     expect(tasks.get(taskB)).to.deep.include({ state: "queued", requeues: 1, ledgerTaskId: null });
     expect(miners.get(b.assignee!)!.received).to.not.include(taskB);
+  });
+
+  it("has a CN_FAULT_FAKE_VALIDATION miner validate ok without re-executing, and the executor's miner report it after the Dispute phase: slashed", async () => {
+    // Two epochs on: the one in between has no power, so the bootstrap validators judge the PoC again.
+    let next = await nextPocPhase();
+    while (next < epoch + 2n) {
+      await waitPhase(next, "Work");
+      next = await nextPocPhase();
+    }
+    await provePower(next, new Map([[nodes[0], 300n], [nodes[1], 100n]]));
+    await waitPhase(next, "Work");
+    const taskC = (await tasks.create({ image: "computenet/busybox:latest", command: ["sh", "-c", "echo c > /data/out.txt"], memoryMB: 64, cpus: 0.5, units: 1 })).taskId;
+    await queue.pass();
+    const c = tasks.get(taskC)!;
+    expect(c.state).to.equal("running");
+    const ledgerTaskId = BigInt(c.ledgerTaskId!);
+    const executor = c.assignee!;
+    const faker = nodes.find((n) => n !== executor)!;
+    const hash = await runTask(executor, taskC);
+    const ledger = dev.admin.contracts.taskLedger;
+    expect((await ledger.taskOf(ledgerTaskId)).resultHash).to.equal(resultSeal(hash));
+
+    /** The epoch economy of node `node` (never started: the test hands it the chain's events). */
+    const economyOf = (node: string, fakeValidation: boolean) => {
+      const miner = miners.get(node)!;
+      const wallet = new Wallet(nodeKeys[nodes.indexOf(node)]);
+      const state = new MinerState(miner.store);
+      return new MinerEconomy({
+        chain: miner.chain,
+        wallet,
+        tx: new TxSender({ logger, interfaces: contractInterfaces(), signer: miner.chain.signer as NonceManager }),
+        store: miner.store,
+        logger: logger.child({ component: `economy-${nodes.indexOf(node)}` }),
+        metrics: createMetrics(`economy-${nodes.indexOf(node)}`),
+        client: new SignedClient(wallet, miner.chain.chainId),
+        discovery: new DiscoveryClient(wallet, miner.chain.chainId, "http://127.0.0.1:1"),
+        runId,
+        pocParams: DEFAULT_POC_PARAMS,
+        pocThrottle: 1,
+        pocSampleSize: 1,
+        reexecute: async () => {
+          throw new Error("this test double never re-executes");
+        },
+        ownResult: (id) => {
+          const record = state.ledgerTaskByLedgerId(id);
+          return record?.resultHash ? { resultHash: record.resultHash, epoch: record.epoch } : undefined;
+        },
+        master: () => undefined,
+        faults: { inflatePoc: false, skipValidation: false, fakeValidation },
+      });
+    };
+    const fakerEconomy = economyOf(faker, true);
+    const executorEconomy = economyOf(executor, false);
+    try {
+      const completed = (await ledger.queryFilter(ledger.filters.TaskCompleted(ledgerTaskId)))[0];
+      const asEvent = (e: { args: unknown; blockNumber: number; index: number; transactionHash: string }, name: string): ChainEvent => ({
+        contract: "TaskLedger",
+        name,
+        args: e.args as ChainEvent["args"],
+        blockNumber: e.blockNumber,
+        logIndex: e.index,
+        transactionHash: e.transactionHash,
+      });
+      // The faker's duty (k = 2 with one other node: certain), fulfilled without re-executing.
+      await fakerEconomy.handleEvent(asEvent(completed, "TaskCompleted"));
+      await until("the faker's validation", () => ledger.hasValidated(ledgerTaskId, faker));
+      const validated = (await ledger.queryFilter(ledger.filters.TaskValidated(ledgerTaskId, faker)))[0];
+      expect(validated.args.ok).to.equal(true);
+      expect(validated.args.evidenceHash).to.not.equal(validationEvidence(hash, faker));
+      expect(logs.some((l) => l.component === `economy-${nodes.indexOf(faker)}` && String(l.msg).startsWith("CN_FAULT_FAKE_VALIDATION"))).to.equal(true);
+
+      // The executor sees it, and would not flag bound evidence.
+      expect(executorEconomy.falseValidations.observe(ledgerTaskId, faker, true, validationEvidence(hash, faker))).to.equal(false);
+      await executorEconomy.handleEvent(asEvent(validated, "TaskValidated"));
+      // Not reported while validations are still accepted (the Dispute phase): it would reveal the hash.
+      await waitPhase(next, "Dispute");
+      expect(await executorEconomy.falseValidations.due(next + 1n)).to.deep.equal([]);
+      await waitPhase(next, "Claim");
+      expect(await executorEconomy.falseValidations.due(next + 1n)).to.deep.equal([next.toString()]);
+
+      const stakeBefore = (await dev.admin.contracts.registry.getNode(faker)).stake;
+      const slashBps = (await ledger.parameters()).falseValidationSlashBps;
+      expect(slashBps > 0n).to.equal(true);
+      expect(await executorEconomy.falseValidations.report(next.toString())).to.equal(1);
+      const reported = await ledger.queryFilter(ledger.filters.FalseValidationRefuted(ledgerTaskId, faker));
+      expect(reported).to.have.length(1);
+      expect(getAddress(reported[0].args.reporter)).to.equal(executor);
+      expect(reported[0].args.slashed).to.equal((stakeBefore * slashBps) / 10_000n);
+      expect((await dev.admin.contracts.registry.getNode(faker)).stake).to.equal(stakeBefore - reported[0].args.slashed);
+      expect(await ledger.okEvidenceHashFor(ledgerTaskId, faker)).to.equal(ZeroHash);
+      // Reported once: nothing left for the epoch.
+      expect(await executorEconomy.falseValidations.due(next + 1n)).to.deep.equal([]);
+      expect(logs.some((l) => String(l.msg).startsWith(`reported the false validation of task ${ledgerTaskId}`))).to.equal(true);
+    } finally {
+      await fakerEconomy.stop();
+      await executorEconomy.stop();
+    }
   });
 });

@@ -698,7 +698,7 @@ describe("master: chain assignment of tasks (real TaskLedger on a hardhat node)"
       await (await ledgerAs(B).submitValidation(ledgerTaskId, true, id("reproduced"))).wait();
       // Votes carry seals: C opens the dispute with the seal of another result, E votes the executor's seal.
       const otherSeal = resultSeal(id("another result"));
-      const ownSeal = resultSeal(resultHash);
+      const ownSeal = resultHash; // completeTask posts the executor's seal itself
       await (await ledgerAs(C).submitValidation(ledgerTaskId, false, otherSeal)).wait(); // opens a dispute
       await (await ledgerAs(E).vote(ledgerTaskId, false, id("E reproduced"))).wait(); // counts for the executor's seal
       await follower.poll();

@@ -27,7 +27,7 @@ import { type Chain, connectChain, contractInterfaces } from "../../keepers/shar
 import { HttpError } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
-import { specHash } from "../../keepers/shared/task-hash.js";
+import { resultSeal, specHash } from "../../keepers/shared/task-hash.js";
 import { TxSender } from "../../keepers/shared/tx.js";
 import { type DevChain, startDevChain } from "./support/devchain.js";
 import { EconomyChain, until } from "./support/ledger-chain.js";
@@ -208,15 +208,17 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     writeFileSync(path.join(folder, "sub", "b.txt"), "b\n");
   };
 
-  const refusal = async (spec: ValidTaskSpec, known = false): Promise<HttpError> => {
+  /** The HttpError `action` rejects with (fails the test when it resolves). */
+  const refusedWith = async (action: Promise<unknown>): Promise<HttpError> => {
     try {
-      await tasks.admit(spec, known);
+      await action;
     } catch (error) {
       expect(error).to.be.instanceOf(HttpError);
       return error as HttpError;
     }
     throw new Error("expected a refusal");
   };
+  const refusal = (spec: ValidTaskSpec, known = false) => refusedWith(tasks.admit(spec, known));
 
   /** Waits until the node's completeTask for `taskId` is in the node's pool (block production stopped); its hash. */
   const pendingReport = (taskId: string) =>
@@ -311,6 +313,30 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     expect(logs.filter((l) => l.msg === "ledger task refused")).to.have.length(9);
   });
 
+  it("serves the spec of a task it executes to nodes with power in its epoch only, also after a restart", async () => {
+    const epoch = await ensureWork();
+    await open();
+    const spec = await drawn();
+    await tasks.admit(spec, false);
+    // `other` (power in the epoch, another run) may read it: it may have to re-execute the task.
+    const served = await tasks.specFor(spec.ledgerTaskId!, other);
+    expect(served).to.deep.equal(spec);
+    expect(specHash(served)).to.equal((await ledger().taskOf(spec.ledgerTaskId!)).specHash);
+
+    const refused = (id: string, signer: string) => refusedWith(tasks.specFor(id, signer));
+    const stranger = getAddress(`0x${"5a".repeat(20)}`);
+    const powerless = await refused(spec.ledgerTaskId!, stranger);
+    expect([powerless.status, powerless.message]).to.deep.equal([403, `${stranger} has no power in epoch ${epoch}: only nodes with power in a task's epoch may read its spec`]);
+    expect(logged(/task spec refused/)).to.have.length(1);
+    const theirs = await drawn(runs.b, other); // on chain, but executed elsewhere
+    expect((await refused(theirs.ledgerTaskId!, other)).status).to.equal(404);
+    for (const bad of ["0", "01", "x", "1".repeat(79)]) expect((await refused(bad, other)).status).to.equal(400);
+
+    await close();
+    await open(); // restart: the spec is in the SQLite file
+    expect(await tasks.specFor(spec.ledgerTaskId!, node)).to.deep.equal(spec);
+  });
+
   it("reports the result hash of the exit code and the storage folder once, and never again after a restart", async () => {
     await ensureWork();
     await open();
@@ -326,12 +352,15 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     tasks.finished(spec.taskId, final); // a second final callback while the first report runs
     await tasks.idle();
     const onChain = await ledger().taskOf(spec.ledgerTaskId!);
-    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, expected.resultHash]);
+    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, resultSeal(expected.resultHash)]);
     const [completed] = await eco.ledgerEvents("TaskCompleted", 0, spec.ledgerTaskId);
     expect((await completed.getTransaction()).from).to.equal(node);
     expect(await eco.txCount(node)).to.equal(sent + 1, "one completeTask");
     expect(state.ledgerTask(spec.taskId)).to.deep.include({ phase: "completed", resultHash: expected.resultHash, txHash: completed.transactionHash });
-    expect(logs.find((l) => /completed on chain with its result hash/.test(String(l.msg)))).to.include({ ledgerTaskId: spec.ledgerTaskId, resultHash: expected.resultHash });
+    expect(logs.find((l) => /completed on chain with the seal of its result hash/.test(String(l.msg)))).to.include({ ledgerTaskId: spec.ledgerTaskId, seal: resultSeal(expected.resultHash) });
+    // The result hash itself (what validators must find by re-executing) is logged at debug only.
+    const hex = expected.resultHash.slice(2);
+    expect(logs.filter((l) => l.level !== "debug" && JSON.stringify(l).includes(hex))).to.deep.equal([]);
 
     await close();
     await open(); // restart
@@ -371,14 +400,14 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     tasks.resume(); // `spec` is final: reported now; `running` still runs: not reported
     await tasks.idle();
     let onChain = await ledger().taskOf(spec.ledgerTaskId!);
-    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, kept]);
+    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, resultSeal(kept)]);
     expect(logged(/^result hash computed/).filter((l) => l.taskId === spec.taskId)).to.have.length(1, "computed once, before the crash");
     expect((await ledger().taskOf(running.ledgerTaskId!)).status).to.equal(1n, "resume alone reports only final containers");
     expect(state.ledgerTask(running.taskId)!.phase).to.equal("accepted");
     tasks.finished(running.taskId, runtime.finish(running.taskId, "completed", 0));
     await tasks.idle();
     onChain = await ledger().taskOf(running.ledgerTaskId!);
-    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, (await computeTaskResult(runtime.storageDir(running.taskId), 0)).resultHash]);
+    expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, resultSeal((await computeTaskResult(runtime.storageDir(running.taskId), 0)).resultHash)]);
 
     // A report mined while the miner was down: the restarted miner sends nothing and notes it.
     const second = await drawn();
@@ -447,9 +476,9 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
     expect(onChain.status).to.equal(2n);
     const reported = onChain.resultHash;
     expect(reported).to.match(/^0x[0-9a-f]{64}$/);
-    expect(reported).to.not.equal(honest);
+    expect(reported).to.not.equal(resultSeal(honest));
     const warning = logs.find((l) => l.level === "warn" && /CN_FAULT_WRONG_RESULT/.test(String(l.msg)));
-    expect(warning).to.include({ honest, reported, ledgerTaskId: spec.ledgerTaskId });
+    expect(warning).to.include({ honestSeal: resultSeal(honest), seal: reported, ledgerTaskId: spec.ledgerTaskId });
   });
 
   it("reports nothing for a task stopped, never run, no longer Assigned, past its epoch's Work phase, or whose container is gone", async () => {
@@ -510,7 +539,7 @@ describe("miner: TaskLedger tasks (real TaskLedger on a hardhat node)", function
       await tasks.idle();
       expect(state.ledgerTask(spec.taskId)!.phase).to.equal("completed");
       const onChain = await ledger().taskOf(spec.ledgerTaskId!);
-      expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, expected.resultHash]);
+      expect([onChain.status, onChain.resultHash]).to.deep.equal([2n, resultSeal(expected.resultHash)]);
       expect(await completions(spec.ledgerTaskId!)).to.equal(1);
     } finally {
       await close();

@@ -118,6 +118,7 @@ const EXPECTED: Record<string, Record<string, string>> = {
     computenet_miner_power: "gauge",
     computenet_task_validations_total: "counter",
     computenet_miner_dispute_votes_total: "counter",
+    computenet_miner_false_validation_reports_total: "counter",
     computenet_claims_total: "counter",
     computenet_miner_claimed_cnet_total: "counter",
   },

@@ -32,6 +32,7 @@ import { gpuModel, signInvite, signNodeConsent } from "../../scripts/lib/protoco
 import { type DevChain, startDevChain } from "./support/devchain.js";
 import { until } from "./support/ledger-chain.js";
 import { type RedisServer, startRedis } from "./support/redis.js";
+import { DISCOVERY_FLAGS, MASTER_FLAGS } from "./support/flags.js";
 
 type Log = Record<string, unknown>;
 type ErrorBody = { error: string };
@@ -89,21 +90,7 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
   });
 
   it("validates --redis-url like the other flags", () => {
-    const discoveryFlags = {
-      rpcUrl: "http://127.0.0.1:8545",
-      deployment: "deployments/localhost.json",
-      dataDir: "data/discovery",
-      host: "127.0.0.1",
-      port: "0",
-      pollMs: "500",
-      confirmations: "0",
-      logLevel: "info",
-      maxSkewSec: "60",
-      rateLimitMax: "120",
-      rateLimitWindowMs: "60000",
-      bodyLimit: "16kb",
-      verifyWorkers: "1",
-    };
+    const discoveryFlags = DISCOVERY_FLAGS;
     expect(discoveryOptionsFromFlags({ ...discoveryFlags, redisUrl: "redis://127.0.0.1:6379/2" }).redisUrl).to.equal("redis://127.0.0.1:6379/2");
     expect(discoveryOptionsFromFlags(discoveryFlags).redisUrl).to.equal(undefined);
     for (const bad of ["http://127.0.0.1:6379", "127.0.0.1:6379", "redis://", "redis://host/db/extra"]) {
@@ -119,20 +106,7 @@ describe("keepers as several instances on one Redis (real redis-server, real cha
         `--redis-url (CN_REDIS_URL): must be a redis:// or rediss:// URL with a host, e.g. redis://127.0.0.1:6379/0 (got ${JSON.stringify(bad)})`,
       );
     }
-    const masterFlags = {
-      ...discoveryFlags,
-      runId: "1",
-      discoveryUrl: "http://127.0.0.1:8700",
-      heartbeatIntervalSec: "30",
-      unhealthyAfterMisses: "2",
-      deadAfterMisses: "4",
-      inviteExpirySec: "1000",
-      reconcileMs: "2000",
-      maxFileBytes: "1000",
-      assignment: "chain",
-      leaderLeaseMs: "500",
-      redisUrl: "ftp://x",
-    };
+    const masterFlags = { ...MASTER_FLAGS, leaderLeaseMs: "500", redisUrl: "ftp://x" };
     const names = { redisUrl: { flag: "--redis-url", env: "CN_REDIS_URL" }, leaderLeaseMs: { flag: "--leader-lease-ms", env: "CN_LEADER_LEASE_MS" } };
     expect(() => parseConfig(masterSchema, masterFlags, names))
       .to.throw(ConfigError)

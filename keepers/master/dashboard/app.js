@@ -245,7 +245,7 @@
         el("td", {}, t.exitCode === null ? "—" : String(t.exitCode)),
         el(
           "td",
-          { title: chain && chain.resultHash ? `result ${chain.resultHash}` : "" },
+          { title: chain && chain.resultHash ? `seal of the result ${chain.resultHash}` : "" },
           chain ? [`#${chain.ledgerTaskId} · epoch ${chain.epoch} · `, badge(chain.status), ` · ${cnet(chain.pay)}`] : el("span", { class: "muted" }, state.run.assignment === "chain" ? "not yet" : "local"),
         ),
         el(
