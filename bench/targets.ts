@@ -119,6 +119,7 @@ export const HOW: Record<string, string> = {
   "flow.step.healthySec": "… to the master marking the node Healthy (first heartbeat)",
   "bound.ecrecoverPerSec": "signature recoveries per second on one core (the bound of a signed request)",
   "bound.httpHelloPerSec": "hello-route HTTP requests per second on loopback (the bound of any request)",
+  "bound.signedFloorPerSec": "signed requests per second a bare node:http server answers after the signature check alone (the bound of any signed route)",
   "discovery.signedRequestsPerSec": "signed discovery requests answered per second on loopback",
   "discovery.p99Ms": "99th percentile latency of those requests",
   "master.heartbeatsPerSec": "signed heartbeats the master accepts per second on loopback",

@@ -15,9 +15,14 @@
  *     discovery client are stubs: nothing on the heartbeat path touches them for members (an invite or
  *     an eject would, and none is due while nodes heartbeat).
  *   hello: the keepers' fastify app (createApp) with one empty route: the bound of any request.
+ *   signed-floor: the least a server can do for a signed request, the bound of any signed route: node:http
+ *     with no framework, the keepers' own signature check (readClaim, the signer recovered in a
+ *     SignaturePool worker as discovery does, acceptClaim against an in-memory nonce set) and a fixed
+ *     JSON answer. No routing, storage, access check, rate limit or log.
  *
  * Logs go at info level to a file in the data dir (as a keeper's stdout would be redirected).
  */
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import path from "node:path";
 import { Wallet } from "ethers";
 import { pino } from "pino";
@@ -26,10 +31,11 @@ import { type App, SignedClient, createApp } from "../../keepers/shared/http.js"
 import { type Logger, createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
 import { SignaturePool } from "../../keepers/shared/signature-pool.js";
+import { AuthError, MemoryNonceStore, acceptClaim, readClaim } from "../../keepers/shared/signing.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
 import type { TxSender } from "../../keepers/shared/tx.js";
 import { Access } from "../../keepers/discovery/access.js";
-import { buildDiscoveryApp } from "../../keepers/discovery/routes.js";
+import { DISCOVERY_AUDIENCE, buildDiscoveryApp } from "../../keepers/discovery/routes.js";
 import { SqliteEndpointStore } from "../../keepers/discovery/endpoints.js";
 import { DiscoveryIndex } from "../../keepers/discovery/state.js";
 import { DiscoveryClient } from "../../keepers/master/discovery.js";
@@ -71,10 +77,17 @@ export interface HelloSetup {
   kind: "hello";
 }
 
-export type ServerSetup = DiscoverySetup | MasterSetup | HelloSetup;
+export interface SignedFloorSetup {
+  kind: "signed-floor";
+  /** Signature recovery worker threads (0: on the event loop). */
+  verifyWorkers: number;
+}
+
+export type ServerSetup = DiscoverySetup | MasterSetup | HelloSetup | SignedFloorSetup;
 
 export interface BenchServer {
-  app: App;
+  /** The keeper app, or a bare node:http server (signed-floor). */
+  app: App | Server;
   /** Stops timers and closes the store (after the app). */
   close(): Promise<void>;
   /** Extra facts for the report (sizes after setup). */
@@ -217,6 +230,39 @@ export function buildHelloServer(): BenchServer {
   return { app, facts: {}, close: async () => undefined };
 }
 
+const EMPTY_BODY = Buffer.alloc(0);
+
+export async function buildSignedFloorServer(setup: SignedFloorSetup): Promise<BenchServer> {
+  const logger = createLogger({ component: "signed-floor", level: "silent" });
+  const pool = await SignaturePool.start({ size: setup.verifyWorkers, logger });
+  const nonces = new MemoryNonceStore();
+  const verify = { chainId: BENCH_CHAIN_ID, audience: DISCOVERY_AUDIENCE, maxSkewSec: 60 };
+  const answer = async (req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> => {
+    let status = 200;
+    let text: string;
+    try {
+      const url = req.url ?? "/";
+      const q = url.indexOf("?");
+      const claim = readClaim(
+        { method: req.method ?? "GET", path: q === -1 ? url : url.slice(0, q), query: q === -1 ? "" : url.slice(q + 1), body, header: (name) => req.headers[name] as string | undefined },
+        verify,
+      );
+      text = JSON.stringify({ signer: await acceptClaim(claim, await pool.recover(claim.text, claim.signature), nonces) });
+    } catch (error) {
+      status = error instanceof AuthError ? error.status : 500;
+      text = JSON.stringify({ error: (error as Error).message });
+    }
+    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
+    res.end(text);
+  };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => void answer(req, res, chunks.length === 0 ? EMPTY_BODY : Buffer.concat(chunks)));
+  });
+  return { app: server, facts: { verifyWorkers: pool.size }, close: () => pool.close() };
+}
+
 export async function buildServer(setup: ServerSetup): Promise<BenchServer> {
   switch (setup.kind) {
     case "discovery":
@@ -225,5 +271,7 @@ export async function buildServer(setup: ServerSetup): Promise<BenchServer> {
       return buildMasterServer(setup);
     case "hello":
       return buildHelloServer();
+    case "signed-floor":
+      return buildSignedFloorServer(setup);
   }
 }

@@ -12,6 +12,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
+import { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { closeServer, listen } from "../../keepers/shared/http.js";
 import { type BenchServer, type ServerSetup, buildServer } from "./keeper-servers.js";
@@ -29,7 +30,9 @@ process.on("message", async (message: Message) => {
   try {
     if (message.type === "start") {
       server = await buildServer(message.setup);
-      const bound = (await listen(server.app, 0, "127.0.0.1")).address() as AddressInfo;
+      const { app } = server;
+      const http = app instanceof Server ? await new Promise<Server>((resolve) => app.listen(0, "127.0.0.1", () => resolve(app))) : await listen(app, 0, "127.0.0.1");
+      const bound = http.address() as AddressInfo;
       reply({ type: "ready", url: `http://127.0.0.1:${bound.port}`, facts: { kind: message.setup.kind, ...server.facts } });
     } else if (message.type === "memory") {
       const { rss, heapUsed } = process.memoryUsage();
@@ -50,7 +53,11 @@ process.on("message", async (message: Message) => {
       reply({ type: "profile" });
     } else if (message.type === "stop") {
       if (server) {
-        await closeServer(server.app);
+        const { app } = server;
+        if (app instanceof Server) {
+          app.closeAllConnections();
+          await new Promise((resolve) => app.close(resolve));
+        } else await closeServer(app);
         await server.close();
       }
       process.disconnect();

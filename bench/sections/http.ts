@@ -9,6 +9,11 @@
  *   with) on one precomputed signature, in a loop on this process' thread: recoveries per second on one core.
  * - bound.httpHelloPerSec: the keepers' fastify app (createApp) with one empty GET route, in a child
  *   process, driven in closed loop by the same load client over the same number of keep-alive connections.
+ * - bound.signedFloorPerSec: the least any server can do for a signed request on this machine: node:http with
+ *   no framework, the keepers' signature check (readClaim; the signer recovered in one SignaturePool worker,
+ *   as discovery does; acceptClaim against an in-memory nonce set) and a fixed JSON answer, in a child
+ *   process; discovery's request mix, count and time limit, same client and connections. No routing,
+ *   storage, access check, rate limit or log: discovery can only approach it.
  * - discovery.signedRequestsPerSec, discovery.p99Ms: the real discovery app (buildDiscoveryApp, what the
  *   keeper serves) in a child process over a real SQLite file, its chain index populated through its state
  *   module (see bench/lib/keeper-servers.ts). Pre-signed requests (signed before the timed window) from
@@ -39,6 +44,11 @@ import { type LoadResult, type NodeKey, type PreparedRequest, newNodeKey, presig
 export const how: Record<string, string> = {
   "bound.ecrecoverPerSec": "native secp256k1 ecdsaRecover (the keepers' library) in a loop on one thread",
   "bound.httpHelloPerSec": "the keepers' fastify app with one empty route, child process, closed loop, same client and connections",
+  "bound.signedFloorPerSec":
+    "node:http with no framework, the keepers' signature check (signer recovered in one worker, nonce in memory) and a fixed answer, child process; discovery's requests, count and time limit, same client and connections; 2xx answers per second",
+  "bound.signedFloorCpuUsPerRequest": "server + client CPU µs per request in the signed-floor run: what a signed request costs the machine before any framework, storage, access check or log",
+  "bound.signedFloorErrors": "signed-floor requests not answered 2xx (should be 0)",
+  "discovery.ofSignedFloor": "discovery.signedRequestsPerSec ÷ bound.signedFloorPerSec: the share of the signed floor the real discovery app reaches",
   "discovery.signedRequestsPerSec":
     "real discovery app and SQLite file in a child process; pre-signed requests from thousands of distinct keys (60% PUT /nodes/:node by registered nodes, 40% GET /nodes/:node by validators), closed loop; 2xx answers per second",
   "discovery.p99Ms": "99th percentile latency of those requests (closed loop)",
@@ -181,31 +191,30 @@ async function helloPerSec(durationMs: number): Promise<Measured> {
 
 // ------------------------------------------------------------------ discovery
 
-/** Requests in closed loop; each key stays well within discovery's default 120 signed requests a minute. */
-export async function discovery(
-  dataDir: string,
-  requests: number,
-  maxMs: number,
-  verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1),
-): Promise<Measured> {
+/** Discovery's signed request mix: keys taken in turn, writes and reads each from their own list. */
+interface DiscoveryMix {
+  nodes: NodeKey[];
+  validators: NodeKey[];
+  master: NodeKey;
+  /** Each node's first upload (the reads then find an endpoint). */
+  uploads(): PreparedRequest[];
+  /** `count` fresh requests: 60% PUT /nodes/:node by the node itself, 40% GET /nodes/:node by a validator. */
+  sign(count: number): PreparedRequest[];
+}
+
+/** Keys for `requests` requests; each key stays well within discovery's default 120 signed requests a minute. */
+function discoveryMix(requests: number): DiscoveryMix {
   const nodes = Array.from({ length: Math.max(500, Math.ceil((requests * 0.6) / 60)) }, newNodeKey);
   const validators = Array.from({ length: Math.max(200, Math.ceil((requests * 0.4) / 60)) }, newNodeKey);
-  const master = newNodeKey();
-  const server = await startServer({
-    kind: "discovery",
-    dataDir,
-    verifyWorkers,
-    validators: validators.map((k) => k.address),
-    nodes: nodes.map((k) => k.address),
-    master: master.address,
-    runNodes: nodes.slice(0, 100).map((k) => k.address),
-  });
-  try {
-    const common = { chainId: BENCH_CHAIN_ID, audience: "discovery" };
-    // Keys taken in turn, writes and reads each from their own list: every key signs about as many.
-    let writes = 0;
-    let reads = 0;
-    const signAll = (count: number): PreparedRequest[] =>
+  const common = { chainId: BENCH_CHAIN_ID, audience: "discovery" };
+  let writes = 0;
+  let reads = 0;
+  return {
+    nodes,
+    validators,
+    master: newNodeKey(),
+    uploads: () => nodes.map((node) => presign(node, { ...common, method: "PUT", path: `/nodes/${node.address}`, body: { endpoint: "http://node.bench.invalid:8800" } })),
+    sign: (count) =>
       Array.from({ length: count }, (_, i) => {
         if (i % 5 < 3) {
           const node = nodes[writes++ % nodes.length];
@@ -213,11 +222,49 @@ export async function discovery(
         }
         const reader = validators[reads++ % validators.length];
         return presign(reader, { ...common, method: "GET", path: `/nodes/${nodes[(i * 7) % nodes.length].address}` });
-      });
+      }),
+  };
+}
+
+/** Requests in closed loop against the real discovery app. */
+export async function discovery(
+  dataDir: string,
+  requests: number,
+  maxMs: number,
+  verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1),
+): Promise<Measured> {
+  const mix = discoveryMix(requests);
+  const server = await startServer({
+    kind: "discovery",
+    dataDir,
+    verifyWorkers,
+    validators: mix.validators.map((k) => k.address),
+    nodes: mix.nodes.map((k) => k.address),
+    master: mix.master.address,
+    runNodes: mix.nodes.slice(0, 100).map((k) => k.address),
+  });
+  try {
     // Every node stores an endpoint first: the reads then find one (a 404 would count as an error).
-    await runLoad({ url: server.url, requests: nodes.map((node) => presign(node, { ...common, method: "PUT", path: `/nodes/${node.address}`, body: { endpoint: "http://node.bench.invalid:8800" } })), connections: CONNECTIONS });
-    log(`discovery: signing ${requests} requests from ${nodes.length} nodes and ${validators.length} validators`);
-    const signed = signAll(requests);
+    await runLoad({ url: server.url, requests: mix.uploads(), connections: CONNECTIONS });
+    log(`discovery: signing ${requests} requests from ${mix.nodes.length} nodes and ${mix.validators.length} validators`);
+    const signed = mix.sign(requests);
+    return await measured(server, () => runLoad({ url: server.url, requests: signed, connections: CONNECTIONS, durationMs: maxMs }));
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * The same requests, as many and as long, against the signed floor: node:http and the keepers' signature
+ * check (recovery in one worker, as discovery) answering every request, nothing else.
+ */
+export async function signedFloor(requests: number, maxMs: number, verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1)): Promise<Measured> {
+  const mix = discoveryMix(requests);
+  const server = await startServer({ kind: "signed-floor", verifyWorkers });
+  try {
+    await runLoad({ url: server.url, requests: mix.uploads(), connections: CONNECTIONS }); // warm-up
+    log(`signed floor: signing ${requests} requests`);
+    const signed = mix.sign(requests);
     return await measured(server, () => runLoad({ url: server.url, requests: signed, connections: CONNECTIONS, durationMs: maxMs }));
   } finally {
     await server.stop();
@@ -282,7 +329,11 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
     const hello = await helloPerSec(quick ? 3_000 : 8_000);
     log(`hello: ${JSON.stringify(hello)}`);
     // Bounded by count and by time (--quick must stay under 90 s even on a busy machine).
-    const disc = await discovery(path.join(dir, "discovery"), quick ? 15_000 : 80_000, quick ? 8_000 : 25_000);
+    const discoveryRequests = quick ? 15_000 : 80_000;
+    const discoveryMaxMs = quick ? 8_000 : 25_000;
+    const floor = await signedFloor(discoveryRequests, discoveryMaxMs);
+    log(`signed floor: ${JSON.stringify(floor)}`);
+    const disc = await discovery(path.join(dir, "discovery"), discoveryRequests, discoveryMaxMs);
     log(`discovery: ${JSON.stringify(disc)}`);
     const m = await master(path.join(dir, "master"), 10_000, quick ? 20_000 : 60_000, quick ? 8_000 : 20_000, quick ? 5_000 : 15_000);
     log(`master: warm-up ${JSON.stringify(m.warmUp)}`);
@@ -291,9 +342,13 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
     return {
       "bound.ecrecoverPerSec": ecrecover,
       "bound.httpHelloPerSec": hello.perSec,
+      "bound.signedFloorPerSec": Math.round((floor.ok / floor.durationMs) * 1000),
+      "bound.signedFloorCpuUsPerRequest": floor.serverCpuUsPerRequest + floor.clientCpuUsPerRequest,
+      "bound.signedFloorErrors": floor.errors,
       "discovery.signedRequestsPerSec": Math.round((disc.ok / disc.durationMs) * 1000),
       "discovery.p99Ms": disc.p99Ms,
       "discovery.errors": disc.errors,
+      "discovery.ofSignedFloor": Math.round((disc.ok / disc.durationMs / Math.max(1e-9, floor.ok / floor.durationMs)) * 100) / 100,
       "discovery.serverCpuUsPerRequest": disc.serverCpuUsPerRequest,
       "discovery.clientCpuUsPerRequest": disc.clientCpuUsPerRequest,
       "discovery.cpuCeilingPerSec": cpuCeilingPerSec(disc),

@@ -6,6 +6,8 @@
 import { type AddressInfo, createServer as createTcpServer } from "node:net";
 import { expect } from "chai";
 import { Wallet } from "ethers";
+import type { Server } from "node:http";
+import { BENCH_CHAIN_ID, buildSignedFloorServer } from "../../bench/lib/keeper-servers.js";
 import { newNodeKey, presign, runLoad } from "../../bench/lib/load.js";
 import { type App, HttpError, MAX_JSON_DEPTH, SignedClient, closeServer, createApp, listen, parseJsonBody, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
@@ -267,6 +269,33 @@ describe("benchmark load client (bench/lib/load.ts)", () => {
       expect(open.count).to.be.within(40, 52);
     } finally {
       await closeServer(app);
+    }
+  });
+
+  it("signed floor (bench/lib/keeper-servers.ts): checks every signature in its worker, refuses replays and forgeries", async () => {
+    const floor = await buildSignedFloorServer({ kind: "signed-floor", verifyWorkers: 1 });
+    expect(floor.facts.verifyWorkers).to.equal(1);
+    const server = floor.app as Server;
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const keys = Array.from({ length: 10 }, newNodeKey);
+      const common = { chainId: BENCH_CHAIN_ID, audience: "discovery" };
+      const requests = keys.flatMap((k) => [
+        presign(k, { ...common, method: "PUT", path: `/nodes/${k.address}`, body: { endpoint: "http://a.invalid:1" } }),
+        presign(k, { ...common, method: "GET", path: `/nodes/${keys[0].address}` }),
+      ]);
+      expect(await runLoad({ url, requests, connections: 4 })).to.deep.include({ ok: 20, errors: 0 });
+      expect(await runLoad({ url, requests, connections: 4 })).to.deep.include({ ok: 0, statuses: { "401": 20 } });
+      // Signed for another audience, or claiming another signer: refused, as discovery would.
+      const other = presign(keys[1], { ...common, audience: "0x00000000000000000000000000000000000000aa", method: "GET", path: "/nodes/x" });
+      const forged = { ...presign(keys[2], { ...common, method: "GET", path: "/nodes/x" }) };
+      forged.headers = { ...forged.headers, "x-cn-address": keys[3].address };
+      expect(await runLoad({ url, requests: [other, forged], connections: 1 })).to.deep.include({ ok: 0, statuses: { "401": 2 } });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await floor.close();
     }
   });
 
