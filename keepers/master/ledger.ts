@@ -27,6 +27,7 @@ import type { Chain, ChainEvent } from "../shared/chain.js";
 import { EpochClock, type PhaseName } from "../shared/epochs.js";
 import { HttpError, type SignedClient } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
+import { LoopHealth } from "../shared/loop-health.js";
 import type { Metrics } from "../shared/metrics.js";
 import { isExecutorSeal } from "../shared/seals.js";
 import { specHash } from "../shared/task-hash.js";
@@ -89,6 +90,8 @@ export class LedgerQueue {
   private passing: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Backoff and log lines while passes fail (the RPC node unreachable). */
+  private readonly health: LoopHealth;
   /** Passes follow each other every `tickMs` (start) ... */
   private looping = false;
   /** ... until stop(), which also cuts a pass in flight short. */
@@ -102,6 +105,7 @@ export class LedgerQueue {
       power: subsystem(options.logger, "Power"),
     };
     this.maxRequeues = options.maxRequeues ?? 3;
+    this.health = new LoopHealth({ what: "ledger queue pass", logger: this.log.tasks, intervalMs: options.tickMs ?? 1_000 });
     this.retry = options.dispatchRetry ?? { baseMs: 1_000, maxMs: 30_000 };
     this.counters = {
       created: options.metrics.counter("master_ledger_tasks_created_total", "On-chain tasks created by this master"),
@@ -137,7 +141,7 @@ export class LedgerQueue {
     this.passing = this.runPass().finally(() => {
       this.passing = undefined;
       if (!this.looping || this.stopped) return;
-      const delay = this.again ? 0 : (this.options.tickMs ?? 1_000);
+      const delay = this.again ? 0 : this.health.delayMs;
       this.again = false;
       this.timer = setTimeout(() => void this.pass(), delay);
     });
@@ -157,14 +161,18 @@ export class LedgerQueue {
       ["dispatch", () => this.dispatchDue()],
       ["create", () => this.createQueued()],
     ];
+    // Each step runs whatever the others do; the pass failed if one of them did.
+    const failed: Array<{ step: string; error: unknown }> = [];
     for (const [name, step] of steps) {
       if (this.stopped) return;
       try {
         await step();
       } catch (error) {
-        this.log.tasks.warn({ step: name, err: (error as Error).message }, "ledger queue step failed; retrying at the next pass");
+        failed.push({ step: name, error });
       }
     }
+    if (failed.length === 0) this.health.succeeded();
+    else this.health.failed(failed[0].error, { step: failed[0].step, failedSteps: failed.map((f) => f.step) });
   }
 
   // ------------------------------------------------------------------ 1. createTask recovery

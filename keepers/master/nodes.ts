@@ -14,6 +14,7 @@ import { type Wallet, getAddress, id } from "ethers";
 import { type Chain, type ChainEvent, headBlock } from "../shared/chain.js";
 import { HttpError, type SignedClient } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
+import { LoopHealth } from "../shared/loop-health.js";
 import type { Metrics } from "../shared/metrics.js";
 import type { Db } from "../shared/store.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
@@ -217,6 +218,8 @@ export class NodeTracker {
   private reconciling: Promise<void> | undefined;
   private reconcileAgain = false;
   private reconcileTimer: NodeJS.Timeout | undefined;
+  /** Backoff and log lines while reconcile passes fail (discovery or the RPC node unreachable). */
+  private readonly reconcileHealth: LoopHealth;
   private tickTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly notValidatedLogged = new Set<string>();
@@ -240,6 +243,7 @@ export class NodeTracker {
     this.heartbeatLog = subsystem(options.logger, "Heartbeat");
     this.intervalMs = options.heartbeatIntervalSec * 1000;
     this.inviteRetryMs = Math.min(60_000, Math.max(2_000, 5 * options.reconcileMs));
+    this.reconcileHealth = new LoopHealth({ what: "reconcile pass", logger: this.onboarding, intervalMs: options.reconcileMs });
     this.metrics = {
       invites: options.metrics.counter("master_invites_total", "Invites sent, by outcome", ["result"]),
       heartbeats: options.metrics.counter("master_heartbeats_total", "Heartbeats accepted"),
@@ -316,7 +320,7 @@ export class NodeTracker {
     const reconcileLoop = async () => {
       if (this.stopped) return;
       await this.reconcile();
-      if (!this.stopped) this.reconcileTimer = setTimeout(reconcileLoop, this.options.reconcileMs);
+      if (!this.stopped) this.reconcileTimer = setTimeout(reconcileLoop, this.reconcileHealth.delayMs);
     };
     void reconcileLoop();
     const tickMs = Math.max(100, Math.min(1000, Math.floor(this.intervalMs / 4)));
@@ -507,8 +511,9 @@ export class NodeTracker {
             await this.inviteDue();
             await this.introduceDue();
           }
+          this.reconcileHealth.succeeded();
         } catch (error) {
-          this.onboarding.warn({ err: (error as Error).message }, "reconcile pass failed; retrying at the next one");
+          this.reconcileHealth.failed(error);
         }
       } while (this.reconcileAgain && !this.stopped);
     })().finally(() => {

@@ -22,6 +22,7 @@ import type { DiscoveryClient } from "../shared/discovery-client.js";
 import { EpochClock, advanceIfDue, fixClaimBeaconsIfDue } from "../shared/epochs.js";
 import { HttpError, type SignedClient } from "../shared/http.js";
 import { type Logger, subsystem } from "../shared/log.js";
+import { LoopHealth } from "../shared/loop-health.js";
 import type { Metrics } from "../shared/metrics.js";
 import { type PocParams, buildPocTree, deriveSeed, proofFor, seedCommitment } from "../shared/poc.js";
 import { PocWorker } from "../shared/poc-worker.js";
@@ -219,16 +220,18 @@ export class MinerEconomy {
 
   start(): void {
     this.worker.warm();
-    const tickMs = this.options.tickMs ?? 1000;
+    const health = new LoopHealth({ what: "epoch step", logger: this.log.epochs, intervalMs: this.options.tickMs ?? 1000 });
     this.loop = (async () => {
       while (!this.stopped) {
+        let delayMs: number;
         try {
           await this.tick();
+          delayMs = health.succeeded();
         } catch (error) {
-          this.log.epochs.warn({ err: (error as Error).message }, "epoch step failed; retrying");
+          delayMs = health.failed(error);
         }
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, tickMs);
+          const timer = setTimeout(resolve, delayMs);
           this.wake = () => {
             clearTimeout(timer);
             resolve();

@@ -22,6 +22,7 @@ import {
 } from "../shared/challenge.js";
 import { HttpError, SignedClient } from "../shared/http.js";
 import type { Logger } from "../shared/log.js";
+import { LoopHealth } from "../shared/loop-health.js";
 import type { Metrics } from "../shared/metrics.js";
 import { signRequest } from "../shared/signing.js";
 import { TxRevertedError, type TxSender } from "../shared/tx.js";
@@ -336,6 +337,8 @@ export class Challenger {
   private stopped = false;
   private readonly stats = { challenges: 0, reports: 0, approved: 0, rejected: 0 };
   private readonly metric;
+  /** Backoff and log lines while discovery's pending list cannot be read. */
+  private readonly pendingHealth: LoopHealth;
 
   constructor(private readonly options: ChallengerOptions) {
     if (!options.chain.wallet) throw new Error("the challenger needs the validator's key");
@@ -348,10 +351,16 @@ export class Challenger {
       candidates: m.gauge("validator_candidates", "Nodes waiting to be challenged"),
     };
     this.metric?.candidates.set(options.candidates.count());
+    this.pendingHealth = new LoopHealth({ what: "discovery pending poll", logger: options.logger, intervalMs: this.pendingPollMs });
   }
 
   get pendingPollMs(): number {
     return this.options.pendingPollMs ?? 2_000;
+  }
+
+  /** How long to wait before the next pending poll: the interval, or a backoff while polls fail. */
+  get nextPendingPollMs(): number {
+    return this.pendingHealth.delayMs;
   }
 
   /** Chain events that may make a node worth challenging. */
@@ -388,9 +397,10 @@ export class Challenger {
     if (this.stopped) return;
     try {
       const nodes = await this.options.discovery.pending();
+      this.pendingHealth.succeeded();
       for (const node of nodes) this.consider(node, "discovery");
     } catch (error) {
-      this.options.logger.warn({ err: (error as Error).message }, "discovery pending poll failed; retrying at the next poll");
+      this.pendingHealth.failed(error);
     }
     this.processDue();
   }

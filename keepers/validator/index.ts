@@ -16,6 +16,7 @@ import { addCommonOptions, addFeeOptions, COMMON_OPTIONS, commonSchema, ConfigEr
 import { type App, closeServer, createApp, listen } from "../shared/http.js";
 import { Lifecycle } from "../shared/lifecycle.js";
 import { type Logger, createLogger, subsystem } from "../shared/log.js";
+import { LoopHealth } from "../shared/loop-health.js";
 import { type Metrics, createMetrics, followerMetrics, txMetrics } from "../shared/metrics.js";
 import { KeeperStore } from "../shared/store.js";
 import { TxSender } from "../shared/tx.js";
@@ -218,23 +219,26 @@ export async function startValidator(options: ValidatorOptions): Promise<Validat
       }
     })();
     // Epochs move on when due whoever calls: the validator advances them too.
+    const epochHealth = new LoopHealth({ what: "epoch advance", logger: subsystem(logger, "Epochs"), intervalMs: 1000 });
     const epochLoop = (async () => {
       while (!stopping.signal.aborted) {
+        let delayMs: number;
         try {
           await advanceIfDue(clock, chain.contracts.epochManager, tx, subsystem(logger, "Epochs"));
           const { epoch } = await clock.current();
           await fixClaimBeaconsIfDue(clock, chain.contracts.epochManager, tx, subsystem(logger, "Epochs"), epoch);
           await returnUnclaimedIfDue(clock, chain.contracts.rewardVault, tx, subsystem(logger, "Rewards"), epoch);
+          delayMs = epochHealth.succeeded();
         } catch (error) {
-          subsystem(logger, "Epochs").warn({ err: (error as Error).message }, "advance failed; retrying");
+          delayMs = epochHealth.failed(error);
         }
-        await sleep(1000, stopping.signal);
+        await sleep(delayMs, stopping.signal);
       }
     })();
     const pendingLoop = (async () => {
       while (!stopping.signal.aborted) {
         await challenger.pollPending();
-        await sleep(pendingPollMs, stopping.signal);
+        await sleep(challenger.nextPendingPollMs, stopping.signal);
       }
     })();
     // Candidates left from before a restart (their events are behind the cursor already).

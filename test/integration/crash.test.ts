@@ -383,6 +383,45 @@ describe("integration: keepers killed at failpoints and restarted", function () 
       expect(Math.max(...backoffs), `${k.name}: the delay is bounded`).to.be.at.most(5_000);
     }
 
+    // The other periodic loops (the master's reconcile and task-queue passes, the miners' epoch step, the
+    // validators' epoch advance) back off too and say so once, not once a pass: at most a line for the first
+    // failure and one per change of error in the 10 s, each with its growing wait; then one line each when
+    // they work again.
+    await waitFor(
+      "every loop that failed working again",
+      async () =>
+        running.every((k) => {
+          const lines = logLines(k) as Array<{ msg: string }>;
+          const failed = new Set(lines.filter((l) => l.msg.endsWith(" failed; retrying with backoff")).map((l) => l.msg.replace(" failed; retrying with backoff", "")));
+          return [...failed].every((what) => lines.some((l) => l.msg === `${what} works again`));
+        }),
+      30_000,
+      ...running,
+    );
+    let loopsThatFailed = 0;
+    const summary: string[] = [];
+    for (const k of running) {
+      const lines = logLines(k) as Array<{ msg: string; retryInMs?: number; failedPasses?: number }>;
+      const byLoop = new Map<string, Array<{ retryInMs?: number; failedPasses?: number }>>();
+      for (const l of lines) {
+        if (!l.msg.endsWith(" failed; retrying with backoff") && !l.msg.endsWith(" still failing")) continue;
+        const what = l.msg.replace(/ (failed; retrying with backoff|still failing)$/, "");
+        byLoop.set(what, [...(byLoop.get(what) ?? []), l]);
+      }
+      for (const [what, failures] of byLoop) {
+        loopsThatFailed++;
+        expect(failures.length, `${k.name}: lines of "${what}" failing in a 10 s outage: ${JSON.stringify(failures)}`).to.be.at.most(3);
+        expect(failures[0].failedPasses, `${k.name}: "${what}" logs its first failure`).to.equal(1);
+        const recovered = lines.filter((l) => l.msg === `${what} works again`) as Array<{ failedPasses?: number }>;
+        expect(recovered, `${k.name}: "${what}" says once that it works again`).to.have.length(1);
+        // Fewer passes failed than a pass a second would have: the loop waited longer between them.
+        expect(recovered[0].failedPasses, `${k.name}: "${what}" passes failed in the outage`).to.be.within(1, 9);
+        summary.push(`${k.name} ${what}: ${recovered[0].failedPasses} failed, ${failures.length} logged`);
+      }
+    }
+    console.log(`      loops in the outage: ${summary.join("; ")}`);
+    expect(loopsThatFailed, "loops other than the event followers that noticed the outage").to.be.greaterThan(1);
+
     // Heartbeats resume, and events after the outage are handled: a new task goes through the chain.
     await waitFor(
       "a heartbeat after the outage, the node Healthy",

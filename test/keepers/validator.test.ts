@@ -533,6 +533,8 @@ describe("validator keeper (real hardhat node, signed HTTP, SQLite)", function (
       const reportA = await waitForReport(a.node);
       expect(reportA.approved.map((e) => e.args.validator)).to.deep.equal([validatorAddresses[1]]);
       await first.challenger.idle();
+      // It stops once its follower has handled the block of its own report (its poll may be a turn behind).
+      await first.follower.waitFor(reportA.approved[0].blockNumber);
       await first.stop();
 
       const keyB = Wallet.createRandom();
