@@ -250,8 +250,39 @@ export interface EventFollowerOptions {
   pollMs?: number;
   /** Blocks to stay behind the head (reorg safety on real networks; 0 on a local node). */
   confirmations?: number;
-  /** Largest block range per eth_getLogs request. */
+  /**
+   * Largest block range per eth_getLogs request (default 10,000). The range in use halves each time the RPC
+   * node refuses one as too large (too many blocks or logs; `isLogRangeRefusal`) and doubles back after
+   * RANGE_GROWTH_AFTER requests in a row succeed, so one setting fits providers with any limit.
+   */
   maxRange?: number;
+  /** While catching up, a progress line at most this often, ms (default 10,000). */
+  progressMs?: number;
+}
+
+export const DEFAULT_MAX_LOG_RANGE = 10_000;
+/** Successful eth_getLogs requests in a row after which a reduced range doubles (up to `maxRange`). */
+export const RANGE_GROWTH_AFTER = 8;
+
+// What providers answer to an eth_getLogs range they will not serve: geth and Infura ("query returned more
+// than 10000 results"), Alchemy ("Log response size exceeded ... up to a 2K block range"), QuickNode
+// ("eth_getLogs is limited to a 10000 range"), Ankr ("block range is too wide"), BSC-like nodes ("exceed
+// maximum block range: 5000"), Nitro and others ("block range too large", "too many blocks"). Rate limits
+// ("too many requests", "compute units exceeded") are not range refusals: a smaller range would not help.
+const RANGE_REFUSAL = /block range|range (is )?too (large|wide|big)|range exceed|exceed(s|ed)? (the )?max(imum)? (block )?range|limited to (a |an )?[\d,]+ (block )?range|more than [\d,]+ (results|logs)|response size exceed|too many (results|logs|blocks)/i;
+
+/** Whether an eth_getLogs failure says the range asked for is too large (a smaller one may succeed). */
+export function isLogRangeRefusal(error: unknown): boolean {
+  const texts: string[] = [];
+  const collect = (value: unknown, depth: number) => {
+    if (depth > 3 || value === null || typeof value !== "object") return;
+    const record = value as Record<string, unknown>;
+    for (const key of ["message", "shortMessage"]) if (typeof record[key] === "string") texts.push(record[key] as string);
+    for (const key of ["error", "info", "cause"]) collect(record[key], depth + 1);
+  };
+  if (typeof error === "string") texts.push(error);
+  collect(error, 0);
+  return texts.some((text) => RANGE_REFUSAL.test(text) && !/too many requests|rate limit|compute units/i.test(text));
 }
 
 /**
@@ -270,8 +301,16 @@ export class EventFollower {
   /** Polls failed in a row, and since when. */
   private failures = 0;
   private failingSince = 0;
+  /** Blocks per eth_getLogs request now (see `maxRange`), and requests in a row that succeeded with it. */
+  private range: number;
+  private rangeSuccesses = 0;
+  /** Ranges already refused once (a repeat is logged at debug): at most log2(maxRange) of them. */
+  private readonly refusedRanges = new Set<number>();
 
   constructor(private readonly options: EventFollowerOptions) {
+    const maxRange = options.maxRange ?? DEFAULT_MAX_LOG_RANGE;
+    if (!Number.isInteger(maxRange) || maxRange < 1) throw new Error(`event follower ${options.name}: maxRange must be a positive integer, got ${maxRange}`);
+    this.range = maxRange;
     const { contracts } = options.chain;
     const all: Array<[ChainEvent["contract"], BaseContract]> = [
       ["ComputeToken", contracts.token],
@@ -343,14 +382,39 @@ export class EventFollower {
     try {
       const head = (await headBlock(this.options.chain.provider)) - (this.options.confirmations ?? 0);
       let from = this.cursor + 1;
-      const maxRange = this.options.maxRange ?? 2000;
+      const maxRange = this.options.maxRange ?? DEFAULT_MAX_LOG_RANGE;
+      const progressMs = this.options.progressMs ?? 10_000;
+      const started = Date.now();
+      const firstBlock = from;
+      let lastProgress = started;
       while (from <= head && !this.stopped) {
-        const to = Math.min(head, from + maxRange - 1);
-        const logs = await this.options.chain.provider.getLogs({
-          address: [...this.byAddress.keys()],
-          fromBlock: from,
-          toBlock: to,
-        });
+        const to = Math.min(head, from + this.range - 1);
+        let logs: Log[];
+        try {
+          logs = await this.options.chain.provider.getLogs({
+            address: [...this.byAddress.keys()],
+            fromBlock: from,
+            toBlock: to,
+          });
+        } catch (error) {
+          const asked = to - from + 1;
+          if (asked <= 1 || !isLogRangeRefusal(error)) throw error;
+          // Too many blocks or logs at once for this RPC node: ask for half as many, from the same block.
+          this.range = Math.max(1, Math.floor(asked / 2));
+          this.rangeSuccesses = 0;
+          const first = !this.refusedRanges.has(asked);
+          this.refusedRanges.add(asked);
+          (first ? log.warn : log.debug).call(
+            log,
+            { err: (error as Error).message.slice(0, 300), refused: asked, range: this.range, from },
+            `event follower: the RPC node refused the logs of ${asked} blocks at once; asking for ${this.range} at a time`,
+          );
+          continue;
+        }
+        if (this.range < maxRange && ++this.rangeSuccesses >= RANGE_GROWTH_AFTER) {
+          this.range = Math.min(maxRange, this.range * 2);
+          this.rangeSuccesses = 0;
+        }
         logs.sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);
         let lastBlock = from - 1;
         for (const entry of logs) {
@@ -365,6 +429,18 @@ export class EventFollower {
         }
         this.advance(to);
         from = to + 1;
+        const now = Date.now();
+        if (from <= head && now - lastProgress >= progressMs) {
+          lastProgress = now;
+          const perSec = ((from - firstBlock) * 1000) / Math.max(1, now - started);
+          log.info(
+            { cursor: to, head, behind: head - to, range: this.range, blocksPerSec: Math.round(perSec), etaSec: Math.round((head - to) / Math.max(perSec, 1e-9)) },
+            "event follower: catching up",
+          );
+        }
+      }
+      if (Date.now() - started >= progressMs && from > firstBlock) {
+        log.info({ cursor: this.cursor, blocks: from - firstBlock, seconds: Math.round((Date.now() - started) / 100) / 10, range: this.range }, "event follower: caught up");
       }
       if (this.failures > 0) {
         log.info({ failedPolls: this.failures, downMs: Date.now() - this.failingSince, cursor: this.cursor }, "event follower: the RPC node answers again; caught up");

@@ -8,7 +8,9 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import { Wallet } from "ethers";
-import { type Chain, type ChainEvent, EventFollower, connectChain, contractInterfaces, headBlock } from "../../keepers/shared/chain.js";
+import { createServer as createHttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { type Chain, type ChainEvent, EventFollower, connectChain, contractInterfaces, headBlock, isLogRangeRefusal } from "../../keepers/shared/chain.js";
 import { createLogger } from "../../keepers/shared/log.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
 import { TxRevertedError, TxSender } from "../../keepers/shared/tx.js";
@@ -130,6 +132,152 @@ describe("keeper chain layer (real hardhat node)", function () {
       expect(follower.cursor > start && follower.cursor <= (await headBlock(chain.provider))).to.equal(true);
       expect(store.cursor("retry")).to.deep.equal({ block: follower.cursor });
       store.close();
+    });
+
+    /**
+     * A JSON-RPC proxy in front of the hardhat node that refuses some eth_getLogs requests the way hosted
+     * providers do (a stand-in for a provider's limits: Arbitrum's providers cannot be reached here). It
+     * forwards everything else, and records the block range of every eth_getLogs it saw.
+     */
+    async function getLogsProxy(refuse: (blocks: number) => { code: number; message: string } | undefined) {
+      const asked: Array<{ blocks: number; refused: boolean }> = [];
+      const forward = async (request: { id: unknown; method: string; params: unknown[] }) => {
+        if (request.method === "eth_getLogs") {
+          const { fromBlock, toBlock } = request.params[0] as { fromBlock: string; toBlock: string };
+          const blocks = Number(BigInt(toBlock) - BigInt(fromBlock)) + 1;
+          const error = refuse(blocks);
+          asked.push({ blocks, refused: error !== undefined });
+          if (error) return { jsonrpc: "2.0", id: request.id, error };
+        }
+        const answer = await fetch(node.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(request) });
+        return answer.json();
+      };
+      const server = createHttpServer(async (req, res) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        const body = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+        const answer = Array.isArray(body) ? await Promise.all(body.map(forward)) : await forward(body);
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(answer));
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const proxied = await connectChain({ rpcUrl: url, deploymentFile });
+      return {
+        chain: proxied,
+        asked,
+        close: async () => {
+          proxied.provider.destroy();
+          server.closeAllConnections();
+          await new Promise((resolve) => server.close(resolve));
+        },
+      };
+    }
+
+    function capture() {
+      const lines: Array<{ level: string; msg: string; refused?: number; range?: number; behind?: number; blocks?: number }> = [];
+      const logger = createLogger({ component: "test", level: "debug", destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+      return { lines, logger };
+    }
+
+    it("asks for fewer blocks at a time when the RPC node refuses a range as too large, and still delivers every event in order", async () => {
+      const runs = chain.contracts.trainingRuns;
+      for (let i = 0; i < 4; i++) await (await runs.createRun(runParams(Wallet.createRandom().address))).wait();
+      await chain.provider.send("hardhat_mine", ["0x40"]); // 64 empty blocks: enough requests for the range to grow back
+      // At most 5 blocks per request, refused the way Infura and geth refuse too many logs.
+      const proxy = await getLogsProxy((blocks) => (blocks > 5 ? { code: -32005, message: "query returned more than 10000 results" } : undefined));
+      const { lines, logger } = capture();
+      const store = new KeeperStore(":memory:");
+      const reference = new KeeperStore(":memory:");
+      try {
+        const seen: string[] = [];
+        const follower = new EventFollower({ chain: proxy.chain, store, name: "ranged", logger, handle: async (e) => void seen.push(`${e.blockNumber}:${e.logIndex}:${e.name}`), maxRange: 64 });
+        await follower.poll();
+        const expected: string[] = [];
+        await new EventFollower({ chain, store: reference, name: "all", logger: silent, handle: async (e) => void expected.push(`${e.blockNumber}:${e.logIndex}:${e.name}`), maxRange: 100_000 }).poll();
+        const upTo = (list: string[]) => list.filter((e) => Number(e.split(":")[0]) <= follower.cursor);
+        expect(upTo(seen)).to.deep.equal(upTo(expected));
+        expect(seen.filter((e) => e.endsWith(":RunCreated")).length).to.be.at.least(4);
+        expect(follower.cursor).to.be.at.least(chain.deployment.startBlock + 64);
+
+        const accepted = proxy.asked.filter((a) => !a.refused).map((a) => a.blocks);
+        const refused = proxy.asked.filter((a) => a.refused).map((a) => a.blocks);
+        expect(Math.max(...accepted)).to.be.at.most(5);
+        // 64 → 32 → 16 → 8 → 4 at first; then, after 8 requests in a row that succeed, one try at 8 now and then.
+        expect(refused.slice(0, 4)).to.deep.equal([64, 32, 16, 8]);
+        expect(refused.slice(4).every((blocks) => blocks === 8), `refused: ${refused}`).to.equal(true);
+        expect(refused.length, "the range grew back and was tried again").to.be.greaterThan(4);
+        expect(refused.length).to.be.at.most(4 + Math.ceil(accepted.length / 8));
+        // Said once per refused size (warn), repeats at debug.
+        const warned = lines.filter((l) => l.level === "warn").map((l) => l.refused);
+        expect(warned).to.deep.equal([64, 32, 16, 8]);
+        expect(lines.find((l) => l.refused === 64)!.msg).to.equal("event follower: the RPC node refused the logs of 64 blocks at once; asking for 32 at a time");
+      } finally {
+        store.close();
+        reference.close();
+        await proxy.close();
+      }
+    });
+
+    it("does not shrink the range for failures that are not about it: the poll fails and backs off", async () => {
+      const proxy = await getLogsProxy(() => ({ code: -32000, message: "header not found" }));
+      const store = new KeeperStore(":memory:");
+      try {
+        const follower = new EventFollower({ chain: proxy.chain, store, name: "failing", logger: silent, handle: async () => {}, maxRange: 64, pollMs: 100 });
+        const before = follower.cursor;
+        expect(await follower.poll()).to.equal(0);
+        expect(proxy.asked.map((a) => a.blocks)).to.deep.equal([Math.min(64, proxy.asked[0].blocks)]);
+        expect(proxy.asked).to.have.length(1);
+        expect(follower.cursor).to.equal(before);
+        expect(follower.nextPollDelayMs).to.equal(200);
+      } finally {
+        store.close();
+        await proxy.close();
+      }
+    });
+
+    it("says how far it is while catching up, and when it caught up", async () => {
+      const proxy = await getLogsProxy(() => undefined);
+      const { lines, logger } = capture();
+      const store = new KeeperStore(":memory:");
+      try {
+        const follower = new EventFollower({ chain: proxy.chain, store, name: "progress", logger, handle: async () => {}, maxRange: 10, progressMs: 0 });
+        await follower.poll();
+        const progress = lines.filter((l) => l.msg === "event follower: catching up");
+        expect(progress.length).to.be.at.least(2);
+        const behind = progress.map((l) => l.behind!);
+        expect([...behind].sort((a, b) => b - a), "the distance to the head shrinks").to.deep.equal(behind);
+        const done = lines.filter((l) => l.msg === "event follower: caught up");
+        expect(done).to.have.length(1);
+        expect(done[0].blocks).to.equal(follower.cursor - chain.deployment.startBlock + 1);
+        expect(() => new EventFollower({ chain, store, name: "x", logger: silent, handle: async () => {}, maxRange: 0 })).to.throw(
+          "event follower x: maxRange must be a positive integer, got 0",
+        );
+      } finally {
+        store.close();
+        await proxy.close();
+      }
+    });
+
+    it("tells range refusals from other failures (isLogRangeRefusal)", () => {
+      const refusals = [
+        "query returned more than 10000 results",
+        "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no limit on the response size, or you can request any block range with a cap of 10K logs in the response.",
+        "eth_getLogs is limited to a 10,000 range",
+        "block range is too wide",
+        "exceed maximum block range: 5000",
+        "block range too large",
+        "too many blocks requested",
+      ];
+      for (const message of refusals) {
+        expect(isLogRangeRefusal(new Error(message)), message).to.equal(true);
+        // As ethers wraps a JSON-RPC error it cannot name.
+        expect(isLogRangeRefusal({ message: "could not coalesce error", error: { code: -32005, message } }), message).to.equal(true);
+      }
+      const others = ["header not found", "connect ECONNREFUSED 127.0.0.1:8545", "Too many requests, exceeded the rate limit", "Your app has exceeded its compute units per second capacity", "request timeout", ""];
+      for (const message of others) expect(isLogRangeRefusal(new Error(message)), message).to.equal(false);
+      expect(isLogRangeRefusal(undefined)).to.equal(false);
+      expect(isLogRangeRefusal("block range too large")).to.equal(true);
     });
 
     it("waitFor resolves once the block is handled by the running loop", async () => {
