@@ -54,11 +54,20 @@ export interface ClusterOptions {
    */
   economy?: Partial<EconomySettings> | false;
   /**
-   * The miners' node keys (default: development accounts 10-14). Containers are labelled with their node's
-   * address, and a miner starting up removes the containers of its address that another installation left:
-   * clusters that share a Docker engine at the same time need different node keys.
+   * The miners' node keys (default: development accounts 10-14; keys without ETH are given some). Containers
+   * are labelled with their node's address, and a miner starting up removes the containers of its address
+   * that another installation left: clusters that share a Docker engine at the same time need different node
+   * keys. The integration tests take `freshNodeKeys()`, the soak accounts 15-19, the devnet 10-14.
    */
   nodeKeys?: string[];
+}
+
+/** ETH given to a node key that has none (local Hardhat node only). */
+const NODE_KEY_ETH = 10_000n * 10n ** 18n;
+
+/** `count` random node keys: a cluster of its own on a shared Docker engine (see `ClusterOptions.nodeKeys`). */
+export function freshNodeKeys(count = 5): string[] {
+  return Array.from({ length: count }, () => Wallet.createRandom().privateKey);
 }
 
 /** What the cluster deploys for the epoch economy (Ignition parameters of the local deployment). */
@@ -262,6 +271,7 @@ export class Cluster {
       cluster.admin = await cluster.connect(cluster.keys.admin);
       step = performance.now();
       await setupDevChain(cluster.admin, cluster.keys);
+      await cluster.fundNodeKeys();
       cluster.discoveryUrl = `http://127.0.0.1:${await cluster.port("discovery", 8700)}`;
       cluster.masterUrl = `http://127.0.0.1:${await cluster.port("master", 8720)}`;
       cluster.runId = await cluster.createRun(options.requirements ?? DEVNET_REQUIREMENTS);
@@ -270,6 +280,15 @@ export class Cluster {
     } catch (error) {
       await cluster.stop();
       throw error;
+    }
+  }
+
+  /** Node keys that are not development accounts (a test's own, `freshNodeKeys`) get ETH for their transactions. */
+  private async fundNodeKeys(): Promise<void> {
+    for (const key of this.keys.nodes) {
+      const address = new Wallet(key).address;
+      if ((await this.admin.provider.getBalance(address)) > 0n) continue;
+      await this.admin.provider.send("hardhat_setBalance", [address, `0x${NODE_KEY_ETH.toString(16)}`]);
     }
   }
 

@@ -13,7 +13,7 @@ import path from "node:path";
 import { expect } from "chai";
 import Dockerode from "dockerode";
 import { Wallet } from "ethers";
-import { Cluster, type KeeperProcess } from "../../keepers/cli/cluster.js";
+import { Cluster, freshNodeKeys, type KeeperProcess } from "../../keepers/cli/cluster.js";
 import { LABEL_NODE } from "../../keepers/miner/docker-runtime.js";
 import { SignedClient } from "../../keepers/shared/http.js";
 import { signRequest } from "../../keepers/shared/signing.js";
@@ -65,7 +65,7 @@ describe("integration: the whole network as separate processes", function () {
   before(async function () {
     await requireDocker(this);
     dir = await mkdtemp(path.join(os.tmpdir(), "cn-cluster-"));
-    cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1, economy: false });
+    cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1, economy: false, nodeKeys: freshNodeKeys() });
     await cluster.startDiscovery();
     validator = await cluster.startValidator(0);
     master = await cluster.startMaster(["--assignment", "local", "--unhealthy-after-misses", "2", "--dead-after-misses", "4"]);

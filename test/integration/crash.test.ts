@@ -19,7 +19,7 @@ import path from "node:path";
 import { expect } from "chai";
 import Dockerode from "dockerode";
 import { type Interface, Wallet } from "ethers";
-import { Cluster, type EconomySettings, type KeeperProcess } from "../../keepers/cli/cluster.js";
+import { Cluster, freshNodeKeys, type EconomySettings, type KeeperProcess } from "../../keepers/cli/cluster.js";
 import { LABEL_NODE, LABEL_TASK } from "../../keepers/miner/docker-runtime.js";
 import { requireDocker } from "../keepers/support/docker.js";
 import { PrivateDockerEngine, TcpProxy, lastLines, waitUntil } from "./support.js";
@@ -172,7 +172,7 @@ describe("integration: keepers killed at failpoints and restarted", function () 
     engine = await PrivateDockerEngine.start(path.join(dir, "docker"), IMAGE);
     if (!engine) await requireDocker(this);
     docker = engine?.docker ?? new Dockerode();
-    cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1, economy: ECONOMY });
+    cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1, economy: ECONOMY, nodeKeys: freshNodeKeys() });
     proxy = await TcpProxy.start({ host: "127.0.0.1", port: cluster.node.port });
     cluster.keeperRpcUrl = proxy.url;
     node = cluster.nodeAddress(0);

@@ -21,7 +21,7 @@ import os from "node:os";
 import path from "node:path";
 import { expect } from "chai";
 import Dockerode from "dockerode";
-import { Cluster, type EconomySettings, type KeeperProcess } from "../../keepers/cli/cluster.js";
+import { Cluster, freshNodeKeys, type EconomySettings, type KeeperProcess } from "../../keepers/cli/cluster.js";
 import { LABEL_NODE } from "../../keepers/miner/docker-runtime.js";
 import { requireDocker } from "../keepers/support/docker.js";
 import { waitUntil } from "./support.js";
@@ -95,7 +95,7 @@ describe("integration: the epoch economy over two epochs", function () {
   before(async function () {
     await requireDocker(this);
     dir = await mkdtemp(path.join(os.tmpdir(), "cn-economy-"));
-    cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1, economy: ECONOMY });
+    cluster = await Cluster.start({ logDir: dir, deploymentsRoot: dir, heartbeatSec: 1, economy: ECONOMY, nodeKeys: freshNodeKeys() });
     nodes = MINERS.map((_, i) => cluster.nodeAddress(i));
     await cluster.startDiscovery();
     await Promise.all([cluster.startValidator(0), cluster.startValidator(1)]);
