@@ -439,7 +439,24 @@ describe("chain assignment against the real TaskLedger (devchain, short epochs)"
 
       // The executor sees it, and would not flag bound evidence.
       expect(executorEconomy.falseValidations.observe(ledgerTaskId, faker, true, validationEvidence(hash, faker))).to.equal(false);
+      // A vote to uphold keeps evidence like an ok validation, and the executor checks it the same way, from
+      // the DisputeVote event: the evidence stored on chain for the voter. This chain has no third powered node
+      // to open a dispute and vote, so the events are built around the faker's stored evidence (a test
+      // double of the event only; the evidence is read from the chain).
+      const recorded = () =>
+        (miners.get(executor)!.store.db.prepare("SELECT validator FROM economy_false_validations WHERE task_id = ?").all(ledgerTaskId.toString()) as { validator: string }[]).map((r) => r.validator);
+      const voteOf = (seal: string, taskId = ledgerTaskId): ChainEvent => ({
+        ...asEvent(validated, "DisputeVote"),
+        args: { taskId, voter: faker, seal, weight: 100n, tally: 100n } as unknown as ChainEvent["args"],
+      });
+      await executorEconomy.handleEvent(voteOf(resultSeal(`0x${"ab".repeat(32)}`))); // another seal: a vote to invalidate keeps no evidence
+      await executorEconomy.handleEvent(voteOf(resultSeal(hash), ledgerTaskId + 1000n)); // a task it did not execute
+      expect(recorded()).to.deep.equal([]);
+      await executorEconomy.handleEvent(voteOf(resultSeal(hash)));
+      expect(recorded()).to.deep.equal([faker]);
+      // The TaskValidated event of the same evidence records nothing more: one report per validator and task.
       await executorEconomy.handleEvent(asEvent(validated, "TaskValidated"));
+      expect(recorded()).to.deep.equal([faker]);
       // Not reported while validations are still accepted (the Dispute phase): it would reveal the hash.
       await waitPhase(next, "Dispute");
       expect(await executorEconomy.falseValidations.due(next + 1n)).to.deep.equal([]);
