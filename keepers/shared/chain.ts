@@ -406,7 +406,7 @@ export class EventFollower {
           this.refusedRanges.add(asked);
           (first ? log.warn : log.debug).call(
             log,
-            { err: (error as Error).message.slice(0, 300), refused: asked, range: this.range, from },
+            { err: String((error as Error)?.message ?? error).slice(0, 300), refused: asked, range: this.range, from },
             `event follower: the RPC node refused the logs of ${asked} blocks at once; asking for ${this.range} at a time`,
           );
           continue;
