@@ -18,6 +18,7 @@ import {
   parseUnits,
 } from "ethers";
 import { type ContractName, readDeployment, type Deployment } from "../../scripts/lib/deployments.js";
+import { LoopHealth } from "./loop-health.js";
 import {
   ChallengeBoard__factory,
   ComputeToken__factory,
@@ -236,7 +237,6 @@ export interface ChainEvent {
 }
 
 /** Longest wait between two polls while they fail. */
-const MAX_POLL_BACKOFF_MS = 5_000;
 
 export interface EventFollowerOptions {
   chain: Chain;
@@ -298,9 +298,8 @@ export class EventFollower {
   private stopped = false;
   private readonly byAddress = new Map<string, { name: ChainEvent["contract"]; contract: BaseContract }>();
   private readonly waiters: Array<{ block: number; resolve: () => void }> = [];
-  /** Polls failed in a row, and since when. */
-  private failures = 0;
-  private failingSince = 0;
+  /** Backoff and log lines while polls fail (the RPC node unreachable, a handler failing). */
+  private readonly health: LoopHealth;
   /** Blocks per eth_getLogs request now (see `maxRange`), and requests in a row that succeeded with it. */
   private range: number;
   private rangeSuccesses = 0;
@@ -311,6 +310,7 @@ export class EventFollower {
     const maxRange = options.maxRange ?? DEFAULT_MAX_LOG_RANGE;
     if (!Number.isInteger(maxRange) || maxRange < 1) throw new Error(`event follower ${options.name}: maxRange must be a positive integer, got ${maxRange}`);
     this.range = maxRange;
+    this.health = new LoopHealth({ what: "event follower: poll", logger: options.logger, intervalMs: options.pollMs ?? 500 });
     const { contracts } = options.chain;
     const all: Array<[ChainEvent["contract"], BaseContract]> = [
       ["ComputeToken", contracts.token],
@@ -350,9 +350,7 @@ export class EventFollower {
    * unreachable), a backoff doubling up to 5 s. Keepers that drive `poll()` themselves wait this long.
    */
   get nextPollDelayMs(): number {
-    const pollMs = this.options.pollMs ?? 500;
-    if (this.failures === 0) return pollMs;
-    return Math.min(Math.max(pollMs, MAX_POLL_BACKOFF_MS), pollMs * 2 ** Math.min(this.failures, 16));
+    return this.health.delayMs;
   }
 
   /** Stops polling; resolves once a pass in flight has finished (so the store can be closed after). */
@@ -442,19 +440,9 @@ export class EventFollower {
       if (Date.now() - started >= progressMs && from > firstBlock) {
         log.info({ cursor: this.cursor, blocks: from - firstBlock, seconds: Math.round((Date.now() - started) / 100) / 10, range: this.range }, "event follower: caught up");
       }
-      if (this.failures > 0) {
-        log.info({ failedPolls: this.failures, downMs: Date.now() - this.failingSince, cursor: this.cursor }, "event follower: the RPC node answers again; caught up");
-        this.failures = 0;
-      }
+      this.health.succeeded();
     } catch (error) {
-      if (!this.stopped) {
-        if (this.failures === 0) this.failingSince = Date.now();
-        this.failures++;
-        log.warn(
-          { err: (error as Error).message, failedPolls: this.failures, backoffMs: this.nextPollDelayMs, cursor: this.cursor },
-          "event follower: poll failed; backing off before the next poll",
-        );
-      }
+      if (!this.stopped) this.health.failed(error, { cursor: this.cursor });
     } finally {
       this.running = false;
     }

@@ -1,16 +1,14 @@
 /**
- * What a periodic keeper loop (the master's reconcile and task-queue passes, the miner's epoch step, the
- * validator's epoch advance and discovery poll) does when its passes fail, for instance while the RPC node
- * or discovery cannot be reached:
+ * What a periodic keeper loop (every keeper's event follower, the master's reconcile and task-queue passes,
+ * the miner's epoch step, the validator's epoch advance and discovery poll) does when its passes fail, for
+ * instance while the RPC node or discovery cannot be reached:
  *
  *   - it waits longer between passes: the loop's interval doubling after each failure, up to `maxDelayMs`
- *     (default 5 s, as the event follower; never less than the interval), so an outage is not met with a
- *     request a second from every keeper, and a keeper still notices the recovery within seconds;
+ *     (default 5 s; never less than the interval), so an outage is not met with a request a second from
+ *     every keeper, and a keeper still notices the recovery within seconds;
  *   - it says so once, not every pass: a warning at the first failure and when the error changes, then a
  *     reminder with the count at most every `remindMs` (default 60 s) while it keeps failing;
  *   - one info line when a pass succeeds again, with how many failed and for how long.
- *
- * The event follower has its own backoff and lines (chain.ts); this is for every other loop.
  */
 import type { Logger } from "./log.js";
 
