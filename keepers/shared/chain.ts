@@ -300,16 +300,17 @@ export class EventFollower {
   private readonly waiters: Array<{ block: number; resolve: () => void }> = [];
   /** Backoff and log lines while polls fail (the RPC node unreachable, a handler failing). */
   private readonly health: LoopHealth;
-  /** Blocks per eth_getLogs request now (see `maxRange`), and requests in a row that succeeded with it. */
+  /** Largest, and current, blocks per eth_getLogs request (see `maxRange`), and requests in a row that succeeded with the current one. */
+  private readonly maxRange: number;
   private range: number;
   private rangeSuccesses = 0;
   /** Ranges already refused once (a repeat is logged at debug): at most log2(maxRange) of them. */
   private readonly refusedRanges = new Set<number>();
 
   constructor(private readonly options: EventFollowerOptions) {
-    const maxRange = options.maxRange ?? DEFAULT_MAX_LOG_RANGE;
-    if (!Number.isInteger(maxRange) || maxRange < 1) throw new Error(`event follower ${options.name}: maxRange must be a positive integer, got ${maxRange}`);
-    this.range = maxRange;
+    this.maxRange = options.maxRange ?? DEFAULT_MAX_LOG_RANGE;
+    if (!Number.isInteger(this.maxRange) || this.maxRange < 1) throw new Error(`event follower ${options.name}: maxRange must be a positive integer, got ${this.maxRange}`);
+    this.range = this.maxRange;
     this.health = new LoopHealth({ what: "event follower: poll", logger: options.logger, intervalMs: options.pollMs ?? 500 });
     const { contracts } = options.chain;
     const all: Array<[ChainEvent["contract"], BaseContract]> = [
@@ -380,7 +381,6 @@ export class EventFollower {
     try {
       const head = (await headBlock(this.options.chain.provider)) - (this.options.confirmations ?? 0);
       let from = this.cursor + 1;
-      const maxRange = this.options.maxRange ?? DEFAULT_MAX_LOG_RANGE;
       const progressMs = this.options.progressMs ?? 10_000;
       const started = Date.now();
       const firstBlock = from;
@@ -409,8 +409,8 @@ export class EventFollower {
           );
           continue;
         }
-        if (this.range < maxRange && ++this.rangeSuccesses >= RANGE_GROWTH_AFTER) {
-          this.range = Math.min(maxRange, this.range * 2);
+        if (this.range < this.maxRange && ++this.rangeSuccesses >= RANGE_GROWTH_AFTER) {
+          this.range = Math.min(this.maxRange, this.range * 2);
           this.rangeSuccesses = 0;
         }
         logs.sort((a, b) => a.blockNumber - b.blockNumber || a.index - b.index);

@@ -226,8 +226,9 @@ describe("keeper chain layer (real hardhat node)", function () {
         const follower = new EventFollower({ chain: proxy.chain, store, name: "failing", logger: silent, handle: async () => {}, maxRange: 64, pollMs: 100 });
         const before = follower.cursor;
         expect(await follower.poll()).to.equal(0);
-        expect(proxy.asked.map((a) => a.blocks)).to.deep.equal([Math.min(64, proxy.asked[0].blocks)]);
+        // One request of more than one block (a smaller one could have been tried), and no second one.
         expect(proxy.asked).to.have.length(1);
+        expect(proxy.asked[0].blocks).to.be.within(2, 64);
         expect(follower.cursor).to.equal(before);
         expect(follower.nextPollDelayMs).to.equal(200);
       } finally {
