@@ -396,7 +396,9 @@ describe("miner keeper (real chain, Docker and HTTP)", function () {
     expect(answer.txHash).to.match(/^0x[0-9a-f]{64}$/);
     const runs = dev.admin.contracts.trainingRuns;
     expect(await runs.isMember(runId, node)).to.equal(true);
-    const joined = await runs.queryFilter(runs.filters.NodeJoined(runId, node), "latest");
+    // The join's own block (the chain also mines a block a second: "latest" may already be the next one).
+    const receipt = (await dev.admin.provider.getTransactionReceipt(answer.txHash))!;
+    const joined = await runs.queryFilter(runs.filters.NodeJoined(runId, node), receipt.blockNumber, receipt.blockNumber);
     expect(joined.map((event) => event.args.nonce.toString())).to.deep.equal([invite.nonce]);
 
     await waitFor("two heartbeats at the master", () => master.heartbeatsFrom(node) >= 2, 10_000);
