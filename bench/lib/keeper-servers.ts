@@ -94,6 +94,12 @@ export interface BenchServer {
   facts: Record<string, number | string>;
 }
 
+/** The keepers' signature pool; BENCH_MAX_BATCH (inherited from the bench) overrides recoveries per message. */
+function verifyPool(size: number, logger: Logger): Promise<SignaturePool> {
+  const maxBatch = process.env.BENCH_MAX_BATCH === undefined ? undefined : Number(process.env.BENCH_MAX_BATCH);
+  return SignaturePool.start({ size, logger, maxBatch });
+}
+
 function fileLogger(component: string, dataDir: string): Logger {
   return createLogger({ component, level: "info", destination: pino.destination({ dest: path.join(dataDir, `${component}.log`), sync: false, mkdir: true }) });
 }
@@ -115,7 +121,7 @@ const unreachableChain = new Proxy({} as Contracts, {
 
 export async function buildDiscoveryServer(setup: DiscoverySetup): Promise<BenchServer> {
   const logger = fileLogger("discovery", setup.dataDir);
-  const pool = await SignaturePool.start({ size: setup.verifyWorkers, logger });
+  const pool = await verifyPool(setup.verifyWorkers, logger);
   const store = new KeeperStore(path.join(setup.dataDir, "discovery.sqlite"));
   const index = new DiscoveryIndex(store.db, BENCH_VALIDATOR_ROLE);
   let logIndex = 0;
@@ -152,7 +158,7 @@ export async function buildDiscoveryServer(setup: DiscoverySetup): Promise<Bench
 
 export async function buildMasterServer(setup: MasterSetup): Promise<BenchServer> {
   const logger = fileLogger("master", setup.dataDir);
-  const pool = await SignaturePool.start({ size: setup.verifyWorkers, logger });
+  const pool = await verifyPool(setup.verifyWorkers, logger);
   const store = new KeeperStore(path.join(setup.dataDir, "master.sqlite"));
   const wallet = new Wallet(setup.masterKey);
   const buyer = Wallet.createRandom().address;
@@ -234,7 +240,7 @@ const EMPTY_BODY = Buffer.alloc(0);
 
 export async function buildSignedFloorServer(setup: SignedFloorSetup): Promise<BenchServer> {
   const logger = createLogger({ component: "signed-floor", level: "silent" });
-  const pool = await SignaturePool.start({ size: setup.verifyWorkers, logger });
+  const pool = await verifyPool(setup.verifyWorkers, logger);
   const nonces = new MemoryNonceStore();
   const verify = { chainId: BENCH_CHAIN_ID, audience: DISCOVERY_AUDIENCE, maxSkewSec: 60 };
   const answer = async (req: IncomingMessage, res: ServerResponse, body: Buffer): Promise<void> => {

@@ -29,6 +29,11 @@
  *   read in that process) after the runs above: 10,000 distinct nodes heartbeated, many times each.
  * The load client and the servers share the machine's two cores: the figures are what one such machine
  * does with its own load generator, not a server alone.
+ *
+ * Knobs for experiments (environment): BENCH_CONNECTIONS (default 64), BENCH_VERIFY_WORKERS (signature
+ * worker threads, default 1), BENCH_MAX_BATCH (recoveries per message to a worker, default the keepers'
+ * DEFAULT_MAX_BATCH), BENCH_PROFILE=<dir> (the server's CPU profile of each timed run), BENCH_CPU_PROF=<dir>
+ * (node --cpu-prof of each server process).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";

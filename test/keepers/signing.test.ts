@@ -283,6 +283,41 @@ describe("signed keeper requests", () => {
       const wallet = Wallet.createRandom();
       expect(await pool.recover("after", await wallet.signMessage("after"))).to.equal(wallet.address.toLowerCase());
     });
+
+    it("send a turn's recoveries in messages of at most maxBatch, each answered to its own caller", async () => {
+      const logger = createLogger({ component: "test", level: "silent" });
+      const wallets = Array.from({ length: 3 }, () => Wallet.createRandom());
+      const messages = Array.from({ length: 10 }, (_, i) => `batched ${i}`);
+      const signatures = await Promise.all(messages.map((m, i) => wallets[i % 3].signMessage(m)));
+      const expected = messages.map((_, i) => wallets[i % 3].address.toLowerCase());
+      // A malformed signature in the middle of a message answers null to its caller only.
+      signatures[5] = "0x1234";
+      expected[5] = null as unknown as string;
+      for (const [maxBatch, messagesSent] of [
+        [4, 3],
+        [1, 10],
+        [64, 1],
+      ]) {
+        const pool = await SignaturePool.start({ size: 1, logger, maxBatch });
+        try {
+          const recovered = await Promise.all(messages.map((m, i) => pool.recover(m, signatures[i])));
+          expect(recovered, `maxBatch ${maxBatch}`).to.deep.equal(expected);
+          expect(pool.messagesSent, `maxBatch ${maxBatch}`).to.equal(messagesSent);
+        } finally {
+          await pool.close();
+        }
+      }
+      for (const maxBatch of [0, -1, 1.5, Number.NaN]) {
+        const refused = await SignaturePool.start({ size: 1, logger, maxBatch }).then(
+          async (pool) => {
+            await pool.close();
+            return "started";
+          },
+          (error: Error) => error.message,
+        );
+        expect(refused, `maxBatch ${maxBatch}`).to.match(/^maxBatch must be a positive integer/);
+      }
+    });
   });
 });
 
