@@ -30,7 +30,7 @@ import type { Chain, ChainEvent, Contracts } from "../../keepers/shared/chain.js
 import { type App, SignedClient, createApp } from "../../keepers/shared/http.js";
 import { type Logger, createLogger } from "../../keepers/shared/log.js";
 import { createMetrics } from "../../keepers/shared/metrics.js";
-import { SignaturePool } from "../../keepers/shared/signature-pool.js";
+import { DEFAULT_MAX_BATCH, SignaturePool } from "../../keepers/shared/signature-pool.js";
 import { AuthError, MemoryNonceStore, acceptClaim, readClaim } from "../../keepers/shared/signing.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
 import type { TxSender } from "../../keepers/shared/tx.js";
@@ -94,10 +94,26 @@ export interface BenchServer {
   facts: Record<string, number | string>;
 }
 
-/** The keepers' signature pool; BENCH_MAX_BATCH (inherited from the bench) overrides recoveries per message. */
+/**
+ * An integer setting of the benchmark from the environment: `fallback` when unset or empty; throws, naming
+ * the variable, when it is not an integer of at least `min`.
+ */
+export function benchSetting(name: string, fallback: number, min: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer of at least ${min}, got ${JSON.stringify(raw)}`);
+  return value;
+}
+
+/** Recoveries per message to a signature worker: the keepers' default, or BENCH_MAX_BATCH. */
+export function benchMaxBatch(): number {
+  return benchSetting("BENCH_MAX_BATCH", DEFAULT_MAX_BATCH, 1);
+}
+
+/** The keepers' signature pool, with the benchmark's recoveries per message (the child inherits the bench's environment). */
 function verifyPool(size: number, logger: Logger): Promise<SignaturePool> {
-  const maxBatch = process.env.BENCH_MAX_BATCH === undefined ? undefined : Number(process.env.BENCH_MAX_BATCH);
-  return SignaturePool.start({ size, logger, maxBatch });
+  return SignaturePool.start({ size, logger, maxBatch: benchMaxBatch() });
 }
 
 function fileLogger(component: string, dataDir: string): Logger {

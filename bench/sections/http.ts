@@ -32,8 +32,9 @@
  *
  * Knobs for experiments (environment): BENCH_CONNECTIONS (default 64), BENCH_VERIFY_WORKERS (signature
  * worker threads, default 1), BENCH_MAX_BATCH (recoveries per message to a worker, default the keepers'
- * DEFAULT_MAX_BATCH), BENCH_PROFILE=<dir> (the server's CPU profile of each timed run), BENCH_CPU_PROF=<dir>
- * (node --cpu-prof of each server process).
+ * DEFAULT_MAX_BATCH; BENCH_CONNECTIONS or more sends a whole turn's requests in one message), BENCH_PROFILE=<dir>
+ * (the server's CPU profile of each timed run), BENCH_CPU_PROF=<dir> (node --cpu-prof of each server process).
+ * The settings in effect are reported with the figures (http.connections, http.verifyWorkers, http.maxBatch).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -43,7 +44,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import secp256k1 from "secp256k1";
 import { Wallet } from "ethers";
 import { canonicalRequest, eip191Digest } from "../../keepers/shared/signing.js";
-import { BENCH_CHAIN_ID, BENCH_RUN_ID, type ServerSetup } from "../lib/keeper-servers.js";
+import { BENCH_CHAIN_ID, BENCH_RUN_ID, type ServerSetup, benchMaxBatch, benchSetting } from "../lib/keeper-servers.js";
 import { type LoadResult, type NodeKey, type PreparedRequest, newNodeKey, presign, runLoad } from "../lib/load.js";
 
 export const how: Record<string, string> = {
@@ -68,11 +69,16 @@ export const how: Record<string, string> = {
   "discovery.cpuCeilingPerSec":
     "cores × 1e6 ÷ (server + client CPU µs per request): what the machine could serve with every core busy at the CPU a request cost in the run; a closed loop reaches it only if neither side ever waits",
   "bound.httpHelloCpuUsPerRequest": "server + client CPU µs per empty request in the hello run: what HTTP alone costs the machine per request, before any signature, storage or log",
+  "http.connections": "keep-alive connections of the load client in every run of this section (BENCH_CONNECTIONS)",
+  "http.verifyWorkers": "signature worker threads of the signed-floor, discovery and master servers (BENCH_VERIFY_WORKERS; the keepers' default is 1)",
+  "http.maxBatch": "most recoveries per message to a signature worker (BENCH_MAX_BATCH; the keepers' default is DEFAULT_MAX_BATCH)",
   "master.cpuCeilingPerSec": "the same ceiling for the master's heartbeats (cores × 1e6 ÷ (server + client CPU µs per heartbeat))",
 };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const CONNECTIONS = benchSetting("BENCH_CONNECTIONS", 64, 1);
+/** Signature worker threads of the servers (the keepers' default: one). */
+const VERIFY_WORKERS = benchSetting("BENCH_VERIFY_WORKERS", 1, 0);
 /** Cores of the machine the server and the load client share. */
 const CORES = os.availableParallelism();
 
@@ -236,7 +242,7 @@ export async function discovery(
   dataDir: string,
   requests: number,
   maxMs: number,
-  verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1),
+  verifyWorkers = VERIFY_WORKERS,
 ): Promise<Measured> {
   const mix = discoveryMix(requests);
   const server = await startServer({
@@ -263,7 +269,7 @@ export async function discovery(
  * The same requests, as many and as long, against the signed floor: node:http and the keepers' signature
  * check (recovery in one worker, as discovery) answering every request, nothing else.
  */
-export async function signedFloor(requests: number, maxMs: number, verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1)): Promise<Measured> {
+export async function signedFloor(requests: number, maxMs: number, verifyWorkers = VERIFY_WORKERS): Promise<Measured> {
   const mix = discoveryMix(requests);
   const server = await startServer({ kind: "signed-floor", verifyWorkers });
   try {
@@ -291,7 +297,7 @@ export async function master(
   throughputRequests: number,
   throughputMaxMs: number,
   openLoopMs: number,
-  verifyWorkers = Number(process.env.BENCH_VERIFY_WORKERS ?? 1),
+  verifyWorkers = VERIFY_WORKERS,
 ): Promise<MasterFigures> {
   const masterWallet = Wallet.createRandom();
   const audience = masterWallet.address.toLowerCase();
@@ -327,6 +333,8 @@ export async function master(
 
 export async function run(opts: { quick: boolean }): Promise<Record<string, number>> {
   const { quick } = opts;
+  // Checked before any run (the servers read it too): a bad value fails here, not minutes in.
+  const maxBatch = benchMaxBatch();
   const dir = mkdtempSync(path.join(os.tmpdir(), "cn-bench-http-"));
   try {
     const ecrecover = ecrecoverPerSec(quick ? 1_000 : 3_000);
@@ -364,6 +372,9 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
       "master.serverCpuUsPerHeartbeat": m.throughput.serverCpuUsPerRequest,
       "master.cpuCeilingPerSec": cpuCeilingPerSec(m.throughput),
       "master.rssMBAt10kNodes": m.rssMB,
+      "http.connections": CONNECTIONS,
+      "http.verifyWorkers": VERIFY_WORKERS,
+      "http.maxBatch": maxBatch,
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -27,12 +27,13 @@ export const DEFAULT_VERIFY_WORKERS = 1;
  * Default for the largest number of recoveries in one message to a worker. With a whole turn's requests in
  * one message (up to 64 under the benchmark's 64 connections) the two threads take turns: the worker
  * recovers them all while the event loop waits for the answer; then the event loop answers them and reads
- * and sends the next requests while the worker waits. Messages of 4 keep both busy: the worker recovers the
+ * and sends the next requests while the worker waits. Small messages keep both busy: the worker recovers the
  * next message while the event loop answers the previous one. Measured with bench/sections/http.ts, load
  * client on the same 2 cores, the variants run alternately: the signed floor (three runs each) 8,500-9,200
- * requests/s with one message per turn against 9,400-10,600 with 4 (2: 8,000-11,400, 8: 7,900-10,700);
- * discovery (two runs each) 5,300-5,400 against 5,800-6,000; the master's heartbeats 6,000-6,500 against
- * 6,900-6,950. The CPU per request stays the same: the gain is the threads' overlap.
+ * requests/s with one message per turn, 8,000-11,400 with 2 per message, 9,400-10,600 with 4, 7,900-10,700
+ * with 8 (4: the narrowest range, in the middle); discovery (two runs each) 5,300-5,400 with one message per
+ * turn against 5,800-6,000 with 4; the master's heartbeats 6,000-6,500 against 6,900-6,950. The CPU per
+ * request stays the same: the gain is the threads' overlap.
  */
 export const DEFAULT_MAX_BATCH = 4;
 
@@ -71,7 +72,8 @@ export class SignaturePool {
   private batchId = 0;
   private batch: Batch | undefined;
   private closed = false;
-  private sent = 0;
+  /** A flush is due at the end of this turn (setImmediate): it sends whatever batch is open then. */
+  private flushScheduled = false;
 
   private constructor(
     private readonly logger: Logger,
@@ -112,21 +114,25 @@ export class SignaturePool {
 
   /** Messages sent to workers so far (each carries up to `maxBatch` recoveries). */
   get messagesSent(): number {
-    return this.sent;
+    return this.batchId;
   }
 
   /** The `recover` function for requireSignature. */
   readonly recover: Recover = (text, signature) => {
     if (this.workers.length === 0) return recoverMessageAddress(text, signature);
     return new Promise<string | null>((resolve) => {
-      if (!this.batch) {
-        this.batch = { texts: [], signatures: [], resolves: [] };
-        setImmediate(() => this.flush());
+      this.batch ??= { texts: [], signatures: [], resolves: [] };
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
       }
       this.batch.texts.push(text);
       this.batch.signatures.push(signature);
       this.batch.resolves.push(resolve);
-      // A full message leaves now; the rest of the turn's requests wait for the setImmediate above.
+      // A full message leaves at once; what is left of the turn goes with the flush at its end.
       if (this.batch.texts.length >= this.maxBatch) this.flush();
     });
   };
@@ -166,7 +172,6 @@ export class SignaturePool {
     const target = this.workers[this.next++ % this.workers.length];
     const id = this.batchId++;
     target.pending.set(id, batch);
-    this.sent++;
     target.worker.postMessage({ id, texts: batch.texts, signatures: batch.signatures });
   }
 

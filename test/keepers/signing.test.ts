@@ -284,24 +284,27 @@ describe("signed keeper requests", () => {
       expect(await pool.recover("after", await wallet.signMessage("after"))).to.equal(wallet.address.toLowerCase());
     });
 
-    it("send a turn's recoveries in messages of at most maxBatch, each answered to its own caller", async () => {
+    it("send a turn's recoveries in messages of at most maxBatch, a full one at once, each answered to its own caller", async () => {
       const logger = createLogger({ component: "test", level: "silent" });
-      const wallets = Array.from({ length: 3 }, () => Wallet.createRandom());
-      const messages = Array.from({ length: 10 }, (_, i) => `batched ${i}`);
-      const signatures = await Promise.all(messages.map((m, i) => wallets[i % 3].signMessage(m)));
-      const expected = messages.map((_, i) => wallets[i % 3].address.toLowerCase());
+      const wallets = Array.from({ length: 10 }, () => Wallet.createRandom());
+      const messages = wallets.map((_, i) => `batched ${i}`);
+      const signatures = await Promise.all(messages.map((m, i) => wallets[i].signMessage(m)));
+      const expected: Array<string | null> = wallets.map((w) => w.address.toLowerCase());
       // A malformed signature in the middle of a message answers null to its caller only.
       signatures[5] = "0x1234";
-      expected[5] = null as unknown as string;
-      for (const [maxBatch, messagesSent] of [
-        [4, 3],
-        [1, 10],
-        [64, 1],
+      expected[5] = null;
+      // [maxBatch, messages sent before the turn ends (full ones), messages in all]
+      for (const [maxBatch, fullAtOnce, messagesSent] of [
+        [4, 2, 3],
+        [1, 10, 10],
+        [64, 0, 1],
       ]) {
         const pool = await SignaturePool.start({ size: 1, logger, maxBatch });
         try {
-          const recovered = await Promise.all(messages.map((m, i) => pool.recover(m, signatures[i])));
-          expect(recovered, `maxBatch ${maxBatch}`).to.deep.equal(expected);
+          expect(pool.size, "a worker started").to.equal(1);
+          const pending = messages.map((m, i) => pool.recover(m, signatures[i]));
+          expect(pool.messagesSent, `maxBatch ${maxBatch}: full messages leave in the same turn`).to.equal(fullAtOnce);
+          expect(await Promise.all(pending), `maxBatch ${maxBatch}`).to.deep.equal(expected);
           expect(pool.messagesSent, `maxBatch ${maxBatch}`).to.equal(messagesSent);
         } finally {
           await pool.close();
