@@ -31,7 +31,7 @@
  * does with its own load generator, not a server alone.
  *
  * Knobs for experiments (environment): BENCH_CONNECTIONS (default 64), BENCH_VERIFY_WORKERS (signature
- * worker threads, default 1), BENCH_MAX_BATCH (recoveries per message to a worker, default the keepers'
+ * worker threads, default the keepers' DEFAULT_VERIFY_WORKERS), BENCH_MAX_BATCH (recoveries per message to a worker, default the keepers'
  * DEFAULT_MAX_BATCH; BENCH_CONNECTIONS or more sends a whole turn's requests in one message), BENCH_PROFILE=<dir>
  * (the server's CPU profile of each timed run), BENCH_CPU_PROF=<dir> (node --cpu-prof of each server process).
  * The settings in effect are reported with the figures (http.connections, http.verifyWorkers, http.maxBatch).
@@ -43,6 +43,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import secp256k1 from "secp256k1";
 import { Wallet } from "ethers";
+import { DEFAULT_MAX_BATCH, DEFAULT_VERIFY_WORKERS } from "../../keepers/shared/signature-pool.js";
 import { canonicalRequest, eip191Digest } from "../../keepers/shared/signing.js";
 import { BENCH_CHAIN_ID, BENCH_RUN_ID, type ServerSetup, benchMaxBatch, benchSetting } from "../lib/keeper-servers.js";
 import { type LoadResult, type NodeKey, type PreparedRequest, newNodeKey, presign, runLoad } from "../lib/load.js";
@@ -70,15 +71,15 @@ export const how: Record<string, string> = {
     "cores × 1e6 ÷ (server + client CPU µs per request): what the machine could serve with every core busy at the CPU a request cost in the run; a closed loop reaches it only if neither side ever waits",
   "bound.httpHelloCpuUsPerRequest": "server + client CPU µs per empty request in the hello run: what HTTP alone costs the machine per request, before any signature, storage or log",
   "http.connections": "keep-alive connections of the load client in every run of this section (BENCH_CONNECTIONS)",
-  "http.verifyWorkers": "signature worker threads of the signed-floor, discovery and master servers (BENCH_VERIFY_WORKERS; the keepers' default is 1)",
-  "http.maxBatch": "most recoveries per message to a signature worker (BENCH_MAX_BATCH; the keepers' default is DEFAULT_MAX_BATCH)",
+  "http.verifyWorkers": `signature worker threads of the signed-floor, discovery and master servers (BENCH_VERIFY_WORKERS; the keepers' default is ${DEFAULT_VERIFY_WORKERS})`,
+  "http.maxBatch": `most recoveries per message to a signature worker (BENCH_MAX_BATCH; the keepers' default is ${DEFAULT_MAX_BATCH})`,
   "master.cpuCeilingPerSec": "the same ceiling for the master's heartbeats (cores × 1e6 ÷ (server + client CPU µs per heartbeat))",
 };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CONNECTIONS = benchSetting("BENCH_CONNECTIONS", 64, 1);
-/** Signature worker threads of the servers (the keepers' default: one). */
-const VERIFY_WORKERS = benchSetting("BENCH_VERIFY_WORKERS", 1, 0);
+/** Signature worker threads of the servers (the keepers' default, or BENCH_VERIFY_WORKERS). */
+const VERIFY_WORKERS = benchSetting("BENCH_VERIFY_WORKERS", DEFAULT_VERIFY_WORKERS, 0);
 /** Cores of the machine the server and the load client share. */
 const CORES = os.availableParallelism();
 
