@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
-import { type Signer, Wallet, getBytes, hashMessage, verifyMessage } from "ethers";
+import { type Signer, Wallet, getBytes, hashMessage, keccak256 as ethersKeccak256, verifyMessage } from "ethers";
 import {
   AuthError,
   HEADER_ADDRESS,
@@ -24,6 +24,7 @@ import {
   verifyRequest,
 } from "../../keepers/shared/signing.js";
 import { createLogger } from "../../keepers/shared/log.js";
+import { keccak256, nativeSponge } from "../../keepers/shared/recover.js";
 import { SignaturePool } from "../../keepers/shared/signature-pool.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
 
@@ -110,6 +111,25 @@ describe("signed keeper requests", () => {
         expect(`0x${eip191Digest(message).toString("hex")}`, message).to.equal(hashMessage(message));
         const signature = await wallet.signMessage(message);
         expect(recoverMessageSigner(message, signature), message).to.equal(verifyMessage(message, signature));
+      }
+    });
+
+    it("hashes with the reused native Keccak sponge as ethers' keccak256, at every length around the 136-byte block", () => {
+      // The sponge is reinitialised per hash: a state left over from the previous hash would change the next.
+      expect(nativeSponge, "the keccak package's native addon loads").to.equal(true);
+      for (const length of [0, 1, 31, 32, 64, 65, 135, 136, 137, 271, 272, 273, 1000]) {
+        const data = Buffer.alloc(length, (length % 251) + 1);
+        expect(`0x${keccak256(data).toString("hex")}`, `length ${length}`).to.equal(ethersKeccak256(data));
+        // A view into a larger buffer hashes only its own bytes.
+        const outer = Buffer.concat([Buffer.from([0xee]), data, Buffer.from([0xff])]);
+        const view = new Uint8Array(outer.buffer, outer.byteOffset + 1, length);
+        expect(`0x${keccak256(view).toString("hex")}`, `view of length ${length}`).to.equal(ethersKeccak256(data));
+      }
+      // EIP-191 absorbs prefix and message in turn: the same digest as of their concatenation.
+      for (const length of [0, 107, 108, 109, 500]) {
+        const message = "é".repeat(length);
+        expect(`0x${eip191Digest(message).toString("hex")}`, `message of ${length} characters`).to.equal(hashMessage(message));
+        expect(`0x${eip191Digest(Buffer.from(message, "utf8")).toString("hex")}`, `bytes of ${length} characters`).to.equal(hashMessage(Buffer.from(message, "utf8")));
       }
     });
 
