@@ -44,9 +44,12 @@ function loadSponge(): KeccakSponge | undefined {
 
 const sponge = loadSponge();
 
-/** Keccak-256 of the parts, in order (as of their concatenation). */
-function keccakOf(parts: readonly Buffer[]): Buffer {
-  if (sponge === undefined) {
+/**
+ * Keccak-256 of the parts, in order (as of their concatenation), on the native sponge when it loaded;
+ * `native` false takes the `keccak` package's stream API (the fallback, also for the tests).
+ */
+export function keccakOf(parts: readonly Buffer[], native = true): Buffer {
+  if (sponge === undefined || !native) {
     const hash = createKeccak("keccak256");
     for (const part of parts) hash.update(part);
     return hash.digest();
