@@ -15,15 +15,34 @@ export interface EventCursor {
   block: number;
 }
 
+/** A used nonce of the next group commit: [expiresAt, lowercase address, nonce]. */
+type NonceEntry = [number, string, string];
+
 export class KeeperStore implements NonceStore {
   readonly db: Db;
-  private readonly insertNonce: Database.Statement;
+  private readonly insertNonces: Database.Statement;
   private readonly sweepNonces: Database.Statement;
   private lastSweep = 0;
+  /**
+   * Unexpired used nonces by expiry (unix seconds), each `address:nonce` with the address lowercase: what
+   * `use` and `useSoon` answer from. Filled from the file on open; a request's timestamp is within the
+   * allowed skew of now, so this holds at most the nonces of the last 2 × skew seconds (~100 bytes each).
+   */
+  private readonly usedNonces = new Map<number, Set<string>>();
+  /** The nonce rows of the file in id order, with the latest expiry in each: swept from the front. */
+  private readonly nonceRows: Array<{ id: number; expiresMax: number }> = [];
+  private nonceRowsHead = 0;
+  private nextNonceRow = 1;
+  /** Nonces taken by `useSoon` for the next group commit, written there as one row. */
+  private pendingNonces: NonceEntry[] = [];
   /** Writes waiting for the next group commit, with their callers. */
   private pendingWrites: Array<{ work: () => unknown; resolve: (result: never) => void; reject: (error: unknown) => void }> = [];
 
-  constructor(file: string) {
+  /** `now`: unix seconds (default the system clock), for the nonces' expiry. */
+  constructor(
+    file: string,
+    private readonly now: () => number = () => Math.floor(Date.now() / 1000),
+  ) {
     if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
     this.db = new Database(file);
     this.db.pragma("journal_mode = WAL");
@@ -31,47 +50,120 @@ export class KeeperStore implements NonceStore {
     this.db.pragma("busy_timeout = 5000");
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      -- Keyed by expiry first: inserts land next to each other (expiry = the request's timestamp + the
-      -- allowed skew, close to now), so each writes a page or two to the WAL instead of one random page per
-      -- B-tree, and the sweep deletes a range at the front. A replay repeats the timestamp (it is signed),
-      -- so (expiry, address, nonce) identifies a request as well as (address, nonce) does.
-      CREATE TABLE IF NOT EXISTS request_nonces (
-        expires_at INTEGER NOT NULL, address TEXT NOT NULL, nonce TEXT NOT NULL,
-        PRIMARY KEY (expires_at, address, nonce)
-      ) WITHOUT ROWID;
+      -- Used nonces, one row per group commit (a JSON array of [expiresAt, address, nonce]): a row is
+      -- appended at the end of the table whatever the addresses, instead of one B-tree insert on a random
+      -- page per request. The replay check runs in memory (loaded from here on open); rows are deleted from
+      -- the front once every nonce in them expired.
+      CREATE TABLE IF NOT EXISTS request_nonce_rows (
+        id INTEGER PRIMARY KEY, expires_max INTEGER NOT NULL, entries TEXT NOT NULL
+      );
     `);
-    // Nonces of the previous layout (at most a minute's worth) stay refused after an upgrade.
-    const legacy = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nonces'").get();
-    if (legacy) {
-      this.db.transaction(() => {
-        this.db.exec("INSERT OR IGNORE INTO request_nonces (expires_at, address, nonce) SELECT expires_at, address, nonce FROM nonces");
-        this.db.exec("DROP TABLE nonces");
-      })();
+    this.insertNonces = this.db.prepare("INSERT INTO request_nonce_rows (id, expires_max, entries) VALUES (?, ?, ?)");
+    this.sweepNonces = this.db.prepare("DELETE FROM request_nonce_rows WHERE id <= ?");
+    this.loadNonces();
+  }
+
+  /** Reads the unexpired nonces into memory; nonces of the previous layouts become one row of this one. */
+  private loadNonces(): void {
+    const now = this.now();
+    const rows = this.db.prepare("SELECT id, expires_max, entries FROM request_nonce_rows ORDER BY id").all() as Array<{ id: number; expires_max: number; entries: string }>;
+    for (const row of rows) {
+      this.nonceRows.push({ id: row.id, expiresMax: row.expires_max });
+      this.nextNonceRow = row.id + 1;
+      if (row.expires_max < now) continue;
+      for (const [expiresAt, address, nonce] of JSON.parse(row.entries) as NonceEntry[]) if (expiresAt >= now) this.remember(address, nonce, expiresAt);
     }
-    this.insertNonce = this.db.prepare("INSERT OR IGNORE INTO request_nonces (expires_at, address, nonce) VALUES (?, ?, ?)");
-    this.sweepNonces = this.db.prepare("DELETE FROM request_nonces WHERE expires_at < ?");
+    // `nonces` (first layout) and `request_nonces` (keyed by expiry): their unexpired nonces stay refused.
+    const legacy = (this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('nonces', 'request_nonces')").all() as Array<{ name: string }>).map((t) => t.name);
+    if (legacy.length === 0) return;
+    this.db.transaction(() => {
+      const carried: NonceEntry[] = [];
+      for (const table of legacy) {
+        for (const row of this.db.prepare(`SELECT expires_at, address, nonce FROM ${table} WHERE expires_at >= ?`).all(now) as Array<{ expires_at: number; address: string; nonce: string }>) {
+          if (this.remember(row.address.toLowerCase(), row.nonce, row.expires_at)) carried.push([row.expires_at, row.address.toLowerCase(), row.nonce]);
+        }
+        this.db.exec(`DROP TABLE ${table}`);
+      }
+      this.writeNonceRow(carried);
+    })();
+  }
+
+  /** Marks a nonce used in memory: false when it was already. */
+  private remember(addressLower: string, nonce: string, expiresAt: number): boolean {
+    let used = this.usedNonces.get(expiresAt);
+    if (used === undefined) {
+      used = new Set();
+      this.usedNonces.set(expiresAt, used);
+    }
+    const key = `${addressLower}:${nonce}`;
+    if (used.has(key)) return false;
+    used.add(key);
+    return true;
+  }
+
+  private forget([expiresAt, addressLower, nonce]: NonceEntry): void {
+    this.usedNonces.get(expiresAt)?.delete(`${addressLower}:${nonce}`);
+  }
+
+  /** Appends one row holding `entries` (nothing for none). */
+  private writeNonceRow(entries: NonceEntry[]): void {
+    if (entries.length === 0) return;
+    let expiresMax = 0;
+    for (const entry of entries) if (entry[0] > expiresMax) expiresMax = entry[0];
+    const id = this.nextNonceRow;
+    this.insertNonces.run(id, expiresMax, JSON.stringify(entries));
+    this.nextNonceRow = id + 1;
+    this.nonceRows.push({ id, expiresMax });
+  }
+
+  /**
+   * Once a second at most: drops expired nonces from memory, and deletes the file's rows from the front up
+   * to the first one holding an unexpired nonce (a range delete on the primary key).
+   */
+  private sweep(now: number): void {
+    if (now - this.lastSweep < 1) return;
+    this.lastSweep = now;
+    for (const expiry of this.usedNonces.keys()) if (expiry < now) this.usedNonces.delete(expiry);
+    let last = -1;
+    while (this.nonceRowsHead < this.nonceRows.length && this.nonceRows[this.nonceRowsHead].expiresMax < now) last = this.nonceRows[this.nonceRowsHead++].id;
+    if (last === -1) return;
+    this.sweepNonces.run(last);
+    if (this.nonceRowsHead > 1024) {
+      this.nonceRows.splice(0, this.nonceRowsHead);
+      this.nonceRowsHead = 0;
+    }
   }
 
   /**
    * NonceStore: false when the address used this nonce, in a request of the same expiry, before and it has
-   * not expired. Expired ones are swept every second (a small range delete, not a pause).
+   * not expired (a replay repeats the signed timestamp, hence the expiry). A fresh nonce is written to the
+   * file (its own row) before this returns.
    */
   use(address: string, nonce: string, expiresAt: number): boolean {
-    const now = Math.floor(Date.now() / 1000);
-    if (now - this.lastSweep >= 1) {
-      this.sweepNonces.run(now);
-      this.lastSweep = now;
+    this.sweep(this.now());
+    const entry: NonceEntry = [expiresAt, address.toLowerCase(), nonce];
+    if (!this.remember(entry[1], nonce, expiresAt)) return false;
+    try {
+      this.writeNonceRow([entry]);
+    } catch (error) {
+      this.forget(entry);
+      throw error;
     }
-    return this.insertNonce.run(expiresAt, address.toLowerCase(), nonce).changes === 1;
+    return true;
   }
 
   /**
-   * NonceStore, for the HTTP layer: a nonce written in the next group commit (see `writeSoon`), so that
-   * no request is answered before its nonce is stored. Two uses of a nonce in the same batch: the first
-   * wins, as with `use`.
+   * NonceStore, for the HTTP layer: a fresh nonce is written in the next group commit (see `writeSoon`),
+   * all of the commit's nonces in one row, and the promise resolves once it is stored; a used one is
+   * refused at once. Two uses of a nonce in the same batch: the first wins. If the commit fails, the
+   * batch's nonces are forgotten again (the request failed, its retry must be accepted).
    */
   useSoon(address: string, nonce: string, expiresAt: number): Promise<boolean> {
-    return this.writeSoon(() => this.use(address, nonce, expiresAt));
+    this.sweep(this.now());
+    const entry: NonceEntry = [expiresAt, address.toLowerCase(), nonce];
+    if (!this.remember(entry[1], nonce, expiresAt)) return Promise.resolve(false);
+    this.pendingNonces.push(entry);
+    return this.writeSoon(() => true);
   }
 
   /**
@@ -90,12 +182,23 @@ export class KeeperStore implements NonceStore {
 
   private commitWrites(): void {
     const batch = this.pendingWrites;
+    const nonces = this.pendingNonces;
     this.pendingWrites = [];
+    this.pendingNonces = [];
     if (batch.length === 0) return;
+    const nextRowBefore = this.nextNonceRow;
     let results: unknown[];
     try {
-      results = this.db.transaction(() => batch.map((w) => w.work()))();
+      results = this.db.transaction(() => {
+        this.writeNonceRow(nonces);
+        return batch.map((w) => w.work());
+      })();
     } catch (error) {
+      // Rolled back: neither the rows written meanwhile nor the batch's nonces exist. (A nonce a work took
+      // with `use` stays refused until it expires: the safe side; its request failed with the batch.)
+      for (const entry of nonces) this.forget(entry);
+      while (this.nonceRows.length > this.nonceRowsHead && this.nonceRows[this.nonceRows.length - 1].id >= nextRowBefore) this.nonceRows.pop();
+      this.nextNonceRow = nextRowBefore;
       for (const w of batch) w.reject(error);
       return;
     }

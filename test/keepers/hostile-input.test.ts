@@ -370,7 +370,7 @@ describe("hostile input to every keeper route (real chain, Docker, HTTP, SQLite)
       const tables = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name);
       const dump: Record<string, unknown[]> = {};
       for (const table of tables) {
-        if (table === "request_nonces") continue; // every signed request spends one, by design
+        if (table === "request_nonce_rows") continue; // every signed request spends a nonce, by design
         const query = projections[table] ?? `SELECT * FROM ${table}`;
         let rows = db.prepare(query).all() as Array<Record<string, unknown>>;
         if (table === "kv") rows = rows.filter((row) => !String(row.key).startsWith("cursor:")); // event cursors follow the chain

@@ -3,6 +3,7 @@
  * with ethers' reference implementation.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import Database from "better-sqlite3";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { expect } from "chai";
@@ -259,6 +260,65 @@ describe("signed keeper requests", () => {
       store.close();
       const reopened = new KeeperStore(file);
       expect(reopened.use(wallet.address, "c".repeat(32), future)).to.equal(false);
+      reopened.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("stores a group commit's nonces as one row appended to the file, and sweeps memory and rows once expired", async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "cn-nonce-"));
+      const file = path.join(dir, "keeper.sqlite");
+      let now = 1_000;
+      const store = new KeeperStore(file, () => now);
+      const rows = () => store.db.prepare("SELECT id, expires_max, entries FROM request_nonce_rows ORDER BY id").all() as Array<{ id: number; expires_max: number; entries: string }>;
+      const nonces = ["1", "2", "3", "4", "5"].map((c) => c.repeat(32));
+      const answers = await Promise.all(nonces.map((n, i) => store.useSoon(wallet.address, n, 1_010 + i)));
+      expect(answers).to.deep.equal([true, true, true, true, true]);
+      expect(rows()).to.have.length(1);
+      expect(rows()[0].expires_max).to.equal(1_014);
+      expect(JSON.parse(rows()[0].entries)).to.deep.equal(nonces.map((n, i) => [1_010 + i, wallet.address.toLowerCase(), n]));
+      expect(store.use(wallet.address.toUpperCase().replace("0X", "0x"), nonces[0], 1_010), "same signer in other case").to.equal(false);
+      expect(store.use(wallet.address, "6".repeat(32), 1_100)).to.equal(true); // its own row
+      expect(rows()).to.have.length(2);
+      // Past 1,012: the nonces expiring at 1,010-1,011 leave memory; the first row still holds unexpired ones.
+      now = 1_012;
+      expect(await store.useSoon(wallet.address, "7".repeat(32), 1_100)).to.equal(true);
+      expect(store.use(wallet.address, nonces[0], 1_010), "expired, forgotten").to.equal(true);
+      expect(store.use(wallet.address, nonces[3], 1_013), "not yet expired").to.equal(false);
+      expect(rows().map((r) => r.id)).to.deep.equal([1, 2, 3, 4]);
+      // Past 1,014 every nonce of row 1 expired: rows are deleted from the front up to the first live one
+      // (row 2); row 4, expired behind it, waits for it (and is skipped when the file is read).
+      now = 1_015;
+      expect(store.use(wallet.address, "8".repeat(32), 1_100)).to.equal(true);
+      expect(rows().map((r) => r.id)).to.deep.equal([2, 3, 4, 5]);
+      store.close();
+      // Reopened: the live nonces are refused again, new rows continue the ids.
+      const reopened = new KeeperStore(file, () => now);
+      for (const n of ["6", "7", "8"]) expect(reopened.use(wallet.address, n.repeat(32), 1_100), n).to.equal(false);
+      expect(reopened.use(wallet.address, "9".repeat(32), 1_100)).to.equal(true);
+      expect((reopened.db.prepare("SELECT MAX(id) AS id FROM request_nonce_rows").get() as { id: number }).id).to.equal(6);
+      reopened.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("carries the unexpired nonces of the two earlier layouts over on open, and drops their tables", () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "cn-nonce-"));
+      const file = path.join(dir, "keeper.sqlite");
+      const old = new Database(file);
+      old.exec(`CREATE TABLE nonces (address TEXT NOT NULL, nonce TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (address, nonce));
+        CREATE TABLE request_nonces (expires_at INTEGER NOT NULL, address TEXT NOT NULL, nonce TEXT NOT NULL, PRIMARY KEY (expires_at, address, nonce)) WITHOUT ROWID;`);
+      old.prepare("INSERT INTO nonces VALUES (?, ?, ?)").run(wallet.address, "a".repeat(32), 2_000);
+      old.prepare("INSERT INTO nonces VALUES (?, ?, ?)").run(wallet.address, "b".repeat(32), 900);
+      old.prepare("INSERT INTO request_nonces VALUES (?, ?, ?)").run(2_001, wallet.address.toLowerCase(), "c".repeat(32));
+      old.close();
+      const store = new KeeperStore(file, () => 1_000);
+      expect(store.use(wallet.address, "a".repeat(32), 2_000)).to.equal(false);
+      expect(store.use(wallet.address, "c".repeat(32), 2_001)).to.equal(false);
+      expect(store.use(wallet.address, "b".repeat(32), 900), "expired before the upgrade").to.equal(true);
+      const tables = (store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name);
+      expect(tables).to.include("request_nonce_rows").and.not.include("nonces").and.not.include("request_nonces");
+      store.close();
+      const reopened = new KeeperStore(file, () => 1_000);
+      expect(reopened.use(wallet.address, "a".repeat(32), 2_000), "carried over for good").to.equal(false);
       reopened.close();
       rmSync(dir, { recursive: true, force: true });
     });
