@@ -18,6 +18,10 @@ export interface EventCursor {
 /** A used nonce of the next group commit: [expiresAt, lowercase address, nonce]. */
 type NonceEntry = [number, string, string];
 
+/**
+ * One process per file: the replay check runs on this process' memory (several instances of a keeper share
+ * their nonces through Redis instead, `redis.ts`).
+ */
 export class KeeperStore implements NonceStore {
   readonly db: Db;
   private readonly insertNonces: Database.Statement;
@@ -32,7 +36,6 @@ export class KeeperStore implements NonceStore {
   /** The nonce rows of the file in id order, with the latest expiry in each: swept from the front. */
   private readonly nonceRows: Array<{ id: number; expiresMax: number }> = [];
   private nonceRowsHead = 0;
-  private nextNonceRow = 1;
   /** Nonces taken by `useSoon` for the next group commit, written there as one row. */
   private pendingNonces: NonceEntry[] = [];
   /** Writes waiting for the next group commit, with their callers. */
@@ -58,7 +61,7 @@ export class KeeperStore implements NonceStore {
         id INTEGER PRIMARY KEY, expires_max INTEGER NOT NULL, entries TEXT NOT NULL
       );
     `);
-    this.insertNonces = this.db.prepare("INSERT INTO request_nonce_rows (id, expires_max, entries) VALUES (?, ?, ?)");
+    this.insertNonces = this.db.prepare("INSERT INTO request_nonce_rows (expires_max, entries) VALUES (?, ?)");
     this.sweepNonces = this.db.prepare("DELETE FROM request_nonce_rows WHERE id <= ?");
     this.loadNonces();
   }
@@ -69,7 +72,6 @@ export class KeeperStore implements NonceStore {
     const rows = this.db.prepare("SELECT id, expires_max, entries FROM request_nonce_rows ORDER BY id").all() as Array<{ id: number; expires_max: number; entries: string }>;
     for (const row of rows) {
       this.nonceRows.push({ id: row.id, expiresMax: row.expires_max });
-      this.nextNonceRow = row.id + 1;
       if (row.expires_max < now) continue;
       for (const [expiresAt, address, nonce] of JSON.parse(row.entries) as NonceEntry[]) if (expiresAt >= now) this.remember(address, nonce, expiresAt);
     }
@@ -110,10 +112,19 @@ export class KeeperStore implements NonceStore {
     if (entries.length === 0) return;
     let expiresMax = 0;
     for (const entry of entries) if (entry[0] > expiresMax) expiresMax = entry[0];
-    const id = this.nextNonceRow;
-    this.insertNonces.run(id, expiresMax, JSON.stringify(entries));
-    this.nextNonceRow = id + 1;
-    this.nonceRows.push({ id, expiresMax });
+    const { lastInsertRowid } = this.insertNonces.run(expiresMax, JSON.stringify(entries));
+    this.nonceRows.push({ id: Number(lastInsertRowid), expiresMax });
+  }
+
+  /**
+   * Sweeps (see `sweep`), then whether a nonce expiring at `expiresAt` can still be checked: one already
+   * expired is refused, since the sweep may have forgotten its first use. (The timestamp was in the window
+   * when the request was read; the signature check in between takes time.)
+   */
+  private live(expiresAt: number): boolean {
+    const now = this.now();
+    this.sweep(now);
+    return expiresAt >= now;
   }
 
   /**
@@ -136,11 +147,11 @@ export class KeeperStore implements NonceStore {
 
   /**
    * NonceStore: false when the address used this nonce, in a request of the same expiry, before and it has
-   * not expired (a replay repeats the signed timestamp, hence the expiry). A fresh nonce is written to the
-   * file (its own row) before this returns.
+   * not expired (a replay repeats the signed timestamp, hence the expiry), or when `expiresAt` is past. A
+   * fresh nonce is written to the file (its own row) before this returns.
    */
   use(address: string, nonce: string, expiresAt: number): boolean {
-    this.sweep(this.now());
+    if (!this.live(expiresAt)) return false;
     const entry: NonceEntry = [expiresAt, address.toLowerCase(), nonce];
     if (!this.remember(entry[1], nonce, expiresAt)) return false;
     try {
@@ -159,7 +170,7 @@ export class KeeperStore implements NonceStore {
    * batch's nonces are forgotten again (the request failed, its retry must be accepted).
    */
   useSoon(address: string, nonce: string, expiresAt: number): Promise<boolean> {
-    this.sweep(this.now());
+    if (!this.live(expiresAt)) return Promise.resolve(false);
     const entry: NonceEntry = [expiresAt, address.toLowerCase(), nonce];
     if (!this.remember(entry[1], nonce, expiresAt)) return Promise.resolve(false);
     this.pendingNonces.push(entry);
@@ -186,7 +197,7 @@ export class KeeperStore implements NonceStore {
     this.pendingWrites = [];
     this.pendingNonces = [];
     if (batch.length === 0) return;
-    const nextRowBefore = this.nextNonceRow;
+    const lastRowBefore = this.nonceRows.length > this.nonceRowsHead ? this.nonceRows[this.nonceRows.length - 1].id : 0;
     let results: unknown[];
     try {
       results = this.db.transaction(() => {
@@ -197,8 +208,7 @@ export class KeeperStore implements NonceStore {
       // Rolled back: neither the rows written meanwhile nor the batch's nonces exist. (A nonce a work took
       // with `use` stays refused until it expires: the safe side; its request failed with the batch.)
       for (const entry of nonces) this.forget(entry);
-      while (this.nonceRows.length > this.nonceRowsHead && this.nonceRows[this.nonceRows.length - 1].id >= nextRowBefore) this.nonceRows.pop();
-      this.nextNonceRow = nextRowBefore;
+      while (this.nonceRows.length > this.nonceRowsHead && this.nonceRows[this.nonceRows.length - 1].id > lastRowBefore) this.nonceRows.pop();
       for (const w of batch) w.reject(error);
       return;
     }

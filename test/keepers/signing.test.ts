@@ -264,7 +264,7 @@ describe("signed keeper requests", () => {
       rmSync(dir, { recursive: true, force: true });
     });
 
-    it("stores a group commit's nonces as one row appended to the file, and sweeps memory and rows once expired", async () => {
+    it("stores a group commit's nonces as one row appended to the file, sweeps rows once expired, refuses past expiries", async () => {
       const dir = mkdtempSync(path.join(tmpdir(), "cn-nonce-"));
       const file = path.join(dir, "keeper.sqlite");
       let now = 1_000;
@@ -279,11 +279,14 @@ describe("signed keeper requests", () => {
       expect(store.use(wallet.address.toUpperCase().replace("0X", "0x"), nonces[0], 1_010), "same signer in other case").to.equal(false);
       expect(store.use(wallet.address, "6".repeat(32), 1_100)).to.equal(true); // its own row
       expect(rows()).to.have.length(2);
-      // Past 1,012: the nonces expiring at 1,010-1,011 leave memory; the first row still holds unexpired ones.
+      // At 1,012 the nonces expiring at 1,010-1,011 are past: refused whatever memory holds (the sweep forgets
+      // them), fresh ones too; one expiring at 1,012 is still live, and still refused as used.
       now = 1_012;
       expect(await store.useSoon(wallet.address, "7".repeat(32), 1_100)).to.equal(true);
-      expect(store.use(wallet.address, nonces[0], 1_010), "expired, forgotten").to.equal(true);
-      expect(store.use(wallet.address, nonces[3], 1_013), "not yet expired").to.equal(false);
+      expect(store.use(wallet.address, nonces[0], 1_010), "expired").to.equal(false);
+      expect(await store.useSoon(wallet.address, "a".repeat(32), 1_011), "past expiry, never used").to.equal(false);
+      expect(store.use(wallet.address, nonces[2], 1_012), "expires this second: still used").to.equal(false);
+      expect(store.use(wallet.address, "b".repeat(32), 1_012), "expires this second: fresh").to.equal(true);
       expect(rows().map((r) => r.id)).to.deep.equal([1, 2, 3, 4]);
       // Past 1,014 every nonce of row 1 expired: rows are deleted from the front up to the first live one
       // (row 2); row 4, expired behind it, waits for it (and is skipped when the file is read).
@@ -297,6 +300,23 @@ describe("signed keeper requests", () => {
       expect(reopened.use(wallet.address, "9".repeat(32), 1_100)).to.equal(true);
       expect((reopened.db.prepare("SELECT MAX(id) AS id FROM request_nonce_rows").get() as { id: number }).id).to.equal(6);
       reopened.close();
+      // Reopened at 1,012: what expires at 1,012 is loaded back and refused.
+      const early = new KeeperStore(file, () => 1_012);
+      expect(early.use(wallet.address, "b".repeat(32), 1_012)).to.equal(false);
+      early.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("keeps taking nonces when another writer added rows to the file", () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "cn-nonce-"));
+      const file = path.join(dir, "keeper.sqlite");
+      const store = new KeeperStore(file, () => 1_000);
+      expect(store.use(wallet.address, "1".repeat(32), 1_100)).to.equal(true);
+      const other = new KeeperStore(file, () => 1_000);
+      expect(other.use(wallet.address, "2".repeat(32), 1_100)).to.equal(true);
+      expect(store.use(wallet.address, "3".repeat(32), 1_100), "no id collision").to.equal(true);
+      other.close();
+      store.close();
       rmSync(dir, { recursive: true, force: true });
     });
 
@@ -313,7 +333,11 @@ describe("signed keeper requests", () => {
       const store = new KeeperStore(file, () => 1_000);
       expect(store.use(wallet.address, "a".repeat(32), 2_000)).to.equal(false);
       expect(store.use(wallet.address, "c".repeat(32), 2_001)).to.equal(false);
-      expect(store.use(wallet.address, "b".repeat(32), 900), "expired before the upgrade").to.equal(true);
+      const carried = (store.db.prepare("SELECT entries FROM request_nonce_rows").all() as Array<{ entries: string }>).flatMap((r) => JSON.parse(r.entries) as unknown[]);
+      expect(carried, "the expired one is not carried").to.deep.equal([
+        [2_000, wallet.address.toLowerCase(), "a".repeat(32)],
+        [2_001, wallet.address.toLowerCase(), "c".repeat(32)],
+      ]);
       const tables = (store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map((t) => t.name);
       expect(tables).to.include("request_nonce_rows").and.not.include("nonces").and.not.include("request_nonces");
       store.close();
