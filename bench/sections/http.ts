@@ -264,7 +264,7 @@ export async function discovery(
   requests: number,
   maxMs: number,
   verifyWorkers = VERIFY_WORKERS,
-  warmUp = 0,
+  warmUp = WARM_UP_REQUESTS,
 ): Promise<Measured> {
   const mix = discoveryMix(requests + warmUp);
   const server = await startServer({
@@ -292,7 +292,7 @@ export async function discovery(
  * The same requests, as many and as long, against the signed floor: node:http and the keepers' signature
  * check (recovery in one worker, as discovery) answering every request, nothing else.
  */
-export async function signedFloor(requests: number, maxMs: number, verifyWorkers = VERIFY_WORKERS, warmUp = 0): Promise<Measured> {
+export async function signedFloor(requests: number, maxMs: number, verifyWorkers = VERIFY_WORKERS, warmUp = WARM_UP_REQUESTS): Promise<Measured> {
   const mix = discoveryMix(requests + warmUp);
   const server = await startServer({ kind: "signed-floor", verifyWorkers });
   try {
@@ -368,9 +368,9 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
     // Bounded by count and by time (--quick must stay under 90 s even on a busy machine).
     const discoveryRequests = quick ? 15_000 : 80_000;
     const discoveryMaxMs = quick ? 8_000 : 25_000;
-    const floor = await signedFloor(discoveryRequests, discoveryMaxMs, VERIFY_WORKERS, WARM_UP_REQUESTS);
+    const floor = await signedFloor(discoveryRequests, discoveryMaxMs);
     log(`signed floor: ${JSON.stringify(floor)}`);
-    const disc = await discovery(path.join(dir, "discovery"), discoveryRequests, discoveryMaxMs, VERIFY_WORKERS, WARM_UP_REQUESTS);
+    const disc = await discovery(path.join(dir, "discovery"), discoveryRequests, discoveryMaxMs);
     log(`discovery: ${JSON.stringify(disc)}`);
     const m = await master(path.join(dir, "master"), 10_000, quick ? 20_000 : 60_000, quick ? 8_000 : 20_000, quick ? 5_000 : 15_000);
     log(`master: warm-up ${JSON.stringify(m.warmUp)}`);

@@ -117,14 +117,16 @@ export class KeeperStore implements NonceStore {
   }
 
   /**
-   * Sweeps (see `sweep`), then whether a nonce expiring at `expiresAt` can still be checked: one already
-   * expired is refused, since the sweep may have forgotten its first use. (The timestamp was in the window
-   * when the request was read; the signature check in between takes time.)
+   * Sweeps (see `sweep`), then marks the nonce used in memory: its entry, or undefined when it was used
+   * already or its expiry is past. An expired one is refused since the sweep may have forgotten its first
+   * use (the timestamp was in the window when the request was read; the signature check took time since).
    */
-  private live(expiresAt: number): boolean {
+  private take(address: string, nonce: string, expiresAt: number): NonceEntry | undefined {
     const now = this.now();
     this.sweep(now);
-    return expiresAt >= now;
+    if (expiresAt < now) return undefined;
+    const entry: NonceEntry = [expiresAt, address.toLowerCase(), nonce];
+    return this.remember(entry[1], nonce, expiresAt) ? entry : undefined;
   }
 
   /**
@@ -151,9 +153,8 @@ export class KeeperStore implements NonceStore {
    * fresh nonce is written to the file (its own row) before this returns.
    */
   use(address: string, nonce: string, expiresAt: number): boolean {
-    if (!this.live(expiresAt)) return false;
-    const entry: NonceEntry = [expiresAt, address.toLowerCase(), nonce];
-    if (!this.remember(entry[1], nonce, expiresAt)) return false;
+    const entry = this.take(address, nonce, expiresAt);
+    if (entry === undefined) return false;
     try {
       this.writeNonceRow([entry]);
     } catch (error) {
@@ -170,9 +171,8 @@ export class KeeperStore implements NonceStore {
    * batch's nonces are forgotten again (the request failed, its retry must be accepted).
    */
   useSoon(address: string, nonce: string, expiresAt: number): Promise<boolean> {
-    if (!this.live(expiresAt)) return Promise.resolve(false);
-    const entry: NonceEntry = [expiresAt, address.toLowerCase(), nonce];
-    if (!this.remember(entry[1], nonce, expiresAt)) return Promise.resolve(false);
+    const entry = this.take(address, nonce, expiresAt);
+    if (entry === undefined) return Promise.resolve(false);
     this.pendingNonces.push(entry);
     return this.writeSoon(() => true);
   }
