@@ -7,6 +7,10 @@
  * How each figure is measured (also exported as `how`, for the harness' report):
  * - bound.ecrecoverPerSec: native secp256k1 `ecdsaRecover` (the `secp256k1` package the keepers verify
  *   with) on one precomputed signature, in a loop on this process' thread: recoveries per second on one core.
+ *   Measured three times, while no server runs: at the start of the section, between the signed floor and
+ *   discovery, and after discovery; the median is the figure (the machine is shared: the rate moves by
+ *   10-20 % within minutes, and the bound should be the machine the figures it bounds ran on), and
+ *   bound.ecrecoverSpread says how far the three were apart.
  * - bound.httpHelloPerSec: the keepers' fastify app (createApp) with one empty GET route, in a child
  *   process, driven in closed loop by the same load client over the same number of keep-alive connections.
  * - bound.signedFloorPerSec: the least any server can do for a signed request on this machine: node:http with
@@ -56,7 +60,9 @@ import { type LoadResult, type NodeKey, type PreparedRequest, newNodeKey, presig
 export const WARM_UP_REQUESTS = 20_000;
 
 export const how: Record<string, string> = {
-  "bound.ecrecoverPerSec": "native secp256k1 ecdsaRecover (the keepers' library) in a loop on one thread",
+  "bound.ecrecoverPerSec":
+    "native secp256k1 ecdsaRecover (the keepers' library) in a loop on one thread, no server running; the median of three measurements: at the start of the section, between the signed floor and discovery, after discovery",
+  "bound.ecrecoverSpread": "(largest − smallest) ÷ median of those three measurements: how much the machine's speed moved during the section",
   "bound.httpHelloPerSec": "the keepers' fastify app with one empty route, child process, closed loop, same client and connections",
   "bound.signedFloorPerSec":
     "node:http with no framework, the keepers' signature check (signer recovered in one worker, nonce in memory) and a fixed answer, child process; discovery's requests, warm-up, count and time limit, same client and connections; 2xx answers per second",
@@ -361,23 +367,32 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
   const maxBatch = benchMaxBatch();
   const dir = mkdtempSync(path.join(os.tmpdir(), "cn-bench-http-"));
   try {
-    const ecrecover = ecrecoverPerSec(quick ? 1_000 : 3_000);
-    log(`ecrecover: ${ecrecover}/s`);
+    const recoveryMs = quick ? 1_000 : 3_000;
+    const recoveries = [ecrecoverPerSec(recoveryMs)];
+    log(`ecrecover: ${recoveries[0]}/s`);
     const hello = await helloPerSec(quick ? 3_000 : 8_000);
     log(`hello: ${JSON.stringify(hello)}`);
     // Bounded by count and by time (--quick must stay under 90 s even on a busy machine).
-    const discoveryRequests = quick ? 15_000 : 80_000;
+    // Enough requests for several seconds of load at the target's rate: a run of a second or two measures
+    // its own start (64 fresh connections, the client's first turns) as much as the server.
+    const discoveryRequests = quick ? 40_000 : 80_000;
     const discoveryMaxMs = quick ? 8_000 : 25_000;
     const floor = await signedFloor(discoveryRequests, discoveryMaxMs);
     log(`signed floor: ${JSON.stringify(floor)}`);
+    recoveries.push(ecrecoverPerSec(recoveryMs));
     const disc = await discovery(path.join(dir, "discovery"), discoveryRequests, discoveryMaxMs);
     log(`discovery: ${JSON.stringify(disc)}`);
+    recoveries.push(ecrecoverPerSec(recoveryMs));
+    const sorted = [...recoveries].sort((a, b) => a - b);
+    const ecrecover = sorted[1];
+    log(`ecrecover: ${recoveries.join(", ")}/s, median ${ecrecover}/s`);
     const m = await master(path.join(dir, "master"), 10_000, quick ? 20_000 : 60_000, quick ? 8_000 : 20_000, quick ? 5_000 : 15_000);
     log(`master: warm-up ${JSON.stringify(m.warmUp)}`);
     log(`master: throughput ${JSON.stringify(m.throughput)}`);
     log(`master: open loop ${JSON.stringify(m.openLoop)}`);
     return {
       "bound.ecrecoverPerSec": ecrecover,
+      "bound.ecrecoverSpread": Math.round(((sorted[2] - sorted[0]) / ecrecover) * 100) / 100,
       "bound.httpHelloPerSec": hello.perSec,
       "bound.signedFloorPerSec": Math.round((floor.ok / floor.durationMs) * 1000),
       "bound.signedFloorCpuUsPerRequest": floor.serverCpuUsPerRequest + floor.clientCpuUsPerRequest,

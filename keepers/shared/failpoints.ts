@@ -14,6 +14,7 @@
  * Unset (the normal case), `failpoint()` is one comparison with `undefined`.
  */
 import { writeSync } from "node:fs";
+import { flushLogs } from "./log.js";
 
 /** Every point a keeper may be killed at, and where it is. */
 export const FAILPOINTS = {
@@ -62,7 +63,8 @@ export function setFailpoints(text: string | undefined): void {
 /**
  * Kills this process with SIGKILL when `CN_FAILPOINTS` names `point` (with this qualifier, or none) and
  * this is the hit it asks for. Says so on stderr first, synchronously, so that the test can tell which
- * point fired.
+ * point fired. The log lines of the current turn are written out first too (`flushLogs`): the kill stands
+ * for a crash of the process' state, and the tests read the logs to tell what it did before.
  */
 export function failpoint(point: FailpointName, qualifier?: string): void {
   if (entries === undefined) return;
@@ -72,6 +74,7 @@ export function failpoint(point: FailpointName, qualifier?: string): void {
     if (entry.hits !== entry.at) continue;
     const name = qualifier === undefined ? point : `${point}:${qualifier}`;
     try {
+      flushLogs();
       writeSync(2, `failpoint ${name} reached (hit ${entry.hits}): SIGKILL pid ${process.pid}\n`);
     } catch {
       // stderr closed: die anyway

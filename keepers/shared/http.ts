@@ -22,7 +22,7 @@ import {
   type Recover,
   acceptClaim,
   readClaim,
-  recoverMessageAddress,
+  checkMessageSigner,
   signRequest,
 } from "./signing.js";
 
@@ -307,7 +307,7 @@ export function requireSignature(options: SignatureOptions): preHandlerAsyncHook
       },
       options,
     );
-    const recovered = recover ? await recover(claim.text, claim.signature) : recoverMessageAddress(claim.text, claim.signature);
+    const recovered = recover ? await recover(claim.text, claim.signature, claim.address) : checkMessageSigner(claim.text, claim.signature, claim.address);
     const signer = await acceptClaim(claim, recovered, nonces);
     request.signer = signer;
     if (!limiter) return;

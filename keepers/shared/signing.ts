@@ -13,13 +13,14 @@
  * EIP-191 digest of the text, the address from the public key) use the native `keccak` binding from the
  * same authors: through ethers (pure JS) they cost more than the recovery itself (~70 µs and ~10 µs against
  * ~65 µs, measured with `node --cpu-prof`). Checksummed addresses come from ethers' `getAddress`, cached:
- * a keeper hears from the same few thousand addresses over and over.
+ * a keeper hears from the same few thousand addresses over and over. For the same reason a signer whose
+ * key an earlier recovery learned is verified against that key (`checkMessageSigner`, recover.ts).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { type Signer, getAddress } from "ethers";
-import { eip191Digest, lowerAddressOf, recoverAddressLower, recoverMessageAddress } from "./recover.js";
+import { checkMessageSigner, eip191Digest, lowerAddressOf, recoverAddressLower, recoverMessageAddress } from "./recover.js";
 
-export { eip191Digest, recoverAddressLower, recoverMessageAddress };
+export { checkMessageSigner, eip191Digest, recoverAddressLower, recoverMessageAddress };
 
 export const HEADER_ADDRESS = "x-cn-address";
 export const HEADER_TIMESTAMP = "x-cn-timestamp";
@@ -275,13 +276,17 @@ async function useNonce(nonces: NonceStore, signer: string, claim: SignedClaim):
   }
 }
 
-/** Recovers the lowercase address that signed `text` (EIP-191), or null for a malformed signature. */
-export type Recover = (text: string, signature: string) => Promise<string | null> | string | null;
+/**
+ * Recovers the lowercase address that signed `text` (EIP-191), or null for a malformed signature. Given the
+ * address the request claims, a signer seen before may be checked against its known key instead
+ * (`checkMessageSigner`).
+ */
+export type Recover = (text: string, signature: string, claimed?: string) => Promise<string | null> | string | null;
 
 /** Checks a signed request on the calling thread: the signer's checksummed address, or an AuthError. */
 export async function verifyRequest(request: IncomingRequest, options: VerifyOptions): Promise<string> {
   const claim = readClaim(request, options);
-  return acceptClaim(claim, recoverMessageAddress(claim.text, claim.signature), options.nonces);
+  return acceptClaim(claim, checkMessageSigner(claim.text, claim.signature, claim.address), options.nonces);
 }
 
 /** In-memory NonceStore (tests, single-process tools); keepers use the SQLite one. */

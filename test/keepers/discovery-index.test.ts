@@ -68,3 +68,40 @@ describe("discovery index: registered nodes and validators", () => {
     expect(index.isRegistered(node)).to.equal(true);
   });
 });
+
+describe("discovery index: the pending list", () => {
+  it("lists registered nodes with an endpoint and no decided round, oldest endpoint first (ties by address), at most the limit", () => {
+    const store = new KeeperStore(":memory:");
+    try {
+      // A file from before: it had an index on updated_at, which opening drops.
+      store.db.exec(`CREATE TABLE discovery_endpoints (node TEXT PRIMARY KEY, endpoint TEXT NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
+        CREATE INDEX discovery_endpoints_updated ON discovery_endpoints (updated_at);`);
+      const index = new DiscoveryIndex(store.db, ROLE);
+      const indexes = store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'discovery_endpoints'").all() as Array<{ name: string }>;
+      expect(indexes.map((i) => i.name).filter((name) => !name.startsWith("sqlite_autoindex"))).to.deep.equal([]);
+
+      const [a, b, c, validated, unregistered] = Array.from({ length: 5 }, () => Wallet.createRandom().address);
+      for (const node of [a, b, c, validated]) index.apply(event("MinerRegistry", "NodeRegistered", { node, provider: node, capsId: 1n }));
+      index.apply(event("ChallengeBoard", "ChallengeRoundStarted", { node: validated, capsId: 1n, round: 1n }));
+      index.apply(event("ChallengeBoard", "NodeValidated", { node: validated, capsId: 1n, round: 1n }));
+      index.apply(event("ChallengeBoard", "ChallengeRoundStarted", { node: c, capsId: 1n, round: 1n }));
+      const [first, second] = [a, b].sort();
+      index.setEndpoint(c, "http://c:1", "2026-01-03T00:00:00.000Z");
+      index.setEndpoint(second, "http://s:1", "2026-01-01T00:00:00.000Z");
+      index.setEndpoint(first, "http://f:1", "2026-01-01T00:00:00.000Z");
+      index.setEndpoint(validated, "http://v:1", "2025-12-01T00:00:00.000Z");
+      index.setEndpoint(unregistered, "http://u:1", "2025-12-01T00:00:00.000Z");
+      expect(index.pending(10).map((r) => r.node)).to.deep.equal([first, second, c]);
+      expect(index.pending(2).map((r) => r.node)).to.deep.equal([first, second]);
+      // A new upload moves the node to the end.
+      index.setEndpoint(first, "http://f:2", "2026-01-04T00:00:00.000Z");
+      expect(index.pending(10).map((r) => [r.node, r.endpoint])).to.deep.equal([
+        [second, "http://s:1"],
+        [c, "http://c:1"],
+        [first, "http://f:2"],
+      ]);
+    } finally {
+      store.close();
+    }
+  });
+});

@@ -25,7 +25,7 @@ import {
   verifyRequest,
 } from "../../keepers/shared/signing.js";
 import { createLogger } from "../../keepers/shared/log.js";
-import { keccak256, keccakOf, nativeSponge } from "../../keepers/shared/recover.js";
+import { checkMessageSigner, keccak256, keccakOf, nativeSponge, recoverMessageAddress, signerChecks } from "../../keepers/shared/recover.js";
 import { SignaturePool } from "../../keepers/shared/signature-pool.js";
 import { KeeperStore } from "../../keepers/shared/store.js";
 
@@ -144,6 +144,77 @@ describe("signed keeper requests", () => {
       expect(recoverAddressFast(digest, `0x${"00".repeat(64)}`)).to.equal(null); // 64 bytes
       expect(recoverAddressFast(digest, `0x${"00".repeat(64)}1b`)).to.equal(null); // r = s = 0
       expect(recoverAddressFast(digest, `0x${"11".repeat(64)}05`)).to.equal(null); // bad v
+    });
+  });
+
+  describe("known signers (ecdsaVerify against a key learned by recovery)", () => {
+    /** The same signature with s replaced by n − s and v flipped: as valid for recovery, refused by ecdsaVerify. */
+    function highS(signature: string): string {
+      const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+      const s = BigInt(`0x${signature.slice(66, 130)}`);
+      const v = Number.parseInt(signature.slice(130), 16);
+      return `${signature.slice(0, 66)}${(n - s).toString(16).padStart(64, "0")}${(v === 27 ? 28 : 27).toString(16)}`;
+    }
+    const flipV = (signature: string) => `${signature.slice(0, 130)}${signature.endsWith("1b") ? "1c" : "1b"}`;
+
+    it("answers as recovery does: the first request of a signer is recovered, the next ones verified against its key", async () => {
+      const wallet = Wallet.createRandom();
+      const other = Wallet.createRandom();
+      const before = { ...signerChecks };
+      const first = await wallet.signMessage("first");
+      expect(checkMessageSigner("first", first, wallet.address)).to.equal(wallet.address.toLowerCase());
+      expect(signerChecks.recovered - before.recovered, "an unknown signer is recovered").to.equal(1);
+      for (const message of ["second", "third"]) {
+        const signature = await wallet.signMessage(message);
+        expect(checkMessageSigner(message, signature, wallet.address.toLowerCase())).to.equal(recoverMessageAddress(message, signature));
+      }
+      expect(signerChecks.verified - before.verified, "a known signer is verified").to.equal(2);
+      expect(signerChecks.recovered - before.recovered).to.equal(1);
+      // Not the signed text, or another signer's signature: verification fails, recovery names the real signer.
+      expect(checkMessageSigner("not what was signed", first, wallet.address)).to.equal(recoverMessageAddress("not what was signed", first));
+      expect(checkMessageSigner("not what was signed", first, wallet.address)).to.not.equal(wallet.address.toLowerCase());
+      const byOther = await other.signMessage("from other");
+      expect(checkMessageSigner("from other", byOther, wallet.address)).to.equal(other.address.toLowerCase());
+      // A claimed signer that never signed anything learns nothing from a signature that is not its own.
+      expect(checkMessageSigner("from other", byOther, other.address)).to.equal(other.address.toLowerCase());
+      const verifiedBefore = signerChecks.verified;
+      expect(checkMessageSigner("first", first, other.address)).to.equal(wallet.address.toLowerCase());
+      expect(signerChecks.verified, "other's key does not verify wallet's signature").to.equal(verifiedBefore);
+      // Malformed: null, as recovery.
+      expect(checkMessageSigner("first", "0x1234", wallet.address)).to.equal(null);
+      expect(checkMessageSigner("first", `0x${"11".repeat(64)}05`, wallet.address)).to.equal(null);
+      expect(checkMessageSigner("first", `0x${"ff".repeat(64)}1b`, wallet.address)).to.equal(null);
+    });
+
+    it("accepts a known signer's high-s signature as recovery does, and (documented) its signature with v flipped", async () => {
+      const wallet = Wallet.createRandom();
+      const signature = await wallet.signMessage("learn");
+      expect(checkMessageSigner("learn", signature, wallet.address)).to.equal(wallet.address.toLowerCase());
+      const message = "malleable";
+      const original = await wallet.signMessage(message);
+      const malleated = highS(original);
+      expect(recoverMessageAddress(message, malleated), "recovery accepts high s").to.equal(wallet.address.toLowerCase());
+      const recoveredBefore = signerChecks.recovered;
+      expect(checkMessageSigner(message, malleated, wallet.address)).to.equal(wallet.address.toLowerCase());
+      expect(signerChecks.recovered - recoveredBefore, "ecdsaVerify refuses high s: recovery decides").to.equal(1);
+      // v flipped: recovery yields another key; verification against the known key does not read v.
+      const flipped = flipV(original);
+      expect(recoverMessageAddress(message, flipped)).to.not.equal(wallet.address.toLowerCase());
+      expect(checkMessageSigner(message, flipped, wallet.address)).to.equal(wallet.address.toLowerCase());
+      expect(checkMessageSigner(message, flipped, Wallet.createRandom().address)).to.equal(recoverMessageAddress(message, flipped));
+    });
+
+    it("refuses a replay of a known signer's request sent again with v flipped", async () => {
+      const wallet = Wallet.createRandom();
+      const nonces = new MemoryNonceStore();
+      const learn = await signRequest(wallet, { chainId: CHAIN, audience: AUDIENCE, method: "GET", path: "/a", query: "", body: "" });
+      await verifyRequest(incoming(learn, { path: "/a", query: "" }), { chainId: CHAIN, audience: AUDIENCE, nonces });
+      const headers = await signRequest(wallet, { chainId: CHAIN, audience: AUDIENCE, method: "GET", path: "/b", query: "", body: "" });
+      expect(await verifyRequest(incoming(headers, { path: "/b", query: "" }), { chainId: CHAIN, audience: AUDIENCE, nonces })).to.equal(wallet.address);
+      const replay = { ...headers, [HEADER_SIGNATURE]: flipV(headers[HEADER_SIGNATURE]) };
+      const refused = await verifyRequest(incoming(replay, { path: "/b", query: "" }), { chainId: CHAIN, audience: AUDIENCE, nonces }).catch((e: AuthError) => e);
+      expect(refused).to.be.instanceOf(AuthError);
+      expect((refused as AuthError).message).to.match(/nonce already used/);
     });
   });
 
@@ -385,6 +456,11 @@ describe("signed keeper requests", () => {
         expect(recovered).to.deep.equal(messages.map((_, i) => wallets[i % 5].address.toLowerCase()));
         expect(await pool.recover("request 0", signatures[1])).to.not.equal(wallets[0].address.toLowerCase());
         expect(await pool.recover("m", "0x1234")).to.equal(null);
+        // With the claimed signer: the same answers (the worker verifies a signer it recovered before).
+        const claimed = await Promise.all(messages.map((m, i) => pool.recover(m, signatures[i], wallets[i % 5].address)));
+        expect(claimed).to.deep.equal(recovered);
+        expect(await pool.recover("request 0", signatures[1], wallets[0].address)).to.equal(recoverMessageAddress("request 0", signatures[1]));
+        expect(await pool.recover("m", "0x1234", wallets[0].address)).to.equal(null);
       } finally {
         await pool.close();
       }
