@@ -16,7 +16,7 @@
  *     an eject would, and none is due while nodes heartbeat).
  *   hello: the keepers' fastify app (createApp) with one empty route: the bound of any request.
  *   signed-floor: the least a server can do for a signed request, the bound of any signed route: node:http
- *     with no framework, the keepers' own signature check (readClaim, the signer recovered in a
+ *     with no framework, the keepers' own signature check (readClaim, the signer checked in a
  *     SignaturePool worker as discovery does, acceptClaim against an in-memory nonce set) and a fixed
  *     JSON answer. No routing, storage, access check, rate limit or log.
  *

@@ -14,14 +14,14 @@
  * - bound.httpHelloPerSec: the keepers' fastify app (createApp) with one empty GET route, in a child
  *   process, driven in closed loop by the same load client over the same number of keep-alive connections.
  * - bound.signedFloorPerSec: the least any server can do for a signed request on this machine: node:http with
- *   no framework, the keepers' signature check (readClaim; the signer recovered in one SignaturePool worker,
+ *   no framework, the keepers' signature check (readClaim; the signer checked in one SignaturePool worker,
  *   as discovery does; acceptClaim against an in-memory nonce set) and a fixed JSON answer, in a child
  *   process; discovery's request mix, count and time limit, same client and connections. No routing,
  *   storage, access check, rate limit or log: discovery can only approach it.
  * - discovery.signedRequestsPerSec, discovery.p99Ms: the real discovery app (buildDiscoveryApp, what the
  *   keeper serves) in a child process over a real SQLite file, its chain index populated through its state
  *   module (see bench/lib/keeper-servers.ts). Pre-signed requests (signed before the timed window) from
- *   thousands of distinct keys, each within its rate limit: 60% PUT /nodes/:node by registered nodes (an
+ *   1,000 or more distinct keys (each seen in the warm-up: checked against its known key), each within its rate limit: 60% PUT /nodes/:node by registered nodes (an
  *   upsert and a log line each), 40% GET /nodes/:node by validators. Closed loop; only 2xx answers count as
  *   served (any other status is an error, reported as discovery.errors). Timed after a warm-up of
  *   WARM_UP_REQUESTS requests of the same mix (the signed floor too): from a cold start the first seconds
@@ -65,12 +65,12 @@ export const how: Record<string, string> = {
   "bound.ecrecoverSpread": "(largest − smallest) ÷ median of those three measurements: how much the machine's speed moved during the section",
   "bound.httpHelloPerSec": "the keepers' fastify app with one empty route, child process, closed loop, same client and connections",
   "bound.signedFloorPerSec":
-    "node:http with no framework, the keepers' signature check (signer recovered in one worker, nonce in memory) and a fixed answer, child process; discovery's requests, warm-up, count and time limit, same client and connections; 2xx answers per second",
+    "node:http with no framework, the keepers' signature check (signer checked in one worker: recovered, or verified against the key recovered from its first request; nonce in memory) and a fixed answer, child process; discovery's requests, warm-up, count and time limit, same client and connections; 2xx answers per second",
   "bound.signedFloorCpuUsPerRequest": "server + client CPU µs per request in the signed-floor run: what a signed request costs the machine before any framework, storage, access check or log",
   "bound.signedFloorErrors": "signed-floor requests not answered 2xx (should be 0)",
   "discovery.ofSignedFloor": "discovery.signedRequestsPerSec ÷ bound.signedFloorPerSec: the share of the signed floor the real discovery app reaches",
   "discovery.signedRequestsPerSec":
-    `real discovery app and SQLite file in a child process; pre-signed requests from thousands of distinct keys (60% PUT /nodes/:node by registered nodes, 40% GET /nodes/:node by validators), closed loop, after a warm-up of up to ${WARM_UP_REQUESTS.toLocaleString("en-US")} such requests (within the run's time limit); 2xx answers per second`,
+    `real discovery app and SQLite file in a child process; pre-signed requests from 1,000 or more distinct keys, each seen in the warm-up (so verified against its known key, not recovered: the keepers' steady state) (60% PUT /nodes/:node by registered nodes, 40% GET /nodes/:node by validators), closed loop, after a warm-up of up to ${WARM_UP_REQUESTS.toLocaleString("en-US")} such requests (within the run's time limit); 2xx answers per second`,
   "discovery.p99Ms": "99th percentile latency of those requests (closed loop)",
   "master.heartbeatsPerSec": "real master app and SQLite file in a child process, 10,000 members already Healthy, signed heartbeats round robin, closed loop",
   "master.heartbeatP99Ms": "same master, heartbeats offered in open loop at 1,000/s, latency from each one's due time",
@@ -296,7 +296,7 @@ export async function discovery(
 
 /**
  * The same requests, as many and as long, against the signed floor: node:http and the keepers' signature
- * check (recovery in one worker, as discovery) answering every request, nothing else.
+ * check (in one worker, as discovery) answering every request, nothing else.
  */
 export async function signedFloor(requests: number, maxMs: number, verifyWorkers = VERIFY_WORKERS, warmUp = WARM_UP_REQUESTS): Promise<Measured> {
   const mix = discoveryMix(requests + warmUp);

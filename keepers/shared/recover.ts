@@ -121,21 +121,27 @@ export const KNOWN_SIGNERS = 65_536;
 /** Public keys of signers recovered before, by lowercase address, oldest first. */
 const knownSigners = new Map<string, Uint8Array>();
 
-/** How `checkMessageSigner` answered on this thread: by recovery, or by verification against a known key. */
+/** How many signatures `checkMessageSigner` checked on this thread by verification against a known key, and by recovery. */
 export const signerChecks = { recovered: 0, verified: 0 };
 
+/** n / 2 of secp256k1, big-endian: an s above it is "high" (ecdsaVerify refuses it, recovery does not). */
+const HALF_ORDER = Buffer.from("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0", "hex");
+
 /**
- * The signer of `message` (EIP-191) that a request claims to be `claimed` (an address, any case): the lowercase
- * address recovered from the signature, null for a malformed one. A signer whose key an earlier recovery
- * learned is checked with `ecdsaVerify` against that key instead (~51 µs against ~62 µs for `ecdsaRecover`
- * on these machines, and no Keccak of the key): the answer is `claimed` when the signature verifies, else
- * the recovery decides as for an unknown signer (a high-s signature, which `ecdsaVerify` refuses, is answered
- * as before).
+ * The signer of `message` (EIP-191) that a request claims to be `claimed` (an address, any case): the
+ * lowercase address recovered from the signature, null for a malformed one. A signer whose key an earlier
+ * recovery learned (a recovery that named the claimed address itself: nobody else's signature teaches
+ * anything about an address) is checked with `ecdsaVerify` against that key instead (~51 µs against ~62 µs
+ * for `ecdsaRecover` on these machines, and no Keccak of the key): the answer is `claimed` when the
+ * signature verifies, and null when it does not and its s is low, since then no v recovers the claimed key
+ * (a forged request costs one verification, not two checks). A high-s signature, which `ecdsaVerify`
+ * refuses and recovery takes, is recovered as before.
  *
- * The one difference from recovery: verification does not use v, so a known signer's signature with v
- * flipped (27 ↔ 28) is accepted too. That signature is the signer's own (r, s) over the same request, nonce
- * included: it carries nothing the signer did not sign, and the nonce check refuses it as a replay of the
- * original (docs/SECURITY.md §3.1).
+ * The differences from recovery, both for a known signer only and both harmless: verification does not
+ * use v, so the signer's signature with v flipped (27 ↔ 28) is accepted too; and it accepts the rare
+ * signature whose R has x = r + n, which v ∈ {27, 28} cannot name. Either is the signer's own (r, s) over
+ * the same request, nonce included: it carries nothing the signer did not sign, and the nonce check
+ * refuses it as a replay of the original (docs/SECURITY.md §3.1).
  */
 export function checkMessageSigner(message: string, signature: string, claimed: string): string | null {
   const parsed = parseSignature(signature);
@@ -144,14 +150,13 @@ export function checkMessageSigner(message: string, signature: string, claimed: 
   const claimedLower = claimed.toLowerCase();
   const known = knownSigners.get(claimedLower);
   if (known !== undefined) {
+    signerChecks.verified++;
     try {
-      if (secp256k1.ecdsaVerify(parsed.rs, digest, known)) {
-        signerChecks.verified++;
-        return claimedLower;
-      }
+      if (secp256k1.ecdsaVerify(parsed.rs, digest, known)) return claimedLower;
     } catch {
-      // r or s out of range: the recovery below refuses it.
+      return null; // r or s zero or out of range: recovery refuses it too
     }
+    if (parsed.rs.compare(HALF_ORDER, 0, 32, 32, 64) <= 0) return null;
   }
   signerChecks.recovered++;
   const key = recoverKey(digest, parsed);

@@ -3,7 +3,7 @@
  * waiting is lost when the process exits (process.exit, an uncaught exception, logger.fatal).
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -65,6 +65,8 @@ if (how === "exit") process.exit(3);
 if (how === "throw") throw new Error("boom");
 if (how === "fatal") { logger.fatal("fatal"); process.kill(process.pid, "SIGKILL"); }
 if (how === "failpoint") failpoint("tx.afterSend");
+if (how === "big-then-exit") { for (let i = 0; i < 70; i++) logger.info({ big: "x".repeat(1000) }, "big"); logger.info("last of the turn"); process.exit(4); }
+if (how === "log-at-exit") { process.on("exit", () => logger.info("logged while exiting")); process.exit(5); }
 `,
     );
     for (const [how, code] of [
@@ -72,6 +74,8 @@ if (how === "failpoint") failpoint("tx.afterSend");
       ["throw", 1],
       ["fatal", null],
       ["failpoint", null],
+      ["big-then-exit", 4],
+      ["log-at-exit", 5],
     ] as const) {
       const env = { ...process.env, CN_FAILPOINTS: how === "failpoint" ? "tx.afterSend" : "" };
       const result = await promisify(execFile)(process.execPath, ["--import", "tsx", script, how], { cwd: ROOT, env }).then(
@@ -82,6 +86,39 @@ if (how === "failpoint") failpoint("tx.afterSend");
       const lines = result.stdout.trimEnd().split("\n").map((l) => JSON.parse(l) as { i?: number; msg: string });
       expect(lines.filter((l) => l.msg === "before the end").map((l) => l.i), how).to.deep.equal([0, 1, 2, 3, 4]);
       if (how === "fatal") expect(lines.at(-1)?.msg, "fatal writes at once, even if the process is killed next").to.equal("fatal");
+      if (how === "big-then-exit") expect(lines.at(-1)?.msg, "a line after a 64 KiB write of the same turn").to.equal("last of the turn");
+      if (how === "log-at-exit") expect(lines.at(-1)?.msg, "a line logged by an exit listener").to.equal("logged while exiting");
+    }
+  });
+
+  it("counts the lines it cannot write, never throws, and says so before the next lines it can write", async () => {
+    const file = path.join(dir, "lost.log");
+    const fd = openSync(file, "a");
+    const destination = new TurnBufferedDestination(fd);
+    const logger = createLogger({ component: "test", level: "info", destination });
+    logger.info("written");
+    destination.flushSync();
+    closeSync(fd); // the descriptor fails from now on (EBADF), as a vanished disk or terminal would
+    logger.info("lost 1");
+    logger.info("lost 2");
+    expect(() => destination.flushSync()).to.not.throw();
+    expect(destination.droppedLines).to.equal(2);
+    logger.info("lost 3");
+    await nextTurn(); // the end-of-turn write fails too, and nothing is thrown at the event loop
+    expect(destination.droppedLines).to.equal(3);
+    // The same descriptor number works again (the lowest free one is reused): the next write says what was lost first.
+    const again = openSync(file, "a");
+    expect(again, "the descriptor number is reused").to.equal(fd);
+    try {
+      logger.info("written again");
+      await nextTurn();
+      const lines = readFileSync(file, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l) as { msg: string; dropped?: number; reason?: string });
+      expect(lines.map((l) => l.msg)).to.deep.equal(["written", "log lines dropped", "written again"]);
+      expect(lines[1].dropped).to.equal(3);
+      expect(lines[1].reason).to.match(/write failed \(EBADF\)/);
+      expect(destination.droppedLines).to.equal(0);
+    } finally {
+      closeSync(again);
     }
   });
 });

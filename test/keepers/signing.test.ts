@@ -170,20 +170,41 @@ describe("signed keeper requests", () => {
       }
       expect(signerChecks.verified - before.verified, "a known signer is verified").to.equal(2);
       expect(signerChecks.recovered - before.recovered).to.equal(1);
-      // Not the signed text, or another signer's signature: verification fails, recovery names the real signer.
-      expect(checkMessageSigner("not what was signed", first, wallet.address)).to.equal(recoverMessageAddress("not what was signed", first));
-      expect(checkMessageSigner("not what was signed", first, wallet.address)).to.not.equal(wallet.address.toLowerCase());
+      // Not the signed text, or another signer's signature, claiming the known signer: one verification
+      // fails and the answer is null (no v could recover the claimed key from a low-s signature): no recovery.
       const byOther = await other.signMessage("from other");
-      expect(checkMessageSigner("from other", byOther, wallet.address)).to.equal(other.address.toLowerCase());
-      // A claimed signer that never signed anything learns nothing from a signature that is not its own.
-      expect(checkMessageSigner("from other", byOther, other.address)).to.equal(other.address.toLowerCase());
-      const verifiedBefore = signerChecks.verified;
-      expect(checkMessageSigner("first", first, other.address)).to.equal(wallet.address.toLowerCase());
-      expect(signerChecks.verified, "other's key does not verify wallet's signature").to.equal(verifiedBefore);
-      // Malformed: null, as recovery.
+      const recoveredBefore = signerChecks.recovered;
+      expect(checkMessageSigner("not what was signed", first, wallet.address)).to.equal(null);
+      expect(checkMessageSigner("from other", byOther, wallet.address)).to.equal(null);
+      expect(signerChecks.recovered, "a forged request costs one verification").to.equal(recoveredBefore);
+      // Malformed, or r or s out of range: null, as recovery.
       expect(checkMessageSigner("first", "0x1234", wallet.address)).to.equal(null);
       expect(checkMessageSigner("first", `0x${"11".repeat(64)}05`, wallet.address)).to.equal(null);
       expect(checkMessageSigner("first", `0x${"ff".repeat(64)}1b`, wallet.address)).to.equal(null);
+      expect(checkMessageSigner("first", `0x${"00".repeat(64)}1b`, wallet.address)).to.equal(null);
+      expect(checkMessageSigner("first", `0x${"ff".repeat(64)}1b`, other.address), "unknown claimed signer: recovery refuses it").to.equal(null);
+    });
+
+    it("learns a key only from a recovery that names the claimed address: another signer's signature teaches nothing", async () => {
+      const victim = Wallet.createRandom();
+      const attacker = Wallet.createRandom();
+      const before = { ...signerChecks };
+      for (const message of ["claiming the victim", "claiming the victim again"]) {
+        const signature = await attacker.signMessage(message);
+        expect(checkMessageSigner(message, signature, victim.address), "the attacker's address, not the claim").to.equal(attacker.address.toLowerCase());
+      }
+      expect(signerChecks.verified - before.verified, "the victim's address has no key: never verified").to.equal(0);
+      expect(signerChecks.recovered - before.recovered).to.equal(2);
+      // The attacker's key was not stored under the victim's address: the attacker's next claim is recovered
+      // again, and the victim's own first request too (then verified).
+      expect(checkMessageSigner("third", await attacker.signMessage("third"), victim.address)).to.equal(attacker.address.toLowerCase());
+      expect(signerChecks.verified - before.verified).to.equal(0);
+      expect(checkMessageSigner("own", await victim.signMessage("own"), victim.address)).to.equal(victim.address.toLowerCase());
+      expect(signerChecks.recovered - before.recovered, "the victim's first request is recovered").to.equal(4);
+      expect(checkMessageSigner("own again", await victim.signMessage("own again"), victim.address)).to.equal(victim.address.toLowerCase());
+      expect(signerChecks.verified - before.verified, "then verified against its own key").to.equal(1);
+      expect(checkMessageSigner("fourth", await attacker.signMessage("fourth"), victim.address), "now refused without a recovery").to.equal(null);
+      expect(signerChecks.recovered - before.recovered).to.equal(4);
     });
 
     it("accepts a known signer's high-s signature as recovery does, and (documented) its signature with v flipped", async () => {
@@ -459,7 +480,9 @@ describe("signed keeper requests", () => {
         // With the claimed signer: the same answers (the worker verifies a signer it recovered before).
         const claimed = await Promise.all(messages.map((m, i) => pool.recover(m, signatures[i], wallets[i % 5].address)));
         expect(claimed).to.deep.equal(recovered);
-        expect(await pool.recover("request 0", signatures[1], wallets[0].address)).to.equal(recoverMessageAddress("request 0", signatures[1]));
+        // Another signature claiming a signer the worker knows: null (one verification); claiming an unknown one: recovered.
+        expect(await pool.recover("request 0", signatures[1], wallets[0].address)).to.equal(null);
+        expect(await pool.recover("request 0", signatures[1], Wallet.createRandom().address)).to.equal(recoverMessageAddress("request 0", signatures[1]));
         expect(await pool.recover("m", "0x1234", wallets[0].address)).to.equal(null);
       } finally {
         await pool.close();
