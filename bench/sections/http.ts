@@ -38,7 +38,7 @@
  * The load client and the servers share the machine's two cores: the figures are what one such machine
  * does with its own load generator, not a server alone.
  *
- * Knobs for experiments (environment): BENCH_CONNECTIONS (default 64), BENCH_VERIFY_WORKERS (signature
+ * Knobs for experiments (environment): BENCH_CONNECTIONS (default CONNECTIONS_DEFAULT), BENCH_VERIFY_WORKERS (signature
  * worker threads, default the keepers' DEFAULT_VERIFY_WORKERS), BENCH_MAX_BATCH (recoveries per message to a worker, default the keepers'
  * DEFAULT_MAX_BATCH; BENCH_CONNECTIONS or more sends a whole turn's requests in one message), BENCH_PROFILE=<dir>
  * (the server's CPU profile of each timed run), BENCH_CPU_PROF=<dir> (node --cpu-prof of each server process).
@@ -90,7 +90,15 @@ export const how: Record<string, string> = {
 };
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CONNECTIONS = benchSetting("BENCH_CONNECTIONS", 64, 1);
+/**
+ * Keep-alive connections of the load client. A closed loop measures a server's capacity only if adding
+ * connections no longer adds throughput: discovery (alternate runs of 40,000 requests) served 8,600–10,300
+ * requests a second with 64, 9,800–10,200 with 128 and 9,900–10,800 with 256, so 64 left the server idle
+ * between turns. 128 is where it levels off (a discovery of thousands of nodes holds more connections than
+ * that); the closed loop's latency grows with it (p99 ~15 ms with 64, ~30 ms with 128: requests queue).
+ */
+const CONNECTIONS_DEFAULT = 128;
+const CONNECTIONS = benchSetting("BENCH_CONNECTIONS", CONNECTIONS_DEFAULT, 1);
 /** Signature worker threads of the servers (the keepers' default, or BENCH_VERIFY_WORKERS). */
 const VERIFY_WORKERS = benchSetting("BENCH_VERIFY_WORKERS", DEFAULT_VERIFY_WORKERS, 0);
 /** Cores of the machine the server and the load client share. */
@@ -374,7 +382,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
     log(`hello: ${JSON.stringify(hello)}`);
     // Bounded by count and by time (--quick must stay under 90 s even on a busy machine).
     // Enough requests for several seconds of load at the target's rate: a run of a second or two measures
-    // its own start (64 fresh connections, the client's first turns) as much as the server.
+    // its own start (fresh connections, the client's first turns) as much as the server.
     const discoveryRequests = quick ? 40_000 : 80_000;
     const discoveryMaxMs = quick ? 8_000 : 25_000;
     const floor = await signedFloor(discoveryRequests, discoveryMaxMs);

@@ -26,7 +26,7 @@ export const DEFAULT_VERIFY_WORKERS = 1;
 
 /**
  * Default for the largest number of recoveries in one message to a worker. With a whole turn's requests in
- * one message (up to 64 under the benchmark's 64 connections) the two threads take turns: the worker
+ * one message (up to 64 when the benchmark ran 64 connections) the two threads take turns: the worker
  * recovers them all while the event loop waits for the answer; then the event loop answers them and reads
  * and sends the next requests while the worker waits. Small messages keep both busy: the worker recovers the
  * next message while the event loop answers the previous one. Measured with bench/sections/http.ts, load
