@@ -277,9 +277,9 @@ async function useNonce(nonces: NonceStore, signer: string, claim: SignedClaim):
 }
 
 /**
- * Recovers the lowercase address that signed `text` (EIP-191), or null for a malformed signature. Given the
- * address the request claims, a signer seen before may be checked against its known key instead
- * (`checkMessageSigner`).
+ * The lowercase address that signed `text` (EIP-191), or null for a malformed signature. Given the address
+ * the request claims, a signer seen before is checked against its known key instead (`checkMessageSigner`):
+ * the claimed address when the signature verifies, null when it cannot be that signer's.
  */
 export type Recover = (text: string, signature: string, claimed?: string) => Promise<string | null> | string | null;
 

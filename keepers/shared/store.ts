@@ -18,6 +18,11 @@ export interface EventCursor {
 /** A used nonce of the next group commit: [expiresAt, lowercase address, nonce]. */
 type NonceEntry = [number, string, string];
 
+/** How a used nonce is kept in memory, within the set of its expiry. */
+function nonceKey(addressLower: string, nonce: string): string {
+  return `${addressLower}:${nonce}`;
+}
+
 /**
  * One process per file: the replay check runs on this process' memory (several instances of a keeper share
  * their nonces through Redis instead, `redis.ts`).
@@ -82,7 +87,8 @@ export class KeeperStore implements NonceStore {
       const carried: NonceEntry[] = [];
       for (const table of legacy) {
         for (const row of this.db.prepare(`SELECT expires_at, address, nonce FROM ${table} WHERE expires_at >= ?`).all(now) as Array<{ expires_at: number; address: string; nonce: string }>) {
-          if (this.remember(row.address.toLowerCase(), row.nonce, row.expires_at)) carried.push([row.expires_at, row.address.toLowerCase(), row.nonce]);
+          const entry: NonceEntry = [row.expires_at, row.address.toLowerCase(), row.nonce];
+          if (this.remember(entry[1], entry[2], entry[0])) carried.push(entry);
         }
         this.db.exec(`DROP TABLE ${table}`);
       }
@@ -97,14 +103,14 @@ export class KeeperStore implements NonceStore {
       used = new Set();
       this.usedNonces.set(expiresAt, used);
     }
-    const key = `${addressLower}:${nonce}`;
+    const key = nonceKey(addressLower, nonce);
     if (used.has(key)) return false;
     used.add(key);
     return true;
   }
 
   private forget([expiresAt, addressLower, nonce]: NonceEntry): void {
-    this.usedNonces.get(expiresAt)?.delete(`${addressLower}:${nonce}`);
+    this.usedNonces.get(expiresAt)?.delete(nonceKey(addressLower, nonce));
   }
 
   /** Appends one row holding `entries` (nothing for none). */
