@@ -41,6 +41,7 @@ import { DiscoveryClient } from "../../keepers/master/discovery.js";
 import { FileStore } from "../../keepers/master/files.js";
 import { NodeTracker } from "../../keepers/master/nodes.js";
 import { buildApp } from "../../keepers/master/routes.js";
+import { integerSetting } from "../../scripts/lib/env.js";
 import { TaskBook } from "../../keepers/master/tasks.js";
 
 export const BENCH_CHAIN_ID = 31337n;
@@ -93,21 +94,9 @@ export interface BenchServer {
   facts: Record<string, number | string>;
 }
 
-/**
- * An integer setting of the benchmark from the environment: `fallback` when unset or empty; throws, naming
- * the variable, when it is not an integer of at least `min`.
- */
-export function benchSetting(name: string, fallback: number, min: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer of at least ${min}, got ${JSON.stringify(raw)}`);
-  return value;
-}
-
 /** Recoveries per message to a signature worker: the keepers' default, or BENCH_MAX_BATCH. */
 export function benchMaxBatch(): number {
-  return benchSetting("BENCH_MAX_BATCH", DEFAULT_MAX_BATCH, 1);
+  return integerSetting("BENCH_MAX_BATCH", DEFAULT_MAX_BATCH, 1);
 }
 
 /** The keepers' signature pool, with the benchmark's recoveries per message (the child inherits the bench's environment). */

@@ -59,7 +59,8 @@ import secp256k1 from "secp256k1";
 import { Wallet } from "ethers";
 import { DEFAULT_MAX_BATCH, DEFAULT_VERIFY_WORKERS } from "../../keepers/shared/signature-pool.js";
 import { canonicalRequest, eip191Digest } from "../../keepers/shared/signing.js";
-import { BENCH_CHAIN_ID, BENCH_RUN_ID, type ServerSetup, benchMaxBatch, benchSetting } from "../lib/keeper-servers.js";
+import { integerSetting } from "../../scripts/lib/env.js";
+import { BENCH_CHAIN_ID, BENCH_RUN_ID, type ServerSetup, benchMaxBatch } from "../lib/keeper-servers.js";
 import { type LoadResult, type NodeKey, type PreparedRequest, newNodeKey, presign, runLoad } from "../lib/load.js";
 
 /** Timed runs of the signed floor and of discovery in the section; the run of median rate gives their figures. */
@@ -111,9 +112,9 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
  * that); the closed loop's latency grows with it (p99 ~15 ms with 64, ~30 ms with 128: requests queue).
  */
 const CONNECTIONS_DEFAULT = 128;
-const CONNECTIONS = benchSetting("BENCH_CONNECTIONS", CONNECTIONS_DEFAULT, 1);
+const CONNECTIONS = integerSetting("BENCH_CONNECTIONS", CONNECTIONS_DEFAULT, 1);
 /** Signature worker threads of the servers (the keepers' default, or BENCH_VERIFY_WORKERS). */
-const VERIFY_WORKERS = benchSetting("BENCH_VERIFY_WORKERS", DEFAULT_VERIFY_WORKERS, 0);
+const VERIFY_WORKERS = integerSetting("BENCH_VERIFY_WORKERS", DEFAULT_VERIFY_WORKERS, 0);
 /** Cores of the machine the server and the load client share. */
 const CORES = os.availableParallelism();
 

@@ -4,7 +4,9 @@
  * - `checkProperty` runs a fast-check property with a printed, replayable seed. Environment variables:
  *   `FC_SEED` (replay a seed), `FC_PATH` (with FC_SEED: replay the shrunk counterexample only), `FC_RUNS`
  *   (override every property's number of runs, e.g. a long soak: `FC_RUNS=500`), `FC_SHRINKS` (cap of shrink
- *   steps per generated value, default 40: each step replays a whole sequence on the chain).
+ *   steps per generated value, default 40: each step replays a whole sequence on the chain). A value that is
+ *   not an integer in range (FC_RUNS=abc, FC_RUNS=0) fails the test naming the variable, rather than
+ *   running a property zero times.
  * - `attempt` sends a transaction that may legitimately revert and names the revert: a custom error of the
  *   system, or `Panic(0x..)` / `unknown` — which the callers treat as failures, since every contract reverts
  *   with custom errors only (an arithmetic panic means a state the code did not expect).
@@ -12,12 +14,13 @@
  */
 import fc from "fast-check";
 import { type BaseContract, type ContractTransactionReceipt, type ContractTransactionResponse, ErrorFragment, Interface } from "ethers";
+import { integerSetting } from "../../scripts/lib/env.js";
 
 /** Runs `property` `numRuns` times (or FC_RUNS), with a seed printed on failure and a replay command. */
 export async function checkProperty<Ts>(title: string, file: string, property: fc.IAsyncProperty<Ts>, numRuns: number) {
-  const seed = process.env.FC_SEED !== undefined ? Number(process.env.FC_SEED) : (Date.now() ^ (Math.random() * 2 ** 31)) | 0;
+  const seed = integerSetting("FC_SEED", (Date.now() ^ (Math.random() * 2 ** 31)) | 0, -(2 ** 31));
   const path = process.env.FC_PATH;
-  const runs = process.env.FC_RUNS !== undefined ? Number(process.env.FC_RUNS) : numRuns;
+  const runs = integerSetting("FC_RUNS", numRuns, 1);
   const details = await fc.check(property, { seed, path, numRuns: runs, endOnFailure: path !== undefined });
   if (details.failed) {
     const report = (await fc.asyncDefaultReportMessage(details)) ?? "";
@@ -38,7 +41,7 @@ export function replaying(): boolean {
 
 /** Shrink steps allowed per generated value (each one replays a sequence on the chain). */
 export function maxShrinks(): number {
-  return process.env.FC_SHRINKS !== undefined ? Number(process.env.FC_SHRINKS) : 40;
+  return integerSetting("FC_SHRINKS", 40, 0);
 }
 
 /** One interface holding every custom error of the given contracts (deduplicated), to name reverts. */
