@@ -8,8 +8,8 @@
  * - bound.ecrecoverPerSec: native secp256k1 `ecdsaRecover` (the `secp256k1` package the keepers verify
  *   with) on one precomputed signature, in a loop on this process' thread: recoveries per second on one core.
  *   Measured while no load runs: at the start of the section, right before and right after each timed run of
- *   the signed floor and of discovery, and at the end; the median of these (bound.ecrecoverSamples of them)
- *   is the figure (the machine is shared: the rate moves by 10-20 % within seconds, and the bound should be
+ *   the signed floor and of discovery, and after discovery; the median of these (bound.ecrecoverSamples of
+ *   them; with an even count, the mean of the two middle ones) is the figure (the machine is shared: the rate moves by 10-20 % within seconds, and the bound should be
  *   the machine the figures it bounds ran on), and bound.ecrecoverSpread says how far apart they were.
  * - bound.httpHelloPerSec: the keepers' fastify app (createApp) with one empty GET route, in a child
  *   process, driven in closed loop by the same load client over the same number of keep-alive connections.
@@ -31,7 +31,7 @@
  *   same server (the signed floor too), each of fresh requests; the run of median rate gives the figures
  *   (rate, p99, CPU a request), and discovery.spread (bound.signedFloorSpread) says how far the runs'
  *   rates were apart. On the shared machines this was written on, the same code's discovery runs were
- *   6-16 % apart within a section and 10,200-15,700 requests a second across sections (server CPU 98-155 µs
+ *   6-16 % apart within a section and 10,200-15,700 requests a second across sections (server CPU 92-155 µs
  *   a request), while the recovery rate taken right beside them mostly stayed within 10 %: the machine's
  *   memory and kernel speed moves more than its arithmetic, and one run is one draw of that noise.
  * - master.heartbeatsPerSec: the real master app (buildApp, what the keeper serves) in a child process over a
@@ -47,7 +47,7 @@
  * Knobs for experiments (environment): BENCH_CONNECTIONS (default CONNECTIONS_DEFAULT), BENCH_VERIFY_WORKERS (signature
  * worker threads, default the keepers' DEFAULT_VERIFY_WORKERS), BENCH_MAX_BATCH (recoveries per message to a worker, default the keepers'
  * DEFAULT_MAX_BATCH; BENCH_CONNECTIONS or more sends a whole turn's requests in one message), BENCH_PROFILE=<dir>
- * (the server's CPU profile of each timed run), BENCH_CPU_PROF=<dir> (node --cpu-prof of each server process), BENCH_THREADS=1 (each server thread's CPU in each timed run, from /proc, on stderr).
+ * (the server's CPU profile of each timed run), BENCH_CPU_PROF=<dir> (node --cpu-prof of each server process), BENCH_THREADS=1 (each server thread's CPU in each timed run, from /proc, on stderr; 0 or unset: none).
  * The settings in effect are reported with the figures (http.connections, http.verifyWorkers, http.maxBatch).
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -71,7 +71,7 @@ export const WARM_UP_REQUESTS = 20_000;
 
 export const how: Record<string, string> = {
   "bound.ecrecoverPerSec":
-    "native secp256k1 ecdsaRecover (the keepers' library) in a loop on one thread while no load runs; the median of the measurements taken at the start of the section, right before and right after each timed run of the signed floor and of discovery, and at the end",
+    "native secp256k1 ecdsaRecover (the keepers' library) in a loop on one thread while no load runs; the median of the measurements taken at the start of the section, right before and right after each timed run of the signed floor and of discovery, and after discovery (an even count: the mean of the two middle ones)",
   "bound.ecrecoverSpread": "(largest − smallest) ÷ median of those measurements: how much the machine's speed moved during the section",
   "bound.ecrecoverSamples": "how many measurements of the recovery rate the median was taken over",
   "bound.httpHelloPerSec": "the keepers' fastify app with one empty route, child process, closed loop, same client and connections",
@@ -83,7 +83,7 @@ export const how: Record<string, string> = {
   "discovery.ofSignedFloor": "discovery.signedRequestsPerSec ÷ bound.signedFloorPerSec: the share of the signed floor the real discovery app reaches",
   "discovery.signedRequestsPerSec":
     `real discovery app and SQLite file in a child process; pre-signed requests from 1,000 or more distinct keys, each seen in the warm-up (so verified against its known key, not recovered: the keepers' steady state) (60% PUT /nodes/:node by registered nodes, 40% GET /nodes/:node by validators), closed loop, after a warm-up of up to ${WARM_UP_REQUESTS.toLocaleString("en-US")} such requests (within the run's time limit); ${TIMED_RUNS} timed runs of fresh requests on the same server, 2xx answers per second of the median run`,
-  "discovery.spread": "(fastest − slowest) ÷ median of discovery's timed runs' rates: how much the same code moved on this machine within a minute",
+  "discovery.spread": "(fastest − slowest) ÷ median of discovery's timed runs' rates: how much the same code moved on this machine within the section",
   "discovery.timedRuns": "timed runs of discovery (and of the signed floor); the median run gives their figures",
   "discovery.p99Ms": "99th percentile latency of the median run's requests (closed loop)",
   "master.heartbeatsPerSec": "real master app and SQLite file in a child process, 10,000 members already Healthy, signed heartbeats round robin, closed loop",
@@ -189,7 +189,7 @@ async function measured(server: Child, load: () => Promise<LoadResult>): Promise
   // BENCH_PROFILE=<dir>: the server's CPU profile of the timed run only (no start-up, no warm-up).
   const profileDir = process.env.BENCH_PROFILE;
   if (profileDir) await server.profile("");
-  const threadsBefore = process.env.BENCH_THREADS ? threadTicks(server.pid) : undefined;
+  const threadsBefore = integerSetting("BENCH_THREADS", 0, 0) > 0 ? threadTicks(server.pid) : undefined;
   const before = (await server.memory()).cpuUs;
   const result = await load();
   const after = (await server.memory()).cpuUs;
@@ -303,35 +303,19 @@ function discoveryMix(requests: number): DiscoveryMix {
   };
 }
 
-/**
- * `repeats` timed closed-loop runs of `requests` fresh requests of the mix (each signed before its run), each
- * bounded by `maxMs`, with `bracket` (a measurement of the machine, while no load runs) right before and
- * right after each.
- */
-async function timedRuns(
-  name: string,
-  server: Child,
-  mix: DiscoveryMix,
-  requests: number,
-  maxMs: number,
-  bracket: () => void,
-  repeats: number,
-): Promise<Measured[]> {
-  const runs: Measured[] = [];
-  for (let i = 1; i <= repeats; i++) {
-    log(`${name}: run ${i} of ${repeats}, signing ${requests} requests from ${mix.nodes.length} nodes and ${mix.validators.length} validators`);
-    const signed = mix.sign(requests);
-    bracket();
-    runs.push(await measured(server, () => runLoad({ url: server.url, requests: signed, connections: CONNECTIONS, durationMs: maxMs })));
-    bracket();
-  }
-  return runs;
+/** The median of the values: the middle one, or the mean of the two middle ones of an even count. */
+export function median(values: number[]): number {
+  if (values.length === 0) throw new Error("median of no values");
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 /** The run of median rate (2xx answers per second) of an odd number of runs. */
 export function medianRun(runs: Measured[]): Measured {
   if (runs.length % 2 === 0) throw new Error(`medianRun needs an odd number of runs, got ${runs.length}`);
-  return [...runs].sort((a, b) => a.ok / a.durationMs - b.ok / b.durationMs)[(runs.length - 1) / 2];
+  const rate = median(runs.map((run) => run.ok / run.durationMs));
+  return runs.find((run) => run.ok / run.durationMs === rate)!;
 }
 
 /** 2xx answers per second of a run. */
@@ -339,11 +323,10 @@ function okPerSec(run: LoadResult): number {
   return Math.round((run.ok / run.durationMs) * 1000);
 }
 
-/** (largest − smallest) ÷ median (the lower middle one of an even count) of the values, two decimals. */
+/** (largest − smallest) ÷ median of the values, two decimals. */
 export function spread(values: number[]): number {
-  if (values.length === 0) throw new Error("spread of no values");
-  const sorted = [...values].sort((a, b) => a - b);
-  return Math.round(((sorted[sorted.length - 1] - sorted[0]) / Math.max(1e-9, sorted[(sorted.length - 1) >> 1])) * 100) / 100;
+  const middle = median(values);
+  return Math.round(((Math.max(...values) - Math.min(...values)) / Math.max(1e-9, middle)) * 100) / 100;
 }
 
 /**
@@ -359,49 +342,54 @@ async function warm(server: Child, mix: DiscoveryMix, count: number, maxMs: numb
   if (result.errors > 0) throw new Error(`${name}: ${result.errors} warm-up requests failed: ${JSON.stringify(result.statuses)}`);
 }
 
-/** How a server is driven with discovery's mix (defaults: the section's settings, one timed run). */
+/** How a server is driven with discovery's mix after its warm-up. */
 export interface MixRunOptions {
-  /** Signature worker threads of the server. */
-  verifyWorkers?: number;
-  /** Requests of the warm-up (see `warm`). */
-  warmUp?: number;
-  /** Called right before and right after each timed run (see `timedRuns`). */
-  bracket?: () => void;
-  /** Timed runs. */
-  repeats?: number;
+  /** Timed runs, each of fresh requests. */
+  repeats: number;
+  /** Called right before and right after each timed run (a measurement of the machine, while no load runs). */
+  bracket: () => void;
 }
 
 /**
  * Starts the server `setup` describes for the mix, stores every node's endpoint (the reads then find one: a
- * 404 would count as an error), warms it up, then times its runs; stops it.
+ * 404 would count as an error), warms it up, then times `repeats` closed-loop runs of `requests` requests
+ * (each run's requests signed before it, each run bounded by `maxMs`); stops it.
  */
 async function runMix(
   name: string,
-  setup: (mix: DiscoveryMix, verifyWorkers: number) => ServerSetup,
+  setup: (mix: DiscoveryMix) => ServerSetup,
   requests: number,
   maxMs: number,
-  options: MixRunOptions,
+  { repeats, bracket }: MixRunOptions,
 ): Promise<Measured[]> {
-  const { warmUp = WARM_UP_REQUESTS, bracket = () => undefined, repeats = 1 } = options;
-  const mix = discoveryMix(requests * repeats + warmUp);
-  const server = await startServer(setup(mix, options.verifyWorkers ?? VERIFY_WORKERS));
+  const mix = discoveryMix(requests * repeats + WARM_UP_REQUESTS);
+  const server = await startServer(setup(mix));
   try {
-    await runLoad({ url: server.url, requests: mix.uploads(), connections: CONNECTIONS });
-    await warm(server, mix, warmUp, maxMs, name);
-    return await timedRuns(name, server, mix, requests, maxMs, bracket, repeats);
+    const uploads = await runLoad({ url: server.url, requests: mix.uploads(), connections: CONNECTIONS });
+    if (uploads.errors > 0) throw new Error(`${name}: ${uploads.errors} first uploads failed: ${JSON.stringify(uploads.statuses)}`);
+    await warm(server, mix, WARM_UP_REQUESTS, maxMs, name);
+    const runs: Measured[] = [];
+    for (let i = 1; i <= repeats; i++) {
+      log(`${name}: run ${i} of ${repeats}, signing ${requests} requests from ${mix.nodes.length} nodes and ${mix.validators.length} validators`);
+      const signed = mix.sign(requests);
+      bracket();
+      runs.push(await measured(server, () => runLoad({ url: server.url, requests: signed, connections: CONNECTIONS, durationMs: maxMs })));
+      bracket();
+    }
+    return runs;
   } finally {
     await server.stop();
   }
 }
 
 /** Requests in closed loop against the real discovery app. */
-export function discovery(dataDir: string, requests: number, maxMs: number, options: MixRunOptions = {}): Promise<Measured[]> {
+export function discovery(dataDir: string, requests: number, maxMs: number, options: MixRunOptions): Promise<Measured[]> {
   return runMix(
     "discovery",
-    (mix, verifyWorkers) => ({
+    (mix) => ({
       kind: "discovery",
       dataDir,
-      verifyWorkers,
+      verifyWorkers: VERIFY_WORKERS,
       validators: mix.validators.map((k) => k.address),
       nodes: mix.nodes.map((k) => k.address),
       master: mix.master.address,
@@ -417,8 +405,8 @@ export function discovery(dataDir: string, requests: number, maxMs: number, opti
  * The same requests, as many and as long, against the signed floor: node:http and the keepers' signature
  * check (in one worker, as discovery) answering every request, nothing else.
  */
-export function signedFloor(requests: number, maxMs: number, options: MixRunOptions = {}): Promise<Measured[]> {
-  return runMix("signed floor", (_mix, verifyWorkers) => ({ kind: "signed-floor", verifyWorkers }), requests, maxMs, options);
+export function signedFloor(requests: number, maxMs: number, options: MixRunOptions): Promise<Measured[]> {
+  return runMix("signed floor", () => ({ kind: "signed-floor", verifyWorkers: VERIFY_WORKERS }), requests, maxMs, options);
 }
 
 // ------------------------------------------------------------------ master
@@ -477,7 +465,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
   const dir = mkdtempSync(path.join(os.tmpdir(), "cn-bench-http-"));
   try {
     // The recovery rate: at the start, right before and after every timed run of the signed floor and
-    // discovery (while no load runs), and at the end of the section; the median is the bound.
+    // discovery (while no load runs), and after discovery; the median is the bound.
     const recoveryMs = quick ? 1_000 : 3_000;
     const bracketMs = quick ? 500 : 1_000;
     const recoveries = [ecrecoverPerSec(recoveryMs)];
@@ -485,10 +473,11 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
     const bracket = () => void recoveries.push(ecrecoverPerSec(bracketMs));
     const hello = await helloPerSec(quick ? 3_000 : 8_000);
     log(`hello: ${JSON.stringify(hello)}`);
-    // Bounded by count and by time (--quick must stay under 90 s even on a busy machine). Each timed run is
-    // long enough for a few seconds of load at the target's rate (a run of a second or two measures its own
-    // start: fresh connections, the client's first turns); three of them, and the median run is the figure.
-    const discoveryRequests = quick ? 30_000 : 80_000;
+    // Bounded by count and by time (the time limits of --quick's runs add up to about 75 s; the whole
+    // --quick bench must stay under 5 minutes on two cores). Each timed run is long enough for a few seconds
+    // of load at the target's rate (a run of a second or two measures its own start: fresh connections, the
+    // client's first turns); three of them, and the median run is the figure.
+    const discoveryRequests = quick ? 40_000 : 80_000;
     const discoveryMaxMs = quick ? 6_000 : 25_000;
     const floorRuns = await signedFloor(discoveryRequests, discoveryMaxMs, { bracket, repeats: TIMED_RUNS });
     for (const run of floorRuns) log(`signed floor: ${JSON.stringify(run)}`);
@@ -497,8 +486,7 @@ export async function run(opts: { quick: boolean }): Promise<Record<string, numb
     recoveries.push(ecrecoverPerSec(recoveryMs));
     const floor = medianRun(floorRuns);
     const disc = medianRun(discRuns);
-    const sorted = [...recoveries].sort((a, b) => a - b);
-    const ecrecover = sorted[(sorted.length - 1) >> 1];
+    const ecrecover = Math.round(median(recoveries));
     log(`ecrecover: ${recoveries.join(", ")}/s, median ${ecrecover}/s`);
     const m = await master(path.join(dir, "master"), 10_000, quick ? 20_000 : 60_000, quick ? 8_000 : 20_000, quick ? 5_000 : 15_000);
     log(`master: warm-up ${JSON.stringify(m.warmUp)}`);

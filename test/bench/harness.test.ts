@@ -12,7 +12,7 @@ import { runBench } from "../../bench/harness.js";
 import { renderResults } from "../../bench/report.js";
 import { GAS_REFERENCE, TARGETS, judge } from "../../bench/targets.js";
 import { GAS_MD, STEADY_STATE_ROWS, fromGasJson, fromGasMarkdown } from "../../bench/sections/gas.js";
-import { type Measured, medianRun, spread } from "../../bench/sections/http.js";
+import { type Measured, median, medianRun, spread } from "../../bench/sections/http.js";
 
 const target = (figure: string) => TARGETS.find((t) => t.figure === figure)!;
 
@@ -124,19 +124,24 @@ export async function run(opts: { quick: boolean }) {
   describe("the http section's repeated runs", () => {
     const run = (ok: number, durationMs: number, p99Ms: number) => ({ ok, durationMs, p99Ms }) as Measured;
 
-    it("takes the run of median rate (answers per second, not answers) and refuses an even number of runs", () => {
-      // Rates 10,000, 8,000 and 12,000 a second: the 8,000-answer run is the median by rate although it has the fewest answers.
-      const runs = [run(30_000, 3_000, 1), run(16_000, 2_000, 2), run(36_000, 3_000, 3)];
+    it("takes the run of median rate (answers per second, not answers or duration) and refuses an even number of runs", () => {
+      // Rates 10,000, 8,000 and 12,000 a second: the median by rate is the first run; by answers or by
+      // duration it would be the third.
+      const runs = [run(20_000, 2_000, 1), run(40_000, 5_000, 2), run(36_000, 3_000, 3)];
       expect(medianRun(runs).p99Ms).to.equal(1);
       expect(medianRun([run(10, 1, 7)]).p99Ms).to.equal(7);
       expect(() => medianRun(runs.slice(0, 2))).to.throw(/odd number of runs, got 2/);
       expect(runs.map((r) => r.p99Ms)).to.deep.equal([1, 2, 3]); // not sorted in place
     });
 
-    it("gives the spread as (largest − smallest) ÷ median", () => {
+    it("gives the median (of an even count, the mean of the two middle values) and the spread as (largest − smallest) ÷ median", () => {
+      expect(median([10_000, 8_000, 12_000])).to.equal(10_000);
+      expect(median([12, 9, 11, 10])).to.equal(10.5);
+      expect(median([5])).to.equal(5);
+      expect(() => median([])).to.throw(/no values/);
       expect(spread([10_000, 8_000, 12_000])).to.equal(0.4);
       expect(spread([21_000, 21_000, 21_000, 21_000])).to.equal(0);
-      expect(spread([9, 10, 11, 12])).to.equal(0.3); // an even count divides by the lower middle value
+      expect(spread([9, 10, 11, 12])).to.equal(0.29); // 3 ÷ 10.5
       expect(() => spread([])).to.throw(/no values/);
     });
   });

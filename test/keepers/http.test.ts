@@ -8,7 +8,6 @@ import { expect } from "chai";
 import { Wallet } from "ethers";
 import type { Server } from "node:http";
 import { BENCH_CHAIN_ID, buildSignedFloorServer } from "../../bench/lib/keeper-servers.js";
-import { integerSetting } from "../../scripts/lib/env.js";
 import { newNodeKey, presign, runLoad } from "../../bench/lib/load.js";
 import { type App, HttpError, MAX_JSON_DEPTH, SignedClient, closeServer, createApp, listen, parseJsonBody, requireSignature } from "../../keepers/shared/http.js";
 import { createLogger } from "../../keepers/shared/log.js";
@@ -342,25 +341,5 @@ describe("benchmark load client (bench/lib/load.ts)", () => {
     }
     const unbounded = await runLoad({ url: "http://127.0.0.1:1", requests: () => request }).then(() => undefined, (e: Error) => e);
     expect(unbounded?.message).to.match(/always bounded/);
-  });
-
-  it("reads its settings from the environment: unset or empty is the default, anything but an integer in range is refused by name", () => {
-    const name = "BENCH_TEST_SETTING";
-    try {
-      delete process.env[name];
-      expect(integerSetting(name, 64, 1)).to.equal(64);
-      for (const [raw, value] of [["", 64], ["  ", 64], ["8", 8], ["1", 1]] as const) {
-        process.env[name] = raw;
-        expect(integerSetting(name, 64, 1), JSON.stringify(raw)).to.equal(value);
-      }
-      process.env[name] = "0";
-      expect(integerSetting(name, 1, 0)).to.equal(0);
-      for (const raw of ["0", "-2", "1.5", "abc", "Infinity"]) {
-        process.env[name] = raw;
-        expect(() => integerSetting(name, 64, 1), raw).to.throw(`BENCH_TEST_SETTING must be an integer of at least 1, got ${JSON.stringify(raw)}`);
-      }
-    } finally {
-      delete process.env[name];
-    }
   });
 });
