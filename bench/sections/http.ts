@@ -330,15 +330,15 @@ export function spread(values: number[]): number {
 }
 
 /**
- * `count` requests of the mix (or as many as `maxMs` allows), closed loop, before the timed run: V8 compiles the hot paths once they have
- * run a few thousand times, on its background threads. Timed from a cold start, a run of a few seconds
- * measures that compilation and the slower code before it, not the server a keeper is after running a while.
- * Every warm-up request must be answered 2xx (a refused one would mean the timed run is wrong too).
+ * WARM_UP_REQUESTS requests of the mix (or as many as `maxMs` allows), closed loop, before the timed runs:
+ * V8 compiles the hot paths once they have run a few thousand times, on its background threads. Timed from
+ * a cold start, a run of a few seconds measures that compilation and the slower code before it, not the
+ * server a keeper is after running a while. Every warm-up request must be answered 2xx (a refused one would
+ * mean the timed runs are wrong too).
  */
-async function warm(server: Child, mix: DiscoveryMix, count: number, maxMs: number, name: string): Promise<void> {
-  if (count === 0) return;
-  log(`${name}: warm-up, ${count} requests (at most ${maxMs} ms)`);
-  const result = await runLoad({ url: server.url, requests: mix.sign(count), connections: CONNECTIONS, durationMs: maxMs });
+async function warm(server: Child, mix: DiscoveryMix, maxMs: number, name: string): Promise<void> {
+  log(`${name}: warm-up, ${WARM_UP_REQUESTS} requests (at most ${maxMs} ms)`);
+  const result = await runLoad({ url: server.url, requests: mix.sign(WARM_UP_REQUESTS), connections: CONNECTIONS, durationMs: maxMs });
   if (result.errors > 0) throw new Error(`${name}: ${result.errors} warm-up requests failed: ${JSON.stringify(result.statuses)}`);
 }
 
@@ -367,7 +367,7 @@ async function runMix(
   try {
     const uploads = await runLoad({ url: server.url, requests: mix.uploads(), connections: CONNECTIONS });
     if (uploads.errors > 0) throw new Error(`${name}: ${uploads.errors} first uploads failed: ${JSON.stringify(uploads.statuses)}`);
-    await warm(server, mix, WARM_UP_REQUESTS, maxMs, name);
+    await warm(server, mix, maxMs, name);
     const runs: Measured[] = [];
     for (let i = 1; i <= repeats; i++) {
       log(`${name}: run ${i} of ${repeats}, signing ${requests} requests from ${mix.nodes.length} nodes and ${mix.validators.length} validators`);
